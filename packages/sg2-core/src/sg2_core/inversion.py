@@ -1,0 +1,179 @@
+"""The result every inversion method returns: latent codes, their space and optional weight offsets.
+
+An ``Inversion`` is a batch: it renders itself, is edited along a W direction, interpolated with
+another inversion of the same generator, sliced and concatenated. A method that tunes the
+generator per image (PTI, HyperInverter) reports per-sample weight offsets instead of a copy of the
+generator; an inversion without offsets behaves like one whose offsets are all zero.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+from .directions import apply_direction
+from .latents import _per_sample, broadcast_w, lerp
+
+SPACES = ("w", "w+", "z+")
+
+
+def _layer_key(name: str) -> str:
+    """``synthesis.b8.conv0.weight`` and ``b8.conv0`` name the same layer."""
+    return name.removeprefix("synthesis.").removesuffix(".weight")
+
+
+@dataclass
+class Inversion:
+    """Latent codes of ``N`` images for ``generator``.
+
+    Attributes:
+        latents: ``[N, w_dim]`` (space ``'w'``), ``[N, num_ws, w_dim]`` (``'w+'``) or
+            ``[N, num_ws, z_dim]`` (``'z+'``: one z per W+ entry, each mapped on its own).
+        space: ``'w'``, ``'w+'`` or ``'z+'``.
+        generator: the Generator the codes belong to (shared, never copied or moved).
+        weight_offsets: ``{layer name: [N, *weight shape]}`` added to the generator's weights, or ``None``.
+        extras: anything else the method reports (losses, timings, ...). Tensors whose first
+            dimension is ``N`` follow the batch when slicing and concatenating; the rest is carried as is.
+    """
+
+    latents: torch.Tensor
+    space: str
+    generator: object
+    weight_offsets: dict[str, torch.Tensor] | None = None
+    extras: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        if self.space not in SPACES:
+            raise ValueError(f"space must be one of {SPACES}, got {self.space!r}")
+        g = self.generator
+        expected = {"w": [g.w_dim], "w+": [g.num_ws, g.w_dim], "z+": [g.num_ws, g.z_dim]}[self.space]
+        if not isinstance(self.latents, torch.Tensor) or list(self.latents.shape[1:]) != expected \
+                or self.latents.ndim != len(expected) + 1:
+            got = list(self.latents.shape) if isinstance(self.latents, torch.Tensor) else type(self.latents).__name__
+            raise ValueError(f"latents for space {self.space!r} must have shape {['N', *expected]}, got {got}")
+        if self.weight_offsets:
+            self.weight_offsets = self._checked_offsets(self.weight_offsets)
+        else:
+            self.weight_offsets = None
+
+    def _checked_offsets(self, offsets: dict) -> dict[str, torch.Tensor]:
+        synthesis = self.generator.synthesis
+        checked = {}
+        for raw_name, offset in offsets.items():
+            name = _layer_key(raw_name)
+            if name not in synthesis.weight_layer_names:
+                raise ValueError(f"weight_offsets: unknown layer {raw_name!r}; layers: {synthesis.weight_layer_names}")
+            expected = [len(self), *synthesis.layer(name).weight.shape]
+            if not isinstance(offset, torch.Tensor) or list(offset.shape) != expected:
+                got = list(offset.shape) if isinstance(offset, torch.Tensor) else type(offset).__name__
+                raise ValueError(f"weight_offsets[{raw_name!r}] must have shape {expected}, got {got}")
+            checked[name] = offset
+        return checked
+
+    def __len__(self) -> int:
+        return self.latents.shape[0]
+
+    @property
+    def ws(self) -> torch.Tensor:
+        """W+ codes ``[N, num_ws, w_dim]``, whatever the space (differentiable)."""
+        g = self.generator
+        if self.space == "w":
+            return broadcast_w(self.latents, g.num_ws)
+        if self.space == "w+":
+            return self.latents
+        n = len(self)
+        mapped = g.mapping(self.latents.reshape(n * g.num_ws, g.z_dim))[:, 0]  # each z+ entry on its own
+        return mapped.reshape(n, g.num_ws, g.w_dim)
+
+    def render(self, noise_mode: str = "const", **synthesis_kwargs) -> torch.Tensor:
+        """Images ``[N, C, R, R]`` in about [-1, 1], with the weight offsets applied."""
+        return self.generator.synthesis(self.ws, noise_mode=noise_mode, weight_offsets=self.weight_offsets,
+                                        **synthesis_kwargs)
+
+    def _derive(self, latents, space, weight_offsets, extras) -> Inversion:
+        return Inversion(latents, space, self.generator, weight_offsets, extras)
+
+    def edit(self, direction: torch.Tensor, strength, layers=None) -> Inversion:
+        """A W+ inversion moved by ``strength * direction`` (on W+ entries ``layers``; offsets kept)."""
+        ws = apply_direction(self.ws, direction, strength, layers)
+        return self._derive(ws, "w+", self.weight_offsets, dict(self.extras))
+
+    def interpolate(self, other: Inversion, t) -> Inversion:
+        """W+ lerp towards ``other`` (``self`` at ``t=0``); offsets blend too, a missing one counting as zero."""
+        if not isinstance(other, Inversion):
+            raise ValueError(f"other must be an Inversion, got {type(other).__name__}")
+        if other.generator is not self.generator:
+            raise ValueError("other belongs to a different generator; interpolation needs the same one")
+        if len(other) != len(self):
+            raise ValueError(f"other must hold {len(self)} samples like self, got {len(other)}")
+        offsets = _blend_offsets(self.weight_offsets or {}, other.weight_offsets or {}, t, len(self))
+        return self._derive(lerp(self.ws, other.ws, t), "w+", offsets, {})
+
+    def _map(self, fn) -> Inversion:
+        offsets = None if self.weight_offsets is None else {k: fn(v) for k, v in self.weight_offsets.items()}
+        extras = {k: fn(v) if isinstance(v, torch.Tensor) else v for k, v in self.extras.items()}
+        return self._derive(fn(self.latents), self.space, offsets, extras)
+
+    def to(self, device) -> Inversion:
+        """Moves the latents, offsets and tensor extras (not the shared generator)."""
+        return self._map(lambda t: t.to(device))
+
+    def detach(self) -> Inversion:
+        return self._map(lambda t: t.detach())
+
+    def __getitem__(self, index) -> Inversion:
+        """A sub-batch; an int keeps the batch dimension (``inv[2]`` has length 1)."""
+        n = len(self)
+        if isinstance(index, int):
+            if not -n <= index < n:
+                raise IndexError(f"index {index} is out of range for an Inversion of {n} samples")
+            index = slice(index % n, index % n + 1)
+        offsets = None if self.weight_offsets is None else {k: v[index] for k, v in self.weight_offsets.items()}
+        extras = {k: v[index] if _is_per_sample(v, n) else v for k, v in self.extras.items()}
+        return self._derive(self.latents[index], self.space, offsets, extras)
+
+    @staticmethod
+    def cat(inversions) -> Inversion:
+        """Concatenate along the batch. Mixed spaces become W+; offsets of layers some lack count as zero."""
+        inversions = list(inversions)
+        if not inversions:
+            raise ValueError("inversions must hold at least one Inversion")
+        first = inversions[0]
+        if any(inv.generator is not first.generator for inv in inversions):
+            raise ValueError("all inversions must belong to the same generator")
+        same_space = all(inv.space == first.space for inv in inversions)
+        space = first.space if same_space else "w+"
+        latents = torch.cat([inv.latents if same_space else inv.ws for inv in inversions])
+        offsets = None
+        names = {name: off for inv in inversions for name, off in (inv.weight_offsets or {}).items()}
+        if names:
+            offsets = {name: torch.cat([(inv.weight_offsets or {}).get(name, _zeros_like_batch(ref, len(inv)))
+                                        for inv in inversions]) for name, ref in names.items()}
+        extras = {}
+        for key, value in first.extras.items():
+            parts = [inv.extras.get(key) for inv in inversions]
+            if all(_is_per_sample(p, len(inv)) for p, inv in zip(parts, inversions)):
+                extras[key] = torch.cat(parts)
+            else:
+                extras[key] = value
+        return Inversion(latents, space, first.generator, offsets, extras)
+
+
+def _blend_offsets(mine: dict, theirs: dict, t, n: int) -> dict | None:
+    """Per-layer lerp of two offset dicts; a layer only one side has counts as zero on the other."""
+    blended = {}
+    for name in {**mine, **theirs}:
+        a, b = mine.get(name), theirs.get(name)
+        a = torch.zeros_like(b) if a is None else a
+        b = torch.zeros_like(a) if b is None else b
+        blended[name] = a + _per_sample("t", t, n, a.ndim, a) * (b - a)
+    return blended or None
+
+
+def _zeros_like_batch(reference: torch.Tensor, n: int) -> torch.Tensor:
+    return reference.new_zeros(n, *reference.shape[1:])
+
+
+def _is_per_sample(value, n: int) -> bool:
+    return isinstance(value, torch.Tensor) and value.ndim > 0 and value.shape[0] == n

@@ -1,0 +1,106 @@
+"""Equalised-learning-rate layers and the (modulated) convolutions StyleGAN2 is built from.
+
+Parameters are stored as N(0, 1) draws and scaled at run time (``1/sqrt(fan_in)``, times an
+optional learning-rate multiplier), as in the StyleGAN2 paper; parameter names and shapes equal
+NVIDIA's StyleGAN2-ADA so its state dicts load unchanged.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from sg2_kernels import ACTIVATIONS, bias_act, setup_filter, upfirdn2d
+
+
+class FullyConnectedLayer(nn.Module):
+    """``act(x @ (W * lr / sqrt(in)).T + b * lr)`` with the activation's default gain."""
+
+    def __init__(self, in_features, out_features, activation="linear", lr_multiplier=1.0, bias_init=0.0, bias=True):
+        super().__init__()
+        self.in_features, self.out_features, self.activation = in_features, out_features, activation
+        self.weight = nn.Parameter(torch.randn(out_features, in_features) / lr_multiplier)
+        self.bias = nn.Parameter(torch.full([out_features], float(bias_init))) if bias else None
+        self.weight_gain = lr_multiplier / math.sqrt(in_features)
+        self.bias_gain = lr_multiplier
+
+    def forward(self, x):
+        w = self.weight.to(x.dtype) * self.weight_gain
+        b = None if self.bias is None else self.bias.to(x.dtype) * self.bias_gain
+        if self.activation == "linear" and b is not None:
+            return torch.addmm(b.unsqueeze(0), x, w.t())
+        return bias_act(x.matmul(w.t()), b, act=self.activation)
+
+    def extra_repr(self):
+        return f"in_features={self.in_features}, out_features={self.out_features}, activation={self.activation}"
+
+
+def conv2d_resample(x, w, f=None, up=1, down=1, padding=0, groups=1):
+    """A 2-D convolution (cross-correlation, like ``F.conv2d``) fused with 2x up- or downsampling.
+
+    ``up=2``: transposed convolution with stride 2, then the FIR filter ``f`` (gain 4); the result
+    has twice the size of ``x`` for ``padding = k // 2``. ``down=2``: ``f`` first, then a stride-2
+    convolution. The paddings are StyleGAN2's, so the output equals upsample-then-conv and
+    filter-then-downsample-conv without materialising the large intermediate.
+    """
+    kh, kw = w.shape[2], w.shape[3]
+    if up == 1 and down == 1:
+        return F.conv2d(x, w, padding=padding, groups=groups)
+    fw = f.shape[-1]
+    if down > 1:
+        p0, p1 = padding + (fw - down + 1) // 2, padding + (fw - down) // 2
+        if kw == 1 and kh == 1:  # 1x1: downsample first, the convolution then runs on 4x fewer pixels
+            return F.conv2d(upfirdn2d(x, f, down=down, padding=[p0, p1, p0, p1]), w, groups=groups)
+        return F.conv2d(upfirdn2d(x, f, padding=[p0, p1, p0, p1]), w, stride=down, groups=groups)
+    # up > 1: a transposed convolution wants [in, out/groups, k, k]
+    n_out, n_in = w.shape[0], w.shape[1]
+    wt = w.reshape(groups, n_out // groups, n_in, kh, kw).transpose(1, 2).reshape(groups * n_in, n_out // groups, kh, kw)
+    x = F.conv_transpose2d(x, wt, stride=up, groups=groups)
+    p0 = padding + (fw + up - 1) // 2 - (kw - 1)
+    p1 = padding + (fw - up) // 2 - (kw - up)
+    return upfirdn2d(x, f, padding=[p0, p1, p0, p1], gain=up * up)
+
+
+class Conv2dLayer(nn.Module):
+    """Equalised-LR convolution with optional 2x down/upsampling, fused bias + activation and clamp."""
+
+    def __init__(self, in_channels, out_channels, kernel_size, bias=True, activation="linear", up=1, down=1,
+                 resample_filter=(1, 3, 3, 1), conv_clamp=None):
+        super().__init__()
+        self.activation, self.up, self.down, self.conv_clamp = activation, up, down, conv_clamp
+        self.padding = kernel_size // 2
+        self.register_buffer("resample_filter", setup_filter(list(resample_filter)))
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+        self.weight_gain = 1 / math.sqrt(in_channels * kernel_size**2)
+
+    def forward(self, x, gain=1.0):
+        w = self.weight.to(x.dtype) * self.weight_gain
+        x = conv2d_resample(x, w, self.resample_filter, up=self.up, down=self.down, padding=self.padding)
+        clamp = None if self.conv_clamp is None else self.conv_clamp * gain
+        b = None if self.bias is None else self.bias.to(x.dtype)
+        return bias_act(x, b, act=self.activation, gain=ACTIVATIONS[self.activation].default_gain * gain, clamp=clamp)
+
+
+def modulated_conv2d(x, weight, styles, noise=None, up=1, padding=0, resample_filter=None, demodulate=True):
+    """Convolve each sample with its own modulated (and demodulated) weights, in one grouped convolution.
+
+    ``weight`` is ``[O, I, k, k]`` shared by the batch, or ``[N, O, I, k, k]`` per sample (how per-sample
+    weight offsets enter); ``styles`` is ``[N, I]``. ``noise`` is added after the convolution.
+    """
+    n, in_channels, h, w_ = x.shape
+    per_sample = weight.ndim == 5
+    out_channels, k = weight.shape[-4], weight.shape[-1]
+    if styles.shape != (n, in_channels):
+        raise ValueError(f"styles must have shape {[n, in_channels]}, got {list(styles.shape)}")
+    w = (weight if per_sample else weight.unsqueeze(0)) * styles.reshape(n, 1, -1, 1, 1)
+    if demodulate:
+        w = w * (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt().reshape(n, -1, 1, 1, 1)
+    w = w.reshape(n * out_channels, in_channels, k, k)
+    y = conv2d_resample(x.reshape(1, n * in_channels, h, w_), w.to(x.dtype), resample_filter, up=up,
+                        padding=padding, groups=n)
+    y = y.reshape(n, out_channels, y.shape[2], y.shape[3])
+    return y if noise is None else y.add_(noise.to(y.dtype))
