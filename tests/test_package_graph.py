@@ -91,7 +91,8 @@ def check_tree(root: Path, allowed: dict[str, set[str]] = ALLOWED) -> list[str]:
 
 
 def test_the_repository_follows_the_package_graph():
-    assert check_tree(REPO) == []
+    problems = check_tree(REPO)
+    assert not problems, "\n".join(problems)
 
 
 def test_every_package_has_a_rule():

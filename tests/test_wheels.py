@@ -83,6 +83,8 @@ def test_builds_a_wheel_and_an_sdist(dist_dir, package_dir):
         names = zf.namelist()
     assert f"{module}/__init__.py" in names
     assert not any("/tests/" in n or n.startswith("tests/") for n in names), "tests leaked into the wheel"
+    # Built with SG2_KERNELS_BUILD=none: a compiled file here is a stale in-place build that leaked in.
+    assert not [n for n in names if n.endswith((".so", ".pyd", ".dll"))]
 
 
 def test_clean_venv_installs_inv_hyper_by_name(dist_dir, tmp_path):

@@ -4,19 +4,17 @@ import pytest
 import torch
 
 from sg2_core.generator import mix_styles
+from sg2_kernels import use_impl
 from sg2_kernels.testing import assert_close_rel, max_rel_error
 
 VALUES, SECOND_ORDER = 1e-5, 1e-4
 
 
 @pytest.fixture(params=["ref", None], ids=["ref-ops", "fastest-ops"])
-def ops_impl(request, monkeypatch):
-    """Run each test with the pure-PyTorch ops and with the fastest compiled ones available."""
-    if request.param == "ref":
-        import sg2_kernels._backend as backend
-
-        monkeypatch.setattr(backend, "choose_impl", lambda impl, device, op: "ref")
-    return request.param
+def ops_impl(request):
+    """Run each test with the pure-PyTorch ops and with the fastest ones available here."""
+    with use_impl(request.param):
+        yield request.param
 
 
 def test_mapping(g32, io32, ops_impl):

@@ -7,7 +7,7 @@ import warnings
 import pytest
 import torch
 
-from sg2_kernels import _backend, available_impls
+from sg2_kernels import _backend, available_impls, use_impl
 
 
 def test_reference_is_always_available():
@@ -44,3 +44,16 @@ def test_missing_compiled_impl_says_why(monkeypatch):
     monkeypatch.setattr(_backend, "_load", lambda impl: (None, "not built at install time: SG2_KERNELS_BUILD=none"))
     with pytest.raises(RuntimeError, match="impl='cpp' is unavailable: not built.*SG2_KERNELS_BUILD=none"):
         _backend.choose_impl("cpp", torch.device("cpu"), "upfirdn2d")
+
+
+def test_use_impl_sets_the_default_for_calls_without_impl():
+    cpu = torch.device("cpu")
+    automatic = _backend.choose_impl(None, cpu, "op")
+    with use_impl("ref"):
+        assert _backend.choose_impl(None, cpu, "op") == "ref"
+        with pytest.raises(ValueError, match="impl='cuda' runs on cuda tensors"):
+            _backend.choose_impl("cuda", cpu, "op")  # an explicit choice still wins, and is checked
+    assert _backend.choose_impl(None, cpu, "op") == automatic
+    with pytest.raises(ValueError, match="impl must be one of"):
+        with use_impl("fast"):
+            pass

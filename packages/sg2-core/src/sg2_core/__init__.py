@@ -1,9 +1,54 @@
-"""StyleGAN2 networks, losses, training, checkpoint I/O and the method registry.
-
-Placeholder in 0.1.0: this package holds no functionality yet.
-"""
+"""StyleGAN2 networks, checkpoint I/O, latent-space helpers and the registry of inversion methods."""
 
 from importlib.metadata import version as _version
 
-# Single source of truth: the version in pyproject.toml, as installed.
+from .checkpoints import (
+    Checkpoint,
+    CheckpointError,
+    CheckpointKeyError,
+    CheckpointWarning,
+    UnsafePickleError,
+    detect_format,
+    load_checkpoint,
+    save_checkpoint,
+)
+from .config import DISCRIMINATOR_PRESETS, GENERATOR_PRESETS, DiscriminatorConfig, GeneratorConfig
+from .directions import Directions, apply_direction, ganspace, sefa
+from .discriminator import Discriminator
+from .generator import Generator, MappingNetwork, SynthesisNetwork, mix_styles, truncate
+from .inversion import Inversion
+from .registry import InversionMethod, check_images, create_method, list_methods, method_info, register_method
+
 __version__ = _version("sg2-core")
+
+__all__ = [
+    "Checkpoint",
+    "CheckpointError",
+    "CheckpointKeyError",
+    "CheckpointWarning",
+    "DISCRIMINATOR_PRESETS",
+    "Directions",
+    "Discriminator",
+    "DiscriminatorConfig",
+    "GENERATOR_PRESETS",
+    "Generator",
+    "GeneratorConfig",
+    "Inversion",
+    "InversionMethod",
+    "MappingNetwork",
+    "SynthesisNetwork",
+    "UnsafePickleError",
+    "apply_direction",
+    "check_images",
+    "create_method",
+    "detect_format",
+    "ganspace",
+    "list_methods",
+    "load_checkpoint",
+    "method_info",
+    "mix_styles",
+    "register_method",
+    "save_checkpoint",
+    "sefa",
+    "truncate",
+]

@@ -12,45 +12,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import statistics
 import sys
-import time
 
 import torch
 
-import sg2_kernels._backend as kernels_backend
-from sg2_kernels import available_impls
+from sg2_kernels import use_impl
+from sg2_kernels._backend import impls_for_device
+from sg2_kernels.bench import seconds_per_call
 
 from .config import DiscriminatorConfig, GeneratorConfig
 from .discriminator import Discriminator
 from .generator import Generator
-
-
-@contextlib.contextmanager
-def forced_impl(impl: str):
-    """Make every op call inside use ``impl`` (the networks call the ops with ``impl=None``)."""
-    original = kernels_backend.choose_impl
-    kernels_backend.choose_impl = lambda requested, device, op: impl if requested is None else requested
-    try:
-        yield
-    finally:
-        kernels_backend.choose_impl = original
-
-
-def _seconds_per_call(fn, device, min_seconds, min_calls=2):
-    def sync():
-        if device.type == "cuda":
-            torch.cuda.synchronize(device)
-
-    fn()
-    sync()
-    samples, start = [], time.perf_counter()
-    while len(samples) < min_calls or time.perf_counter() - start < min_seconds:
-        t0 = time.perf_counter()
-        fn()
-        sync()
-        samples.append(time.perf_counter() - t0)
-    return statistics.median(samples)
 
 
 def _load_nvidia(repo: str):
@@ -94,8 +66,7 @@ def main(argv=None) -> int:
     parser.add_argument("--nvidia-repo", help="a stylegan2-ada-pytorch checkout to compare against")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
-    impls = [i for i, why in available_impls().items()
-             if why is None and (i == "ref" or {"cpp": "cpu", "cuda": "cuda"}[i] == device.type)]
+    impls = impls_for_device(device)
     nvidia = _load_nvidia(args.nvidia_repo) if args.nvidia_repo else None
     print(f"sg2_core.bench: device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"ops {impls}{', NVIDIA ' + args.nvidia_repo if nvidia else ''}")
@@ -104,7 +75,7 @@ def main(argv=None) -> int:
     for res in args.resolutions:
         G = Generator(GeneratorConfig(resolution=res)).eval().requires_grad_(True).to(device)
         D = Discriminator(DiscriminatorConfig(resolution=res)).eval().to(device)
-        contenders = {impl: (G, D, forced_impl(impl)) for impl in impls}
+        contenders = {impl: (G, D, use_impl(impl)) for impl in impls}
         if nvidia:
             nv_G = nvidia[0](z_dim=512, c_dim=0, w_dim=512, img_resolution=res, img_channels=3).eval().to(device)
             nv_D = nvidia[1](c_dim=0, img_resolution=res, img_channels=3).eval().to(device)
@@ -121,7 +92,7 @@ def main(argv=None) -> int:
             for name, (g, d, ctx) in contenders.items():
                 with ctx, amp:
                     for what, fn in _workloads(g, d, batch, device).items():
-                        seconds = _seconds_per_call(fn, device, args.min_seconds)
+                        seconds = seconds_per_call(fn, device, args.min_seconds, min_calls=2)
                         baseline.setdefault(what, seconds)
                         print(f"{res:5d} {batch:5d} {what:10s} {name:7s} {batch / seconds:9.2f} {seconds * 1e3:10.1f} "
                               f"{baseline[what] / seconds:6.2f}x", flush=True)

@@ -23,7 +23,7 @@ def _layer_key(name: str) -> str:
     return name.removeprefix("synthesis.").removesuffix(".weight")
 
 
-@dataclass
+@dataclass(eq=False)  # tensors have no single truth value; compare fields explicitly
 class Inversion:
     """Latent codes of ``N`` images for ``generator``.
 
@@ -73,6 +73,11 @@ class Inversion:
 
     def __len__(self) -> int:
         return self.latents.shape[0]
+
+    def __repr__(self) -> str:  # the default would print every tensor and the whole generator
+        offsets = list(self.weight_offsets or {})
+        return (f"Inversion(n={len(self)}, space={self.space!r}, latents={list(self.latents.shape)}, "
+                f"weight_offsets={offsets}, extras={list(self.extras)})")
 
     @property
     def ws(self) -> torch.Tensor:
@@ -145,11 +150,6 @@ class Inversion:
         same_space = all(inv.space == first.space for inv in inversions)
         space = first.space if same_space else "w+"
         latents = torch.cat([inv.latents if same_space else inv.ws for inv in inversions])
-        offsets = None
-        names = {name: off for inv in inversions for name, off in (inv.weight_offsets or {}).items()}
-        if names:
-            offsets = {name: torch.cat([(inv.weight_offsets or {}).get(name, _zeros_like_batch(ref, len(inv)))
-                                        for inv in inversions]) for name, ref in names.items()}
         extras = {}
         for key, value in first.extras.items():
             parts = [inv.extras.get(key) for inv in inversions]
@@ -157,7 +157,7 @@ class Inversion:
                 extras[key] = torch.cat(parts)
             else:
                 extras[key] = value
-        return Inversion(latents, space, first.generator, offsets, extras)
+        return Inversion(latents, space, first.generator, _cat_offsets(inversions), extras)
 
 
 def _blend_offsets(mine: dict, theirs: dict, t, n: int) -> dict | None:
@@ -171,8 +171,15 @@ def _blend_offsets(mine: dict, theirs: dict, t, n: int) -> dict | None:
     return blended or None
 
 
-def _zeros_like_batch(reference: torch.Tensor, n: int) -> torch.Tensor:
-    return reference.new_zeros(n, *reference.shape[1:])
+def _cat_offsets(inversions) -> dict | None:
+    """Per-layer concatenation; an inversion without a layer's offset contributes zeros."""
+    references = {name: off for inv in inversions for name, off in (inv.weight_offsets or {}).items()}
+    result = {}
+    for name, reference in references.items():
+        parts = [(inv.weight_offsets or {}).get(name) for inv in inversions]
+        result[name] = torch.cat([reference.new_zeros(len(inv), *reference.shape[1:]) if part is None else part
+                                  for part, inv in zip(parts, inversions)])
+    return result or None
 
 
 def _is_per_sample(value, n: int) -> bool:

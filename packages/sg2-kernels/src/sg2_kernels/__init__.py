@@ -8,7 +8,7 @@ available for the tensor's device. ``python -m sg2_kernels`` says which are avai
 
 from importlib.metadata import PackageNotFoundError, version
 
-from ._backend import IMPLS, available_impls
+from ._backend import IMPLS, available_impls, use_impl
 from .bias_act import ACTIVATIONS, bias_act
 from .upfirdn2d import downsample2d, filter2d, setup_filter, upfirdn2d, upsample2d
 
@@ -27,4 +27,5 @@ __all__ = [
     "setup_filter",
     "upfirdn2d",
     "upsample2d",
+    "use_impl",
 ]

@@ -7,6 +7,7 @@ never fails or waits for a build.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib
 import json
@@ -76,12 +77,37 @@ def available_impls() -> dict[str, str | None]:
     return {impl: unavailable_reason(impl) for impl in IMPLS}
 
 
+def impls_for_device(device: torch.device) -> list[str]:
+    """The implementations that can run on tensors of ``device`` here, reference first."""
+    runs_on = {"ref": device.type, "cpp": "cpu", "cuda": "cuda"}
+    return [impl for impl, reason in available_impls().items() if reason is None and runs_on[impl] == device.type]
+
+
 _warned_cuda_fallback = False
+_default_impl: str | None = None
+
+
+@contextlib.contextmanager
+def use_impl(impl: str | None):
+    """Within the block, op calls with ``impl=None`` (as inside networks) use ``impl``.
+
+    >>> with use_impl("ref"):
+    ...     image = G(z)   # every upfirdn2d / bias_act call runs the pure-PyTorch reference
+    """
+    global _default_impl
+    if impl is not None and impl not in IMPLS:
+        raise ValueError(f"impl must be one of {IMPLS} or None, got {impl!r}")
+    previous, _default_impl = _default_impl, impl
+    try:
+        yield
+    finally:
+        _default_impl = previous
 
 
 def choose_impl(impl: str | None, device: torch.device, op: str) -> str:
     """Resolve ``impl=None`` by device, and check an explicit choice against the tensor's device."""
     global _warned_cuda_fallback
+    impl = _default_impl if impl is None else impl
     if impl is None:
         if device.type == "cuda":
             if _load("cuda")[0] is not None:

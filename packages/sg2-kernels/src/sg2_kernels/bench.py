@@ -17,6 +17,7 @@ from typing import Callable
 import torch
 
 from . import available_impls, bias_act, setup_filter, upfirdn2d
+from ._backend import impls_for_device
 
 
 def channels(res: int) -> int:
@@ -64,8 +65,8 @@ def stylegan2_op_groups(resolution: int, batch: int) -> dict[str, list[OpCall]]:
     return groups
 
 
-def _time(fn: Callable[[], None], device: torch.device, min_seconds: float) -> float:
-    """Median seconds per call, after a warm-up, with device synchronisation."""
+def seconds_per_call(fn: Callable[[], None], device: torch.device, min_seconds: float, min_calls: int = 3) -> float:
+    """Median seconds per call, after a warm-up call, with device synchronisation."""
 
     def sync():
         if device.type == "cuda":
@@ -74,7 +75,7 @@ def _time(fn: Callable[[], None], device: torch.device, min_seconds: float) -> f
     fn()
     sync()
     samples, start = [], time.perf_counter()
-    while len(samples) < 3 or time.perf_counter() - start < min_seconds:
+    while len(samples) < min_calls or time.perf_counter() - start < min_seconds:
         t0 = time.perf_counter()
         fn()
         sync()
@@ -98,7 +99,7 @@ def time_group(calls: list[OpCall], impl: str, device: torch.device, backward: b
                 y.backward(grads[i])
 
     with torch.set_grad_enabled(backward):
-        return _time(run, device, min_seconds)
+        return seconds_per_call(run, device, min_seconds)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -110,8 +111,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     device = torch.device(args.device)
 
-    impls = [impl for impl, reason in available_impls().items()
-             if reason is None and (impl == "ref" or {"cpp": "cpu", "cuda": "cuda"}[impl] == device.type)]
+    impls = impls_for_device(device)
     print(f"sg2_kernels.bench: StyleGAN2 {args.resolution} px op shapes, batch {args.batch}, device {device}, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads")
     for impl, reason in available_impls().items():

@@ -173,11 +173,12 @@ def upfirdn2d(x, f, up=1, down=1, padding=0, flip_filter=False, gain=1, impl=Non
     return _upfirdn2d_compiled(x, f.detach(), impl, up, down, pad, flip_filter, gain)
 
 
-def setup_filter(f, device=torch.device("cpu"), normalize=True, flip_filter=False, gain=1, separable=None):
+def setup_filter(f, device=None, normalize=True, flip_filter=False, gain=1, separable=None):
     """Turn a list of taps into a filter tensor for :func:`upfirdn2d`.
 
     A 1-D list becomes its 2-D outer product unless it is long (``>= 8`` taps, or ``separable=True``),
-    where separable filtering is cheaper. ``normalize`` makes the taps sum to 1.
+    where separable filtering is cheaper. ``normalize`` makes the taps sum to 1. ``device=None``
+    follows torch's default device, so networks build on the meta device too.
     """
     if f is None:
         f = 1
@@ -197,7 +198,7 @@ def setup_filter(f, device=torch.device("cpu"), normalize=True, flip_filter=Fals
     if flip_filter:
         f = f.flip(list(range(f.ndim)))
     f = f * (gain ** (f.ndim / 2))
-    return f.to(device=device)
+    return f if device is None else f.to(device=device)
 
 
 def upsample2d(x, f, up=2, padding=0, flip_filter=False, gain=1, impl=None):

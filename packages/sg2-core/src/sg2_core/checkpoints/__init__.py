@@ -1,0 +1,170 @@
+"""Checkpoint I/O: our safetensors format, rosinality ``.pt`` files and NVIDIA network pickles.
+
+* :func:`load_checkpoint` reads any of them, recognising the format by content (safetensors header,
+  zip / pickle magic, the keys inside), and returns a :class:`Checkpoint` with ready networks.
+* :func:`save_checkpoint` writes our format (``.safetensors``) or rosinality's (``.pt``).
+* ``python -m sg2_core.convert IN OUT`` converts between them.
+
+Reading never executes code from a file: torch files are read with ``weights_only=True`` and NVIDIA
+pickles with an allow-list unpickler that never runs their embedded source. Mismatched tensors are
+refused with one error listing every missing, unexpected and mis-shaped key; unreadable files raise
+:class:`CheckpointError` naming the file. Writes are atomic.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from ..config import DiscriminatorConfig, GeneratorConfig
+from . import native, nvidia_pickle, rosinality
+from ._io import check_input, sniff, torch_load
+from .base import Checkpoint, build_network, infer_discriminator_config, infer_generator_config, resolve_config
+from .errors import CheckpointError, CheckpointKeyError, CheckpointWarning, UnsafePickleError
+
+FORMATS = ("native", "rosinality", "nvidia-pickle", "nvidia-state")
+"""Readable formats. ``nvidia-state`` is a ``torch.save``'d NVIDIA-named state dict (``G.state_dict()``),
+or a dict of them under ``G`` / ``D`` / ``G_ema``."""
+WRITABLE_FORMATS = ("native", "rosinality")
+_EXTENSIONS = {".safetensors": "native", ".pt": "rosinality", ".pth": "rosinality", ".ckpt": "rosinality"}
+
+__all__ = [
+    "FORMATS",
+    "WRITABLE_FORMATS",
+    "Checkpoint",
+    "CheckpointError",
+    "CheckpointKeyError",
+    "CheckpointWarning",
+    "UnsafePickleError",
+    "detect_format",
+    "load_checkpoint",
+    "native",
+    "nvidia_pickle",
+    "output_format",
+    "rosinality",
+    "save_checkpoint",
+]
+
+_ROSINALITY_MARKERS = ("style.1.weight", "input.input", "final_linear.0.weight", "convs.0.0.weight")
+
+
+def _classify(obj) -> str | None:
+    """The format of a dict read with torch.load, from its keys."""
+    if not isinstance(obj, Mapping):
+        return None
+    keys = {k for k in obj if isinstance(k, str)}
+    if keys & {"g_ema", "g", "d"} or any(k in keys for k in _ROSINALITY_MARKERS):
+        return "rosinality"
+    if "state_dict" in keys and isinstance(obj["state_dict"], Mapping) and any(
+            isinstance(k, str) and k.startswith("decoder.") for k in obj["state_dict"]):
+        return "rosinality"
+    if any(k.startswith(("mapping.fc", "synthesis.b")) for k in keys) or "b4.fc.weight" in keys:
+        return "nvidia-state"
+    if keys & {"G", "D", "G_ema"} and all(isinstance(obj[k], Mapping) for k in keys & {"G", "D", "G_ema"}):
+        return "nvidia-state"
+    return None
+
+
+def _read(path: Path, format: str | None):
+    """``(format, loaded object or None)``: torch files are loaded once, here."""
+    if format is not None and format not in FORMATS:
+        raise ValueError(f"unknown checkpoint format {format!r}; known: {FORMATS}")
+    if format in ("native", "nvidia-pickle"):
+        return format, None
+    kind = sniff(path)
+    if format is None:
+        if kind == "safetensors":
+            return "native", None
+        if kind == "pickle":
+            return "nvidia-pickle", None
+        if kind is None:
+            size = path.stat().st_size
+            cause = "the file is empty" if size == 0 else (
+                "unrecognised file format: not safetensors, a torch checkpoint (zip or legacy) or a pickle")
+            raise CheckpointError(cause, path)
+    obj = torch_load(path)
+    if format is None:
+        format = _classify(obj)
+        if format is None:
+            shown = sorted(map(str, obj))[:8] if isinstance(obj, Mapping) else type(obj).__name__
+            raise CheckpointError(f"unrecognised torch checkpoint: neither rosinality nor NVIDIA keys ({shown})", path)
+    return format, obj
+
+
+def detect_format(path) -> str:
+    """One of :data:`FORMATS`, from the file's content (not its extension)."""
+    return _read(check_input(path), None)[0]
+
+
+def _load_nvidia_state(obj, path, g_config, d_config) -> Checkpoint:
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"expected a state dict, got a {type(obj).__name__}", path)
+    ckpt = Checkpoint(format="nvidia-state", path=path)
+    if any(k in obj for k in ("G", "D", "G_ema")):
+        parts = {k: obj[k] for k in ("G", "D", "G_ema") if obj.get(k) is not None}
+        ckpt.extra = {k: v for k, v in obj.items() if k not in ("G", "D", "G_ema")}
+    elif any(isinstance(k, str) and k.startswith(("mapping.", "synthesis.")) for k in obj):
+        parts = {"G_ema": obj}
+    else:
+        parts = {"D": obj}
+    for name, sd in parts.items():
+        if name == "D":
+            config = resolve_config(d_config, infer_discriminator_config, sd, path, DiscriminatorConfig)
+        else:
+            config = resolve_config(g_config, infer_generator_config, sd, path, GeneratorConfig)
+        setattr(ckpt, name, build_network(config, sd, f"'{name}'", path))
+    return ckpt
+
+
+def load_checkpoint(path, format: str | None = None, *, g_config=None, d_config=None,
+                    compute_w_avg: bool | int = False, device=None) -> Checkpoint:
+    """Read a checkpoint in any supported format; the format is recognised from the content.
+
+    Args:
+        format: one of :data:`FORMATS` to skip detection.
+        g_config / d_config: for formats without stored configs (rosinality, NVIDIA state dicts): a
+            config to use instead of inferring one from the tensors, or a dict of overrides for it.
+        compute_w_avg: rosinality files without ``latent_avg``: estimate ``mapping.w_avg`` with
+            ``Generator.mean_w`` (``True`` = 10000 samples, or an int) instead of leaving zeros.
+        device: move the networks there (they are built on the CPU).
+
+    Raises:
+        FileNotFoundError: no such file.
+        CheckpointError: unreadable, corrupt or unsafe file; CheckpointKeyError (a subclass) when the
+            tensors do not match the architecture, listing every key.
+    """
+    path = check_input(path)
+    format, obj = _read(path, format)
+    if format == "native":
+        ckpt = native.load(path)
+    elif format == "nvidia-pickle":
+        ckpt = nvidia_pickle.load(path)
+    elif format == "rosinality":
+        ckpt = rosinality.from_dict(obj, path, g_config=g_config, d_config=d_config, compute_w_avg=compute_w_avg)
+    else:
+        ckpt = _load_nvidia_state(obj, path, g_config, d_config)
+    return ckpt.to(device) if device is not None else ckpt
+
+
+def output_format(path, format: str | None = None) -> str:
+    """The format to write ``path`` in: ``format`` if given, else from the extension."""
+    if format is not None:
+        if format not in WRITABLE_FORMATS:
+            raise ValueError(f"cannot write format {format!r}; writable: {WRITABLE_FORMATS}")
+        return format
+    suffix = Path(path).suffix.lower()
+    if suffix == ".pkl":
+        raise ValueError("writing NVIDIA pickles is not supported (they embed NVIDIA's source code); "
+                         "write .safetensors (native) or .pt (rosinality)")
+    if suffix not in _EXTENSIONS:
+        raise ValueError(f"cannot tell the output format from the extension {suffix or '(none)'!r}: use "
+                         ".safetensors (native) or .pt (rosinality), or pass the format explicitly")
+    return _EXTENSIONS[suffix]
+
+
+def save_checkpoint(path, checkpoint: Checkpoint, format: str | None = None) -> Path:
+    """Write ``checkpoint``'s networks as ``native`` (with ``extra``) or ``rosinality``; atomic."""
+    format = output_format(path, format)
+    if format == "native":
+        return native.save(path, G=checkpoint.G, D=checkpoint.D, G_ema=checkpoint.G_ema, extra=checkpoint.extra)
+    return rosinality.save(path, G=checkpoint.G, D=checkpoint.D, G_ema=checkpoint.G_ema)

@@ -1,0 +1,252 @@
+"""What every format shares: the ``Checkpoint`` result, key/shape checks, building networks from
+tensors, and inferring an architecture from NVIDIA-named tensors."""
+
+from __future__ import annotations
+
+import functools
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from ..config import DiscriminatorConfig, GeneratorConfig
+from ..discriminator import Discriminator
+from ..generator import Generator
+from .errors import CheckpointError, CheckpointKeyError
+
+NETWORK_NAMES = ("G", "D", "G_ema")
+
+
+@dataclass
+class Checkpoint:
+    """The networks of a checkpoint (each ``None`` when the file has none) and what else it held.
+
+    ``extra`` holds the format's other entries, e.g. ``training_set_kwargs`` and ``augment_pipe`` of an
+    NVIDIA pickle, ``args`` / ``ada_aug_p`` / ``optimizer_states`` of a rosinality training checkpoint,
+    or whatever was passed to :func:`sg2_core.checkpoints.native.save`. ``format`` names the format the
+    checkpoint was read from.
+    """
+
+    G: Generator | None = None
+    D: Discriminator | None = None
+    G_ema: Generator | None = None
+    extra: dict = field(default_factory=dict)
+    format: str | None = None
+    path: Path | None = None
+
+    @property
+    def generator(self) -> Generator | None:
+        """The generator to sample from: ``G_ema`` when present, else ``G``."""
+        return self.G_ema if self.G_ema is not None else self.G
+
+    def networks(self) -> dict[str, nn.Module]:
+        """The networks that are present, by name (``G``, ``D``, ``G_ema``)."""
+        return {name: getattr(self, name) for name in NETWORK_NAMES if getattr(self, name) is not None}
+
+    def to(self, device) -> Checkpoint:
+        for net in self.networks().values():
+            net.to(device)
+        return self
+
+
+def describe(net: nn.Module) -> str:
+    """One line: class, resolution, dims and channel table (for messages and the converter's report)."""
+    c = net.config
+    if isinstance(c, GeneratorConfig):
+        channels = {r: c.channels(r) for r in c.block_resolutions}
+        return (f"Generator {c.resolution}px, z {c.z_dim}, w {c.w_dim}, {c.mapping_layers} mapping layers, "
+                f"channels {channels}")
+    res = [2**k for k in range(2, c.resolution.bit_length())]
+    return f"Discriminator {c.resolution}px, channels { {r: c.channels(r) for r in res} }"
+
+
+def _shape_of(value):
+    return tuple(value.shape) if isinstance(value, torch.Tensor) else None
+
+
+def check_state(expected: Mapping[str, tuple], got: Mapping, what: str, path=None, optional=(), hint: str = ""):
+    """Raise one CheckpointKeyError listing every missing, unexpected and mis-shaped key."""
+    optional = set(optional)
+    missing = [(k, shape) for k, shape in expected.items() if k not in got and k not in optional]
+    unexpected = [(k, _shape_of(v) if isinstance(v, torch.Tensor) else f"a {type(v).__name__}")
+                  for k, v in got.items() if k not in expected]
+    mismatched = []
+    for k, shape in expected.items():
+        if k in got:
+            v = got[k]
+            if not isinstance(v, torch.Tensor):
+                mismatched.append((k, shape, f"a {type(v).__name__}, not a tensor"))
+            elif tuple(v.shape) != tuple(shape):
+                mismatched.append((k, shape, tuple(v.shape)))
+    if missing or unexpected or mismatched:
+        raise CheckpointKeyError(what, missing, unexpected, mismatched, path=path, hint=hint)
+
+
+def skeleton(config) -> nn.Module:
+    """An uninitialised network for ``config`` on the meta device (no memory, no time)."""
+    cls = Generator if isinstance(config, GeneratorConfig) else Discriminator
+    with torch.device("meta"):
+        return cls(config)
+
+
+@functools.lru_cache(maxsize=16)
+def _expected_shapes(config) -> tuple:
+    return tuple((k, tuple(v.shape)) for k, v in skeleton(config).state_dict().items())
+
+
+def expected_shapes(config) -> dict[str, tuple]:
+    """``{key: shape}`` of the network's state dict for ``config``."""
+    return dict(_expected_shapes(config))
+
+
+def build_network(config, state_dict: Mapping, what: str, path=None, hint: str = "") -> nn.Module:
+    """A network for ``config`` holding ``state_dict`` (NVIDIA names), in eval mode on the CPU.
+
+    The keys and shapes are checked first (one error lists every difference). Tensors are copied,
+    so networks built from shared tensors (rosinality's ``g`` and ``g_ema``) never share memory.
+    """
+    net = skeleton(config)
+    reference = net.state_dict()
+    check_state({k: tuple(v.shape) for k, v in reference.items()}, state_dict, what, path, hint=hint)
+    tensors = {}
+    for key, ref in reference.items():
+        t = state_dict[key].detach().to("cpu")
+        tensors[key] = t.to(ref.dtype) if t.dtype != ref.dtype else t.clone(memory_format=torch.contiguous_format)
+    net.load_state_dict(tensors, strict=True, assign=True)
+    return net.eval()
+
+
+# ----------------------------------------------------------------------------------------------
+# Architecture inference
+
+
+def solve_channels(channels: Mapping[int, int], what: str = "network", path=None) -> tuple[int, int]:
+    """``(channel_base, channel_max)`` with ``min(channel_base // res, channel_max) == channels[res]`` for
+    every resolution; the official 32768 / 512 are preferred where they fit, then powers of two."""
+    table = dict(sorted(channels.items()))
+    if any(not isinstance(c, int) or c < 1 for c in table.values()):
+        raise CheckpointError(f"{what}: invalid channel counts {table}", path)
+    top = max(table.values())
+    for cmax in ([512] if 512 > top else []) + [top]:
+        lo, hi = 1, None
+        for res, c in table.items():
+            lo = max(lo, c * res)
+            if c < cmax:  # not clamped: channel_base // res == c exactly
+                hi = (c + 1) * res - 1 if hi is None else min(hi, (c + 1) * res - 1)
+        if hi is not None and lo > hi:
+            continue
+        if lo <= 32768 and (hi is None or 32768 <= hi):
+            base = 32768
+        else:
+            base = 1 << (lo - 1).bit_length()  # smallest power of two >= lo
+            if hi is not None and base > hi:
+                base = lo
+        assert all(min(base // r, cmax) == c for r, c in table.items())
+        return base, cmax
+    raise CheckpointError(
+        f"{what}: the channel counts per resolution {table} cannot be written as min(channel_base // res, "
+        "channel_max) for any channel_base and channel_max, so the network cannot be rebuilt", path)
+
+
+def dim(sd: Mapping, candidates, what: str, path=None) -> int:
+    """The size ``dim`` of the first present tensor among ``candidates = [(key, dim), ...]``."""
+    for key, d in candidates:
+        v = sd.get(key)
+        if isinstance(v, torch.Tensor) and v.ndim > d:
+            return int(v.shape[d])
+    keys = ", ".join(repr(k) for k, _ in candidates)
+    raise CheckpointError(f"cannot infer the {what} architecture: none of {keys} is present with a usable shape", path)
+
+
+def count(sd: Mapping, pattern: str, start: int = 0) -> int:
+    """How many consecutive indices ``i = start, start+1, ...`` have ``pattern.format(i)`` in ``sd``."""
+    n = 0
+    while pattern.format(start + n) in sd:
+        n += 1
+    return n
+
+
+def check_filter(sd: Mapping, keys, config, gain: float, what: str, path=None) -> None:
+    """The stored FIR buffers must equal the config's filter (``gain`` times the normalised outer product)."""
+    from sg2_kernels import setup_filter
+
+    expected = setup_filter(list(config.resample_filter)) * gain
+    bad = [k for k in keys if isinstance(sd.get(k), torch.Tensor) and (
+        sd[k].shape != expected.shape or not torch.allclose(sd[k].float().cpu(), expected, rtol=1e-5, atol=1e-7))]
+    if bad:
+        raise CheckpointError(
+            f"{what}: the resampling filter buffers {bad[:3]}{' ...' if len(bad) > 3 else ''} differ from "
+            f"resample_filter={list(config.resample_filter)} (times {gain:g}); pass the matching config explicitly",
+            path)
+
+
+def infer_generator_config(sd: Mapping, path=None, **overrides) -> GeneratorConfig:
+    """The GeneratorConfig of an NVIDIA-named generator state dict (mapping depth, dims, channels, noise)."""
+    n_map = count(sd, "mapping.fc{}.weight")
+    if n_map == 0:
+        raise CheckpointError("cannot infer the generator architecture: no mapping.fc0.weight", path)
+    resolutions = sorted({int(m.group(1)) for k in sd if (m := re.match(r"synthesis\.b(\d+)\.", k))})
+    if not resolutions:
+        raise CheckpointError("cannot infer the generator architecture: no synthesis.b* tensors", path)
+    top = max(resolutions)
+    res_list = [2**k for k in range(2, top.bit_length())]
+    channels = {4: dim(sd, [("synthesis.b4.const", 0), ("synthesis.b4.conv1.weight", 0)], "generator", path)}
+    for r in res_list[1:]:
+        channels[r] = dim(sd, [(f"synthesis.b{r}.conv1.weight", 0), (f"synthesis.b{r}.conv0.weight", 0),
+                               (f"synthesis.b{r}.torgb.weight", 1)], "generator", path)
+    base, cmax = solve_channels(channels, "generator", path)
+    values = dict(
+        z_dim=dim(sd, [("mapping.fc0.weight", 1)], "generator", path),
+        w_dim=dim(sd, [("mapping.fc0.weight", 0)], "generator", path),
+        resolution=top,
+        img_channels=dim(sd, [(f"synthesis.b{top}.torgb.weight", 0), ("synthesis.b4.torgb.weight", 0)],
+                         "generator", path),
+        mapping_layers=n_map, channel_base=base, channel_max=cmax,
+        use_noise=any(k.endswith(".noise_strength") for k in sd),
+    )
+    values.update(overrides)
+    try:
+        config = GeneratorConfig(**values)
+    except ValueError as exc:
+        raise CheckpointError(f"cannot infer the generator architecture: {exc}", path) from exc
+    check_filter(sd, [k for k in sd if k.endswith("resample_filter")], config, 1.0, "generator", path)
+    return config
+
+
+def infer_discriminator_config(sd: Mapping, path=None, **overrides) -> DiscriminatorConfig:
+    """The DiscriminatorConfig of an NVIDIA-named residual discriminator state dict."""
+    resolutions = sorted({int(m.group(1)) for k in sd if (m := re.match(r"b(\d+)\.conv0\.", k))})
+    if not resolutions:
+        raise CheckpointError("cannot infer the discriminator architecture: no b*.conv0 tensors", path)
+    top = max(resolutions)
+    channels = {top: dim(sd, [(f"b{top}.fromrgb.weight", 0), (f"b{top}.conv0.weight", 0)], "discriminator", path)}
+    for r in [2**k for k in range(3, top.bit_length())]:
+        channels[r] = dim(sd, [(f"b{r}.conv0.weight", 0), (f"b{r}.conv1.weight", 1)], "discriminator", path)
+        channels[r // 2] = dim(sd, [(f"b{r}.conv1.weight", 0), (f"b{r}.skip.weight", 0)], "discriminator", path)
+    c4 = channels[4] = dim(sd, [("b4.conv.weight", 0), ("b4.out.weight", 1)], "discriminator", path)
+    base, cmax = solve_channels(channels, "discriminator", path)
+    values = dict(
+        resolution=top,
+        img_channels=dim(sd, [(f"b{top}.fromrgb.weight", 1)], "discriminator", path),
+        channel_base=base, channel_max=cmax,
+        mbstd_num_channels=max(1, dim(sd, [("b4.conv.weight", 1)], "discriminator", path) - c4),
+    )
+    values.update(overrides)
+    try:
+        config = DiscriminatorConfig(**values)
+    except ValueError as exc:
+        raise CheckpointError(f"cannot infer the discriminator architecture: {exc}", path) from exc
+    check_filter(sd, [k for k in sd if k.endswith("resample_filter")], config, 1.0, "discriminator", path)
+    return config
+
+
+def resolve_config(given, infer, sd, path, cls):
+    """``given`` may be a full config (used as is), a dict of overrides for the inferred one, or None."""
+    if isinstance(given, cls):
+        return given
+    if given is not None and not isinstance(given, Mapping):
+        raise TypeError(f"expected a {cls.__name__} or a dict of overrides, got {type(given).__name__}")
+    return infer(sd, path, **dict(given or {}))
