@@ -89,4 +89,49 @@ SG2_HD T act_grad(T v, T alpha) {
   }
 }
 
+// Runtime-selected versions, for loops that are not specialised per act.
+template <typename T>
+SG2_HD T act_fwd_rt(int act, T v, T alpha) {
+  switch (act) {
+    case kLinear: return act_fwd<kLinear>(v, alpha);
+    case kRelu: return act_fwd<kRelu>(v, alpha);
+    case kLrelu: return act_fwd<kLrelu>(v, alpha);
+    case kTanh: return act_fwd<kTanh>(v, alpha);
+    case kSigmoid: return act_fwd<kSigmoid>(v, alpha);
+    case kElu: return act_fwd<kElu>(v, alpha);
+    case kSelu: return act_fwd<kSelu>(v, alpha);
+    case kSoftplus: return act_fwd<kSoftplus>(v, alpha);
+    default: return act_fwd<kSwish>(v, alpha);
+  }
+}
+
+template <int ORDER, typename T>
+SG2_HD T act_grad_rt(int act, T v, T alpha) {
+  switch (act) {
+    case kLinear: return act_grad<kLinear, ORDER>(v, alpha);
+    case kRelu: return act_grad<kRelu, ORDER>(v, alpha);
+    case kLrelu: return act_grad<kLrelu, ORDER>(v, alpha);
+    case kTanh: return act_grad<kTanh, ORDER>(v, alpha);
+    case kSigmoid: return act_grad<kSigmoid, ORDER>(v, alpha);
+    case kElu: return act_grad<kElu, ORDER>(v, alpha);
+    case kSelu: return act_grad<kSelu, ORDER>(v, alpha);
+    case kSoftplus: return act_grad<kSoftplus, ORDER>(v, alpha);
+    default: return act_grad<kSwish, ORDER>(v, alpha);
+  }
+}
+
+// clamp(a, -c, c) without branches (vectorisable); NaN passes through.
+template <typename T>
+SG2_HD T clamp_sym(T a, T c) {
+  a = a < -c ? -c : a;
+  return a > c ? c : a;
+}
+
+// The clamp's gradient mask: torch.clamp passes it where -c <= a <= c.
+// (Bitwise & keeps the loops branch-free.)
+template <typename T>
+SG2_HD bool in_clamp(T a, T c) {
+  return (a >= -c) & (a <= c);
+}
+
 }  // namespace sg2
