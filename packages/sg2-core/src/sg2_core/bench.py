@@ -71,11 +71,13 @@ def main(argv=None) -> int:
     print(f"sg2_core.bench: device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
           f"ops {impls}{', NVIDIA ' + args.nvidia_repo if nvidia else ''}")
     print(f"{'res':>5s} {'batch':>5s} {'what':10s} {'impl':7s} {'img/s':>9s} {'ms/batch':>10s} {'vs ref':>7s}")
-    amp = torch.autocast("cuda", dtype=torch.float16) if args.amp else contextlib.nullcontext()
+    def amp():
+        return torch.autocast("cuda", dtype=torch.float16) if args.amp else contextlib.nullcontext()
+
     for res in args.resolutions:
         G = Generator(GeneratorConfig(resolution=res)).eval().requires_grad_(True).to(device)
         D = Discriminator(DiscriminatorConfig(resolution=res)).eval().to(device)
-        contenders = {impl: (G, D, use_impl(impl)) for impl in impls}
+        contenders = {impl: (G, D, lambda impl=impl: use_impl(impl)) for impl in impls}
         if nvidia:
             nv_G = nvidia[0](z_dim=512, c_dim=0, w_dim=512, img_resolution=res, img_channels=3).eval().to(device)
             nv_D = nvidia[1](c_dim=0, img_resolution=res, img_channels=3).eval().to(device)
@@ -86,11 +88,11 @@ def main(argv=None) -> int:
                 ours, theirs = G.synthesis(ws, noise_mode="const"), nv_G.synthesis(ws, noise_mode="const")
                 gap = ((ours - theirs).abs().max() / theirs.abs().max()).item()
             print(f"      (NVIDIA G {res}: same weights, max relative difference {gap:.2e})")
-            contenders["nvidia"] = (_NvidiaAdapter(nv_G), _NvidiaAdapter(nv_D, discriminator=True), contextlib.nullcontext())
+            contenders["nvidia"] = (_NvidiaAdapter(nv_G), _NvidiaAdapter(nv_D, discriminator=True), contextlib.nullcontext)
         for batch in args.batches:
             baseline = {}
             for name, (g, d, ctx) in contenders.items():
-                with ctx, amp:
+                with ctx(), amp():
                     for what, fn in _workloads(g, d, batch, device).items():
                         seconds = seconds_per_call(fn, device, args.min_seconds, min_calls=2)
                         baseline.setdefault(what, seconds)
