@@ -108,6 +108,13 @@ inline BiasActShape check_bias_act(const at::Tensor& x, const at::Tensor& b,
   return s;
 }
 
+// The bias in the compute type, contiguous (undefined when there is none).
+inline at::Tensor bias_for(const at::Tensor& b, const at::Tensor& x,
+                           const BiasActShape& s) {
+  return s.has_bias ? b.to(opmath_dtype(x.scalar_type())).contiguous()
+                    : at::Tensor();
+}
+
 inline void check_bias_act_grad(const at::Tensor& g, const at::Tensor& x,
                                 int64_t order) {
   TORCH_CHECK(g.device() == x.device(),

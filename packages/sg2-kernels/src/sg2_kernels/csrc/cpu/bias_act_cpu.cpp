@@ -218,13 +218,6 @@ void bias_act_grad_kernel(const scalar_t* g, const scalar_t* x,
   });
 }
 
-// The bias in the compute type, contiguous (undefined when there is none).
-at::Tensor bias_for(const at::Tensor& b, const at::Tensor& x,
-                    const BiasActShape& s) {
-  return s.has_bias ? b.to(opmath_dtype(x.scalar_type())).contiguous()
-                    : at::Tensor();
-}
-
 }  // namespace
 
 at::Tensor bias_act(const at::Tensor& x_in, const at::Tensor& b_in,

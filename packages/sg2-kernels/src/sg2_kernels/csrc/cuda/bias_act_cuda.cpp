@@ -20,13 +20,6 @@ BiasActArgs args(const BiasActShape& s, int64_t act, int64_t order,
                      int(order), alpha, gain, clamp};
 }
 
-// The bias in the compute type, contiguous (undefined when there is none).
-at::Tensor bias_for(const at::Tensor& b, const at::Tensor& x,
-                    const BiasActShape& s) {
-  return s.has_bias ? b.to(opmath_dtype(x.scalar_type())).contiguous()
-                    : at::Tensor();
-}
-
 }  // namespace
 
 at::Tensor bias_act(const at::Tensor& x_in, const at::Tensor& b_in,
