@@ -17,6 +17,7 @@ from .directions import Directions, apply_direction, ganspace, sefa
 from .discriminator import Discriminator
 from .generator import Generator, MappingNetwork, SynthesisNetwork, mix_styles, truncate
 from .inversion import Inversion
+from .losses import PathLengthRegularizer, d_logistic_loss, g_nonsaturating_loss, lazy_optimizer_settings, r1_penalty
 from .registry import InversionMethod, check_images, create_method, list_methods, method_info, register_method
 
 __version__ = _version("sg2-core")
@@ -36,17 +37,22 @@ __all__ = [
     "Inversion",
     "InversionMethod",
     "MappingNetwork",
+    "PathLengthRegularizer",
     "SynthesisNetwork",
     "UnsafePickleError",
     "apply_direction",
     "check_images",
     "create_method",
+    "d_logistic_loss",
     "detect_format",
+    "g_nonsaturating_loss",
     "ganspace",
+    "lazy_optimizer_settings",
     "list_methods",
     "load_checkpoint",
     "method_info",
     "mix_styles",
+    "r1_penalty",
     "register_method",
     "save_checkpoint",
     "sefa",
