@@ -267,7 +267,9 @@ class Generator(nn.Module):
 
     def __init__(self, config: GeneratorConfig | None = None, **overrides):
         super().__init__()
-        config = (config or GeneratorConfig()).replace(**overrides) if overrides else (config or GeneratorConfig())
+        config = config or GeneratorConfig()
+        if overrides:
+            config = config.replace(**overrides)
         self.config = config
         self.z_dim, self.w_dim, self.img_resolution = config.z_dim, config.w_dim, config.resolution
         self.img_channels, self.num_ws = config.img_channels, config.num_ws
