@@ -284,10 +284,12 @@ def test_save_grid(tmp_path):
     grid = make_grid(images, nrow=2)
     assert grid.shape == (3, 12, 8) and grid[:, 8:, 4:].sum() == 0  # the sixth cell is empty
     path = save_grid(images, tmp_path / "out" / "grid.png", nrow=2)
-    saved = torch.from_numpy(np.asarray(Image.open(path))).permute(2, 0, 1)
+    with Image.open(path) as png:
+        saved = torch.from_numpy(np.array(png)).permute(2, 0, 1)
     assert torch.equal(saved, grid)
     assert torch.equal(saved[:, 4:8, 0:4], to_uint8(images[2]))
     grey = save_grid(torch.zeros(2, 1, 4, 4, dtype=torch.uint8), tmp_path / "g.png", nrow=4)
-    assert Image.open(grey).mode == "L" and Image.open(grey).size == (8, 4)
+    with Image.open(grey) as png:
+        assert png.mode == "L" and png.size == (8, 4)
     with pytest.raises(ValueError, match="channels"):
         make_grid(torch.zeros(2, 2, 4, 4))
