@@ -1,0 +1,70 @@
+"""Small pieces the projector and PTI share: per-sample seeds, devices, progress records."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+
+def generator_device(generator) -> torch.device:
+    return next(generator.parameters()).device
+
+
+def check_device(generator, device) -> torch.device:
+    """The device to run on: the generator's; a ``device`` option must agree (the generator is never moved)."""
+    own = generator_device(generator)
+    if device is not None:
+        want = torch.device(device)
+        if want.type != own.type or (want.index is not None and want.index != own.index):
+            raise ValueError(f"device={str(device)!r} but the generator is on {own}; move the generator first "
+                             f"(generator.to({str(device)!r}))")
+    return own
+
+
+def per_sample_seeds(seed, n: int) -> list[int]:
+    """``seed`` (sample ``i`` gets ``seed + i``) or one seed per sample: a sample's random draws depend on its
+    own seed only, so a batch reproduces runs of one image each."""
+    if isinstance(seed, int):
+        return [seed + i for i in range(n)]
+    seeds = [int(s) for s in seed]
+    if len(seeds) != n:
+        raise ValueError(f"seed must be an int or hold one seed per image ({n}), got {len(seeds)}")
+    return seeds
+
+
+def sample_generators(seeds, device) -> list[torch.Generator]:
+    return [torch.Generator(device=device).manual_seed(s) for s in seeds]
+
+
+def per_sample_randn(generators, shape, device) -> torch.Tensor:
+    """``[N, *shape]``, sample ``i`` drawn from ``generators[i]``."""
+    return torch.stack([torch.randn(shape, generator=g, device=device) for g in generators])
+
+
+@dataclass
+class StepInfo:
+    """What a progress callback receives after each step (tensors are detached, one value per image)."""
+
+    step: int
+    steps: int
+    distance: torch.Tensor
+    loss: torch.Tensor
+    active: torch.Tensor  # False for the images that met the stop distance
+    stage: str = ""  # 'project', 'pivot' or 'tune'
+
+
+class FrozenRows:
+    """Keeps the rows (samples) of some tensors unchanged across an optimiser step: how a sample that met
+    its stop distance stops changing while the rest of the batch goes on (Adam's momentum would move it)."""
+
+    def __init__(self, tensors, done: torch.Tensor):
+        self.done = done
+        self.saved = [t.detach()[done].clone() for t in tensors] if done.any() else None
+        self.tensors = tensors
+
+    @torch.no_grad()
+    def restore(self) -> None:
+        if self.saved is not None:
+            for t, s in zip(self.tensors, self.saved):
+                t[self.done] = s
