@@ -1,0 +1,71 @@
+"""Input checks and conversions shared by every metric: images are float [N, C, H, W] in [-1, 1]."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+RANGE_TOLERANCE = 1e-3  # generators overshoot [-1, 1] slightly; metrics clamp what they convert
+
+
+def check_images(x, what: str = "images", channels=(1, 3)) -> None:
+    """Raise a clear error unless ``x`` is a float [N, C, H, W] tensor with C in ``channels``, no NaN."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"{what} must be a torch.Tensor, got {type(x).__name__}")
+    if x.ndim != 4:
+        raise ValueError(f"{what} must be [N, C, H, W], got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(f"{what} must be a float tensor in [-1, 1], got {x.dtype} (convert uint8 with "
+                        "inv_metrics.images.from_uint8)")
+    if channels is not None and x.shape[1] not in channels:
+        raise ValueError(f"{what} must have {' or '.join(map(str, channels))} channels, got {x.shape[1]}")
+    if x.numel() and torch.isnan(x).any():
+        raise ValueError(f"{what} contains NaN")
+
+
+def check_pair(x, y, channels=(1, 3)) -> None:
+    check_images(x, "x", channels)
+    check_images(y, "y", channels)
+    if x.shape != y.shape:
+        raise ValueError(f"x and y must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
+
+
+def check_range(x, what: str = "images") -> None:
+    lo, hi = x.min().item(), x.max().item()
+    if lo < -1 - RANGE_TOLERANCE or hi > 1 + RANGE_TOLERANCE:
+        raise ValueError(f"{what} must lie in [-1, 1], got values in [{lo:.4g}, {hi:.4g}]")
+
+
+def to_unit(x: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] -> [0, 1] (clamped), what piq and ToTensor-based code expect."""
+    return ((x + 1) / 2).clamp(0, 1)
+
+
+def from_uint8(u8: torch.Tensor) -> torch.Tensor:
+    """uint8 [N, C, H, W] -> float in [-1, 1], exactly ToTensor() then Normalize(0.5, 0.5)."""
+    return (u8.float() / 255 - 0.5) / 0.5
+
+
+def to_uint8(x: torch.Tensor) -> torch.Tensor:
+    """[-1, 1] float -> uint8 with rounding (what saving a PNG does)."""
+    return (to_unit(x) * 255).round().to(torch.uint8)
+
+
+def to_rgb(x: torch.Tensor) -> torch.Tensor:
+    """Replicate a single channel to three (for ImageNet-trained networks)."""
+    return x.expand(-1, 3, -1, -1) if x.shape[1] == 1 else x
+
+
+def evaluation_size(x: torch.Tensor, size, mode: str = "bilinear") -> torch.Tensor:
+    """Resize [-1, 1] images to the evaluation size the way the reference scripts' file pipelines do.
+
+    ``mode='bilinear'``: torchvision ``Resize`` with antialiasing (L2 and LPIPS at 256 in pSp/HyperInverter);
+    ``mode='bicubic'``: antialiased bicubic, close to PIL's default ``resize`` (PSNR / MS-SSIM). Works on
+    floats, so it differs from resizing uint8 files by the rounding only. A no-op at the same size.
+    """
+    size = (size, size) if isinstance(size, int) else tuple(size)
+    if tuple(x.shape[-2:]) == size:
+        return x
+    if mode not in ("bilinear", "bicubic"):
+        raise ValueError(f"mode must be 'bilinear' or 'bicubic', got {mode!r}")
+    return F.interpolate(x, size=size, mode=mode, align_corners=False, antialias=True)
