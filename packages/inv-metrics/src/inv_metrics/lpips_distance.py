@@ -29,10 +29,13 @@ def _trunk_key(lpips_key: str) -> str:
     return re.sub(r"^slice\d+\.", "features.", lpips_key)
 
 
-def load_trunk(model, net: str, weights=None) -> None:
-    """Copy the torchvision ``features.*`` tensors of ``weights`` (or the hub-cache file) into ``model.net``."""
-    path = find_weights(TRUNK_FILES[net], weights,
+def trunk_path(net: str, weights=None):
+    return find_weights(TRUNK_FILES[net], weights,
                         hint=f"torchvision's ImageNet {net} checkpoint; LPIPS never uses a random trunk")
+
+
+def load_trunk(model, net: str, path) -> None:
+    """Copy the torchvision ``features.*`` tensors of the checkpoint at ``path`` into ``model.net``."""
     state = torch.load(path, map_location="cpu", weights_only=True)
     state = state.get("state_dict", state)
     wanted = {key: _trunk_key(key) for key in model.net.state_dict()}
@@ -50,12 +53,13 @@ class LPIPS(nn.Module):
         super().__init__()
         if net not in TRUNK_FILES:
             raise ValueError(f"unknown LPIPS network {net!r}; choose from {sorted(TRUNK_FILES)}")
+        path = trunk_path(net, weights)  # before building: a missing file fails fast
         import lpips
 
         with warnings.catch_warnings():  # lpips still passes torchvision's deprecated `pretrained=` argument
             warnings.simplefilter("ignore", UserWarning)
             self.model = lpips.LPIPS(net=net, version="0.1", pretrained=True, pnet_rand=True, verbose=False)
-        load_trunk(self.model, net, weights)
+        load_trunk(self.model, net, path)
         self.name = f"lpips-{net}"
         self.eval().requires_grad_(False)
 
