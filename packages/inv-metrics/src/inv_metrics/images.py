@@ -5,9 +5,6 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-RANGE_TOLERANCE = 1e-3  # generators overshoot [-1, 1] slightly; metrics clamp what they convert
-
-
 def check_images(x, what: str = "images", channels=(1, 3)) -> None:
     """Raise a clear error unless ``x`` is a float [N, C, H, W] tensor with C in ``channels``, no NaN."""
     if not isinstance(x, torch.Tensor):
@@ -28,12 +25,6 @@ def check_pair(x, y, channels=(1, 3)) -> None:
     check_images(y, "y", channels)
     if x.shape != y.shape:
         raise ValueError(f"x and y must have the same shape, got {tuple(x.shape)} and {tuple(y.shape)}")
-
-
-def check_range(x, what: str = "images") -> None:
-    lo, hi = x.min().item(), x.max().item()
-    if lo < -1 - RANGE_TOLERANCE or hi > 1 + RANGE_TOLERANCE:
-        raise ValueError(f"{what} must lie in [-1, 1], got values in [{lo:.4g}, {hi:.4g}]")
 
 
 def to_unit(x: torch.Tensor) -> torch.Tensor:
