@@ -293,3 +293,15 @@ def test_save_grid(tmp_path):
         assert png.mode == "L" and png.size == (8, 4)
     with pytest.raises(ValueError, match="channels"):
         make_grid(torch.zeros(2, 2, 4, 4))
+
+
+def test_zip_loader_in_worker_processes(tmp_path):
+    images = random_images(6, 8)
+    folder = write_pngs(tmp_path / "imgs", images)
+    with zipfile.ZipFile(tmp_path / "d.zip", "w") as z:
+        for p in sorted(folder.iterdir()):
+            z.write(p, p.name)
+    ds = open_dataset(tmp_path / "d.zip")
+    ds[0]  # the parent process holds an open handle; workers must open their own
+    batch, _ = next(make_loader(ds, 6, seed=0, num_workers=2, shuffle=False))
+    assert torch.equal(batch, chw(images))
