@@ -1,0 +1,259 @@
+"""Train a StyleGAN2: ``python -m sg2_core.train --data DATA --resolution R --out DIR [--preset NAME]``.
+
+The run writes into ``--out``:
+
+- ``snapshot-<images>.safetensors`` every ``--snap-kimg`` thousand images and at the end (atomically;
+  native format with G, D, G_ema and the training state), which ``--resume DIR_OR_FILE`` continues exactly;
+- ``samples-<images>.png``: a grid from G_ema for fixed latents, at every snapshot;
+- ``log.jsonl``: one line of losses, images/s and timing per tick (``--tick-kimg``);
+- ``run.json``: the configs and options of the run.
+
+Multi-GPU (or multi-process CPU) runs use ``torchrun --nproc_per_node N -m sg2_core.train ...``; only
+rank 0 writes files. See :mod:`sg2_core.trainer` for what one step does.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import re
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+
+from .checkpoints import native
+from .config import DiscriminatorConfig, GeneratorConfig
+from .datasets import make_loader, open_dataset
+from .demo import DISCRIMINATOR_CONFIG as DEMO_D, GENERATOR_CONFIG as DEMO_G
+from .images import save_grid, to_float
+from .trainer import Trainer, TrainingOptions
+
+SNAPSHOT_PATTERN = re.compile(r"snapshot-(\d+)\.safetensors$")
+
+
+@dataclass(frozen=True)
+class Preset:
+    """Architecture and options for a kind of run; ``configs(resolution, channels)`` builds G and D configs."""
+
+    description: str
+    options: TrainingOptions
+    channel_base: int = 32768
+    channel_max: int = 512
+    z_dim: int = 512
+    mapping_layers: int = 8
+    mbstd_group_size: int = 4
+    fixed: tuple[GeneratorConfig, DiscriminatorConfig] | None = None
+
+    def configs(self, resolution: int, channels: int) -> tuple[GeneratorConfig, DiscriminatorConfig]:
+        if self.fixed is not None:
+            g, d = self.fixed
+            if (resolution, channels) != (g.resolution, g.img_channels):
+                raise ValueError(f"this preset is for {g.img_channels}-channel {g.resolution}px images, "
+                                 f"the data has {channels} channels at {resolution}px")
+            return g, d
+        g = GeneratorConfig(z_dim=self.z_dim, w_dim=self.z_dim, resolution=resolution, img_channels=channels,
+                            mapping_layers=self.mapping_layers, channel_base=self.channel_base,
+                            channel_max=self.channel_max)
+        d = DiscriminatorConfig(resolution=resolution, img_channels=channels, channel_base=self.channel_base,
+                                channel_max=self.channel_max, mbstd_group_size=self.mbstd_group_size)
+        return g, d
+
+
+PRESETS = {
+    "fmnist32": Preset(
+        "the embedded demo: Fashion-MNIST padded to 32x32, 64 channels, CPU-friendly (NVIDIA's cifar settings: "
+        "no path length, no style mixing)",
+        TrainingOptions(batch_size=32, g_lr=0.0025, d_lr=0.0025, r1_gamma=0.01, pl_weight=0, style_mixing=0,
+                        ema_kimg=10, ema_rampup=0.05),
+        fixed=(DEMO_G, DEMO_D)),
+    "small": Preset(
+        "small data sets (NVIDIA's --cfg=auto at 128 px or less, with adaptive augmentation)",
+        TrainingOptions(batch_size=32, g_lr=0.0025, d_lr=0.0025, r1_gamma=0.05, ema_kimg=10, ema_rampup=0.05,
+                        augment="ada"),
+        channel_base=16384, mapping_layers=2),
+    "paper256": Preset("StyleGAN2-ADA paper, 256 px (FFHQ/LSUN)", TrainingOptions(
+        batch_size=64, g_lr=0.0025, d_lr=0.0025, r1_gamma=1, ema_kimg=20), channel_base=16384, mbstd_group_size=8),
+    "paper512": Preset("StyleGAN2-ADA paper, 512 px", TrainingOptions(
+        batch_size=64, g_lr=0.0025, d_lr=0.0025, r1_gamma=0.5, ema_kimg=20), mbstd_group_size=8),
+    "tiny": Preset("smoke tests: 16-32 channels, trains at hundreds of images/s on a CPU", TrainingOptions(
+        batch_size=8, r1_gamma=0.1, ema_kimg=0.1), channel_base=256, channel_max=32, z_dim=32, mapping_layers=2),
+    "stylegan2": Preset("StyleGAN2 config F (1024 px FFHQ)", TrainingOptions(batch_size=32, r1_gamma=10, ema_kimg=10)),
+}
+
+
+def latest_snapshot(path) -> Path:
+    """``path`` itself if it is a file, else the snapshot with the most images in that directory."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    if not path.is_dir():
+        raise FileNotFoundError(f"--resume: {path} is neither a snapshot file nor a run directory")
+    found = [(int(m.group(1)), p) for p in path.iterdir() if (m := SNAPSHOT_PATTERN.search(p.name))]
+    if not found:
+        raise FileNotFoundError(f"--resume: no snapshot-*.safetensors in {path}")
+    return max(found)[1]
+
+
+def save_snapshot(trainer: Trainer, out_dir: Path) -> Path:
+    path = out_dir / f"snapshot-{trainer.images_seen:09d}.safetensors"
+    return native.save(path, G=trainer.G, D=trainer.D, G_ema=trainer.G_ema, extra={"training": trainer.training_state()})
+
+
+def resume(trainer: Trainer, path) -> Path:
+    path = latest_snapshot(path)
+    ckpt = native.load(path)
+    state = ckpt.extra.get("training")
+    if state is None:
+        raise ValueError(f"{path} holds networks but no training state, so it cannot be resumed")
+    trainer.load_training_state(state, ckpt.G, ckpt.D, ckpt.G_ema)
+    return path
+
+
+def _sample_latents(G, n: int = 64, seed: int = 123) -> torch.Tensor:
+    return torch.randn(n, G.z_dim, generator=torch.Generator().manual_seed(seed))
+
+
+@torch.no_grad()
+def save_samples(trainer: Trainer, path: Path, z: torch.Tensor) -> None:
+    images = trainer.G_ema(z.to(trainer.device), noise_mode="const")
+    save_grid(images.cpu(), path, nrow=int(math.sqrt(len(z))))
+
+
+class _Progress:
+    """A tqdm bar on rank 0 (or nothing), counting images."""
+
+    def __init__(self, enabled: bool, total: int, initial: int):
+        self.bar = None
+        if enabled:
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=initial, unit="img", unit_scale=True, dynamic_ncols=True)
+
+    def update(self, n: int, stats: dict) -> None:
+        if self.bar is not None:
+            self.bar.set_postfix({k: f"{v:.3g}" for k, v in stats.items()}, refresh=False)
+            self.bar.update(n)
+
+    def close(self):
+        if self.bar is not None:
+            self.bar.close()
+
+
+def train(data, out_dir, *, preset: str = "small", resolution: int | None = None, kimg: float = 100,
+          snap_kimg: float = 10, tick_kimg: float = 1, resume_from=None, device=None, workers: int | None = None,
+          xflip: bool = False, pad_to: int | None = None, progress: bool = True, **option_overrides) -> Trainer:
+    """Train for ``kimg`` thousand images in total (counting what a resumed snapshot had seen)."""
+    rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+    spec = PRESETS[preset]
+    dataset = open_dataset(data, resolution=resolution, xflip=xflip, pad_to=pad_to)
+    g_config, d_config = spec.configs(dataset.resolution, dataset.channels)
+    options = TrainingOptions.from_dict({**spec.options.to_dict(), **option_overrides})
+    trainer = Trainer(g_config, d_config, options, device=device)
+    out_dir = Path(out_dir)
+    if rank == 0:
+        out_dir.mkdir(parents=True, exist_ok=True)
+    if resume_from is not None:
+        resume(trainer, resume_from)
+    elif rank == 0:
+        (out_dir / "run.json").write_text(json.dumps({
+            "data": str(data), "preset": preset, "G": g_config.to_dict(), "D": d_config.to_dict(),
+            "options": options.to_dict(), "world_size": world}, indent=2))
+
+    total = int(kimg * 1000)
+    snap_every, tick_every = max(1, int(snap_kimg * 1000)), max(1, int(tick_kimg * 1000))
+    loader = make_loader(dataset, trainer.local_batch, seed=options.seed, rank=rank, world_size=world,
+                         start_batch=trainer.step_count, num_workers=workers)
+    sample_z = _sample_latents(trainer.G)
+    bar = _Progress(progress and rank == 0, total, trainer.images_seen)
+    log = (out_dir / "log.jsonl").open("a") if rank == 0 else None
+    tick_stats, tick_start, tick_images = {}, time.perf_counter(), trainer.images_seen
+    try:
+        while trainer.images_seen < total:
+            images, _ = next(loader)
+            stats = trainer.step(to_float(images))
+            for k, v in stats.items():
+                tick_stats.setdefault(k, []).append(v)
+            bar.update(options.batch_size, stats)
+            done = trainer.images_seen >= total
+            if log is not None and (trainer.images_seen // tick_every > (trainer.images_seen - options.batch_size) // tick_every or done):
+                seconds = time.perf_counter() - tick_start
+                record = {"images": trainer.images_seen, "step": trainer.step_count,
+                          "images_per_s": (trainer.images_seen - tick_images) / seconds,
+                          **{k: sum(v) / len(v) for k, v in tick_stats.items()}}
+                log.write(json.dumps(record) + "\n")
+                log.flush()
+                tick_stats, tick_start, tick_images = {}, time.perf_counter(), trainer.images_seen
+            if rank == 0 and (trainer.images_seen // snap_every > (trainer.images_seen - options.batch_size) // snap_every or done):
+                save_snapshot(trainer, out_dir)
+                save_samples(trainer, out_dir / f"samples-{trainer.images_seen:09d}.png", sample_z)
+    finally:
+        bar.close()
+        if log is not None:
+            log.close()
+    return trainer
+
+
+def _parse(argv):
+    p = argparse.ArgumentParser(prog="python -m sg2_core.train", description=__doc__.split("\n\n")[0],
+                                formatter_class=argparse.RawDescriptionHelpFormatter,
+                                epilog="presets:\n" + "\n".join(f"  {k:10s} {v.description}" for k, v in PRESETS.items()))
+    p.add_argument("--data", required=True, help="image folder, .zip, .npy/.npz, IDX file, or fmnist-train")
+    p.add_argument("--out", required=True, help="output directory")
+    p.add_argument("--resolution", type=int, help="expected image size (checked; also the padding target with --pad)")
+    p.add_argument("--preset", default="small", choices=sorted(PRESETS))
+    p.add_argument("--kimg", type=float, default=100, help="total thousands of images to train on")
+    p.add_argument("--snap-kimg", type=float, default=10, help="snapshot and sample grid interval")
+    p.add_argument("--tick-kimg", type=float, default=1, help="log interval")
+    p.add_argument("--resume", help="snapshot file, or run directory (its newest snapshot)")
+    p.add_argument("--batch", type=int, help="total batch size over all processes")
+    p.add_argument("--gamma", type=float, help="R1 weight")
+    p.add_argument("--lr", type=float, help="learning rate of G and D")
+    p.add_argument("--augment", choices=["none", "fixed", "ada"])
+    p.add_argument("--augment-p", type=float)
+    p.add_argument("--mirror", action="store_true", help="add x-flipped copies of the data")
+    p.add_argument("--pad", action="store_true", help="zero-pad smaller images to --resolution")
+    p.add_argument("--seed", type=int)
+    p.add_argument("--workers", type=int, help="data loader processes (default: up to 2)")
+    p.add_argument("--device", help="default: cuda:LOCAL_RANK when available, else cpu")
+    p.add_argument("--amp", action="store_true", help="bfloat16 autocast on CUDA")
+    p.add_argument("--threads", type=int, help="torch CPU threads")
+    p.add_argument("--no-progress", action="store_true")
+    return p.parse_args(argv)
+
+
+def main(argv=None) -> int:
+    args = _parse(argv)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    device = args.device or (f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+    if world > 1:
+        if device.startswith("cuda"):
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+    overrides = {k: v for k, v in {"batch_size": args.batch, "r1_gamma": args.gamma, "g_lr": args.lr,
+                                   "d_lr": args.lr, "augment": args.augment, "augment_p": args.augment_p,
+                                   "seed": args.seed, "amp": args.amp or None}.items() if v is not None}
+    try:
+        train(args.data, args.out, preset=args.preset, resolution=args.resolution, kimg=args.kimg,
+              snap_kimg=args.snap_kimg, tick_kimg=args.tick_kimg, resume_from=args.resume, device=device,
+              workers=args.workers, xflip=args.mirror, pad_to=args.resolution if args.pad else None,
+              progress=not args.no_progress, **overrides)
+    except (ValueError, FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
