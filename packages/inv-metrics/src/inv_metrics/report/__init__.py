@@ -1,0 +1,23 @@
+"""``python -m inv_metrics.report``: every registered inversion method, measured the same way.
+
+One generator, one set of images, one protocol for all methods: the same images in the same order, the same
+batch size and device, one untimed warm-up call per method on the first ``WARMUP_IMAGES`` images (it builds
+lazy state such as w statistics and distance networks), then each batch timed with ``inv_metrics.timing.Timer``
+(device synchronised) from the method call to the rendered reconstruction. Outputs in the output folder:
+``report.json`` (everything), ``report.md`` (the table), ``report.html`` (table and image grid, images
+embedded as data: URIs so the page works opened from disk) and ``grid.png`` (inputs, then per method its
+reconstructions and an edit along the generator's first SeFa direction).
+
+The embedded default (no generator, no image folder): the shipped demo generator
+(``sg2_core.demo.load_generator``), the first 32 of the shipped 256 test images and every installed method.
+
+**Demo options.** A method factory (the class or function registered) may carry ``demo_options: dict``;
+when the images are the shipped test set the report builds the method with those options (e.g. fewer
+projection steps so the whole default run fits in minutes on a CPU). ``--options name:key=value`` overrides
+them (dotted keys reach nested dicts: ``pti:pivot_options.steps=50``); ``--no-demo-options`` ignores them.
+"""
+
+from .runner import MethodResult, run_method
+from .report import WARMUP_IMAGES, run_report
+
+__all__ = ["MethodResult", "WARMUP_IMAGES", "run_method", "run_report"]

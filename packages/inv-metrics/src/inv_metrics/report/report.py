@@ -1,0 +1,120 @@
+"""The report itself: run the methods on the images, measure them, write report.json/.md/.html and grid.png."""
+
+from __future__ import annotations
+
+import platform
+import time
+from pathlib import Path
+
+import torch
+
+from .grid import grid_rows, save_grid
+from .metrics_table import build_metrics, compute_metrics, kid_note
+from .runner import run_method
+from .writers import write_html, write_json, write_markdown
+
+WARMUP_IMAGES = 1
+EDIT_DIRECTION = "SeFa direction 0 (sg2_core.sefa over every modulated convolution)"
+
+
+def _progress(total: int, desc: str, enabled: bool, unit: str = "img"):
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, desc=desc, unit=unit, leave=False, disable=not enabled)
+
+
+def _row(result, values: dict, metric_errors: dict) -> dict:
+    timing = result.timing
+    return {
+        "method": result.name,
+        "options": {k: v for k, v in result.options.items() if not callable(v)},
+        "space": result.space,
+        "metrics": values,
+        "metric_errors": metric_errors,
+        "seconds_per_image": timing.seconds_per_image if timing else None,
+        "images_per_second": timing.images_per_second if timing else None,
+        "batch_seconds": timing.batch_seconds if timing else None,
+        "error": result.error,
+    }
+
+
+def run_report(generator, images: torch.Tensor, out_dir, *, methods=None, options=None, batch_size: int = 32,
+               device=None, lpips_weights=None, inception_weights=None, edit_strength: float = 3.0,
+               grid_images: int = 8, progress: bool = True, setup: dict | None = None,
+               problems: list | None = None) -> dict:
+    """Run ``methods`` (default: every registered one) on ``images`` with ``generator``; write the report.
+
+    ``options``: ``{method: {option: value}}`` passed to ``create_method``. ``setup``: extra lines for the
+    report's header (where the generator and images came from). Returns the report's dictionary (what
+    ``report.json`` holds); a method that fails gets a row with its error and the others still run.
+    """
+    from sg2_core import check_images, list_methods, sefa
+
+    start = time.perf_counter()
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+    device = torch.device(device) if device is not None else next(generator.parameters()).device
+    generator = generator.to(device).eval().requires_grad_(False)
+    images = images.to(device=device, dtype=torch.float32)
+    check_images(images, generator)
+    methods = list(methods) if methods is not None else list_methods()
+    options = options or {}
+    problems = list(problems or [])
+    if not methods:
+        problems.append("no inversion method is registered: install a family (e.g. inv-optim) or register one")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+
+    c, r = generator.img_channels, generator.img_resolution
+    metrics, notes = build_metrics(c, r, lpips_weights=lpips_weights, inception_weights=inception_weights,
+                                   device=device)
+    notes["KID"] = kid_note(len(images))
+    notes["timing"] = (f"one untimed warm-up call on {WARMUP_IMAGES} image(s) per method, then each batch timed "
+                       "from the method call to its rendered reconstruction (device synchronised)")
+    direction = sefa(generator).vectors[0].to(device)
+    notes["edit"] = f"{EDIT_DIRECTION}, strength {edit_strength}, applied to every W+ entry"
+
+    results, rows = [], []
+    with _progress(len(methods), "methods", progress, unit="method") as outer:
+        for name in methods:
+            outer.set_postfix_str(name)
+            with _progress(len(images), name, progress) as bar:
+                result = run_method(name, generator, images, batch_size=batch_size, options=options.get(name, {}),
+                                    direction=direction, edit_strength=edit_strength, edit_count=grid_images,
+                                    warmup_images=WARMUP_IMAGES, progress=bar)
+            values, metric_errors = {}, {}
+            if result.reconstructions is not None:
+                values, metric_errors = compute_metrics(metrics, images, result.reconstructions, batch_size)
+            results.append(result)
+            rows.append(_row(result, values, metric_errors))
+            outer.update(1)
+
+    shown = grid_rows(images, results, grid_images)
+    save_grid(shown, out_dir / "grid.png")
+    report = {
+        "setup": {
+            **(setup or {}),
+            "images": (setup or {}).get("images", f"{len(images)} images"),
+            "shape": f"{len(images)} x {c} x {r} x {r}",
+            "methods": ", ".join(methods),
+            "batch size": batch_size,
+            "device": str(device),
+            "torch": torch.__version__,
+            "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
+        },
+        "columns": [{"key": m.key, "label": m.label, "network": m.network, "higher_is_better": m.higher_is_better}
+                    for m in metrics],
+        "rows": rows,
+        "notes": notes,
+        "problems": problems,
+        "num_images": len(images),
+        "edit": {"direction": EDIT_DIRECTION, "strength": edit_strength},
+        "grid": {"file": "grid.png", "rows": [label for label, _ in shown], "images_per_row": len(shown[0][1]),
+                 "caption": f"first {len(shown[0][1])} images: inputs, then per method its reconstructions and "
+                            f"the edit ({EDIT_DIRECTION}, strength {edit_strength})"},
+    }
+    report["wall_seconds"] = time.perf_counter() - start
+    write_json(report, out_dir / "report.json")
+    write_markdown(report, out_dir / "report.md")
+    write_html(report, shown, out_dir / "report.html")
+    return report
