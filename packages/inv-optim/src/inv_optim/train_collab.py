@@ -1,0 +1,173 @@
+"""Train the collaborative-learning embedding network (Guan et al. 2020) for a generator.
+
+    python -m inv_optim.train_collab --out FILE [--generator CHECKPOINT] [--data fmnist-train] [--num-images N]
+        [--minutes 12 | --steps S] [--batch-size 32] [--iterator-steps 4] [--lr 1e-3] [--threads 2] [--seed 0]
+
+Each step: the network proposes W+ codes for a batch; the iterator (``refine_wplus``) starts from the better of
+the proposal and the image's cached code and refines it for ``--iterator-steps`` steps; the cache keeps each
+image's best code so far; the network is trained towards the cached codes (latent L2) and the images (image L2
++ perceptual distance of its own rendering). The cache makes optimisation accumulate over epochs: an image's
+target keeps improving each time it is drawn, which is why ``--num-images`` can pick a subset that is seen
+several times within a short budget.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from dataclasses import asdict, dataclass
+
+import torch
+
+from .collab import REFINE_LR, LatentCache, iterator_loss, refine_wplus
+from .distance import Distance, default_distance
+from .embedding import build_embedding, save_embedding
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """The network's loss: ``latent * |w_e - w_cache|^2 + image * MSE(G(w_e), x) + perceptual * d(G(w_e), x)``."""
+
+    latent: float = 100.0
+    image: float = 1.0
+    perceptual: float = 1.0
+
+
+class CollabTrainer:
+    """One collaborative-learning step at a time for ``network`` and a frozen ``generator``."""
+
+    def __init__(self, network, generator, num_images: int, *, distance=None, iterator_steps: int = 2,
+                 iterator_lr: float = REFINE_LR, iterator_mse: float = 1.0, lr: float = 1e-3,
+                 weights: LossWeights = LossWeights()):
+        self.network, self.generator = network, generator
+        self.distance = distance if isinstance(distance, Distance) else Distance(distance or default_distance(generator))
+        self.iterator_steps, self.iterator_lr, self.iterator_mse = iterator_steps, iterator_lr, iterator_mse
+        self.weights = weights
+        device = next(generator.parameters()).device
+        self.cache = LatentCache(num_images, generator.num_ws, generator.w_dim, device)
+        self.optimizer = torch.optim.Adam(network.trainable_parameters(), lr=lr, betas=(0.9, 0.99))
+        self.steps = 0
+
+    def network_loss(self, images, codes, targets=None) -> tuple[torch.Tensor, dict]:
+        """The weighted loss of the network's ``codes`` (``targets``: the cached codes; None skips that term)."""
+        rendered = self.generator.synthesis(codes, noise_mode="const")
+        parts = {"image": (rendered - images).square().mean(), "perceptual": self.distance(rendered, images).mean()}
+        if targets is not None:
+            parts["latent"] = (codes - targets).square().mean()
+        total = sum(getattr(self.weights, k) * v for k, v in parts.items())
+        return total, {k: v.item() for k, v in parts.items()}
+
+    def step(self, images: torch.Tensor, indices) -> dict:
+        """One step on a batch of ``images [B, C, R, R]`` with their dataset ``indices``; returns the losses."""
+        self.network.train()
+        proposal = self.network(images)
+        cached, cached_loss = self.cache.get(indices)
+        with torch.no_grad():  # the iterator starts from whichever is better: the proposal or the cached code
+            _, proposal_loss = iterator_loss(self.distance, self.generator.synthesis(proposal, noise_mode="const"),
+                                             images, self.iterator_mse)
+        from_cache = cached_loss < proposal_loss
+        start = torch.where(from_cache[:, None, None], cached, proposal.detach())
+        refined, refined_loss, _ = refine_wplus(self.generator, images, start, steps=self.iterator_steps,
+                                                distance=self.distance, lr=self.iterator_lr, mse=self.iterator_mse)
+        self.cache.update(indices, refined, refined_loss)
+        targets, target_loss = self.cache.get(indices)
+        loss, parts = self.network_loss(images, proposal, targets)
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        self.steps += 1
+        return {"loss": loss.item(), **parts, "proposal_iterator_loss": proposal_loss.mean().item(),
+                "target_iterator_loss": target_loss.mean().item(), "from_cache": from_cache.float().mean().item()}
+
+
+def load_training_images(data: str, num_images: int | None, resolution: int) -> torch.Tensor:
+    """The first ``num_images`` images of ``data`` (see ``sg2_core.datasets.open_dataset``) as uint8 ``[N, C, R, R]``."""
+    from sg2_core.datasets import open_dataset
+
+    dataset = open_dataset(data, pad_to=resolution)
+    n = len(dataset) if num_images is None else min(num_images, len(dataset))
+    return torch.stack([dataset[i][0] for i in range(n)])
+
+
+def _load_generator(spec: str | None, device):
+    if spec is None or spec == "demo":
+        from sg2_core import demo
+
+        return demo.load_generator(device), "sg2_core.demo.load_generator()"
+    from sg2_core import load_checkpoint
+
+    g = load_checkpoint(spec).G_ema
+    return g.to(device).eval().requires_grad_(False), str(spec)
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", required=True, help="safetensors file to write")
+    p.add_argument("--generator", default=None, help="generator checkpoint (G_ema); default: the demo generator")
+    p.add_argument("--data", default="fmnist-train", help="training images (sg2_core open_dataset source)")
+    p.add_argument("--num-images", type=int, default=None, help="use the first N images (default: all)")
+    p.add_argument("--minutes", type=float, default=None, help="stop after this much wall time")
+    p.add_argument("--steps", type=int, default=None, help="stop after this many steps")
+    p.add_argument("--batch-size", type=int, default=32)
+    p.add_argument("--iterator-steps", type=int, default=2)
+    p.add_argument("--iterator-lr", type=float, default=REFINE_LR)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--latent-weight", type=float, default=100.0)
+    p.add_argument("--image-weight", type=float, default=1.0)
+    p.add_argument("--perceptual-weight", type=float, default=1.0)
+    p.add_argument("--backbone", choices=("fused", "attribute"), default=None)
+    p.add_argument("--distance", default=None, help="inv-metrics distance name (default fmnist on the demo domain)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--log-every", type=int, default=20)
+    args = p.parse_args(argv)
+    if args.minutes is None and args.steps is None:
+        p.error("give --minutes or --steps")
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(args.seed)
+    device = torch.device(args.device)
+    generator, g_source = _load_generator(args.generator, device)
+    data = load_training_images(args.data, args.num_images, generator.img_resolution)
+    n = data.shape[0]
+    network = build_embedding(generator, backbone=args.backbone)
+    weights = LossWeights(args.latent_weight, args.image_weight, args.perceptual_weight)
+    trainer = CollabTrainer(network, generator, n, distance=args.distance, iterator_steps=args.iterator_steps,
+                            iterator_lr=args.iterator_lr, lr=args.lr, weights=weights)
+    params = sum(p.numel() for p in network.trainable_parameters())
+    print(f"generator: {g_source}\ndata: {args.data}, {n} images\nnetwork: {network.config.backbone}, {params} "
+          f"trainable parameters\nthreads {torch.get_num_threads()}, device {device}", flush=True)
+
+    order_gen = torch.Generator().manual_seed(args.seed)
+    order, cursor, start, history = torch.randperm(n, generator=order_gen), 0, time.perf_counter(), []
+    while True:
+        elapsed = time.perf_counter() - start
+        if (args.steps is not None and trainer.steps >= args.steps) or \
+                (args.minutes is not None and elapsed >= 60 * args.minutes):
+            break
+        if cursor + args.batch_size > n:
+            order, cursor = torch.randperm(n, generator=order_gen), 0
+        indices = order[cursor:cursor + args.batch_size]
+        cursor += args.batch_size
+        images = data[indices].to(device, torch.float32) / 127.5 - 1
+        history.append(trainer.step(images, indices))
+        if trainer.steps % args.log_every == 0:
+            recent = history[-args.log_every:]
+            mean = {k: sum(h[k] for h in recent) / len(recent) for k in recent[0]}
+            print(f"step {trainer.steps:5d}  {elapsed:6.0f}s  " + "  ".join(f"{k} {v:.4f}" for k, v in mean.items())
+                  + f"  cached {(trainer.cache.loss < float('inf')).sum().item()}/{n}", flush=True)
+    elapsed = time.perf_counter() - start
+    seen = trainer.cache.loss < float("inf")
+    info = {"generator": g_source, "data": args.data, "num_images": n, "steps": trainer.steps,
+            "batch_size": args.batch_size, "iterator_steps": args.iterator_steps, "lr": args.lr,
+            "loss_weights": asdict(weights), "seconds": round(elapsed, 1), "threads": torch.get_num_threads(),
+            "final_cache_iterator_loss": trainer.cache.loss[seen].mean().item() if seen.any() else None}
+    path = save_embedding(network.eval(), args.out, {"training": info})
+    print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB) after {trainer.steps} steps, {elapsed:.0f}s\n"
+          + json.dumps(info), flush=True)
+
+
+if __name__ == "__main__":
+    main()

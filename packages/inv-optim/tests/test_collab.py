@@ -1,0 +1,195 @@
+"""Collaborative learning: the embedding network, the iterator, the cache, training, files and the methods."""
+
+import pickle
+
+import pytest
+import torch
+
+from sg2_core import Generator, GeneratorConfig, Inversion
+
+from inv_optim.collab import Collab, CollabRefine, LatentCache, iterator_loss, refine_wplus
+from inv_optim.embedding import (EmbeddingConfig, build_embedding, load_embedding, read_metadata,
+                                 save_embedding)
+from inv_optim.train_collab import CollabTrainer, LossWeights
+
+
+@pytest.fixture(scope="module")
+def demo_like():
+    """A tiny 1-channel 32 px generator: the demo domain's shape, so the fmnist identity branch applies."""
+    torch.manual_seed(1)
+    config = GeneratorConfig(resolution=32, img_channels=1, z_dim=16, w_dim=16, channel_base=128, channel_max=16,
+                             mapping_layers=2)
+    return Generator(config).eval().requires_grad_(False)
+
+
+def _render(generator, n, seed):
+    gen = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        ws = generator.mapping(torch.randn(n, generator.z_dim, generator=gen))
+        return generator.synthesis(ws, noise_mode="const").clamp(-1, 1)
+
+
+@pytest.fixture(scope="module")
+def demo_like_file(demo_like, tmp_path_factory):
+    torch.manual_seed(2)
+    net = build_embedding(demo_like)
+    with torch.no_grad():  # a non-trivial network: the zero-initialised head would only give w_avg
+        net.head.weight.normal_(0, 0.05)
+    return save_embedding(net, tmp_path_factory.mktemp("collab") / "net.safetensors"), net
+
+
+def test_fused_network_shapes_and_starting_point(demo_like):
+    net = build_embedding(demo_like)
+    assert net.config.backbone == "fused" and net.identity is not None
+    assert not any(p.requires_grad for p in net.identity.parameters())  # frozen identity encoder
+    x = _render(demo_like, 3, 0)
+    ws = net(x)
+    assert ws.shape == (3, demo_like.num_ws, demo_like.w_dim)
+    # zero-initialised head: an untrained network proposes the mean w everywhere (the projector's start)
+    torch.testing.assert_close(ws, net.w_avg.expand_as(ws))
+
+
+def test_attribute_backbone_for_other_domains(generator):
+    net = build_embedding(generator)  # 16 px, 3 channels: no fmnist identity branch
+    assert net.config.backbone == "attribute" and net.identity is None
+    assert net(_render(generator, 2, 0)).shape == (2, generator.num_ws, generator.w_dim)
+    with pytest.raises(ValueError, match="1-channel 32 px"):
+        build_embedding(generator, backbone="fused")
+
+
+def test_method_returns_wplus_inversion_in_one_network_call(demo_like, demo_like_file, mse_distance):
+    path, _ = demo_like_file
+    method = Collab(demo_like, weights=path, distance=mse_distance)
+    assert method.name == "collab" and method.space == "w+" and method.refine_steps == 0
+    x = _render(demo_like, 4, 3)
+    calls = {"network": 0, "synthesis": 0}
+    hooks = [method.network.register_forward_hook(lambda *a: calls.__setitem__("network", calls["network"] + 1)),
+             demo_like.synthesis.register_forward_hook(lambda *a: calls.__setitem__("synthesis", calls["synthesis"] + 1))]
+    try:
+        inv = method(x)
+    finally:
+        for h in hooks:
+            h.remove()
+    assert calls == {"network": 1, "synthesis": 0}  # no optimisation, not even a rendering
+    assert isinstance(inv, Inversion) and inv.space == "w+" and inv.latents.shape == (4, 8, 16)
+    assert not inv.latents.requires_grad
+    torch.testing.assert_close(inv.latents, method.network(x))
+    assert inv.extras["refine_steps"].tolist() == [0] * 4
+
+
+def test_refinement_improves_on_the_network(demo_like, demo_like_file, mse_distance):
+    path, _ = demo_like_file
+    method = CollabRefine(demo_like, weights=path, distance=mse_distance, refine_steps=8, lr=0.05)
+    assert method.space == "w+"
+    x = _render(demo_like, 3, 4)
+    inv = method(x)
+    assert inv.extras["distance"].shape == (3,)
+    assert (inv.extras["distance"] < inv.extras["network_distance"]).all()
+    with torch.no_grad():  # the reported distance is the returned code's
+        d = mse_distance(inv.render(), x)
+    torch.testing.assert_close(d, inv.extras["distance"])
+    assert CollabRefine(demo_like, weights=path, distance=mse_distance).name == "collab+refine"
+
+
+def test_refine_never_returns_a_worse_code(demo_like, mse_distance):
+    x = _render(demo_like, 2, 5)
+    start = demo_like.mapping(torch.randn(2, demo_like.z_dim))
+    _, start_loss = iterator_loss(mse_distance, demo_like.synthesis(start, noise_mode="const"), x, 1.0)
+    # a huge learning rate makes every update worse: the start must come back unchanged
+    codes, loss, _ = refine_wplus(demo_like, x, start, steps=3, distance=mse_distance, lr=1e3)
+    torch.testing.assert_close(codes, start)
+    torch.testing.assert_close(loss, start_loss)
+    codes, loss, _ = refine_wplus(demo_like, x, start, steps=5, distance=mse_distance, lr=0.05)
+    assert (loss < start_loss).all()
+
+
+def test_cache_keeps_the_best_code():
+    cache = LatentCache(5, 2, 3)
+    assert torch.isinf(cache.get([0, 4])[1]).all()
+    first = torch.ones(2, 2, 3)
+    assert cache.update([1, 3], first, torch.tensor([0.5, 0.5])).tolist() == [True, True]
+    worse, better = torch.full((2, 3), 2.0), torch.full((2, 3), 3.0)
+    replaced = cache.update([1, 3], torch.stack([worse, better]), torch.tensor([0.9, 0.1]))
+    assert replaced.tolist() == [False, True]
+    codes, loss = cache.get([1, 3])
+    torch.testing.assert_close(codes, torch.stack([torch.ones(2, 3), better]))
+    torch.testing.assert_close(loss, torch.tensor([0.5, 0.1]))
+    with pytest.raises(IndexError, match=r"\[0, 5\)"):
+        cache.get([5])
+
+
+def test_training_steps_reduce_the_network_loss(generator, mse_distance):
+    torch.manual_seed(0)
+    g = generator.requires_grad_(False)
+    net = build_embedding(g, channels=(16, 16), hidden=64)
+    images = _render(g, 8, 7)
+    trainer = CollabTrainer(net, g, 8, distance=mse_distance, iterator_steps=2, iterator_lr=0.05, lr=3e-3,
+                            weights=LossWeights(latent=1.0, image=1.0, perceptual=1.0))
+    indices = torch.arange(8)
+
+    def image_loss():
+        with torch.no_grad():
+            return trainer.network_loss(images, net(images))[0].item()
+
+    before = image_loss()
+    for _ in range(12):
+        record = trainer.step(images, indices)
+    assert image_loss() < 0.8 * before
+    assert trainer.cache.loss.isfinite().all() and record["from_cache"] > 0  # later steps restart from the cache
+    assert not any(p.grad is not None for p in g.parameters())  # the generator is never trained
+
+
+def test_save_load_round_trip_without_pickle(demo_like, demo_like_file, monkeypatch):
+    path, net = demo_like_file
+    assert path.read_bytes()[8:9] == b"{"  # a safetensors header, not a pickle
+
+    def no_pickle(*args, **kwargs):
+        raise AssertionError("the loader must not unpickle")
+
+    monkeypatch.setattr(pickle, "loads", no_pickle)
+    monkeypatch.setattr(pickle, "load", no_pickle)
+    monkeypatch.setattr(torch, "load", no_pickle)
+    loaded = load_embedding(path)
+    assert loaded.config == net.config and isinstance(read_metadata(path)["config"], EmbeddingConfig)
+    x = _render(demo_like, 2, 8)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(x), net.eval()(x))
+    assert EmbeddingConfig.from_json(net.config.to_json()) == net.config
+
+
+def test_mismatched_generator_is_a_clear_error(demo_like, demo_like_file, generator, mse_distance):
+    path, _ = demo_like_file
+    with pytest.raises(ValueError, match=r"trained for another generator.*resolution: trained for 32, got 16"):
+        Collab(generator, weights=path, distance=mse_distance)
+    other = Generator(demo_like.config).eval()  # same config, other weights: usable, but warned about
+    with pytest.warns(UserWarning, match="same config but other weights"):
+        Collab(other, weights=path, distance=mse_distance)
+
+
+def test_missing_or_foreign_files_are_clear_errors(demo_like, tmp_path):
+    with pytest.raises(FileNotFoundError, match="train_collab"):
+        Collab(demo_like, weights=tmp_path / "absent.safetensors")
+    from safetensors.torch import save_file
+
+    save_file({"x": torch.zeros(1)}, str(tmp_path / "other.safetensors"))
+    with pytest.raises(ValueError, match="not a collaborative embedding network file"):
+        Collab(demo_like, weights=tmp_path / "other.safetensors")
+
+
+@pytest.mark.parametrize("bad, message", [
+    (torch.zeros(2, 3, 32, 32), r"shape \[N, 1, 32, 32\]"),
+    (torch.zeros(2, 1, 32, 32, dtype=torch.uint8), "float"),
+    (torch.full((1, 1, 32, 32), float("nan")), "NaN"),
+    (torch.full((1, 1, 32, 32), 200.0), r"\[-1, 1\]"),
+])
+def test_bad_images_are_clear_errors(demo_like, demo_like_file, mse_distance, bad, message):
+    method = Collab(demo_like, weights=demo_like_file[0], distance=mse_distance)
+    with pytest.raises(ValueError, match=message):
+        method(bad)
+
+
+def test_bad_options(demo_like, demo_like_file):
+    with pytest.raises(ValueError, match="refine_steps"):
+        Collab(demo_like, weights=demo_like_file[0], refine_steps=-1)
+    with pytest.raises(ValueError, match="needs generator"):
+        Collab(None)
