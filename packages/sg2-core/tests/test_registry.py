@@ -15,6 +15,7 @@ from sg2_core.registry import (
     check_images,
     create_method,
     list_methods,
+    method_factory,
     method_info,
     register_method,
     unregister_method,
@@ -84,6 +85,7 @@ def test_registered_methods_are_listed_described_and_built(g32, toy_methods, tar
     assert {"toy-mean-w", "toy-refine"} <= set(list_methods())
     assert list_methods() == sorted(list_methods())
     info = method_info("toy-mean-w")
+    assert method_factory("toy-mean-w") is MeanW
     assert info.source == "registered" and info.target.endswith(":MeanW") and info.distribution is None
     method = create_method("toy-mean-w", generator=g32, n=100)
     assert isinstance(method, InversionMethod) and method.space == "w"
@@ -164,6 +166,7 @@ def test_entry_points_are_found_without_importing(g32, installed_family):
     assert (info.source, info.target, info.distribution, info.version) == (
         "entry point", "toy_family_method:ToyMethod", "toy-family", "0.3")
     assert "toy_family_method" not in sys.modules
+    assert method_factory("toy-ep").__name__ == "ToyMethod"  # imports the entry point, builds nothing
     method = create_method("toy-ep", generator=g32, scale=2.0)
     assert type(method).__name__ == "ToyMethod" and method.scale == 2.0 and method.generator is g32
     assert "toy_family_method" in sys.modules

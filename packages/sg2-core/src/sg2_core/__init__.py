@@ -18,7 +18,15 @@ from .discriminator import Discriminator
 from .generator import Generator, MappingNetwork, SynthesisNetwork, mix_styles, truncate
 from .inversion import Inversion
 from .losses import PathLengthRegularizer, d_logistic_loss, g_nonsaturating_loss, lazy_optimizer_settings, r1_penalty
-from .registry import InversionMethod, check_images, create_method, list_methods, method_info, register_method
+from .registry import (
+    InversionMethod,
+    check_images,
+    create_method,
+    list_methods,
+    method_factory,
+    method_info,
+    register_method,
+)
 
 __version__ = _version("sg2-core")
 
@@ -50,6 +58,7 @@ __all__ = [
     "lazy_optimizer_settings",
     "list_methods",
     "load_checkpoint",
+    "method_factory",
     "method_info",
     "mix_styles",
     "r1_penalty",

@@ -133,7 +133,9 @@ def method_info(name: str) -> MethodInfo:
     return MethodInfo(name, "entry point", ep.value, dist.name if dist else None, dist.version if dist else None)
 
 
-def _load(name: str) -> Callable:
+def method_factory(name: str) -> Callable:
+    """The class or function behind ``name`` (imports its entry point), e.g. to read attributes such as
+    ``demo_options`` without building the method; raises like ``create_method`` does."""
     if name in _registered:
         return _registered[name]
     ep = _entry_points().get(name)
@@ -166,7 +168,7 @@ def _check_options(name: str, factory: Callable, options: dict) -> None:
 
 def create_method(name: str, generator=None, **options) -> InversionMethod:
     """Builds method ``name`` as ``factory(generator=generator, **options)`` and checks the result."""
-    factory = _load(name)
+    factory = method_factory(name)
     options = {"generator": generator, **options}
     _check_options(name, factory, options)
     method = factory(**options)

@@ -4,36 +4,22 @@ from __future__ import annotations
 
 import ast
 import copy
-import importlib
 
 
-def method_factory(name: str):
-    """The class or function registered as ``name``, or None when it cannot be found without failing.
-
-    Entry points are imported from their ``module:attribute`` target (what ``create_method`` will import
-    anyway); in-process registrations are looked up in sg2-core's registry table.
-    """
-    from sg2_core import method_info, registry
+def _factory(name: str):
+    """The class or function registered as ``name``, or None when it cannot be loaded (``create_method``
+    then reports the error in the method's row)."""
+    from sg2_core import method_factory
 
     try:
-        info = method_info(name)
-    except ValueError:
+        return method_factory(name)
+    except Exception:  # noqa: BLE001 - unknown names and failing imports alike
         return None
-    if info.source == "registered":
-        return getattr(registry, "_registered", {}).get(name)  # sg2-core exposes no public getter yet
-    module, _, attribute = info.target.partition(":")
-    try:
-        obj = importlib.import_module(module)
-        for part in attribute.split("."):
-            obj = getattr(obj, part)
-    except Exception:  # noqa: BLE001 - create_method will report the import error in the method's row
-        return None
-    return obj
 
 
 def demo_options(name: str) -> dict:
     """``demo_options`` of the method's factory (a copy), or ``{}``."""
-    options = getattr(method_factory(name), "demo_options", None)
+    options = getattr(_factory(name), "demo_options", None)
     return copy.deepcopy(dict(options)) if isinstance(options, dict) else {}
 
 
