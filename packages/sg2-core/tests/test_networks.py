@@ -104,3 +104,31 @@ def test_bad_config():
         GeneratorConfig(resolution=48)
     with pytest.raises(ValueError, match="unknown GeneratorConfig fields"):
         GeneratorConfig.from_dict({"resolution": 32, "fmaps": 1})
+
+
+def test_winograd_convolutions_agree_with_direct_ones(monkeypatch):
+    """NNPACK's Winograd path (3x3 convolutions on maps of 32 px and more) against oneDNN's direct path,
+    values and first and second-order gradients."""
+    from sg2_core import layers
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 16, 32, 32, dtype=torch.float32, requires_grad=True)
+    w = torch.randn(8, 16, 3, 3, requires_grad=True)
+    calls = []
+    original = torch._nnpack_spatial_convolution
+    monkeypatch.setattr(torch, "_nnpack_spatial_convolution", lambda *a: calls.append(1) or original(*a))
+
+    def run(enabled):
+        monkeypatch.setattr(layers, "WINOGRAD", enabled)
+        y = layers.conv2d_resample(x, w, padding=1)
+        (gx,) = torch.autograd.grad(y.square().sum(), x, create_graph=True)
+        (gw,) = torch.autograd.grad(gx.square().sum(), w)  # second order, as R1 needs
+        return y, gx, gw
+
+    direct = run(False)
+    assert not calls
+    winograd = run(True)
+    if layers._nnpack_ready:
+        assert calls
+    for a, b in zip(direct, winograd):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4 * float(a.detach().abs().max()))
