@@ -7,7 +7,7 @@ import torch
 
 from sg2_core import Generator, GeneratorConfig, Inversion
 
-from inv_optim.collab import Collab, CollabRefine, LatentCache, iterator_loss, refine_wplus
+from inv_optim.collab import REFINE_STEPS, Collab, CollabRefine, LatentCache, iterator_loss, refine_wplus
 from inv_optim.embedding import (EmbeddingConfig, build_embedding, load_embedding, read_metadata,
                                  save_embedding)
 from inv_optim.train_collab import CollabTrainer, LossWeights
@@ -193,3 +193,17 @@ def test_bad_options(demo_like, demo_like_file):
         Collab(demo_like, weights=demo_like_file[0], refine_steps=-1)
     with pytest.raises(ValueError, match="needs generator"):
         Collab(None)
+
+
+def test_registry_entries_build_the_methods(demo_like, demo_like_file, mse_distance):
+    import tomllib
+    from importlib import import_module
+    from pathlib import Path
+
+    entries = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())
+    entries = entries["project"]["entry-points"]["sg2_toolkit.methods"]
+    for name, steps in (("collab", 0), ("collab+refine", REFINE_STEPS)):
+        module, attribute = entries[name].split(":")
+        method = getattr(import_module(module), attribute)(generator=demo_like, weights=demo_like_file[0],
+                                                           distance=mse_distance)
+        assert method.name == name and method.space == "w+" and method.refine_steps == steps

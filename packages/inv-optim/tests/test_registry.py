@@ -20,7 +20,8 @@ def test_declares_the_three_methods():
     assert {"sg2-w", "sg2-w+", "pti"} <= set(ENTRIES)
 
 
-@pytest.mark.parametrize("name", sorted(ENTRIES))
+# The collab entries need a trained network file: tests/test_collab.py builds them.
+@pytest.mark.parametrize("name", sorted(n for n in ENTRIES if not n.startswith("collab")))
 def test_each_entry_builds_and_inverts(generator, targets, mse_distance, name):
     module, attribute = ENTRIES[name].split(":")
     factory = getattr(import_module(module), attribute)

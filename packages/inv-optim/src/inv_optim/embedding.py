@@ -136,10 +136,12 @@ def _identity_network(name: str):
 
 
 def _identity_taps(name: str) -> list[int]:
-    """Channels of the identity network's feature maps at 32, 16, 8, 4 px."""
-    from inv_metrics.fmnist import WIDTHS
+    """Channels of the identity network's feature maps (fmnist: at 32, 16, 8 and 4 px)."""
+    if name == "fmnist":
+        from inv_metrics.fmnist import WIDTHS
 
-    return list(WIDTHS)
+        return list(WIDTHS)
+    raise ValueError(f"unknown identity encoder {name!r}; known: {IDENTITIES}")
 
 
 class EmbeddingNetwork(nn.Module):

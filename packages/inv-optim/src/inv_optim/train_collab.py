@@ -20,16 +20,19 @@ from dataclasses import asdict, dataclass
 
 import torch
 
-from .collab import REFINE_LR, LatentCache, iterator_loss, refine_wplus
+from .collab import LatentCache, iterator_loss, refine_wplus
 from .distance import Distance, default_distance
 from .embedding import build_embedding, save_embedding
+
+
+TRAIN_ITERATOR_LR = 0.02  # gentler than test time's 0.1: a few steps per visit, accumulated by the cache
 
 
 @dataclass(frozen=True)
 class LossWeights:
     """The network's loss: ``latent * |w_e - w_cache|^2 + image * MSE(G(w_e), x) + perceptual * d(G(w_e), x)``."""
 
-    latent: float = 100.0
+    latent: float = 10.0
     image: float = 1.0
     perceptual: float = 1.0
 
@@ -38,7 +41,7 @@ class CollabTrainer:
     """One collaborative-learning step at a time for ``network`` and a frozen ``generator``."""
 
     def __init__(self, network, generator, num_images: int, *, distance=None, iterator_steps: int = 2,
-                 iterator_lr: float = REFINE_LR, iterator_mse: float = 1.0, lr: float = 1e-3,
+                 iterator_lr: float = TRAIN_ITERATOR_LR, iterator_mse: float = 1.0, lr: float = 1e-3,
                  weights: LossWeights = LossWeights()):
         self.network, self.generator = network, generator
         self.distance = distance if isinstance(distance, Distance) else Distance(distance or default_distance(generator))
@@ -111,9 +114,9 @@ def main(argv=None) -> None:
     p.add_argument("--steps", type=int, default=None, help="stop after this many steps")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--iterator-steps", type=int, default=2)
-    p.add_argument("--iterator-lr", type=float, default=REFINE_LR)
+    p.add_argument("--iterator-lr", type=float, default=TRAIN_ITERATOR_LR)
     p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--latent-weight", type=float, default=100.0)
+    p.add_argument("--latent-weight", type=float, default=10.0)
     p.add_argument("--image-weight", type=float, default=1.0)
     p.add_argument("--perceptual-weight", type=float, default=1.0)
     p.add_argument("--backbone", choices=("fused", "attribute"), default=None)
@@ -161,7 +164,8 @@ def main(argv=None) -> None:
     elapsed = time.perf_counter() - start
     seen = trainer.cache.loss < float("inf")
     info = {"generator": g_source, "data": args.data, "num_images": n, "steps": trainer.steps,
-            "batch_size": args.batch_size, "iterator_steps": args.iterator_steps, "lr": args.lr,
+            "batch_size": args.batch_size, "iterator_steps": args.iterator_steps,
+            "iterator_lr": args.iterator_lr, "lr": args.lr,
             "loss_weights": asdict(weights), "seconds": round(elapsed, 1), "threads": torch.get_num_threads(),
             "final_cache_iterator_loss": trainer.cache.loss[seen].mean().item() if seen.any() else None}
     path = save_embedding(network.eval(), args.out, {"training": info})
