@@ -196,6 +196,8 @@ def train(data, out_dir, *, preset: str = "small", resolution: int | None = None
         bar.close()
         if log is not None:
             log.close()
+    if world > 1:
+        dist.barrier()  # rank 0 may still be writing the last snapshot; leave together
     return trainer
 
 
