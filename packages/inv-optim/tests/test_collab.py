@@ -207,3 +207,20 @@ def test_registry_entries_build_the_methods(demo_like, demo_like_file, mse_dista
         method = getattr(import_module(module), attribute)(generator=demo_like, weights=demo_like_file[0],
                                                            distance=mse_distance)
         assert method.name == name and method.space == "w+" and method.refine_steps == steps
+
+
+def test_shipped_network_is_for_the_demo_generator_and_refuses_others(generator):
+    import json
+
+    from sg2_core import demo
+
+    from inv_optim.collab import demo_weights_path
+
+    path = demo_weights_path()
+    if not path.is_file():
+        pytest.skip("the demo network is not shipped in this tree")
+    metadata = read_metadata(path)  # the metadata only: the demo generator is not needed
+    assert metadata["config"].generator == json.loads(json.dumps(demo.GENERATOR_CONFIG.to_dict()))
+    assert metadata["training"]["steps"] > 0
+    with pytest.raises(ValueError, match=r"shipped demo embedding network.*another generator"):
+        Collab(generator)  # default weights, a 16 px generator

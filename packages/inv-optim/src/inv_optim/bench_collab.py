@@ -1,6 +1,6 @@
 """Collaborative learning against W+ projection on the demo: seconds per image, MSE, PSNR and distance.
 
-    python -m inv_optim.bench_collab [--n 32] [--refine-steps 30,50] [--project-steps 300] [--threads 1]
+    python -m inv_optim.bench_collab [--n 32] [--refine-steps 10,20,30,50] [--project-steps 300] [--threads 1]
         [--weights FILE] [--generator CHECKPOINT]
 
 All methods run on the same images as one batch (after an untimed warm-up on one image), timed from the call
@@ -20,7 +20,8 @@ from .projector import ProjectorWPlus
 
 
 def _measure(method, images):
-    method(images[:1])  # warm-up: lazy distance networks, w statistics
+    warmup = {"steps": 2} if isinstance(method, ProjectorWPlus) else {}
+    method(images[:1], **warmup)  # untimed: lazy distance networks, w statistics
     start = time.perf_counter()
     inv = method(images)
     with torch.no_grad():
@@ -32,7 +33,7 @@ def _measure(method, images):
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--n", type=int, default=32, help="the first N demo test images (default 32)")
-    p.add_argument("--refine-steps", default="30", help="comma-separated iterator steps after the network")
+    p.add_argument("--refine-steps", default="10,20,30,50", help="comma-separated iterator steps after the network")
     p.add_argument("--project-steps", type=int, default=300)
     p.add_argument("--weights", default=None, help="embedding network file (default: the shipped demo network)")
     p.add_argument("--generator", default=None, help="generator checkpoint (default: the demo generator)")
