@@ -150,7 +150,7 @@ class Projector:
 
     trainable = False
     # What `python -m inv_metrics.report` uses on its embedded default (32 demo images on a CPU in minutes).
-    demo_options = {"steps": 100}
+    demo_options = {"steps": 200}
 
     def __init__(self, generator=None, *, space: str = "w", preset: str = "official", steps: int | None = None,
                  lr: float = 0.1, distance=None, mse: float = 0.0, noise_regularize=NOISE_REGULARIZE_WEIGHT,

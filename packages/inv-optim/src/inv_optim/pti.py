@@ -56,7 +56,7 @@ class PTI:
     name = "pti"
     trainable = False
     # What `python -m inv_metrics.report` uses on its embedded default (32 demo images on a CPU in minutes).
-    demo_options = {"pivot_options": {"steps": 100}, "steps": 50}
+    demo_options = {"pivot_options": {"steps": 200}, "steps": 50}  # the pivot equals the sg2-w row
 
     def __init__(self, generator=None, *, pivot="projector", pivot_options=None, steps: int = 350, lr: float = 3e-4,
                  distance=None, mse: float = 1.0, distance_weight: float = 1.0, stop_distance: float | None = 0.06,
