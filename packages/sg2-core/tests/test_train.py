@@ -209,3 +209,14 @@ def test_cli_reports_bad_input(tmp_path, npy_data, capsys):
     assert "no snapshot-*.safetensors" in capsys.readouterr().err
     with pytest.raises(ValueError, match="augment must be one of"):
         TrainingOptions(augment="sometimes")
+
+
+def test_ema_has_a_half_life_in_images():
+    trainer = _trainer(ema_kimg=0.1)  # half-life 100 images, batch 8
+    before = {k: v.clone() for k, v in trainer.G_ema.named_parameters()}
+    trainer.step(_reals(0))
+    beta = 0.5 ** (8 / 100)
+    for name, p in trainer.G.named_parameters():
+        expected = p.detach().lerp(before[name], beta)
+        torch.testing.assert_close(dict(trainer.G_ema.named_parameters())[name], expected)
+    assert torch.equal(trainer.G_ema.mapping.w_avg, trainer.G.mapping.w_avg)  # buffers are copied

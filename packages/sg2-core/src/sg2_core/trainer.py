@@ -160,8 +160,6 @@ class Trainer:
         if o.pl_weight > 0 and self.step_count % o.pl_interval == 0:
             stats["pl_penalty"] = self._optimize(self.opt_G, self.G, self._pl_penalty(), o.pl_weight * o.pl_interval)
             stats["pl_mean"] = float(self.path_length.pl_mean)
-        _mean_over_ranks(self.G.mapping.w_avg)  # each rank tracked its own latents
-        self._update_ema()
 
         self._train_only(self.D)
         loss, real_logits = self._d_main_loss(reals)
@@ -173,7 +171,8 @@ class Trainer:
             self.augment.update(real_logits)  # sums over ranks itself
             stats["augment_p"] = self.augment.p
 
-        _mean_over_ranks(self.G.mapping.w_avg)  # the D phase's latents moved it too
+        _mean_over_ranks(self.G.mapping.w_avg)  # each rank tracked its own latents
+        self._update_ema()  # after every phase, as NVIDIA's loop: the D phase's latents moved w_avg too
         self.step_count += 1
         self.images_seen += o.batch_size
         return stats
@@ -244,7 +243,7 @@ class Trainer:
         o = self.options
         half_life = o.ema_kimg * 1000
         if o.ema_rampup is not None:
-            half_life = min(half_life, (self.images_seen + o.batch_size) * o.ema_rampup)
+            half_life = min(half_life, self.images_seen * o.ema_rampup)  # images before this step, as NVIDIA
         beta = 0.5 ** (o.batch_size / max(half_life, 1e-8))
         for p_ema, p in zip(self.G_ema.parameters(), self.G.parameters()):
             p_ema.copy_(p.detach().lerp(p_ema, beta))
