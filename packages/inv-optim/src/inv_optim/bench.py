@@ -44,7 +44,7 @@ def main(argv=None) -> None:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
     generator, g_note = demo_generator(device)
-    images, i_note = demo_images(generator, args.n, device)
+    images, i_note = demo_images(args.n, device)
     distance, d_note = resolve_demo_distance(args.distance, device)
     print(f"generator: {g_note}\nimages: {args.n} {i_note}\ndistance: {d_note}\ndevice: {device}, "
           f"threads {torch.get_num_threads()}")

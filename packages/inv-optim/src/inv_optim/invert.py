@@ -35,7 +35,7 @@ def main(argv=None) -> None:
 
         images = load_file(args.images)["images"][: args.n].to(device)
     else:
-        images = demo_images(generator, args.n, device)[0]
+        images = demo_images(args.n, device)[0]
     distance, d_note = resolve_demo_distance(args.distance, device)
     print(f"generator: {g_note}; distance: {d_note}")
     bar = ProgressBar()
