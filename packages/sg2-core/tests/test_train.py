@@ -110,11 +110,13 @@ def test_resume_continues_exactly(tmp_path):
         assert torch.equal(a["exp_avg_sq"], b["exp_avg_sq"])
 
 
-def test_resume_rejects_a_snapshot_of_another_architecture(tmp_path):
+def test_resume_rejects_a_snapshot_of_another_architecture_or_other_options(tmp_path):
     save_snapshot(_trainer(), tmp_path)
-    other = Trainer(G_TINY.replace(z_dim=16, w_dim=16), D_TINY, TrainingOptions(batch_size=8))
+    other = Trainer(G_TINY.replace(z_dim=16, w_dim=16), D_TINY, TrainingOptions(batch_size=8, r1_gamma=0.1))
     with pytest.raises(ValueError, match="G is GeneratorConfig"):
         resume(other, tmp_path)
+    with pytest.raises(ValueError, match=r"other options \(g_lr, seed\)"):
+        resume(_trainer(seed=3, g_lr=0.01), tmp_path)
 
 
 def _cli(out, data, *extra, kimg="0.32"):

@@ -145,6 +145,11 @@ class _Progress:
             self.bar.close()
 
 
+def _crossed(images: int, batch: int, every: int) -> bool:
+    """Whether the last batch took the image count past a multiple of ``every``."""
+    return images // every > (images - batch) // every
+
+
 def train(data, out_dir, *, preset: str = "small", resolution: int | None = None, kimg: float = 100,
           snap_kimg: float = 10, tick_kimg: float = 1, resume_from=None, device=None, workers: int | None = None,
           xflip: bool = False, pad_to: int | None = None, progress: bool = True, **option_overrides) -> Trainer:
@@ -181,7 +186,7 @@ def train(data, out_dir, *, preset: str = "small", resolution: int | None = None
                 tick_stats.setdefault(k, []).append(v)
             bar.update(options.batch_size, stats)
             done = trainer.images_seen >= total
-            if log is not None and (trainer.images_seen // tick_every > (trainer.images_seen - options.batch_size) // tick_every or done):
+            if log is not None and (_crossed(trainer.images_seen, options.batch_size, tick_every) or done):
                 seconds = time.perf_counter() - tick_start
                 record = {"images": trainer.images_seen, "step": trainer.step_count,
                           "images_per_s": (trainer.images_seen - tick_images) / seconds,
@@ -189,7 +194,7 @@ def train(data, out_dir, *, preset: str = "small", resolution: int | None = None
                 log.write(json.dumps(record) + "\n")
                 log.flush()
                 tick_stats, tick_start, tick_images = {}, time.perf_counter(), trainer.images_seen
-            if rank == 0 and (trainer.images_seen // snap_every > (trainer.images_seen - options.batch_size) // snap_every or done):
+            if rank == 0 and (_crossed(trainer.images_seen, options.batch_size, snap_every) or done):
                 save_snapshot(trainer, out_dir)
                 save_samples(trainer, out_dir / f"samples-{trainer.images_seen:09d}.png", sample_z)
     finally:

@@ -266,6 +266,11 @@ class Trainer:
 
     def load_training_state(self, state: dict, G: Generator, D: Discriminator, G_ema: Generator) -> None:
         """Restore what ``training_state`` returned and the three networks' weights."""
+        theirs = TrainingOptions.from_dict({**state["options"], "betas": tuple(state["options"]["betas"])})
+        if theirs != self.options:
+            changed = sorted(k for k, v in self.options.to_dict().items() if theirs.to_dict()[k] != v)
+            raise ValueError(f"the snapshot was trained with other options ({', '.join(changed)}): resuming with them "
+                             "changed would not continue the same run; start a new run instead")
         for mine, theirs, name in ((self.G, G, "G"), (self.D, D, "D"), (self.G_ema, G_ema, "G_ema")):
             if theirs is None:
                 raise ValueError(f"the snapshot has no {name} network")
