@@ -6,7 +6,8 @@ Needs the Debian package ``dataset-fashion-mnist``. The training is ``python -m 
 fmnist32`` (deterministic on a CPU for a given seed and thread count); an interrupted run continues with
 the same command. The export keeps G_ema and D of the last snapshot in
 ``src/sg2_core/assets/fmnist32.safetensors``, writes ``fmnist32_samples.png`` beside this script, and, when
-inv-metrics is installed, prints FID/KID (fmnist-features) of 10,000 samples against the test split.
+inv-metrics is installed, prints FID/KID (fmnist-features) of 10,000 samples against the test split
+(``python -m inv_metrics.fid``).
 """
 
 from __future__ import annotations
@@ -44,29 +45,13 @@ def sample_grid(path: Path) -> None:
     print(f"wrote {path}")
 
 
-def fid_against_test_set(n: int = 10_000) -> None:
+def fid_against_test_set() -> None:
     try:
-        import inv_metrics
-        from sg2_core.datasets import open_dataset
-        from sg2_core.images import to_float
+        from inv_metrics.fid import main as fid_main
     except ImportError:
         print("inv-metrics is not installed: FID skipped")
         return
-    features = inv_metrics.load_features("fmnist")
-    G = demo.load_generator()
-    gen = torch.Generator().manual_seed(7)
-    with torch.no_grad():
-        fake = torch.cat([features(G(torch.randn(500, G.z_dim, generator=gen))) for _ in range(n // 500)])
-        test = open_dataset("fmnist-test", pad_to=32)
-        real = torch.cat([features(to_float(torch.stack([test[i][0] for i in range(s, min(s + 500, len(test)))])))
-                          for s in range(0, len(test), 500)])
-        train = open_dataset("fmnist-train", pad_to=32)
-        floor = torch.cat([features(to_float(torch.stack([train[i][0] for i in range(s, s + 500)])))
-                           for s in range(0, n, 500)])
-    for what, feats in ((f"{n} samples", fake), (f"{n} training images (the floor)", floor)):
-        fid = inv_metrics.fid_from_features(feats.double().numpy(), real.double().numpy())
-        kid, kid_std = inv_metrics.kid_from_features(feats.double().numpy(), real.double().numpy())
-        print(f"FID ({features.name}) of {what} vs the 10,000 test images: {fid:.3f}; KID: {kid:.5f} +- {kid_std:.5f}")
+    fid_main([str(ASSET), "--reference", "fmnist-test", "--num-samples", "10000"])
 
 
 def main(argv=None) -> int:

@@ -38,12 +38,12 @@ def _run(trainer: Trainer, steps: int) -> list[dict]:
 
 
 def test_discriminator_loss_falls_against_a_frozen_generator():
-    losses = [s["loss_D"] for s in _run(_trainer(g_lr=0.0), 12)]
+    losses = [float(s["loss_D"]) for s in _run(_trainer(g_lr=0.0), 12)]
     assert np.mean(losses[-3:]) < losses[0] - 0.3, losses
 
 
 def test_generator_loss_falls_against_a_frozen_discriminator():
-    losses = [s["loss_G"] for s in _run(_trainer(d_lr=0.0, g_lr=0.01), 12)]
+    losses = [float(s["loss_G"]) for s in _run(_trainer(d_lr=0.0, g_lr=0.01), 12)]
     assert np.mean(losses[-3:]) < losses[0] - 0.05, losses
 
 

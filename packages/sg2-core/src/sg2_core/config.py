@@ -15,9 +15,8 @@ def _check_resolution(resolution: int) -> None:
         raise ValueError(f"resolution must be a power of two in [4, 1024], got {resolution!r}")
 
 
-class _Config:
-    def channels(self, res: int) -> int:
-        return min(self.channel_base // res, self.channel_max)
+class Serializable:
+    """A frozen dataclass that round-trips through JSON-like dicts (JSON turns tuples into lists)."""
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -28,13 +27,15 @@ class _Config:
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown {cls.__name__} fields {unknown}; known: {sorted(known)}")
-        values = dict(data)
-        if "resample_filter" in values:
-            values["resample_filter"] = tuple(values["resample_filter"])
-        return cls(**values)
+        return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items()})
 
     def replace(self, **changes):
         return replace(self, **changes)
+
+
+class _Config(Serializable):
+    def channels(self, res: int) -> int:
+        return min(self.channel_base // res, self.channel_max)
 
 
 @dataclass(frozen=True)

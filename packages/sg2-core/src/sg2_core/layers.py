@@ -46,8 +46,8 @@ _nnpack_ready = None
 def _winograd_suits(x, w, groups) -> bool:
     """Whether NNPACK's Winograd convolution should run this 3x3 convolution on the CPU.
 
-    On float32 CPU tensors of at least 32x32 pixels it is 1.3-2.5x faster than oneDNN's direct convolution
-    (more at batch 1); smaller maps are faster without it. Its results differ from the direct convolution
+    Measured per layer against oneDNN's direct convolution on a 2-core AVX2 CPU: 1.0-1.5x at 32 px and 1.3-3x
+    at 64 px and more (most at batch 1); smaller maps are faster without it. Its results differ from the direct convolution
     by ~1e-5 relative. ``SG2_CORE_WINOGRAD=0`` (or ``sg2_core.layers.WINOGRAD = False``) turns it off.
     """
     global _nnpack_ready

@@ -26,13 +26,14 @@ from pathlib import Path
 
 import torch
 import torch.distributed as dist
+from tqdm import tqdm
 
 from .checkpoints import native
 from .config import DiscriminatorConfig, GeneratorConfig
 from .datasets import make_loader, open_dataset
 from .demo import DISCRIMINATOR_CONFIG as DEMO_D, GENERATOR_CONFIG as DEMO_G
 from .images import save_grid, to_float
-from .trainer import Trainer, TrainingOptions
+from .trainer import Trainer, TrainingOptions, mean_over_ranks
 
 SNAPSHOT_PATTERN = re.compile(r"snapshot-(\d+)\.safetensors$")
 
@@ -125,24 +126,13 @@ def save_samples(trainer: Trainer, path: Path, z: torch.Tensor) -> None:
     save_grid(images.cpu(), path, nrow=int(math.sqrt(len(z))))
 
 
-class _Progress:
-    """A tqdm bar on rank 0 (or nothing), counting images."""
-
-    def __init__(self, enabled: bool, total: int, initial: int):
-        self.bar = None
-        if enabled:
-            from tqdm import tqdm
-
-            self.bar = tqdm(total=total, initial=initial, unit="img", unit_scale=True, dynamic_ncols=True)
-
-    def update(self, n: int, stats: dict) -> None:
-        if self.bar is not None:
-            self.bar.set_postfix({k: f"{v:.3g}" for k, v in stats.items()}, refresh=False)
-            self.bar.update(n)
-
-    def close(self):
-        if self.bar is not None:
-            self.bar.close()
+def _tick_means(tick_stats: dict[str, list[torch.Tensor]]) -> dict[str, float]:
+    """The mean of each statistic over the tick's steps and over ranks, read back from the device once."""
+    keys = sorted(tick_stats)
+    if not keys:
+        return {}
+    means = mean_over_ranks(torch.stack([torch.stack(tick_stats[k]).float().mean() for k in keys]))
+    return dict(zip(keys, means.tolist()))
 
 
 def _crossed(images: int, batch: int, every: int) -> bool:
@@ -175,24 +165,26 @@ def train(data, out_dir, *, preset: str = "small", resolution: int | None = None
     loader = make_loader(dataset, trainer.local_batch, seed=options.seed, rank=rank, world_size=world,
                          start_batch=trainer.step_count, num_workers=workers)
     sample_z = _sample_latents(trainer.G)
-    bar = _Progress(progress and rank == 0, total, trainer.images_seen)
+    bar = tqdm(total=total, initial=trainer.images_seen, unit="img", unit_scale=True, dynamic_ncols=True,
+               disable=not (progress and rank == 0))
     log = (out_dir / "log.jsonl").open("a") if rank == 0 else None
     tick_stats, tick_start, tick_images = {}, time.perf_counter(), trainer.images_seen
     try:
         while trainer.images_seen < total:
             images, _ = next(loader)
-            stats = trainer.step(to_float(images))
-            for k, v in stats.items():
+            for k, v in trainer.step(to_float(images)).items():
                 tick_stats.setdefault(k, []).append(v)
-            bar.update(options.batch_size, stats)
+            bar.update(options.batch_size)
             done = trainer.images_seen >= total
-            if log is not None and (_crossed(trainer.images_seen, options.batch_size, tick_every) or done):
-                seconds = time.perf_counter() - tick_start
-                record = {"images": trainer.images_seen, "step": trainer.step_count,
-                          "images_per_s": (trainer.images_seen - tick_images) / seconds,
-                          **{k: sum(v) / len(v) for k, v in tick_stats.items()}}
-                log.write(json.dumps(record) + "\n")
-                log.flush()
+            if _crossed(trainer.images_seen, options.batch_size, tick_every) or done:
+                means = _tick_means(tick_stats)  # every rank takes part: the means are averaged over ranks
+                bar.set_postfix({k: f"{v:.3g}" for k, v in means.items()}, refresh=False)
+                if log is not None:
+                    seconds = time.perf_counter() - tick_start
+                    log.write(json.dumps({"images": trainer.images_seen, "step": trainer.step_count,
+                                          "images_per_s": (trainer.images_seen - tick_images) / seconds,
+                                          **means}) + "\n")
+                    log.flush()
                 tick_stats, tick_start, tick_images = {}, time.perf_counter(), trainer.images_seen
             if rank == 0 and (_crossed(trainer.images_seen, options.batch_size, snap_every) or done):
                 save_snapshot(trainer, out_dir)

@@ -19,13 +19,13 @@ from __future__ import annotations
 
 import contextlib
 import copy
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
 
 from .augment import AdaptiveAugment
-from .config import DiscriminatorConfig, GeneratorConfig
+from .config import DiscriminatorConfig, GeneratorConfig, Serializable
 from .discriminator import Discriminator
 from .generator import Generator, mix_styles
 from .losses import PathLengthRegularizer, d_logistic_loss, g_nonsaturating_loss, lazy_optimizer_settings, r1_penalty
@@ -34,7 +34,7 @@ AUGMENT_MODES = ("none", "fixed", "ada")
 
 
 @dataclass(frozen=True)
-class TrainingOptions:
+class TrainingOptions(Serializable):
     """Hyperparameters of a run; the defaults are StyleGAN2 config F (NVIDIA ``--cfg=stylegan2``)."""
 
     batch_size: int = 32
@@ -71,17 +71,6 @@ class TrainingOptions:
                 raise ValueError(f"{name} must be at least 1, got {getattr(self, name)}")
         object.__setattr__(self, "betas", tuple(self.betas))
 
-    def to_dict(self) -> dict:
-        return {**asdict(self), "betas": list(self.betas)}
-
-    @classmethod
-    def from_dict(cls, data: dict) -> TrainingOptions:
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"unknown training options {unknown}; known: {sorted(known)}")
-        return cls(**data)
-
 
 def _world() -> tuple[int, int]:
     if dist.is_available() and dist.is_initialized():
@@ -89,7 +78,7 @@ def _world() -> tuple[int, int]:
     return 0, 1
 
 
-def _mean_over_ranks(tensor: torch.Tensor) -> torch.Tensor:
+def mean_over_ranks(tensor: torch.Tensor) -> torch.Tensor:
     rank, world = _world()
     if world > 1:
         dist.all_reduce(tensor)
@@ -146,8 +135,12 @@ class Trainer:
 
     # -- one step ------------------------------------------------------------------------------------
 
-    def step(self, reals: torch.Tensor) -> dict[str, float]:
-        """Train on one batch of real images ``[local_batch, C, H, W]`` in [-1, 1]; returns the losses."""
+    def step(self, reals: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Train on one batch of real images ``[local_batch, C, H, W]`` in [-1, 1].
+
+        Returns this process's losses (and ``pl_mean``, ``augment_p``) as detached scalar tensors, left on
+        the device so that a step never waits for the GPU; average them over ranks when logging.
+        """
         o = self.options
         if reals.shape[0] != self.local_batch:
             raise ValueError(f"expected a batch of {self.local_batch} images per process, got {reals.shape[0]}")
@@ -159,7 +152,7 @@ class Trainer:
         stats["loss_G"] = self._optimize(self.opt_G, self.G, self._g_main_loss())
         if o.pl_weight > 0 and self.step_count % o.pl_interval == 0:
             stats["pl_penalty"] = self._optimize(self.opt_G, self.G, self._pl_penalty(), o.pl_weight * o.pl_interval)
-            stats["pl_mean"] = float(self.path_length.pl_mean)
+            stats["pl_mean"] = self.path_length.pl_mean.detach().clone()
 
         self._train_only(self.D)
         loss, real_logits = self._d_main_loss(reals)
@@ -169,9 +162,9 @@ class Trainer:
                                                  o.r1_gamma / 2 * o.r1_interval)
         if self.augment is not None:
             self.augment.update(real_logits)  # sums over ranks itself
-            stats["augment_p"] = self.augment.p
+            stats["augment_p"] = self.augment.p_tensor.detach().clone()
 
-        _mean_over_ranks(self.G.mapping.w_avg)  # each rank tracked its own latents
+        mean_over_ranks(self.G.mapping.w_avg)  # each rank tracked its own latents
         self._update_ema()  # after every phase, as NVIDIA's loop: the D phase's latents moved w_avg too
         self.step_count += 1
         self.images_seen += o.batch_size
@@ -210,7 +203,7 @@ class Trainer:
     def _pl_penalty(self) -> torch.Tensor:
         ws = self._ws(max(1, self.local_batch // self.options.pl_batch_shrink))
         penalty = self.path_length(self.G.synthesis(ws), ws).mean()
-        _mean_over_ranks(self.path_length.pl_mean)
+        mean_over_ranks(self.path_length.pl_mean)
         return penalty
 
     def _d_main_loss(self, reals: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -224,19 +217,19 @@ class Trainer:
         reals = reals.detach().requires_grad_(True)
         return r1_penalty(reals, self._discriminate(reals)).mean()
 
-    def _optimize(self, optimizer, net, loss: torch.Tensor, weight: float = 1.0) -> float:
-        """One optimiser step on ``weight * loss``; returns ``loss`` (averaged over ranks)."""
+    def _optimize(self, optimizer, net, loss: torch.Tensor, weight: float = 1.0) -> torch.Tensor:
+        """One optimiser step on ``weight * loss``; returns ``loss``, detached."""
         optimizer.zero_grad(set_to_none=True)
         (loss * weight).backward()
         params = [p for p in net.parameters() if p.grad is not None]
         if self.world_size > 1 and params:
             flat = torch.cat([p.grad.flatten() for p in params])
-            _mean_over_ranks(flat)
+            mean_over_ranks(flat)
             torch.nn.utils.vector_to_parameters(flat, [p.grad for p in params])
         for p in params:
             torch.nan_to_num(p.grad, nan=0, posinf=1e5, neginf=-1e5, out=p.grad)  # as NVIDIA: one bad batch is skipped, not fatal
         optimizer.step()
-        return float(_mean_over_ranks(loss.detach().float().reshape(1)))
+        return loss.detach().float()
 
     @torch.no_grad()
     def _update_ema(self):
@@ -266,7 +259,7 @@ class Trainer:
 
     def load_training_state(self, state: dict, G: Generator, D: Discriminator, G_ema: Generator) -> None:
         """Restore what ``training_state`` returned and the three networks' weights."""
-        theirs = TrainingOptions.from_dict({**state["options"], "betas": tuple(state["options"]["betas"])})
+        theirs = TrainingOptions.from_dict(state["options"])
         if theirs != self.options:
             changed = sorted(k for k, v in self.options.to_dict().items() if theirs.to_dict()[k] != v)
             raise ValueError(f"the snapshot was trained with other options ({', '.join(changed)}): resuming with them "
