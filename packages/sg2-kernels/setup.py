@@ -58,6 +58,9 @@ CPP_SOURCES = [
     "cpu/fir_block_dispatch.cpp",
     "cpu/fir_block_baseline.cpp",
     "cpu/fir_block_avx2.cpp",
+    "cpu/winograd_cpu.cpp",
+    "cpu/winograd_baseline.cpp",
+    "cpu/winograd_avx2.cpp",
 ]
 CUDA_SOURCES = [
     "cuda/bind.cpp",

@@ -132,3 +132,36 @@ def test_winograd_convolutions_agree_with_direct_ones(monkeypatch):
         assert calls
     for a, b in zip(direct, winograd):
         torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-4 * float(a.detach().abs().max()))
+
+
+def test_inference_path_equals_the_gradient_path():
+    """Without gradients, CPU synthesis takes the Winograd path for 16-64 px layers (styles and demodulation
+    in the tile transforms, cached weight transforms) and bias + lrelu in place; it must equal the ordinary
+    path, also after the weights change."""
+    from sg2_core import Generator, GeneratorConfig, layers
+    from sg2_kernels._backend import unavailable_reason
+
+    torch.manual_seed(0)
+    G = Generator(GeneratorConfig(resolution=64, z_dim=32, w_dim=32, channel_base=512, channel_max=32)).eval()
+    ws = G.mapping(torch.randn(3, 32)).detach()
+    taken = []
+    original = layers.winograd.conv3x3
+    layers_conv = lambda *a, **k: taken.append(a[0].shape[2]) or original(*a, **k)  # noqa: E731
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(layers.winograd, "conv3x3", layers_conv)
+        for step in range(2):
+            expected = G.synthesis(ws, noise_mode="const")  # parameters require grad: the ordinary path
+            assert not taken
+            with torch.no_grad():
+                fast = G.synthesis(ws, noise_mode="const")
+                single = G.synthesis(ws[:1], noise_mode="const")
+            if unavailable_reason("cpp") is None:
+                assert sorted(set(taken)) == [16, 32, 64]
+            taken.clear()
+            expected = expected.detach()
+            tolerance = 1e-4 * float(expected.abs().max())
+            torch.testing.assert_close(fast, expected, rtol=0, atol=tolerance)
+            torch.testing.assert_close(single, fast[:1], rtol=0, atol=tolerance)
+            with torch.no_grad():  # an optimiser step: the cached transforms must follow
+                for p in G.synthesis.parameters():
+                    p.add_(0.1 * torch.randn_like(p))

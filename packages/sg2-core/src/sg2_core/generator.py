@@ -15,7 +15,7 @@ from torch import nn
 from sg2_kernels import bias_act, setup_filter, upsample2d
 
 from .config import GeneratorConfig
-from .layers import FullyConnectedLayer, modulated_conv2d
+from .layers import FullyConnectedLayer, bias_lrelu, modulated_conv2d
 
 NOISE_MODES = ("random", "const", "none")
 
@@ -102,7 +102,7 @@ class SynthesisLayer(nn.Module):
                 noise_map = self.noise_const * self.noise_strength
         x = modulated_conv2d(x, self.weight if weight is None else weight, styles, noise=noise_map, up=self.up,
                              padding=self.padding, resample_filter=self.resample_filter)
-        return bias_act(x, self.bias.to(x.dtype), act="lrelu", clamp=self.conv_clamp)
+        return bias_lrelu(x, self.bias.to(x.dtype), clamp=self.conv_clamp)
 
 
 class ToRGBLayer(nn.Module):

@@ -1,4 +1,4 @@
-// Chooses the fir_block kernels for the running CPU: AVX2 + FMA when the CPU
+// Chooses the fir_block (and Winograd) kernels for the running CPU: AVX2 + FMA when the CPU
 // has them (x86 with GCC or Clang), else the baseline build. Setting
 // SG2_KERNELS_CPU_ISA=baseline forces the baseline kernels (for testing).
 #include <cstdint>
@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "fir_block.h"
+#include "winograd.h"
 
 #if (defined(__x86_64__) || defined(__i386__)) && \
     (defined(__GNUC__) || defined(__clang__))
@@ -30,9 +31,7 @@ SG2_DECLARE_PICKERS(isa_avx2)
 #endif
 #undef SG2_DECLARE_PICKERS
 
-namespace {
-
-bool use_avx2() {
+bool use_avx2_kernels() {
 #if SG2_HAVE_AVX2_KERNELS
   static const bool ok = [] {
     const char* env = std::getenv("SG2_KERNELS_CPU_ISA");
@@ -46,13 +45,11 @@ bool use_avx2() {
 #endif
 }
 
-}  // namespace
-
 template <>
 FirBlockFn<float> pick_fir_block<float>(int lanes, int ny, int nx, int64_t isx,
                                         int64_t osx) {
 #if SG2_HAVE_AVX2_KERNELS
-  if (use_avx2()) return isa_avx2::pick_f32(lanes, ny, nx, isx, osx);
+  if (use_avx2_kernels()) return isa_avx2::pick_f32(lanes, ny, nx, isx, osx);
 #endif
   return isa_baseline::pick_f32(lanes, ny, nx, isx, osx);
 }
@@ -61,7 +58,7 @@ template <>
 FirBlockFn<double> pick_fir_block<double>(int lanes, int ny, int nx, int64_t isx,
                                           int64_t osx) {
 #if SG2_HAVE_AVX2_KERNELS
-  if (use_avx2()) return isa_avx2::pick_f64(lanes, ny, nx, isx, osx);
+  if (use_avx2_kernels()) return isa_avx2::pick_f64(lanes, ny, nx, isx, osx);
 #endif
   return isa_baseline::pick_f64(lanes, ny, nx, isx, osx);
 }
