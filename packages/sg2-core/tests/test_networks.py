@@ -135,20 +135,21 @@ def test_winograd_convolutions_agree_with_direct_ones(monkeypatch):
 
 
 def test_inference_path_equals_the_gradient_path():
-    """Without gradients, CPU synthesis takes the Winograd path for 16-64 px layers (styles and demodulation
-    in the tile transforms, cached weight transforms) and bias + lrelu in place; it must equal the ordinary
-    path, also after the weights change."""
-    from sg2_core import Generator, GeneratorConfig, layers
+    """Without gradients, CPU synthesis takes sg2_core.cpu_inference: Winograd for 16-128 px convolutions and
+    64-128 px upsampling ones (styles and demodulation in the tile transforms, cached weight transforms),
+    one image at a time elsewhere, bias + lrelu in place. It must equal the ordinary path, also after the
+    weights change."""
+    from sg2_core import Generator, GeneratorConfig, cpu_inference
     from sg2_kernels._backend import unavailable_reason
 
     torch.manual_seed(0)
-    G = Generator(GeneratorConfig(resolution=64, z_dim=32, w_dim=32, channel_base=512, channel_max=32)).eval()
+    G = Generator(GeneratorConfig(resolution=256, z_dim=32, w_dim=32, channel_base=4096, channel_max=32)).eval()
     ws = G.mapping(torch.randn(3, 32)).detach()
     taken = []
-    original = layers.winograd.conv3x3
-    layers_conv = lambda *a, **k: taken.append(a[0].shape[2]) or original(*a, **k)  # noqa: E731
+    original = cpu_inference.winograd.conv3x3
+    counting = lambda x, u, up=1, *a, **k: taken.append((x.shape[2], up)) or original(x, u, up, *a, **k)  # noqa: E731
     with pytest.MonkeyPatch.context() as mp:
-        mp.setattr(layers.winograd, "conv3x3", layers_conv)
+        mp.setattr(cpu_inference.winograd, "conv3x3", counting)
         for step in range(2):
             expected = G.synthesis(ws, noise_mode="const")  # parameters require grad: the ordinary path
             assert not taken
@@ -156,7 +157,7 @@ def test_inference_path_equals_the_gradient_path():
                 fast = G.synthesis(ws, noise_mode="const")
                 single = G.synthesis(ws[:1], noise_mode="const")
             if unavailable_reason("cpp") is None:
-                assert sorted(set(taken)) == [16, 32, 64]
+                assert sorted(set(taken)) == [(16, 1), (32, 1), (64, 1), (64, 2), (128, 1), (128, 2)]
             taken.clear()
             expected = expected.detach()
             tolerance = 1e-4 * float(expected.abs().max())

@@ -88,3 +88,16 @@ def test_bad_arguments():
         winograd.transform_weight(w, up=4)
     with pytest.raises(ValueError, match=r"u must be \[64, 16, O\]"):
         winograd.conv3x3(torch.randn(1, 16, 8, 8), winograd.transform_weight(w))
+
+
+def test_writes_into_a_given_buffer(impl):
+    torch.manual_seed(3)
+    x, weight = torch.randn(2, 16, 10, 9), torch.randn(8, 16, 3, 3)
+    u = winograd.transform_weight(weight, 2)
+    out = torch.full((2, 8, 21, 19), float("nan"))
+    y = winograd.conv3x3(x, u, 2, out=out, impl=impl)
+    assert y.data_ptr() == out.data_ptr()
+    torch.testing.assert_close(out, winograd.conv3x3(x, u, 2, impl=impl))
+    if impl == "cpp":
+        with pytest.raises(RuntimeError, match=r"out must be \[2, 8, 21, 19\]"):
+            winograd.conv3x3(x, u, 2, out=torch.empty(2, 8, 20, 19), impl=impl)

@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import math
 import os
-import weakref
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sg2_kernels import ACTIVATIONS, bias_act, setup_filter, upfirdn2d, winograd
-from sg2_kernels._backend import choose_impl
+from sg2_kernels import ACTIVATIONS, bias_act, setup_filter, upfirdn2d
+
+from . import cpu_inference
 
 
 class FullyConnectedLayer(nn.Module):
@@ -61,37 +61,6 @@ def _winograd_suits(x, w, groups) -> bool:
     return _nnpack_ready
 
 
-WINOGRAD_SIZES = range(16, 65)
-"""Map sizes at which modulated 3x3 convolutions run through ``sg2_kernels.winograd`` during CPU inference.
-
-Measured per layer at batch 1 on a 2-core AVX2 CPU against NNPACK / oneDNN: 2.7x at 16 px, 1.8x at 32 px,
-1.0x at 64 px; slower at 128 px and more, and for the upsampling convolutions, so those keep the usual ops.
-"""
-_winograd_weights: dict[int, tuple] = {}  # id(weight) -> (version, data pointer, transform); freed with the weight
-
-
-def _winograd_weight(weight):
-    """The Winograd transform of a shared weight, kept while the weight is unchanged (7x its size)."""
-    key = (weight._version, weight.data_ptr())
-    cached = _winograd_weights.get(id(weight))
-    if cached is None or cached[:2] != key:
-        if cached is None:
-            weakref.finalize(weight, _winograd_weights.pop, id(weight), None)
-        cached = _winograd_weights[id(weight)] = (*key, winograd.transform_weight(weight.detach(), up=1))
-    return cached[2]
-
-
-def _winograd_inference(x, weight, styles, up) -> bool:
-    """Whether this modulated convolution can take the forward-only Winograd path (see WINOGRAD_SIZES)."""
-    if not (WINOGRAD and up == 1 and weight.ndim == 4 and weight.shape[-1] == 3 and x.device.type == "cpu"
-            and x.dtype == weight.dtype == torch.float32 and x.shape[2] in WINOGRAD_SIZES
-            and x.shape[1] % winograd.LANES == 0 and weight.shape[0] % winograd.LANES == 0):
-        return False
-    if torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad or styles.requires_grad):
-        return False
-    return choose_impl(None, x.device, "winograd") == "cpp"
-
-
 def conv2d_resample(x, w, f=None, up=1, down=1, padding=0, groups=1):
     """A 2-D convolution (cross-correlation, like ``F.conv2d``) fused with 2x up- or downsampling.
 
@@ -114,9 +83,21 @@ def conv2d_resample(x, w, f=None, up=1, down=1, padding=0, groups=1):
     # up > 1: a transposed convolution wants [in, out/groups, k, k]
     n_out, n_in = w.shape[0], w.shape[1]
     wt = w.reshape(groups, n_out // groups, n_in, kh, kw).transpose(1, 2).reshape(groups * n_in, n_out // groups, kh, kw)
-    x = F.conv_transpose2d(x, wt, stride=up, groups=groups)
-    p0 = padding + (fw + up - 1) // 2 - (kw - 1)
-    p1 = padding + (fw - up) // 2 - (kw - up)
+    return conv_transpose_up(x, wt, f, up, padding, groups)
+
+
+def conv_transpose_up(x, wt, f, up, padding, groups=1):
+    """The ``up > 1`` case of :func:`conv2d_resample` for a weight already in the transposed convolution's
+    ``[in, out/groups, k, k]`` layout."""
+    return blur_transposed(F.conv_transpose2d(x, wt, stride=up, groups=groups), f, up, padding, wt.shape[-1])
+
+
+def blur_transposed(x, f, up, padding, kernel_size):
+    """The FIR filter that follows a stride-``up`` transposed convolution (its full output, ``x``), cropped so
+    that the result is ``up`` times the input size for ``padding = kernel_size // 2``."""
+    fw = f.shape[-1]
+    p0 = padding + (fw + up - 1) // 2 - (kernel_size - 1)
+    p1 = padding + (fw - up) // 2 - (kernel_size - up)
     return upfirdn2d(x, f, padding=[p0, p1, p0, p1], gain=up * up)
 
 
@@ -159,8 +140,8 @@ def modulated_conv2d(x, weight, styles, noise=None, up=1, padding=0, resample_fi
     weight offsets enter); ``styles`` is ``[N, I]``. ``noise`` is added after the convolution.
     Per-sample weights need one grouped convolution. A shared weight runs as one batched convolution
     with the styles and demodulation applied to the activations instead (equal up to float rounding,
-    as in NVIDIA's training path; on CPU at batch 4 it was faster for the 512-channel layers, slower for
-    the 128-channel 256 px ones). 1x1 kernels (toRGB) are a batched matrix product.
+    as in NVIDIA's training path). 1x1 kernels (toRGB) are a batched matrix product. CPU inference
+    takes :mod:`sg2_core.cpu_inference` instead.
     """
     n, in_channels, h, w_ = x.shape
     per_sample = weight.ndim == 5
@@ -168,19 +149,9 @@ def modulated_conv2d(x, weight, styles, noise=None, up=1, padding=0, resample_fi
     if styles.shape != (n, in_channels):
         raise ValueError(f"styles must have shape {[n, in_channels]}, got {list(styles.shape)}")
     styles = styles.to(weight.dtype)
-    if _winograd_inference(x, weight, styles, up):  # the styles and demodulation ride on the tile transforms
-        # sum_(i,k) (w s_i)^2 = sum_i s_i^2 sum_k w^2 spares a pass over the modulated weight; the gradient path
-        # keeps NVIDIA's order of operations, whose path-length gradients the fixtures check to 1e-5
-        dcoefs = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt() if demodulate else None
-        y = winograd.conv3x3(x, _winograd_weight(weight), in_scale=styles, out_scale=dcoefs)
+    if cpu_inference.applies(x, weight, styles):
+        y = cpu_inference.modulated_conv2d(x, weight, styles, up, padding, resample_filter, demodulate, WINOGRAD)
         return y if noise is None else y.add_(noise.to(y.dtype))
-    if n > 1 and not per_sample and k > 1 and x.device.type == "cpu" and not (
-            torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad or styles.requires_grad)):
-        # CPU inference: NNPACK's fast algorithm and oneDNN's best transposed convolution take one image at a
-        # time (measured on G256 at batch 4: 0.6x the time of one batched call)
-        per_image = noise is not None and noise.ndim == 4 and noise.shape[0] == n
-        return torch.cat([modulated_conv2d(x[i : i + 1], weight, styles[i : i + 1], noise[i : i + 1] if per_image
-                                           else noise, up, padding, resample_filter, demodulate) for i in range(n)])
     w = (weight if per_sample else weight.unsqueeze(0)) * styles.reshape(n, 1, -1, 1, 1)
     dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt() if demodulate else None  # [N, O]
     if k == 1 and up == 1:

@@ -90,12 +90,13 @@ def output_size(size: int, up: int) -> int:
     return size if up == 1 else 2 * size + 1
 
 
-def conv3x3(x, u, up=1, in_scale=None, out_scale=None, impl=None):
+def conv3x3(x, u, up=1, in_scale=None, out_scale=None, out=None, impl=None):
     """``[N, I, H, W]`` convolved with the weight ``u`` from :func:`transform_weight`.
 
     Equals ``F.conv2d(x * in_scale, w, padding=1) * out_scale`` for ``up=1`` and
     ``F.conv_transpose2d(x * in_scale, w.transpose(0, 1), stride=2) * out_scale`` for ``up=2``, with
-    ``in_scale`` ``[N, I]`` and ``out_scale`` ``[N, O]`` (either may be None).
+    ``in_scale`` ``[N, I]`` and ``out_scale`` ``[N, O]`` (either may be None). ``out``: a contiguous tensor of
+    the result's shape to write into (reusing a large buffer saves its page faults).
     """
     at, _, bt = matrices(up)
     s, p = at.shape
@@ -111,17 +112,12 @@ def conv3x3(x, u, up=1, in_scale=None, out_scale=None, impl=None):
     if impl == "cpp" and not (x.dtype == u.dtype == torch.float32 and c % LANES == 0 and o % LANES == 0):
         impl = "ref"
     if impl == "ref":
-        return _conv3x3_ref(x, u, at, bt, tiles_h, tiles_w, oh, ow, in_scale, out_scale)
+        y = _conv3x3_ref(x, u, at, bt, tiles_h, tiles_w, oh, ow, in_scale, out_scale)
+        return y if out is None else out.copy_(y)
     empty = x.new_empty(0)
     return _backend.module("cpp").winograd_conv3x3(
         x.contiguous(), u.contiguous(), empty if in_scale is None else in_scale.float().contiguous(),
-        empty if out_scale is None else out_scale.float().contiguous(), *_float_matrices(up), 6, 1, oh, ow)
-
-
-@functools.cache
-def _float_matrices(up):
-    at, _, bt = matrices(up)
-    return at.float(), bt.float()
+        empty if out_scale is None else out_scale.float().contiguous(), up, oh, ow, empty if out is None else out)
 
 
 def _conv3x3_ref(x, u, at, bt, tiles_h, tiles_w, oh, ow, in_scale, out_scale):

@@ -7,9 +7,9 @@ namespace cpu_impl {
 // winograd_cpu.cpp
 at::Tensor winograd_conv3x3(const at::Tensor& x, const at::Tensor& u,
                             const at::Tensor& in_scale,
-                            const at::Tensor& out_scale, const at::Tensor& a,
-                            const at::Tensor& b, int64_t step, int64_t pad,
-                            int64_t out_h, int64_t out_w);
+                            const at::Tensor& out_scale, int64_t up,
+                            int64_t out_h, int64_t out_w,
+                            const at::Tensor& out_buffer);
 }  // namespace cpu_impl
 }  // namespace sg2
 
@@ -20,11 +20,11 @@ PYBIND11_MODULE(TORCH_EXTENSION_NAME, m) {
             "Winograd tile transforms.";
   SG2_BIND_OPS(m, sg2::cpu_impl);
   m.def("winograd_conv3x3", &sg2::cpu_impl::winograd_conv3x3, release(),
-        "winograd_conv3x3(x, u, in_scale, out_scale, a, b, step, pad, out_h, "
-        "out_w) -> [N, O, out_h, out_w]: a [(b d b^T) @ u] a^T over the "
-        "L x L tiles d of x * in_scale (taken every step pixels from -pad), "
-        "times out_scale; empty scales are 1.",
+        "winograd_conv3x3(x, u, in_scale, out_scale, up, out_h, out_w, out) -> "
+        "[N, O, out_h, out_w]: the 3x3 convolution (up=1) or stride-2 "
+        "transposed convolution (up=2) of x * in_scale with the transformed "
+        "weight u, times out_scale, written to out unless it is empty; empty "
+        "scales are 1.",
         py::arg("x"), py::arg("u"), py::arg("in_scale"), py::arg("out_scale"),
-        py::arg("a"), py::arg("b"), py::arg("step"), py::arg("pad"),
-        py::arg("out_h"), py::arg("out_w"));
+        py::arg("up"), py::arg("out_h"), py::arg("out_w"), py::arg("out"));
 }

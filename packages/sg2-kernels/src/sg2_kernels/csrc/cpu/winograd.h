@@ -1,7 +1,7 @@
 // Tile transforms of the CPU Winograd convolution (sg2_kernels.winograd).
 //
 // Input: every tile of L x L input pixels (zero outside the image) becomes
-// the P x P values B d B^T, written as V[p * P + q, tile, channel] so that
+// the P x P values B d B^T (B and A: the Kind's constant matrices), written as V[p * P + q, tile, channel] so that
 // the per-point matrix products are one batched GEMM. Output: every tile of
 // P x P GEMM results becomes the S x S pixels A m A^T of the output image.
 // Both work on a chunk of tile rows (rows of the flattened (sample, tile
@@ -21,7 +21,6 @@ constexpr int kWinogradLanes = 8;
 struct WinogradInArgs {
   const float* x;      // [N, C, H, W]
   const float* scale;  // [N, C] or nullptr
-  const float* b;      // [P, L], row-major
   float* v;            // [P * P, chunk tiles, C]
   int64_t N, C, H, W, step, pad_top, pad_left, tiles_h, tiles_w;
   int64_t first_row, plane;  // the chunk's first tile row; v's point stride
@@ -30,19 +29,72 @@ struct WinogradInArgs {
 struct WinogradOutArgs {
   const float* m;      // [P * P, chunk tiles, O]
   const float* scale;  // [N, O] or nullptr
-  const float* a;      // [S, P], row-major
   float* y;            // [N, O, H, W]; tile (ty, tx) covers rows ty * S...
   int64_t N, O, H, W, tiles_h, tiles_w;
   int64_t first_row, plane;  // as in WinogradInArgs
 };
 
-// Each function handles the tile rows [begin, end) of the chunk. Null when
-// (L, P) or (P, S) is not compiled in.
+// The two kinds; their matrices equal sg2_kernels.winograd.matrices(up)
+// (checked by the tests, which compare against the direct convolution). All
+// entries are dyadic, so exact in float. Input tiles start every 6 pixels.
+struct WinogradF6x3 {  // up = 1: F(6x6, 3x3)
+  static constexpr int L = 8, P = 8, S = 6;
+  static constexpr float B[8][8] = {
+      {-1.0f, 0.0f, 5.25f, 0.0f, -5.25f, 0.0f, 1.0f, 0.0f},
+      {0.0f, 1.0f, 1.0f, -4.25f, -4.25f, 1.0f, 1.0f, 0.0f},
+      {0.0f, -1.0f, 1.0f, 4.25f, -4.25f, -1.0f, 1.0f, 0.0f},
+      {0.0f, 0.5f, 0.25f, -2.5f, -1.25f, 2.0f, 1.0f, 0.0f},
+      {0.0f, -0.5f, 0.25f, 2.5f, -1.25f, -2.0f, 1.0f, 0.0f},
+      {0.0f, 2.0f, 4.0f, -2.5f, -5.0f, 0.5f, 1.0f, 0.0f},
+      {0.0f, -2.0f, 4.0f, 2.5f, -5.0f, -0.5f, 1.0f, 0.0f},
+      {0.0f, -1.0f, 0.0f, 5.25f, 0.0f, -5.25f, 0.0f, 1.0f}};
+  static constexpr float A[6][8] = {
+      {1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 0.0f},
+      {0.0f, 1.0f, -1.0f, 2.0f, -2.0f, 0.5f, -0.5f, 0.0f},
+      {0.0f, 1.0f, 1.0f, 4.0f, 4.0f, 0.25f, 0.25f, 0.0f},
+      {0.0f, 1.0f, -1.0f, 8.0f, -8.0f, 0.125f, -0.125f, 0.0f},
+      {0.0f, 1.0f, 1.0f, 16.0f, 16.0f, 0.0625f, 0.0625f, 0.0f},
+      {0.0f, 1.0f, -1.0f, 32.0f, -32.0f, 0.03125f, -0.03125f, 1.0f}};
+};
+
+struct WinogradUp6x2 {  // up = 2: the stride-2 transposed 3x3, F(6, 2) + 6
+  static constexpr int L = 7, P = 13, S = 12;
+  static constexpr float B[13][7] = {
+      {-2.0f, 4.0f, 2.5f, -5.0f, -0.5f, 1.0f, 0.0f},
+      {0.0f, 2.0f, -2.0f, -4.5f, 0.5f, 1.0f, 0.0f},
+      {0.0f, -2.0f, 6.0f, -3.5f, -1.5f, 1.0f, 0.0f},
+      {0.0f, 1.0f, -1.5f, -2.0f, 1.5f, 1.0f, 0.0f},
+      {0.0f, -1.0f, 2.5f, 0.0f, -2.5f, 1.0f, 0.0f},
+      {0.0f, 4.0f, 0.0f, -5.0f, 0.0f, 1.0f, 0.0f},
+      {0.0f, -2.0f, 4.0f, 2.5f, -5.0f, -0.5f, 1.0f},
+      {0.0f, 1.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f},
+      {0.0f, 0.0f, 1.0f, 0.0f, 0.0f, 0.0f, 0.0f},
+      {0.0f, 0.0f, 0.0f, 1.0f, 0.0f, 0.0f, 0.0f},
+      {0.0f, 0.0f, 0.0f, 0.0f, 1.0f, 0.0f, 0.0f},
+      {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 1.0f, 0.0f},
+      {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 1.0f}};
+  static constexpr float A[12][13] = {
+      {1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f},
+      {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 1.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f},
+      {0.0f, 1.0f, -1.0f, 2.0f, -2.0f, 0.5f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f},
+      {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 1.0f, 0.0f, 0.0f, 0.0f, 0.0f},
+      {0.0f, 1.0f, 1.0f, 4.0f, 4.0f, 0.25f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f},
+      {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 1.0f, 0.0f, 0.0f, 0.0f},
+      {0.0f, 1.0f, -1.0f, 8.0f, -8.0f, 0.125f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f},
+      {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 1.0f, 0.0f, 0.0f},
+      {0.0f, 1.0f, 1.0f, 16.0f, 16.0f, 0.0625f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f},
+      {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 1.0f, 0.0f},
+      {0.0f, 1.0f, -1.0f, 32.0f, -32.0f, 0.03125f, 1.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f},
+      {0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 0.0f, 1.0f}};
+};
+
+// Each function handles the tile rows [begin, end) of the chunk.
 using WinogradInFn = void (*)(const WinogradInArgs&, int64_t begin, int64_t end);
 using WinogradOutFn = void (*)(const WinogradOutArgs&, int64_t begin, int64_t end);
 
-WinogradInFn pick_winograd_input(int L, int P);
-WinogradOutFn pick_winograd_output(int P, int S);
+// up is 1 or 2.
+WinogradInFn pick_winograd_input(int up);
+WinogradOutFn pick_winograd_output(int up);
 
 // AVX2 + FMA kernels are used when the CPU has them (and
 // SG2_KERNELS_CPU_ISA is not "baseline"); see fir_block_dispatch.cpp.

@@ -17,30 +17,30 @@ namespace sg2 {
 namespace cpu_impl {
 
 namespace isa_baseline {
-WinogradInFn pick_input(int L, int P);
-WinogradOutFn pick_output(int P, int S);
+WinogradInFn pick_input(int up);
+WinogradOutFn pick_output(int up);
 }  // namespace isa_baseline
 #if (defined(__x86_64__) || defined(__i386__)) && \
     (defined(__GNUC__) || defined(__clang__))
 #define SG2_HAVE_AVX2_WINOGRAD 1
 namespace isa_avx2 {
-WinogradInFn pick_input(int L, int P);
-WinogradOutFn pick_output(int P, int S);
+WinogradInFn pick_input(int up);
+WinogradOutFn pick_output(int up);
 }  // namespace isa_avx2
 #endif
 
-WinogradInFn pick_winograd_input(int L, int P) {
+WinogradInFn pick_winograd_input(int up) {
 #ifdef SG2_HAVE_AVX2_WINOGRAD
-  if (use_avx2_kernels()) return isa_avx2::pick_input(L, P);
+  if (use_avx2_kernels()) return isa_avx2::pick_input(up);
 #endif
-  return isa_baseline::pick_input(L, P);
+  return isa_baseline::pick_input(up);
 }
 
-WinogradOutFn pick_winograd_output(int P, int S) {
+WinogradOutFn pick_winograd_output(int up) {
 #ifdef SG2_HAVE_AVX2_WINOGRAD
-  if (use_avx2_kernels()) return isa_avx2::pick_output(P, S);
+  if (use_avx2_kernels()) return isa_avx2::pick_output(up);
 #endif
-  return isa_baseline::pick_output(P, S);
+  return isa_baseline::pick_output(up);
 }
 
 namespace {
@@ -64,7 +64,7 @@ void check_scale(const at::Tensor& s, int64_t n, int64_t c, const char* name) {
 // (input and GEMM result), so they stay in the last-level cache; the buffers
 // are kept per thread, since fresh large allocations cost page faults that
 // were measured to take as long as the transforms.
-constexpr int64_t kChunkBytes = int64_t{8} << 20;
+constexpr int64_t kChunkBytes = int64_t{32} << 20;
 
 float* workspace(std::vector<float>& buffer, int64_t size) {
   if (static_cast<int64_t>(buffer.size()) < size) buffer.resize(size);
@@ -75,21 +75,17 @@ float* workspace(std::vector<float>& buffer, int64_t size) {
 
 at::Tensor winograd_conv3x3(const at::Tensor& x, const at::Tensor& u,
                             const at::Tensor& in_scale,
-                            const at::Tensor& out_scale, const at::Tensor& a,
-                            const at::Tensor& b, int64_t step, int64_t pad,
-                            int64_t out_h, int64_t out_w) {
+                            const at::Tensor& out_scale, int64_t up,
+                            int64_t out_h, int64_t out_w,
+                            const at::Tensor& out_buffer) {
   check_f32(x, "x");
   check_f32(u, "u");
-  check_f32(a, "a");
-  check_f32(b, "b");
-  TORCH_CHECK(a.dim() == 2 && b.dim() == 2 && a.size(1) == b.size(0),
-              "winograd_conv3x3: a must be [S, P] and b [P, L]");
-  const int S = static_cast<int>(a.size(0)), P = static_cast<int>(a.size(1));
-  const int L = static_cast<int>(b.size(1));
-  WinogradInFn in_fn = pick_winograd_input(L, P);
-  WinogradOutFn out_fn = pick_winograd_output(P, S);
-  TORCH_CHECK(in_fn != nullptr && out_fn != nullptr,
-              "winograd_conv3x3: no kernels for L=", L, ", P=", P, ", S=", S);
+  TORCH_CHECK(up == 1 || up == 2, "winograd_conv3x3: up must be 1 or 2, got ", up);
+  const int P = up == 1 ? WinogradF6x3::P : WinogradUp6x2::P;
+  const int S = up == 1 ? WinogradF6x3::S : WinogradUp6x2::S;
+  constexpr int64_t step = 6, pad = 1;  // both kinds: tiles every 6 input pixels, from -1
+  WinogradInFn in_fn = pick_winograd_input(static_cast<int>(up));
+  WinogradOutFn out_fn = pick_winograd_output(static_cast<int>(up));
   TORCH_CHECK(x.dim() == 4 && x.size(1) % kWinogradLanes == 0,
               "winograd_conv3x3: x must be [N, C, H, W] with C a multiple of ",
               kWinogradLanes, ", got ", x.sizes());
@@ -102,23 +98,35 @@ at::Tensor winograd_conv3x3(const at::Tensor& x, const at::Tensor& u,
   const int64_t O = u.size(2);
   check_scale(in_scale, N, C, "in_scale");
   check_scale(out_scale, N, O, "out_scale");
-  TORCH_CHECK(step > 0 && out_h > 0 && out_w > 0,
-              "winograd_conv3x3: step and output size must be positive");
+  TORCH_CHECK(out_h > 0 && out_w > 0,
+              "winograd_conv3x3: the output size must be positive");
   const int64_t tiles_h = (out_h + S - 1) / S, tiles_w = (out_w + S - 1) / S;
   const int64_t rows = N * tiles_h;
   const int64_t row_bytes = tiles_w * P * P * std::max(C, O) * 4;
-  const int64_t chunk = std::max<int64_t>(1, kChunkBytes / row_bytes);
+  // equal chunks: a small last one would make its GEMMs slow
+  const int64_t n_chunks = (rows + std::max<int64_t>(1, kChunkBytes / row_bytes) - 1) /
+                           std::max<int64_t>(1, kChunkBytes / row_bytes);
+  const int64_t chunk = (rows + n_chunks - 1) / n_chunks;
 
-  at::Tensor y = at::empty({N, O, out_h, out_w}, x.options());
+  at::Tensor y;
+  if (out_buffer.numel() == 0) {
+    y = at::empty({N, O, out_h, out_w}, x.options());
+  } else {
+    check_f32(out_buffer, "out");
+    TORCH_CHECK(out_buffer.sizes() == at::IntArrayRef({N, O, out_h, out_w}),
+                "winograd_conv3x3: out must be [", N, ", ", O, ", ", out_h, ", ",
+                out_w, "], got ", out_buffer.sizes());
+    y = out_buffer;
+  }
   thread_local std::vector<float> v_buffer, m_buffer;
   float* v = workspace(v_buffer, chunk * tiles_w * P * P * C);
   float* m = workspace(m_buffer, chunk * tiles_w * P * P * O);
   WinogradInArgs in{x.data_ptr<float>(),
                     in_scale.numel() ? in_scale.data_ptr<float>() : nullptr,
-                    b.data_ptr<float>(), v, N, C, x.size(2), x.size(3), step,
+                    v, N, C, x.size(2), x.size(3), step,
                     pad, pad, tiles_h, tiles_w, 0, 0};
   WinogradOutArgs out{m, out_scale.numel() ? out_scale.data_ptr<float>() : nullptr,
-                      a.data_ptr<float>(), y.data_ptr<float>(), N, O, out_h,
+                      y.data_ptr<float>(), N, O, out_h,
                       out_w, tiles_h, tiles_w, 0, 0};
   for (int64_t first = 0; first < rows; first += chunk) {
     const int64_t last = std::min(rows, first + chunk);

@@ -45,11 +45,25 @@ inline void transpose8(const float* const rows[V], vf out[V]) {
 }
 #endif
 
-template <int L, int P>
+// acc = sum_k m[k] * x[k * stride] over the nonzero m[k] only: with the
+// loops unrolled, the tests and products by 1 fold away at compile time.
+// (acc is an output argument: returning a vector by value from a baseline
+// function draws GCC's ABI warning.)
+template <int N, class Row>
+inline void dot(const Row& m, const vf* x, int stride, vf& acc) {
+  bool first = true;
+#pragma GCC unroll 16
+  for (int k = 0; k < N; ++k) {
+    if (m[k] == 0.f) continue;
+    const vf term = m[k] == 1.f ? x[k * stride] : m[k] * x[k * stride];
+    acc = first ? term : acc + term;
+    first = false;
+  }
+}
+
+template <class K>
 void input_rows(const WinogradInArgs& a, int64_t begin, int64_t end) {
-  float B[P][L];
-  for (int p = 0; p < P; ++p)
-    for (int i = 0; i < L; ++i) B[p][i] = a.b[p * L + i];
+  constexpr int L = K::L, P = K::P;
   const int64_t plane = a.plane;
   for (int64_t row = begin; row < end; ++row) {
     const int64_t n = row / a.tiles_h, ty = row % a.tiles_h;
@@ -87,28 +101,26 @@ void input_rows(const WinogradInArgs& a, int64_t begin, int64_t end) {
           }
         }
         vf t[P][L];
+#pragma GCC unroll 16
         for (int p = 0; p < P; ++p)
-          for (int j = 0; j < L; ++j) {
-            vf acc = {};
-            for (int i = 0; i < L; ++i) acc += B[p][i] * d[i][j];
-            t[p][j] = acc;
-          }
+#pragma GCC unroll 16
+          for (int j = 0; j < L; ++j) dot<L>(K::B[p], &d[0][j], L, t[p][j]);
+#pragma GCC unroll 16
         for (int p = 0; p < P; ++p)
+#pragma GCC unroll 16
           for (int q = 0; q < P; ++q) {
-            vf acc = {};
-            for (int j = 0; j < L; ++j) acc += B[q][j] * t[p][j];
-            SG2_STORE(dst + (p * P + q) * plane + c, acc);
+            vf v;
+            dot<L>(K::B[q], &t[p][0], 1, v);
+            SG2_STORE(dst + (p * P + q) * plane + c, v);
           }
       }
     }
   }
 }
 
-template <int P, int S>
+template <class K>
 void output_rows(const WinogradOutArgs& a, int64_t begin, int64_t end) {
-  float A[S][P];
-  for (int i = 0; i < S; ++i)
-    for (int p = 0; p < P; ++p) A[i][p] = a.a[i * P + p];
+  constexpr int P = K::P, S = K::S;
   const int64_t plane = a.plane;
   const vf zero = {};
   for (int64_t row = begin; row < end; ++row) {
@@ -121,20 +133,22 @@ void output_rows(const WinogradOutArgs& a, int64_t begin, int64_t end) {
       const float* src = a.m + ((row - a.first_row) * a.tiles_w + tx) * a.O;
       for (int64_t o = 0; o < a.O; o += V) {
         const vf s = a.scale ? SG2_LOAD(a.scale + n * a.O + o) : vf{} + 1.f;
-        vf t[S][P];
-        for (int i = 0; i < S; ++i)
-          for (int q = 0; q < P; ++q) t[i][q] = vf{};
+        vf m[P][P];
+#pragma GCC unroll 16
         for (int p = 0; p < P; ++p)
-          for (int q = 0; q < P; ++q) {
-            const vf m = SG2_LOAD(src + (p * P + q) * plane + o);
-            for (int i = 0; i < S; ++i) t[i][q] += A[i][p] * m;
-          }
+#pragma GCC unroll 16
+          for (int q = 0; q < P; ++q) m[p][q] = SG2_LOAD(src + (p * P + q) * plane + o);
+        vf t[S][P];
+#pragma GCC unroll 16
+        for (int i = 0; i < S; ++i)
+#pragma GCC unroll 16
+          for (int q = 0; q < P; ++q) dot<P>(K::A[i], &m[0][q], P, t[i][q]);
         for (int64_t i = 0; i < ih; ++i) {
           vf r[S];
+#pragma GCC unroll 16
           for (int j = 0; j < S; ++j) {
-            vf acc = {};
-            for (int q = 0; q < P; ++q) acc += A[j][q] * t[i][q];
-            r[j] = acc * s;
+            dot<P>(K::A[j], &t[i][0], 1, r[j]);
+            r[j] *= s;
           }
           for (int j0 = 0; j0 < jw; j0 += V) {
             const float* cols[V];
@@ -160,17 +174,11 @@ void output_rows(const WinogradOutArgs& a, int64_t begin, int64_t end) {
 
 }  // namespace
 
-// F(6x6, 3x3): 8 x 8 tiles; the stride-2 transposed 3x3: 7 x 7 input tiles,
-// 13 x 13 points, 12 x 12 output pixels.
-WinogradInFn pick_input(int L, int P) {
-  if (L == 8 && P == 8) return &input_rows<8, 8>;
-  if (L == 7 && P == 13) return &input_rows<7, 13>;
-  return nullptr;
+WinogradInFn pick_input(int up) {
+  return up == 1 ? &input_rows<WinogradF6x3> : &input_rows<WinogradUp6x2>;
 }
-WinogradOutFn pick_output(int P, int S) {
-  if (P == 8 && S == 6) return &output_rows<8, 6>;
-  if (P == 13 && S == 12) return &output_rows<13, 12>;
-  return nullptr;
+WinogradOutFn pick_output(int up) {
+  return up == 1 ? &output_rows<WinogradF6x3> : &output_rows<WinogradUp6x2>;
 }
 
 }  // namespace SG2_WINOGRAD_ISA
