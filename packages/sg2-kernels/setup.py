@@ -61,6 +61,7 @@ CPP_SOURCES = [
     "cpu/winograd_cpu.cpp",
     "cpu/winograd_baseline.cpp",
     "cpu/winograd_avx2.cpp",
+    "cpu/noise_bias_lrelu_cpu.cpp",
 ]
 CUDA_SOURCES = [
     "cuda/bind.cpp",

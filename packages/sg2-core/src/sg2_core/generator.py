@@ -100,9 +100,9 @@ class SynthesisLayer(nn.Module):
                 noise_map = torch.randn(n, 1, self.resolution, self.resolution, device=x.device) * self.noise_strength
             elif noise_mode == "const":
                 noise_map = self.noise_const * self.noise_strength
-        x = modulated_conv2d(x, self.weight if weight is None else weight, styles, noise=noise_map, up=self.up,
+        x = modulated_conv2d(x, self.weight if weight is None else weight, styles, up=self.up,
                              padding=self.padding, resample_filter=self.resample_filter)
-        return bias_lrelu(x, self.bias.to(x.dtype), clamp=self.conv_clamp)
+        return bias_lrelu(x, self.bias.to(x.dtype), noise_map, clamp=self.conv_clamp)
 
 
 class ToRGBLayer(nn.Module):

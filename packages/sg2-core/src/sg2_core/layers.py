@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from sg2_kernels import ACTIVATIONS, bias_act, setup_filter, upfirdn2d
+from sg2_kernels import ACTIVATIONS, bias_act, noise_bias_lrelu_, setup_filter, upfirdn2d
 
 from . import cpu_inference
 
@@ -122,15 +122,13 @@ class Conv2dLayer(nn.Module):
         return bias_act(x, b, act=self.activation, gain=ACTIVATIONS[self.activation].default_gain * gain, clamp=clamp)
 
 
-def bias_lrelu(x, b, clamp=None):
-    """``bias_act(x, b, act="lrelu", clamp=clamp)``, done in place on CPU when no gradient will flow
-    through ``x``: the maps of the last blocks are ~32 MB, and a fresh buffer of that size costs as much
-    in page faults as the pass itself."""
-    if x.device.type != "cpu" or (torch.is_grad_enabled() and x.requires_grad):
-        return bias_act(x, b, act="lrelu", clamp=clamp)
-    lrelu = ACTIVATIONS["lrelu"]
-    x = F.leaky_relu_(x.add_(b.reshape(1, -1, *[1] * (x.ndim - 2))), lrelu.default_alpha).mul_(lrelu.default_gain)
-    return x if clamp is None else x.clamp_(-clamp, clamp)
+def bias_lrelu(x, b, noise=None, clamp=None):
+    """``bias_act(x + noise, b, act="lrelu", clamp=clamp)``; in place and in one pass
+    (``sg2_kernels.noise_bias_lrelu_``) when no gradient will flow through ``x``: the maps of the last
+    blocks are ~32 MB, and a fresh buffer of that size costs as much in page faults as the pass itself."""
+    if torch.is_grad_enabled() and (x.requires_grad or (noise is not None and noise.requires_grad)):
+        return bias_act(x if noise is None else x + noise.to(x.dtype), b, act="lrelu", clamp=clamp)
+    return noise_bias_lrelu_(x, b, None if noise is None else noise.to(x.dtype), clamp=clamp)
 
 
 def modulated_conv2d(x, weight, styles, noise=None, up=1, padding=0, resample_filter=None, demodulate=True):

@@ -9,7 +9,7 @@ available for the tensor's device. ``python -m sg2_kernels`` says which are avai
 from importlib.metadata import PackageNotFoundError, version
 
 from ._backend import IMPLS, available_impls, use_impl
-from .bias_act import ACTIVATIONS, bias_act
+from .bias_act import ACTIVATIONS, bias_act, noise_bias_lrelu_
 from .upfirdn2d import downsample2d, filter2d, setup_filter, upfirdn2d, upsample2d
 
 try:
@@ -24,6 +24,7 @@ __all__ = [
     "bias_act",
     "downsample2d",
     "filter2d",
+    "noise_bias_lrelu_",
     "setup_filter",
     "upfirdn2d",
     "upsample2d",

@@ -168,3 +168,33 @@ def bias_act(x, b=None, dim=1, act="linear", alpha=None, gain=None, clamp=None, 
         return _bias_act_ref(x, b, dim, spec_act, alpha, gain, clamp)
     spec = _Spec(impl, dim, spec_act, alpha, gain, -1.0 if clamp is None else clamp)
     return _BiasAct.apply(x, b, spec)
+
+
+def noise_bias_lrelu_(x, b, noise=None, clamp=None, impl=None):
+    """In place and outside autograd: ``x = clamp(sqrt(2) * lrelu(x + noise + b, 0.2))``, StyleGAN2's synthesis
+    layer tail at inference. One pass over ``x`` with the ``cpp`` kernel (float32, contiguous); plain in-place
+    PyTorch ops otherwise.
+
+    Args:
+        x: ``[N, C, H, W]``, overwritten and returned.
+        b: ``[C]``.
+        noise: None, ``[H, W]`` (every sample) or ``[N or 1, 1, H, W]``.
+        clamp: None or a positive bound.
+    """
+    lrelu = ACTIVATIONS["lrelu"]
+    clamp = _real(clamp, "clamp")
+    if x.ndim != 4 or b.shape != (x.shape[1],):
+        raise ValueError(f"x must be [N, C, H, W] and b [C], got {list(x.shape)} and {list(b.shape)}")
+    impl = _backend.choose_impl(impl, x.device, "noise_bias_lrelu_")
+    fused = impl == "cpp" and x.dtype == b.dtype == torch.float32 and x.is_contiguous()
+    if noise is not None:
+        fused = fused and noise.dtype == torch.float32 and noise.numel() in (x[0, 0].numel(), x[:, 0].numel())
+    if fused:
+        _backend.module("cpp").noise_bias_lrelu_(x, x.new_empty(0) if noise is None else noise.contiguous(),
+                                                 b.contiguous(), lrelu.default_alpha, lrelu.default_gain,
+                                                 -1.0 if clamp is None else clamp)
+        return x
+    if noise is not None:
+        x.add_(noise)
+    F.leaky_relu_(x.add_(b.reshape(1, -1, 1, 1)), lrelu.default_alpha).mul_(lrelu.default_gain)
+    return x if clamp is None else x.clamp_(-clamp, clamp)
