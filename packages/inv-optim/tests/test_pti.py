@@ -37,11 +37,14 @@ def test_a_batch_equals_runs_of_one_image_with_locality(generator, targets, mse_
         single = PTI(generator, **{**options, "seed": 4 + i})(targets[i:i + 1], pivot=pivot[i])
         for name, value in single.weight_offsets.items():
             # Adam divides by sqrt(v): float rounding in near-zero gradients can flip single elements'
-            # steps, so compare each layer's offsets as a whole, and the renders to 1e-3 (a coupling bug
-            # between samples would show as errors of the size of the tuning itself, ~1e-1)
+            # steps (lr-sized whatever the gradient), and a batch rounds differently from one image (the
+            # affine layers' GEMMs, and the CPU inference path's Winograd that renders the locality
+            # targets). So compare each layer's offsets as a whole, and the renders to 1e-2: measured
+            # up to 3e-3, while a coupling bug between samples would show errors of the size of the tuning
+            # itself, ~1e-1
             error = (batch.weight_offsets[name][i] - value[0]).norm() / value[0].norm().clamp_min(1e-12)
             assert error < 2e-2, (i, name, float(error))
-        assert torch.allclose(batch[i].render(), single.render(), atol=1e-3)
+        assert torch.allclose(batch[i].render(), single.render(), atol=1e-2)
 
 
 def test_early_stop_per_image(generator, targets, mse_distance, pivot):

@@ -2,8 +2,8 @@
 
     THREADS=2 python scripts/g256_vs_nvidia.py /path/to/stylegan2-ada-pytorch [BATCH ...]
 
-Runs ours with and without the Winograd paths and NVIDIA's, interleaved, best of 3 after a warm-up,
-under torch.no_grad() with constant noise. The numbers in the README come from this script.
+Runs ours with and without the Winograd paths and NVIDIA's, interleaved, best of REPEATS (default 8) after
+a warm-up, under torch.no_grad() with constant noise. The numbers in the README come from this script.
 """
 
 import os
@@ -36,7 +36,7 @@ def main(repo: str, batches: list[int]) -> None:
         with torch.no_grad():
             for run in runs.values():
                 run()
-            for _ in range(3):
+            for _ in range(int(os.environ.get("REPEATS", "8"))):
                 for name, run in runs.items():
                     start = time.perf_counter()
                     run()
