@@ -8,7 +8,8 @@ rounding only (tested to 1e-4 of the output's range).
 - 3x3 convolutions (and the upsampling ones) on maps of :data:`WINOGRAD_SIZES` run through
   ``sg2_kernels.winograd`` with the styles and the demodulation applied by its tile transforms, so one
   cached weight transform serves the batch. The cache holds 7x (19x for upsampling) the weights of those
-  layers, ~330 MB for the 256 px config F; :func:`clear_cache` empties it.
+  layers, ~330 MB for the 256 px config F (plus a transposed copy of the other upsampling weights);
+  :func:`clear_cache` empties it.
 - Everything else runs one image at a time: NNPACK's fast algorithm and oneDNN's transposed convolution
   were both faster per image than batched (G256 at batch 4: 0.6x the time). For each image, the
   weight is modulated in one pass, directly in the layout the convolution wants.
@@ -103,7 +104,8 @@ def modulated_conv2d(x, weight, styles, up, padding, resample_filter, demodulate
     for i in range(n):
         scale = styles[i].unsqueeze(0) if dcoefs is None else styles[i].unsqueeze(0) * dcoefs[i].unsqueeze(1)
         if k == 1 and up == 1:
-            images.append(torch.matmul(weight[:, :, 0, 0] * scale, x[i].reshape(in_channels, -1)).reshape(-1, *x.shape[2:]))
+            y = torch.matmul(weight[:, :, 0, 0] * scale, x[i].reshape(in_channels, -1))
+            images.append(y.reshape(out_channels, *x.shape[2:]))
         elif up == 1:
             images.append(conv2d_resample(x[i : i + 1], weight * scale[..., None, None], padding=padding)[0])
         else:  # the transposed convolution wants [I, O, k, k]; a cached copy of the weight in that layout

@@ -1,19 +1,13 @@
-// Chooses the fir_block (and Winograd) kernels for the running CPU: AVX2 + FMA when the CPU
-// has them (x86 with GCC or Clang), else the baseline build. Setting
+// Chooses the fir_block kernels for the running CPU: AVX2 + FMA when the CPU
+// has them (x86 with GCC or Clang), else the baseline build; and defines
+// use_avx2_kernels() (isa.h), which the Winograd kernels ask too. Setting
 // SG2_KERNELS_CPU_ISA=baseline forces the baseline kernels (for testing).
 #include <cstdint>
 #include <cstdlib>
 #include <cstring>
 
 #include "fir_block.h"
-#include "winograd.h"
-
-#if (defined(__x86_64__) || defined(__i386__)) && \
-    (defined(__GNUC__) || defined(__clang__))
-#define SG2_HAVE_AVX2_KERNELS 1
-#else
-#define SG2_HAVE_AVX2_KERNELS 0
-#endif
+#include "isa.h"
 
 namespace sg2 {
 namespace cpu_impl {
@@ -26,13 +20,13 @@ namespace cpu_impl {
                               int64_t osx);                             \
   }
 SG2_DECLARE_PICKERS(isa_baseline)
-#if SG2_HAVE_AVX2_KERNELS
+#if SG2_HAVE_AVX2_BUILD
 SG2_DECLARE_PICKERS(isa_avx2)
 #endif
 #undef SG2_DECLARE_PICKERS
 
 bool use_avx2_kernels() {
-#if SG2_HAVE_AVX2_KERNELS
+#if SG2_HAVE_AVX2_BUILD
   static const bool ok = [] {
     const char* env = std::getenv("SG2_KERNELS_CPU_ISA");
     if (env != nullptr && std::strcmp(env, "baseline") == 0) return false;
@@ -48,7 +42,7 @@ bool use_avx2_kernels() {
 template <>
 FirBlockFn<float> pick_fir_block<float>(int lanes, int ny, int nx, int64_t isx,
                                         int64_t osx) {
-#if SG2_HAVE_AVX2_KERNELS
+#if SG2_HAVE_AVX2_BUILD
   if (use_avx2_kernels()) return isa_avx2::pick_f32(lanes, ny, nx, isx, osx);
 #endif
   return isa_baseline::pick_f32(lanes, ny, nx, isx, osx);
@@ -57,7 +51,7 @@ FirBlockFn<float> pick_fir_block<float>(int lanes, int ny, int nx, int64_t isx,
 template <>
 FirBlockFn<double> pick_fir_block<double>(int lanes, int ny, int nx, int64_t isx,
                                           int64_t osx) {
-#if SG2_HAVE_AVX2_KERNELS
+#if SG2_HAVE_AVX2_BUILD
   if (use_avx2_kernels()) return isa_avx2::pick_f64(lanes, ny, nx, isx, osx);
 #endif
   return isa_baseline::pick_f64(lanes, ny, nx, isx, osx);

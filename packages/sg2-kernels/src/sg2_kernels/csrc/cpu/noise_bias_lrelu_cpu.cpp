@@ -4,9 +4,8 @@
 #include <ATen/core/Tensor.h>
 #include <ATen/Parallel.h>
 
-#include <algorithm>
-#include <limits>
 #include <cstdint>
+#include <limits>
 
 namespace sg2 {
 namespace cpu_impl {

@@ -96,9 +96,5 @@ using WinogradOutFn = void (*)(const WinogradOutArgs&, int64_t begin, int64_t en
 WinogradInFn pick_winograd_input(int up);
 WinogradOutFn pick_winograd_output(int up);
 
-// AVX2 + FMA kernels are used when the CPU has them (and
-// SG2_KERNELS_CPU_ISA is not "baseline"); see fir_block_dispatch.cpp.
-bool use_avx2_kernels();
-
 }  // namespace cpu_impl
 }  // namespace sg2

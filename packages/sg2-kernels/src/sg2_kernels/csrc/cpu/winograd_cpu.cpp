@@ -11,6 +11,7 @@
 
 #include <cstdint>
 
+#include "isa.h"
 #include "winograd.h"
 
 namespace sg2 {
@@ -20,9 +21,7 @@ namespace isa_baseline {
 WinogradInFn pick_input(int up);
 WinogradOutFn pick_output(int up);
 }  // namespace isa_baseline
-#if (defined(__x86_64__) || defined(__i386__)) && \
-    (defined(__GNUC__) || defined(__clang__))
-#define SG2_HAVE_AVX2_WINOGRAD 1
+#if SG2_HAVE_AVX2_BUILD
 namespace isa_avx2 {
 WinogradInFn pick_input(int up);
 WinogradOutFn pick_output(int up);
@@ -30,14 +29,14 @@ WinogradOutFn pick_output(int up);
 #endif
 
 WinogradInFn pick_winograd_input(int up) {
-#ifdef SG2_HAVE_AVX2_WINOGRAD
+#if SG2_HAVE_AVX2_BUILD
   if (use_avx2_kernels()) return isa_avx2::pick_input(up);
 #endif
   return isa_baseline::pick_input(up);
 }
 
 WinogradOutFn pick_winograd_output(int up) {
-#ifdef SG2_HAVE_AVX2_WINOGRAD
+#if SG2_HAVE_AVX2_BUILD
   if (use_avx2_kernels()) return isa_avx2::pick_output(up);
 #endif
   return isa_baseline::pick_output(up);
