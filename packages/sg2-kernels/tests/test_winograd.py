@@ -101,3 +101,15 @@ def test_writes_into_a_given_buffer(impl):
     if impl == "cpp":
         with pytest.raises(RuntimeError, match=r"out must be \[2, 8, 21, 19\]"):
             winograd.conv3x3(x, u, 2, out=torch.empty(2, 8, 20, 19), impl=impl)
+
+
+def test_upsampling_weight_has_64_distinct_rows():
+    """The 169 points of up=2 use 64 distinct transformed weights; weight_index maps each point to its row."""
+    torch.manual_seed(4)
+    weight = torch.randn(4, 3, 3, 3, dtype=torch.float64)
+    g = winograd.matrices(2)[1]
+    every_point = torch.einsum("pk,oikl,ql->pqio", g, weight, g).flatten(0, 1)
+    u = winograd.transform_weight(weight, 2)
+    assert u.shape == (winograd.WEIGHT_POINTS, 3, 4)
+    torch.testing.assert_close(u[winograd.weight_index(2)], every_point, rtol=0, atol=1e-12)
+    assert len(torch.unique(every_point.flatten(1), dim=0)) == winograd.WEIGHT_POINTS

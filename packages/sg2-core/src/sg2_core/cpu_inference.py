@@ -7,9 +7,9 @@ rounding only (tested to 1e-4 of the output's range).
 
 - 3x3 convolutions (and the upsampling ones) on maps of :data:`WINOGRAD_SIZES` run through
   ``sg2_kernels.winograd`` with the styles and the demodulation applied by its tile transforms, so one
-  cached weight transform serves the batch. The cache holds 7x (19x for upsampling) the weights of those
-  layers, ~330 MB for the 256 px config F (plus a transposed copy of the other upsampling weights);
-  :func:`clear_cache` empties it.
+  cached weight transform serves the batch. The cache holds 7x the weights of those layers, ~330 MB for
+  the 256 px config F (plus a transposed copy of the other upsampling weights); :func:`clear_cache`
+  empties it.
 - Everything else runs one image at a time: NNPACK's fast algorithm and oneDNN's transposed convolution
   were both faster per image than batched (G256 at batch 4: 0.6x the time). For each image, the
   weight is modulated in one pass, directly in the layout the convolution wants.
@@ -27,11 +27,11 @@ import torch
 from sg2_kernels import winograd
 from sg2_kernels._backend import choose_impl
 
-WINOGRAD_SIZES = {1: range(16, 129), 2: range(64, 129)}
+WINOGRAD_SIZES = {1: range(16, 129), 2: range(32, 129)}
 """Input map sizes at which 3x3 convolutions (``up=1``) and upsampling ones (``up=2``) use
 ``sg2_kernels.winograd``. Measured per layer at batch 1 on the project's 2-core AVX2 CPU, interleaved with
 NNPACK / oneDNN: ``up=1`` 3.0x at 16 px, 1.9x at 32 px, 1.4x at 64 px, 1.07x at 128 px, 0.97x at 256 px;
-``up=2`` 1.22x at 32 px (left out: its cached transform would be 177 MB), 1.28x at 64 px, 1.24x at 128 px."""
+``up=2`` 1.1-1.35x at 32 px, 1.2-1.3x at 64 px, 1.24-1.45x at 128 px."""
 
 _cache: dict[tuple[int, str], tuple] = {}  # (id(weight), what) -> (version, data pointer, value)
 

@@ -76,14 +76,38 @@ def matrices(up: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     return at, g, bt
 
 
+WEIGHT_POINTS = 64
+"""Rows of a transformed weight. ``up=1`` has 64 points. ``up=2`` has 169, but its odd axis points all carry
+the middle tap (``G`` rows 7-12 are equal), so only 64 distinct matrices: 49 even-even, 7 even-odd (one
+per even row), 7 odd-even (one per even column) and 1 odd-odd."""
+
+
+@functools.cache
+def weight_index(up: int) -> torch.Tensor:
+    """For each of the ``P * P`` transform points, its row of the transformed weight."""
+    if up == 1:
+        return torch.arange(64)
+    p, q = torch.meshgrid(torch.arange(13), torch.arange(13), indexing="ij")
+    even_p, even_q = p < 7, q < 7
+    index = torch.where(even_p & even_q, p * 7 + q, 63)
+    index = torch.where(even_p & ~even_q, 49 + p, index)
+    index = torch.where(~even_p & even_q, 56 + q, index)
+    return index.flatten()
+
+
 def transform_weight(w: torch.Tensor, up: int = 1) -> torch.Tensor:
-    """``[O, I, 3, 3]`` (``F.conv2d`` layout for both cases) to ``[P * P, I, O]`` for :func:`conv3x3`."""
+    """``[O, I, 3, 3]`` (``F.conv2d`` layout for both cases) to ``[64, I, O]`` for :func:`conv3x3`."""
     if w.ndim != 4 or w.shape[2:] != (3, 3):
         raise ValueError(f"w must be [O, I, 3, 3], got {list(w.shape)}")
     g = matrices(up)[1].to(w.dtype)
-    p = g.shape[0]
-    u = torch.einsum("pk,oikl,ql->pqio", g, w, g)
-    return u.reshape(p * p, w.shape[1], w.shape[0]).contiguous()
+    every_point = torch.einsum("pk,oikl,ql->pqio", g, w, g).flatten(0, 1)
+    return every_point[_first_points(up)].contiguous()
+
+
+@functools.cache
+def _first_points(up: int) -> torch.Tensor:
+    index = weight_index(up)
+    return torch.tensor([int((index == k).nonzero()[0]) for k in range(WEIGHT_POINTS)])
 
 
 def output_size(size: int, up: int) -> int:
@@ -101,8 +125,8 @@ def conv3x3(x, u, up=1, in_scale=None, out_scale=None, out=None, impl=None):
     at, _, bt = matrices(up)
     s, p = at.shape
     c, h, w = x.shape[1:]
-    if u.ndim != 3 or u.shape[:2] != (p * p, c):
-        raise ValueError(f"u must be [{p * p}, {c}, O] (transform_weight(w, up={up})), got {list(u.shape)}")
+    if u.ndim != 3 or u.shape[:2] != (WEIGHT_POINTS, c):
+        raise ValueError(f"u must be [{WEIGHT_POINTS}, {c}, O] (transform_weight(w, up={up})), got {list(u.shape)}")
     o = u.shape[2]
     oh, ow = output_size(h, up), output_size(w, up)
     tiles_h, tiles_w = math.ceil(oh / s), math.ceil(ow / s)
@@ -112,7 +136,7 @@ def conv3x3(x, u, up=1, in_scale=None, out_scale=None, out=None, impl=None):
     if impl == "cpp" and not (x.dtype == u.dtype == torch.float32 and c % LANES == 0 and o % LANES == 0):
         impl = "ref"
     if impl == "ref":
-        y = _conv3x3_ref(x, u, at, bt, tiles_h, tiles_w, oh, ow, in_scale, out_scale)
+        y = _conv3x3_ref(x, u[weight_index(up)], at, bt, tiles_h, tiles_w, oh, ow, in_scale, out_scale)
         return y if out is None else out.copy_(y)
     empty = x.new_empty(0)
     return _backend.module("cpp").winograd_conv3x3(
@@ -121,7 +145,7 @@ def conv3x3(x, u, up=1, in_scale=None, out_scale=None, out=None, impl=None):
 
 
 def _conv3x3_ref(x, u, at, bt, tiles_h, tiles_w, oh, ow, in_scale, out_scale):
-    """The same three steps in plain PyTorch."""
+    """The same three steps in plain PyTorch; ``u`` has a row per point."""
     n, c = x.shape[:2]
     s, p = at.shape
     at, bt = at.to(x.dtype), bt.to(x.dtype)

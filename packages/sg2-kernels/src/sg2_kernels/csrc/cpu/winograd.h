@@ -39,6 +39,8 @@ struct WinogradOutArgs {
 // entries are dyadic, so exact in float. Input tiles start every 6 pixels.
 struct WinogradF6x3 {  // up = 1: F(6x6, 3x3)
   static constexpr int L = 8, P = 8, S = 6;
+  // where point (p, q) sits in the transformed input and GEMM result
+  static constexpr int slot(int p, int q) { return p * P + q; }
   static constexpr float B[8][8] = {
       {-1.0f, 0.0f, 5.25f, 0.0f, -5.25f, 0.0f, 1.0f, 0.0f},
       {0.0f, 1.0f, 1.0f, -4.25f, -4.25f, 1.0f, 1.0f, 0.0f},
@@ -59,6 +61,15 @@ struct WinogradF6x3 {  // up = 1: F(6x6, 3x3)
 
 struct WinogradUp6x2 {  // up = 2: the stride-2 transposed 3x3, F(6, 2) + 6
   static constexpr int L = 7, P = 13, S = 12;
+  // Points 7-12 of an axis share one weight row (the middle tap), so the
+  // points that share a transformed weight are stored together, and each
+  // group is one GEMM: 49 even-even points; for each even row p the 6 odd
+  // columns; for each even column q the 6 odd rows; the 36 odd-odd points
+  // (sg2_kernels.winograd.weight_index numbers the 64 weights the same way).
+  static constexpr int slot(int p, int q) {
+    return p < 7 ? (q < 7 ? p * 7 + q : 49 + p * 6 + (q - 7))
+                 : (q < 7 ? 91 + q * 6 + (p - 7) : 133 + (p - 7) * 6 + (q - 7));
+  }
   static constexpr float B[13][7] = {
       {-2.0f, 4.0f, 2.5f, -5.0f, -0.5f, 1.0f, 0.0f},
       {0.0f, 2.0f, -2.0f, -4.5f, 0.5f, 1.0f, 0.0f},

@@ -70,6 +70,28 @@ float* workspace(std::vector<float>& buffer, int64_t size) {
   return buffer.data();
 }
 
+// The per-point products M = V @ U over a chunk of `tiles` tiles. up = 2:
+// one GEMM per group of points that share a weight (WinogradUp6x2::slot).
+void gemms(float* v, float* m, const at::Tensor& u, int64_t up, int64_t tiles,
+           int64_t C, int64_t O, const at::TensorOptions& options) {
+  auto group = [&](int64_t first_slot, int64_t count, int64_t stacked,
+                   int64_t first_weight) {
+    at::Tensor vt = at::from_blob(v + first_slot * tiles * C,
+                                  {count, stacked * tiles, C}, options);
+    at::Tensor mt = at::from_blob(m + first_slot * tiles * O,
+                                  {count, stacked * tiles, O}, options);
+    at::bmm_out(mt, vt, u.narrow(0, first_weight, count));
+  };
+  if (up == 1) {
+    group(0, 64, 1, 0);
+    return;
+  }
+  group(0, 49, 1, 0);     // even-even
+  group(49, 7, 6, 49);    // even row, its 6 odd columns
+  group(91, 7, 6, 56);    // even column, its 6 odd rows
+  group(133, 1, 36, 63);  // odd-odd
+}
+
 }  // namespace
 
 at::Tensor winograd_conv3x3(const at::Tensor& x, const at::Tensor& u,
@@ -89,9 +111,9 @@ at::Tensor winograd_conv3x3(const at::Tensor& x, const at::Tensor& u,
               "winograd_conv3x3: x must be [N, C, H, W] with C a multiple of ",
               kWinogradLanes, ", got ", x.sizes());
   const int64_t N = x.size(0), C = x.size(1);
-  TORCH_CHECK(u.dim() == 3 && u.size(0) == int64_t{P} * P && u.size(1) == C &&
+  TORCH_CHECK(u.dim() == 3 && u.size(0) == 64 && u.size(1) == C &&
                   u.size(2) % kWinogradLanes == 0,
-              "winograd_conv3x3: u must be [", P * P, ", ", C,
+              "winograd_conv3x3: u must be [64, ", C,
               ", O] with O a multiple of ", kWinogradLanes, ", got ",
               u.sizes());
   const int64_t O = u.size(2);
@@ -135,9 +157,7 @@ at::Tensor winograd_conv3x3(const at::Tensor& x, const at::Tensor& u,
     out.plane = tiles * O;
     at::parallel_for(first, last, 1,
                      [&](int64_t r0, int64_t r1) { in_fn(in, r0, r1); });
-    at::Tensor vt = at::from_blob(v, {int64_t{P} * P, tiles, C}, x.options());
-    at::Tensor mt = at::from_blob(m, {int64_t{P} * P, tiles, O}, x.options());
-    at::bmm_out(mt, vt, u);
+    gemms(v, m, u, up, tiles, C, O, x.options());
     at::parallel_for(first, last, 1,
                      [&](int64_t r0, int64_t r1) { out_fn(out, r0, r1); });
   }

@@ -111,7 +111,7 @@ void input_rows(const WinogradInArgs& a, int64_t begin, int64_t end) {
           for (int q = 0; q < P; ++q) {
             vf v;
             dot<L>(K::B[q], &t[p][0], 1, v);
-            SG2_STORE(dst + (p * P + q) * plane + c, v);
+            SG2_STORE(dst + K::slot(p, q) * plane + c, v);
           }
       }
     }
@@ -137,7 +137,7 @@ void output_rows(const WinogradOutArgs& a, int64_t begin, int64_t end) {
 #pragma GCC unroll 16
         for (int p = 0; p < P; ++p)
 #pragma GCC unroll 16
-          for (int q = 0; q < P; ++q) m[p][q] = SG2_LOAD(src + (p * P + q) * plane + o);
+          for (int q = 0; q < P; ++q) m[p][q] = SG2_LOAD(src + K::slot(p, q) * plane + o);
         vf t[S][P];
 #pragma GCC unroll 16
         for (int i = 0; i < S; ++i)
