@@ -3,7 +3,9 @@
 The shapes are those of a config-F generator and residual discriminator (channels 512 up to 64 px,
 then halving) at the given resolution and batch. Each op group is timed forward and
 forward+backward for every implementation, in this process, and printed as a speed-up over the
-pure-PyTorch reference measured in the same run.
+pure-PyTorch reference measured in the same run. ``--winograd`` (CPU) also times
+:func:`sg2_kernels.winograd.conv3x3` on the generator's 3x3 convolutions against what torch runs for
+them (NNPACK where it has it, else oneDNN; a transposed convolution for ``up=2``), interleaved.
 """
 
 from __future__ import annotations
@@ -16,8 +18,8 @@ from typing import Callable
 
 import torch
 
-from . import available_impls, bias_act, setup_filter, upfirdn2d
-from ._backend import impls_for_device
+from . import available_impls, bias_act, setup_filter, upfirdn2d, winograd
+from ._backend import impls_for_device, unavailable_reason
 
 
 def channels(res: int) -> int:
@@ -102,12 +104,53 @@ def time_group(calls: list[OpCall], impl: str, device: torch.device, backward: b
         return seconds_per_call(run, device, min_seconds)
 
 
+def winograd_rows(resolution: int, batch: int, min_seconds: float):
+    """``(up, in channels, out channels, input size, torch's seconds, Winograd's seconds)`` for every 3x3
+    convolution of a config-F generator (forward, batch ``batch``, inputs of 8 px and more)."""
+    torch_nnpack = hasattr(torch, "_nnpack_spatial_convolution") and torch._nnpack_available()
+    gen = torch.Generator().manual_seed(0)
+    for r in [2**k for k in range(3, resolution.bit_length())]:
+        for up, size, c_in in ((2, r // 2, channels(r // 2)), (1, r, channels(r))):
+            if size < 8:
+                continue
+            c_out = channels(r)
+            x = torch.randn(batch, c_in, size, size, generator=gen)
+            w = torch.randn(c_out, c_in, 3, 3, generator=gen)
+            u, wt = winograd.transform_weight(w, up), w.transpose(0, 1).contiguous()
+            if up == 2:
+                baseline = lambda: torch.nn.functional.conv_transpose2d(x, wt, stride=2)  # noqa: E731
+            elif torch_nnpack:
+                baseline = lambda: torch._nnpack_spatial_convolution(x, w, None, [1, 1], [1, 1])  # noqa: E731
+            else:
+                baseline = lambda: torch.nn.functional.conv2d(x, w, padding=1)  # noqa: E731
+            with torch.no_grad():
+                times = [seconds_per_call(f, torch.device("cpu"), min_seconds)
+                         for f in (baseline, lambda: winograd.conv3x3(x, u, up))]
+            yield up, c_in, c_out, size, *times
+
+
+def print_winograd_table(resolution: int, batch: int, min_seconds: float) -> None:
+    reason = unavailable_reason("cpp")
+    if reason is not None:
+        print(f"winograd: the cpp implementation is unavailable ({reason})")
+        return
+    header = f"{'winograd conv':18s} {'in->out':>9s} {'px':>4s} {'torch ms':>9s} {'winograd ms':>12s} {'speed-up':>8s}"
+    print(header)
+    print("-" * len(header))
+    for up, c_in, c_out, size, base, wino in winograd_rows(resolution, batch, min_seconds):
+        kind = "3x3" if up == 1 else "3x3 transposed x2"
+        print(f"{kind:18s} {f'{c_in}->{c_out}':>9s} {size:4d} {base * 1e3:9.2f} {wino * 1e3:12.2f} "
+              f"{base / wino:7.2f}x", flush=True)
+    print("speed-up = torch's time / Winograd's time, per layer, one after the other in this run (weights transformed once)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--resolution", type=int, default=256)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--min-seconds", type=float, default=0.5, help="time each measurement for at least this long")
+    parser.add_argument("--winograd", action="store_true", help="also time the Winograd convolutions (CPU)")
     args = parser.parse_args(argv)
     device = torch.device(args.device)
 
@@ -129,6 +172,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:30s} {impl:5s} {fwd * 1e3:9.2f} {baseline[0] / fwd:7.2f}x {both * 1e3:11.2f} "
                   f"{baseline[1] / both:7.2f}x", flush=True)
     print("speed-up = reference time / this implementation's time, both measured in this run")
+    if args.winograd and device.type == "cpu":
+        print_winograd_table(args.resolution, args.batch, args.min_seconds)
     return 0
 
 
