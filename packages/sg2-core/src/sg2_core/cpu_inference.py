@@ -29,9 +29,10 @@ from sg2_kernels._backend import choose_impl
 
 WINOGRAD_SIZES = {1: range(16, 129), 2: range(32, 129)}
 """Input map sizes at which 3x3 convolutions (``up=1``) and upsampling ones (``up=2``) use
-``sg2_kernels.winograd``. Measured per layer at batch 1 on the project's 2-core AVX2 CPU, interleaved with
-NNPACK / oneDNN: ``up=1`` 3.0x at 16 px, 1.9x at 32 px, 1.4x at 64 px, 1.07x at 128 px, 0.97x at 256 px;
-``up=2`` 1.1-1.35x at 32 px, 1.2-1.3x at 64 px, 1.24-1.45x at 128 px."""
+``sg2_kernels.winograd``. Measured per layer at batch 1 on the project's 2-core AVX2 CPU against NNPACK /
+oneDNN (``python -m sg2_kernels.bench --winograd``): ``up=1`` 2.4x at 16 px, 2.0x at 32 px, 1.2x at 64 px,
+0.92-1.07x at 128 px, 0.7-0.97x at 256 px; ``up=2`` 0.6x at 8 px, 0.9x at 16 px, 1.35x at 32 px, 1.4x at
+64 px, 1.15-1.45x at 128 px. At 8 px oneDNN's direct convolution beats both."""
 
 _cache: dict[tuple[int, str], tuple] = {}  # (id(weight), what) -> (version, data pointer, value)
 
