@@ -18,8 +18,8 @@ def pivot(generator, targets, mse_distance):
 
 
 def test_offsets_reproduce_the_shared_copy_and_beat_the_pivot(generator, targets, mse_distance, pivot):
-    offsets = PTI(generator, distance=mse_distance, **TUNE)(targets[:1], pivot=pivot[0])
-    copy = PTI(generator, distance=mse_distance, mode="copy", **TUNE)(targets[:1], pivot=pivot[0])
+    offsets = PTI(generator, distance=mse_distance, **TUNE)(targets[:1], init=pivot[0])
+    copy = PTI(generator, distance=mse_distance, mode="copy", **TUNE)(targets[:1], init=pivot[0])
     assert set(offsets.weight_offsets) == set(generator.synthesis.weight_layer_names)
     for name, value in offsets.weight_offsets.items():
         assert torch.allclose(value, copy.weight_offsets[name], atol=2e-3), name
@@ -32,9 +32,9 @@ def test_offsets_reproduce_the_shared_copy_and_beat_the_pivot(generator, targets
 
 def test_a_batch_equals_runs_of_one_image_with_locality(generator, targets, mse_distance, pivot):
     options = dict(distance=mse_distance, locality=True, seed=[4, 5, 6], **TUNE)
-    batch = PTI(generator, **options)(targets, pivot=pivot)
+    batch = PTI(generator, **options)(targets, init=pivot)
     for i in range(3):
-        single = PTI(generator, **{**options, "seed": 4 + i})(targets[i:i + 1], pivot=pivot[i])
+        single = PTI(generator, **{**options, "seed": 4 + i})(targets[i:i + 1], init=pivot[i])
         for name, value in single.weight_offsets.items():
             # Adam divides by sqrt(v): float rounding in near-zero gradients can flip single elements'
             # steps (lr-sized whatever the gradient), and a batch rounds differently from one image (the
@@ -50,17 +50,17 @@ def test_a_batch_equals_runs_of_one_image_with_locality(generator, targets, mse_
 def test_early_stop_per_image(generator, targets, mse_distance, pivot):
     stop = pivot.extras["distance"].median().item()  # measured with the projector's noise: roughly the middle
     method = PTI(generator, distance=mse_distance, steps=10, lr=3e-3, stop_distance=float("inf"))
-    inv = method(targets, pivot=pivot)
+    inv = method(targets, init=pivot)
     assert torch.equal(inv.extras["steps"], torch.zeros(3, dtype=torch.long))
     assert all((v == 0).all() for v in inv.weight_offsets.values())
-    inv = PTI(generator, distance=mse_distance, steps=10, lr=3e-3, stop_distance=stop)(targets, pivot=pivot)
+    inv = PTI(generator, distance=mse_distance, steps=10, lr=3e-3, stop_distance=stop)(targets, init=pivot)
     assert (inv.extras["steps"] <= 10).all()
 
 
 def test_locality_keeps_far_codes_closer_to_the_original(generator, targets, mse_distance, pivot):
     options = dict(distance=mse_distance, steps=25, lr=1e-2, stop_distance=None, seed=0)
-    free = PTI(generator, **options)(targets[:1], pivot=pivot[0])
-    local = PTI(generator, locality=True, locality_mse=10.0, **options)(targets[:1], pivot=pivot[0])
+    free = PTI(generator, **options)(targets[:1], init=pivot[0])
+    local = PTI(generator, locality=True, locality_mse=10.0, **options)(targets[:1], init=pivot[0])
     gen = torch.Generator().manual_seed(11)
     with torch.no_grad():
         far = generator.mapping(torch.randn(8, generator.z_dim, generator=gen), truncation_psi=0.5)
@@ -106,8 +106,8 @@ def test_bad_input_gets_clear_errors(generator, targets, mse_distance, pivot):
         method(targets[:, :2])
     with pytest.raises(ValueError, match="NaN"):
         method(targets * float("nan"))
-    with pytest.raises(ValueError, match="pivot must be an Inversion of the 3 images"):
-        method(targets, pivot=pivot[:2])
+    with pytest.raises(ValueError, match="init holds 2 samples but 3 images were given"):
+        method(targets, init=pivot[:2])
     with pytest.raises(ValueError, match="unknown synthesis layers"):
         PTI(generator, layers=["b4.nope"])
     with pytest.raises(ValueError, match="mode"):
@@ -116,5 +116,5 @@ def test_bad_input_gets_clear_errors(generator, targets, mse_distance, pivot):
 
 def test_only_chosen_layers_get_offsets(generator, targets, mse_distance, pivot):
     inv = PTI(generator, distance=mse_distance, layers=["synthesis.b16.torgb.weight", "b8.conv1"], **TUNE)(
-        targets[:1], pivot=pivot[0])
+        targets[:1], init=pivot[0])
     assert set(inv.weight_offsets) == {"b16.torgb", "b8.conv1"}

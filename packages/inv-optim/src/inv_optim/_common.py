@@ -1,25 +1,11 @@
-"""Small pieces the projector and PTI share: per-sample seeds, devices, progress records."""
+"""Small pieces the projector and PTI share: per-sample seeds and random streams, frozen rows."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import torch
 
-
-def generator_device(generator) -> torch.device:
-    return next(generator.parameters()).device
-
-
-def check_device(generator, device) -> torch.device:
-    """The device to run on: the generator's; a ``device`` option must agree (the generator is never moved)."""
-    own = generator_device(generator)
-    if device is not None:
-        want = torch.device(device)
-        if want.type != own.type or (want.index is not None and want.index != own.index):
-            raise ValueError(f"device={str(device)!r} but the generator is on {own}; move the generator first "
-                             f"(generator.to({str(device)!r}))")
-    return own
+from sg2_core import StepInfo  # noqa: F401 - re-exported: the progress record every method reports
+from sg2_core.method import check_device, generator_device  # noqa: F401 - re-exported
 
 
 def per_sample_seeds(seed, n: int) -> list[int]:
@@ -40,18 +26,6 @@ def sample_generators(seeds, device) -> list[torch.Generator]:
 def per_sample_randn(generators, shape, device) -> torch.Tensor:
     """``[N, *shape]``, sample ``i`` drawn from ``generators[i]``."""
     return torch.stack([torch.randn(shape, generator=g, device=device) for g in generators])
-
-
-@dataclass
-class StepInfo:
-    """What a progress callback receives after each step (tensors are detached, one value per image)."""
-
-    step: int
-    steps: int
-    distance: torch.Tensor
-    loss: torch.Tensor
-    active: torch.Tensor  # False for the images that met the stop distance
-    stage: str = ""  # 'project', 'pivot' or 'tune'
 
 
 class FrozenRows:

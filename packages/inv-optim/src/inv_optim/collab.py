@@ -2,12 +2,12 @@
 iterator refines them, and the refined codes supervise the network. At test time: one forward pass,
 optionally followed by ``refine_steps`` iterator steps.
 
-The iterator is ``refine_wplus``: Adam on the W+ codes only (the generator's constant noise, as the
-network's codes are rendered), loss per image ``distance + mse * MSE`` (the paper's "L2 + alpha LPIPS"), a
-cosine learning-rate ramp-down (the projector's schedule without its ramp-up or w noise: the start is already
-a good code). The projector cannot start from given latents, hence this small loop; it reuses the
-projector's schedule and distance. It returns, per image, the best code it visited (the start included),
-so refining never makes a code worse.
+The iterator is the W+ projector started from the network's codes (``init=``), in the settings of
+:data:`ITERATOR_OPTIONS`: Adam on the W+ codes only, rendered with the generator's constant noise (as the
+network's codes are), no w noise, a cosine learning-rate ramp-down without ramp-up, and per image the best
+code visited (the start included), so refining never makes a code worse. Loss per image:
+``distance + mse * MSE`` (the paper's "L2 + alpha LPIPS"). Any other registered method can be the iterator
+(``iterator=NAME``): it is called with the network's inversion as ``init``.
 
 Registry methods: ``collab`` (one forward pass, ``refine_steps=0``) and ``collab+refine``
 (``refine_steps=REFINE_STEPS``). Both default to the network shipped for the demo generator.
@@ -20,16 +20,18 @@ from importlib.resources import as_file, files
 
 import torch
 
-from sg2_core import Inversion, check_images
+from sg2_core import Inversion, Method, StepInfo, create_method
 
-from ._common import check_device
 from .distance import Distance, default_distance
 from .embedding import check_generator, generator_fingerprint, load_embedding, read_metadata
-from .schedule import learning_rate
+from .projector import ProjectorWPlus, project
 
 DEMO_WEIGHTS = "collab_fmnist32.safetensors"
 REFINE_STEPS = 50  # collab+refine's default: closes the MSE gap to 300-step W+ projection on the demo (README)
 REFINE_LR = 0.1  # the projector's peak lr; 0.02 and 0.05 closed less of the gap in 30 steps (README)
+ITERATOR_OPTIONS = {"noise": "const", "initial_noise_factor": 0.0, "lr_rampup": 0.0, "keep_best": True,
+                    "noise_regularize": 0}
+"""The projector as collab's iterator: starts from given codes, so no w noise or ramp-up; constant noise."""
 
 
 def iterator_loss(distance, images, targets, mse: float) -> tuple[torch.Tensor, torch.Tensor]:
@@ -40,37 +42,16 @@ def iterator_loss(distance, images, targets, mse: float) -> tuple[torch.Tensor, 
 
 def refine_wplus(generator, images: torch.Tensor, ws: torch.Tensor, *, steps: int, distance, lr: float = REFINE_LR,
                  mse: float = 1.0, rampdown: float = 0.25, betas=(0.9, 0.999)):
-    """Refine W+ codes ``ws [N, num_ws, w_dim]`` towards ``images`` with ``steps`` Adam updates.
+    """The iterator on W+ codes ``ws [N, num_ws, w_dim]``: ``steps`` projector updates from them.
 
     Returns ``(codes, loss, distance)``: per image the best code seen (start included) and its iterator loss
     and distance. The loss is a per-image sum, so an image's result does not depend on its batch.
     """
-    if not isinstance(steps, int) or steps < 0:
-        raise ValueError(f"refine steps must be an int >= 0, got {steps!r}")
-    synthesis = generator.synthesis
-    target = images.detach()
-    w = ws.detach().clone().requires_grad_(steps > 0)
-    best = ws.detach().clone()
-    best_loss = torch.full((w.shape[0],), float("inf"), device=w.device)
-    best_dist = best_loss.clone()
-    optimizer = torch.optim.Adam([w], lr=lr, betas=tuple(betas)) if steps else None
-
-    def keep_best(loss, dist, codes):
-        better = loss < best_loss
-        best[better] = codes.detach()[better]
-        best_loss[better], best_dist[better] = loss[better], dist[better]
-
-    for step in range(steps):
-        for group in optimizer.param_groups:
-            group["lr"] = learning_rate(step, steps, lr, rampup=0.0, rampdown=rampdown)
-        d, loss = iterator_loss(distance, synthesis(w, noise_mode="const"), target, mse)
-        keep_best(loss.detach(), d.detach(), w)  # the loss of the code before this update
-        (w.grad,) = torch.autograd.grad(loss.sum(), [w])  # only the codes: the generator stays untouched
-        optimizer.step()
-    with torch.no_grad():
-        d, loss = iterator_loss(distance, synthesis(w, noise_mode="const"), target, mse)
-        keep_best(loss, d, w)
-    return best, best_loss, best_dist
+    start = Inversion(ws.detach(), "w+", generator)
+    no_w_stats = (ws.new_zeros(generator.w_dim), 0.0)  # unused: the start is given and there is no w noise
+    inversion = project(generator, images, space="w+", init=start, steps=steps, lr=lr, distance=distance, mse=mse,
+                        lr_rampdown=rampdown, betas=betas, w_stats=no_w_stats, **ITERATOR_OPTIONS)
+    return inversion.latents, inversion.extras["loss"], inversion.extras["distance"]
 
 
 class LatentCache:
@@ -147,52 +128,75 @@ def _load_checked(path, generator, device, where: str):
     return load_embedding(path, device)
 
 
-class Collab:
+class Collab(Method):
     """Registry method ``collab``: the embedding network's W+ codes in one forward pass, then
     ``refine_steps`` iterator steps (0 by default).
 
-    Options: ``weights`` (a ``train_collab`` file; default: the network shipped for the demo generator),
+    Options: ``weights`` (a ``train`` file; default: the network shipped for the demo generator),
     ``refine_steps``, ``lr`` (iterator peak lr), ``mse`` (iterator MSE weight), ``distance`` (name or callable;
-    default ``fmnist`` on the demo domain, else LPIPS-VGG), ``device`` (must be the generator's).
+    default ``fmnist`` on the demo domain, else LPIPS-VGG), ``iterator`` (a registered method name to refine
+    with instead of the W+ projector; ``iterator_options`` are its options), ``device`` (the generator's).
+    Called with ``init=``, the iterator refines that inversion instead of the network's codes.
     Extras per image: ``refine_steps``; with refinement also ``distance`` and ``loss`` (iterator's, final) and
-    ``network_distance`` (of the network's own code).
+    ``network_distance`` (of the starting code).
     """
 
     name = "collab"
     space = "w+"
     trainable = True
+    trainer = "inv_optim.train_collab:main"
+    needs = ("generator", "own-weights")
     default_refine_steps = 0
 
     def __init__(self, generator=None, *, weights=None, refine_steps: int | None = None, distance=None,
-                 lr: float = REFINE_LR, mse: float = 1.0, device=None):
-        if generator is None:
-            raise ValueError(f"{self.name} needs generator=G")
+                 lr: float = REFINE_LR, mse: float = 1.0, iterator: str | None = None, iterator_options=None,
+                 device=None, callback=None):
+        super().__init__(generator, callback=callback, device=device)
         refine_steps = self.default_refine_steps if refine_steps is None else refine_steps
-        if not isinstance(refine_steps, int) or refine_steps < 0:
+        if not isinstance(refine_steps, int) or isinstance(refine_steps, bool) or refine_steps < 0:
             raise ValueError(f"refine_steps must be an int >= 0, got {refine_steps!r}")
-        self.generator = generator
-        self.device = check_device(generator, device)
         self.network = load_network(generator, weights, self.device)
         self.refine_steps, self.lr, self.mse = refine_steps, lr, mse
         self.distance = Distance(distance or default_distance(generator))
+        self.iterator_name = iterator
+        self.iterator = self._build_iterator(iterator, dict(iterator_options or {}))
 
+    def _build_iterator(self, name, options):
+        if name is None:
+            if options:
+                raise ValueError("iterator_options apply to an iterator given by name (iterator=NAME)")
+            return None  # the W+ projector, built per call with the step count
+        if self.refine_steps == 0:
+            raise ValueError(f"iterator={name!r} refines, but refine_steps is 0")
+        return create_method(name, generator=self.generator, callback=self.callback, **options)
 
-    def __call__(self, images: torch.Tensor, refine_steps: int | None = None) -> Inversion:
-        check_images(images, self.generator)
-        steps = self.refine_steps if refine_steps is None else refine_steps
-        target = images.detach().to(self.device, torch.float32)
-        with torch.no_grad():
-            ws = self.network(target)
-        n = ws.shape[0]
-        extras = {"refine_steps": torch.full((n,), steps, dtype=torch.long, device=ws.device)}
-        if steps:
+    def invert(self, images: torch.Tensor, init: Inversion | None) -> Inversion:
+        steps = self.refine_steps
+        if init is None:
             with torch.no_grad():
-                start_d, _ = iterator_loss(self.distance, self.generator.synthesis(ws, noise_mode="const"), target,
-                                           self.mse)
-            ws, loss, d = refine_wplus(self.generator, target, ws, steps=steps, distance=self.distance, lr=self.lr,
-                                       mse=self.mse)
-            extras.update(distance=d, loss=loss, network_distance=start_d, distance_name=self.distance.name)
-        return Inversion(ws.detach(), "w+", self.generator, None, extras)
+                start = Inversion(self.network(images), "w+", self.generator)
+        else:
+            start = init
+        n = len(start)
+        extras = {"refine_steps": torch.full((n,), steps, dtype=torch.long, device=images.device)}
+        if not steps:
+            return Inversion(start.ws.detach(), "w+", self.generator, start.weight_offsets, extras)
+        with torch.no_grad():
+            start_d, _ = iterator_loss(self.distance, start.render(), images, self.mse)
+        if self.iterator is None:
+            no_w_stats = (images.new_zeros(self.generator.w_dim), 0.0)  # the start is given and there is no w noise
+            refined = ProjectorWPlus(self.generator, steps=steps, lr=self.lr, distance=self.distance, mse=self.mse,
+                                     callback=self._refine_callback, **ITERATOR_OPTIONS)
+            refined._w_stats = no_w_stats
+        else:
+            refined = self.iterator
+        result = refined(images, init=start)
+        extras.update({k: v for k, v in result.extras.items() if k in ("distance", "loss")},
+                      network_distance=start_d, distance_name=self.distance.name)
+        return Inversion(result.latents, result.space, self.generator, result.weight_offsets, extras)
+
+    def _refine_callback(self, info: StepInfo) -> None:
+        self.report(StepInfo(info.step, info.steps, info.distance, info.loss, info.active, "refine"))
 
 
 class CollabRefine(Collab):
@@ -202,5 +206,5 @@ class CollabRefine(Collab):
     default_refine_steps = REFINE_STEPS
 
 
-__all__ = ["Collab", "CollabRefine", "DEMO_WEIGHTS", "LatentCache", "REFINE_STEPS", "iterator_loss",
-           "load_network", "refine_wplus"]
+__all__ = ["Collab", "CollabRefine", "DEMO_WEIGHTS", "ITERATOR_OPTIONS", "LatentCache", "REFINE_STEPS",
+           "iterator_loss", "load_network", "refine_wplus"]

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import torch
 
-from sg2_core import Inversion, check_images
+from sg2_core import Inversion, Method, StepInfo, check_images
+from sg2_core.method import check_device, check_init
 
-from ._common import FrozenRows, StepInfo, check_device, per_sample_randn, per_sample_seeds, sample_generators
+from ._common import FrozenRows, per_sample_randn, per_sample_seeds, sample_generators
 from .distance import Distance, default_distance, downsample
 from .noise_maps import noise_regularization, normalize_maps_
 from .schedule import learning_rate, w_noise_std
@@ -22,6 +23,7 @@ PRESETS = {
     "hyperinverter": {"w": {"steps": 600}, "w+": {"steps": 2000}},
 }
 NOISE_REGULARIZE_WEIGHT = 1e5
+NOISE_CHOICES = ("optimize", "random", "const")
 
 
 @torch.no_grad()
@@ -50,50 +52,71 @@ def _regularize_weight(noise_regularize) -> float:
 
 
 def project(generator, images: torch.Tensor, *, space: str = "w", steps: int = 1000, lr: float = 0.1,
-            distance=None, mse: float = 0.0, noise_regularize=NOISE_REGULARIZE_WEIGHT, optimize_noise: bool = True,
-            w_avg_samples: int = 10000, w_stats=None, initial_noise_factor: float = 0.05, noise_ramp: float = 0.75,
-            lr_rampup: float = 0.05, lr_rampdown: float = 0.25, betas=(0.9, 0.999), seed=0,
-            stop_distance: float | None = None, callback=None, device=None) -> Inversion:
+            distance=None, mse: float = 0.0, noise_regularize=NOISE_REGULARIZE_WEIGHT, noise: str = "optimize",
+            optimize_noise: bool | None = None, w_avg_samples: int = 10000, w_stats=None,
+            initial_noise_factor: float = 0.05, noise_ramp: float = 0.75, lr_rampup: float = 0.05,
+            lr_rampdown: float = 0.25, betas=(0.9, 0.999), seed=0, stop_distance: float | None = None,
+            keep_best: bool = False, init: Inversion | None = None, callback=None, device=None) -> Inversion:
     """Project ``images [N, C, R, R]`` in [-1, 1] into ``space`` (``'w'`` broadcast, or ``'w+'``).
 
     Loss per image: ``distance + mse * MSE + noise_regularize * noise autocorrelation``, images
     area-downsampled to 256 px when larger. ``seed``: an int (image ``i`` uses ``seed + i``) or one per
-    image. ``stop_distance``: an image whose distance falls to it stops changing (checked before each
-    update). ``callback(StepInfo)`` runs after every step. Returns an ``Inversion`` whose extras hold, per
-    image, ``distance`` (final, with the optimised noise), ``steps`` (updates used) and ``noise.<layer>``
-    (the optimised maps: render with ``noise=noise_maps(inversion)`` to see what was optimised).
+    image. ``noise``: ``'optimize'`` (random maps optimised with the code, NVIDIA's projector),
+    ``'random'`` (random maps kept fixed) or ``'const'`` (the generator's constant maps, no noise
+    regularisation: how the codes of encoders and ``Inversion.render`` are rendered). ``init``: an
+    ``Inversion`` of the images to start from instead of the mean w (a W+ start becomes a w by its mean over
+    layers for ``space='w'``); its weight offsets are applied while projecting and kept in the result.
+    ``stop_distance``: an image whose distance falls to it stops changing (checked before each update).
+    ``keep_best``: return per image the best code visited (the start included) instead of the last.
+    ``steps=0`` returns the start. ``callback(StepInfo)`` runs after every step. Returns an ``Inversion``
+    whose extras hold, per image, ``distance`` (final), ``steps`` (updates used) and, unless
+    ``noise='const'``, ``noise.<layer>`` (render with ``noise=noise_maps(inversion)`` to see them).
     """
+    if optimize_noise is not None:  # the older switch: False kept random maps fixed
+        noise = "optimize" if optimize_noise else "random"
+    if noise not in NOISE_CHOICES:
+        raise ValueError(f"noise must be one of {NOISE_CHOICES}, got {noise!r}")
     if space not in ("w", "w+"):
         raise ValueError(f"space must be 'w' or 'w+', got {space!r}")
-    if not isinstance(steps, int) or steps < 1:
-        raise ValueError(f"steps must be a positive int, got {steps!r}")
+    if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
+        raise ValueError(f"steps must be an int >= 0, got {steps!r}")
     check_images(images, generator)
+    if init is not None:
+        check_init(init, images, generator)
     dev = check_device(generator, device)
     target = images.detach().to(dev, torch.float32)
     n = target.shape[0]
     dist = distance if isinstance(distance, Distance) else Distance(distance or default_distance(generator))
-    reg_weight = _regularize_weight(noise_regularize)
+    reg_weight = _regularize_weight(noise_regularize) if noise != "const" else 0.0
     synthesis = generator.synthesis
+    offsets = {k: v.detach() for k, v in init.weight_offsets.items()} if init is not None and init.weight_offsets \
+        else None
 
     w_avg, w_std = w_stats if w_stats is not None else w_statistics(generator, w_avg_samples)
     generators = sample_generators(per_sample_seeds(seed, n), dev)
     shape = [generator.w_dim] if space == "w" else [generator.num_ws, generator.w_dim]
-    w_opt = w_avg.to(dev).expand(n, *shape).clone().requires_grad_(True)
-    names = synthesis.noise_layer_names
+    if init is None:
+        start = w_avg.to(dev).expand(n, *shape)
+    else:
+        start = init.ws.detach().to(dev, torch.float32)
+        start = start.mean(dim=1) if space == "w" else start
+    w_opt = start.clone().requires_grad_(True)
+    names = synthesis.noise_layer_names if noise != "const" else []
     maps = []
     for name in names:
         res = synthesis.layer(name).resolution
         maps.append(per_sample_randn(generators, [1, res, res], dev))
     normalize_maps_(maps)
     for m in maps:
-        m.requires_grad_(optimize_noise)
-    params = [w_opt, *maps] if optimize_noise else [w_opt]
+        m.requires_grad_(noise == "optimize")
+    params = [w_opt, *maps] if noise == "optimize" else [w_opt]
     optimizer = torch.optim.Adam(params, lr=lr, betas=tuple(betas))
     target_small = downsample(target)
+    best = _Best(w_opt, n) if keep_best else None
 
     def render(ws):
         ws = ws if space == "w+" else ws.unsqueeze(1).expand(-1, generator.num_ws, -1)
-        return synthesis(ws, noise_mode="const", noise=dict(zip(names, maps)))
+        return synthesis(ws, noise_mode="const", noise=dict(zip(names, maps)) or None, weight_offsets=offsets)
 
     def losses(image):
         small = downsample(image)
@@ -113,6 +136,8 @@ def project(generator, images: torch.Tensor, *, space: str = "w", steps: int = 1
         noise_std = w_noise_std(step, steps, w_std, initial_noise_factor, noise_ramp)
         w_noise = per_sample_randn(generators, shape, dev) * noise_std
         d, loss = losses(render(w_opt + w_noise))
+        if best is not None and noise_std == 0:  # the loss of the code before this update
+            best.update(loss.detach(), d.detach(), w_opt)
         if stop_distance is not None:
             reached = active & (d.detach() <= stop_distance)
             steps_used[reached] = step
@@ -130,10 +155,31 @@ def project(generator, images: torch.Tensor, *, space: str = "w", steps: int = 1
             callback(StepInfo(step, steps, d.detach(), loss.detach(), active.clone(), "project"))
 
     with torch.no_grad():
-        final = dist(downsample(render(w_opt)), target_small)
-    extras = {"distance": final, "steps": steps_used, "stopped": steps_used < steps,
+        final_d, final_loss = losses(render(w_opt))
+    codes = w_opt.detach()
+    if best is not None:
+        best.update(final_loss, final_d, w_opt)
+        codes, final_d = best.codes, best.distance
+    if best is not None:
+        final_loss = best.loss
+    extras = {"distance": final_d, "loss": final_loss, "steps": steps_used, "stopped": steps_used < steps,
               "distance_name": dist.name, **{f"noise.{name}": m.detach() for name, m in zip(names, maps)}}
-    return Inversion(w_opt.detach(), space, generator, None, extras)
+    return Inversion(codes, space, generator, offsets, extras)
+
+
+class _Best:
+    """Per image, the code with the lowest loss seen so far (and its loss and distance)."""
+
+    def __init__(self, codes: torch.Tensor, n: int):
+        self.codes = codes.detach().clone()
+        self.loss = torch.full((n,), float("inf"), device=codes.device)
+        self.distance = self.loss.clone()
+
+    @torch.no_grad()
+    def update(self, loss, distance, codes) -> None:
+        better = loss < self.loss
+        self.codes[better] = codes.detach()[better]
+        self.loss[better], self.distance[better] = loss[better], distance[better]
 
 
 def noise_maps(inversion: Inversion) -> dict[str, torch.Tensor]:
@@ -141,49 +187,60 @@ def noise_maps(inversion: Inversion) -> dict[str, torch.Tensor]:
     return {k.removeprefix("noise."): v for k, v in inversion.extras.items() if k.startswith("noise.")}
 
 
-class Projector:
-    """Registry method: projection into W (``sg2-w``) or W+ (``sg2-w+``); options are ``project``'s.
+class Projector(Method):
+    """Registry methods ``sg2-w`` / ``sg2-w+``: projection into W or W+; options are ``project``'s.
 
     ``preset``: ``'official'`` (1000 steps) or ``'hyperinverter'`` (W 600, W+ 2000 steps); an explicit
-    ``steps`` wins. The w statistics are computed once per method object.
+    ``steps`` wins (0 returns the start: the mean w, or ``init``). The w statistics are computed once per
+    method object. Called with ``init=``, the projection starts from that inversion's codes.
     """
 
-    trainable = False
     # What `python -m inv_metrics.report` uses on its embedded default (32 demo images on a CPU in minutes).
     demo_options = {"steps": 200}
+    _SCHEDULE = ("initial_noise_factor", "noise_ramp", "lr_rampup", "lr_rampdown", "betas")
 
     def __init__(self, generator=None, *, space: str = "w", preset: str = "official", steps: int | None = None,
                  lr: float = 0.1, distance=None, mse: float = 0.0, noise_regularize=NOISE_REGULARIZE_WEIGHT,
-                 optimize_noise: bool = True, w_avg_samples: int = 10000, seed=0, device=None, callback=None,
-                 stop_distance: float | None = None, **schedule):
-        if generator is None:
-            raise ValueError("a projector needs generator=G")
+                 noise: str = "optimize", optimize_noise: bool | None = None, w_avg_samples: int = 10000, seed=0,
+                 device=None, callback=None, stop_distance: float | None = None, keep_best: bool = False,
+                 **schedule):
+        super().__init__(generator, callback=callback, device=device)
         if space not in ("w", "w+"):
             raise ValueError(f"space must be 'w' or 'w+', got {space!r}")
         if preset not in PRESETS:
             raise ValueError(f"unknown preset {preset!r}; presets: {sorted(PRESETS)}")
-        unknown = set(schedule) - {"initial_noise_factor", "noise_ramp", "lr_rampup", "lr_rampdown", "betas"}
+        unknown = set(schedule) - set(self._SCHEDULE)
         if unknown:
-            raise TypeError(f"unknown projector options {sorted(unknown)}")
-        self.generator, self.space = generator, space
-        self.name = "sg2-w" if space == "w" else "sg2-w+"
-        self.device = check_device(generator, device)
-        self.options = dict(steps=steps or PRESETS[preset][space]["steps"], lr=lr, mse=mse,
-                            noise_regularize=noise_regularize, optimize_noise=optimize_noise, seed=seed,
-                            stop_distance=stop_distance, callback=callback, **schedule)
+            raise TypeError(f"unknown projector options {sorted(unknown)}; schedule options: {list(self._SCHEDULE)}")
+        steps = PRESETS[preset][space]["steps"] if steps is None else steps
+        if not isinstance(steps, int) or isinstance(steps, bool) or steps < 0:
+            raise ValueError(f"steps must be an int >= 0, got {steps!r}")
+        if not isinstance(w_avg_samples, int) or w_avg_samples < 1:
+            raise ValueError(f"w_avg_samples must be an int >= 1, got {w_avg_samples!r}")
+        if optimize_noise is not None:
+            noise = "optimize" if optimize_noise else "random"
+        if noise not in NOISE_CHOICES:
+            raise ValueError(f"noise must be one of {NOISE_CHOICES}, got {noise!r}")
+        _regularize_weight(noise_regularize)
+        self.space, self.name = space, "sg2-w" if space == "w" else "sg2-w+"
+        self.options = dict(steps=steps, lr=lr, mse=mse, noise_regularize=noise_regularize, noise=noise, seed=seed,
+                            stop_distance=stop_distance, keep_best=keep_best, callback=callback, **schedule)
         self.distance = Distance(distance or default_distance(generator))
         self.w_avg_samples = w_avg_samples
         self._w_stats = None
 
-    def __call__(self, images: torch.Tensor, **overrides) -> Inversion:
+    def invert(self, images: torch.Tensor, init: Inversion | None) -> Inversion:
         if self._w_stats is None:
             self._w_stats = w_statistics(self.generator, self.w_avg_samples)
         return project(self.generator, images, space=self.space, distance=self.distance, w_stats=self._w_stats,
-                       **{**self.options, **overrides})
+                       init=init, **self.options)
 
 
 class ProjectorW(Projector):
     """``sg2-w``: one w per image, broadcast to every layer (NVIDIA's projector)."""
+
+    name = "sg2-w"
+    space = "w"
 
     def __init__(self, generator=None, **options):
         super().__init__(generator, space="w", **options)
@@ -191,6 +248,9 @@ class ProjectorW(Projector):
 
 class ProjectorWPlus(Projector):
     """``sg2-w+``: one w per layer (rosinality's ``--w_plus``)."""
+
+    name = "sg2-w+"
+    space = "w+"
 
     def __init__(self, generator=None, **options):
         super().__init__(generator, space="w+", **options)

@@ -16,9 +16,9 @@ from dataclasses import replace
 
 import torch
 
-from sg2_core import Inversion, check_images, create_method
+from sg2_core import Inversion, Method, StepInfo, create_method
 
-from ._common import FrozenRows, StepInfo, check_device, per_sample_seeds, sample_generators
+from ._common import FrozenRows, per_sample_seeds, sample_generators
 from .distance import Distance, default_distance
 from .projector import ProjectorW
 
@@ -32,8 +32,11 @@ def _per_sample_mse(x, y):
     return (x - y).square().flatten(1).mean(dim=1)
 
 
-class PTI:
-    """Registry method ``pti``.
+class PTI(Method):
+    """Registry method ``pti``: a pivot latent, then per-image weight offsets tuned around it.
+
+    Called with ``init=`` an existing inversion of the images, PTI tunes around that pivot (and on top of
+    its weight offsets) instead of running its pivot method.
 
     Options:
         pivot: ``'projector'`` (W projection, ``PIVOT_DEFAULTS``), the name of any registered method (built
@@ -54,7 +57,7 @@ class PTI:
     """
 
     name = "pti"
-    trainable = False
+    space = "w"  # the default pivot's; an instance takes its pivot method's space
     # What `python -m inv_metrics.report` uses on its embedded default (32 demo images on a CPU in minutes).
     demo_options = {"pivot_options": {"steps": 200}, "steps": 50}  # the pivot equals the sg2-w row
 
@@ -63,20 +66,18 @@ class PTI:
                  locality: bool = False, locality_alpha: float = 30.0, locality_mse: float = 0.1,
                  locality_distance: float = 0.1, locality_truncation: float = 0.5, mode: str = "offsets",
                  layers=None, seed=0, noise_regularize=None, device=None, callback=None):
-        if generator is None:
-            raise ValueError("PTI needs generator=G")
+        super().__init__(generator, callback=callback, device=device)
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if not isinstance(steps, int) or steps < 0:
             raise ValueError(f"steps must be an int >= 0, got {steps!r}")
-        self.generator, self.device = generator, check_device(generator, device)
         known = generator.synthesis.weight_layer_names
         self.layers = list(known) if layers is None else [str(x).removeprefix("synthesis.").removesuffix(".weight")
                                                           for x in layers]
         unknown = [x for x in self.layers if x not in known]
         if unknown:
             raise ValueError(f"layers: unknown synthesis layers {unknown}; layers with weights: {known}")
-        self.steps, self.lr, self.mode, self.seed, self.callback = steps, lr, mode, seed, callback
+        self.steps, self.lr, self.mode, self.seed = steps, lr, mode, seed
         self.mse, self.distance_weight, self.stop_distance = mse, distance_weight, stop_distance
         self.locality = dict(alpha=locality_alpha, mse=locality_mse, distance=locality_distance,
                              truncation=locality_truncation) if locality else None
@@ -106,14 +107,9 @@ class PTI:
         except ValueError as error:
             raise ValueError(f"PTI pivot {pivot!r}: {error}") from error
 
-    def __call__(self, images: torch.Tensor, pivot: Inversion | None = None) -> Inversion:
-        """Invert ``images [N, C, R, R]``; ``pivot``: an existing inversion of them to tune around instead."""
-        check_images(images, self.generator)
-        images = images.detach().to(self.device, torch.float32)
-        if pivot is None:
-            pivot = self.pivot_method(images)
-        elif not isinstance(pivot, Inversion) or len(pivot) != images.shape[0] or pivot.generator is not self.generator:
-            raise ValueError(f"pivot must be an Inversion of the {images.shape[0]} images for this generator")
+    def invert(self, images: torch.Tensor, init: Inversion | None) -> Inversion:
+        """Tune around ``init`` (the pivot) or, without it, around the pivot method's inversion."""
+        pivot = self.pivot_method(images) if init is None else init
         seeds = per_sample_seeds(self.seed, images.shape[0])
         if self.mode == "offsets":
             offsets, report = self._tune(images, pivot, seeds)
@@ -172,8 +168,7 @@ class PTI:
             optimizer.step()
             if frozen is not None:
                 frozen.restore()
-            if self.callback is not None:
-                self.callback(StepInfo(step, self.steps, d.detach(), loss.detach(), active.clone(), "tune"))
+            self.report(StepInfo(step, self.steps, d.detach(), loss.detach(), active.clone(), "tune"))
         with torch.no_grad():
             final = render_tuned(ws, "const")
             report = {"distance": self.distance(final, target), "l2": _per_sample_mse(final, target),

@@ -12,19 +12,24 @@ from .checkpoints import (
     load_checkpoint,
     save_checkpoint,
 )
+from .checkpoints.native import LoadedNetworks, load_networks, register_network, save_networks
 from .config import DISCRIMINATOR_PRESETS, GENERATOR_PRESETS, DiscriminatorConfig, GeneratorConfig
 from .directions import Directions, apply_direction, ganspace, sefa
 from .discriminator import Discriminator
 from .generator import Generator, MappingNetwork, SynthesisNetwork, mix_styles, truncate
-from .inversion import Inversion
+from .inversion import SPACES, Inversion
+from .layers import use_impl
+from .method import WEIGHTS, Method, StepInfo
 from .losses import PathLengthRegularizer, d_logistic_loss, g_nonsaturating_loss, lazy_optimizer_settings, r1_penalty
 from .registry import (
     InversionMethod,
+    MethodSpec,
     check_images,
     create_method,
     list_methods,
     method_factory,
     method_info,
+    method_spec,
     register_method,
 )
 
@@ -44,6 +49,12 @@ __all__ = [
     "GeneratorConfig",
     "Inversion",
     "InversionMethod",
+    "LoadedNetworks",
+    "Method",
+    "MethodSpec",
+    "SPACES",
+    "StepInfo",
+    "WEIGHTS",
     "MappingNetwork",
     "PathLengthRegularizer",
     "SynthesisNetwork",
@@ -58,12 +69,17 @@ __all__ = [
     "lazy_optimizer_settings",
     "list_methods",
     "load_checkpoint",
+    "load_networks",
     "method_factory",
     "method_info",
+    "method_spec",
     "mix_styles",
     "r1_penalty",
     "register_method",
+    "register_network",
     "save_checkpoint",
+    "save_networks",
     "sefa",
     "truncate",
+    "use_impl",
 ]

@@ -14,13 +14,11 @@ import torch
 
 from .directions import apply_direction
 from .latents import _per_sample, broadcast_w, lerp
+from .offsets import check_offsets
 
 SPACES = ("w", "w+", "z+")
-
-
-def _layer_key(name: str) -> str:
-    """``synthesis.b8.conv0.weight`` and ``b8.conv0`` name the same layer."""
-    return name.removeprefix("synthesis.").removesuffix(".weight")
+FILE_FORMAT = "sg2-toolkit-inversion"
+FILE_VERSION = "1"
 
 
 @dataclass(eq=False)  # tensors have no single truth value; compare fields explicitly
@@ -32,7 +30,8 @@ class Inversion:
             ``[N, num_ws, z_dim]`` (``'z+'``: one z per W+ entry, each mapped on its own).
         space: ``'w'``, ``'w+'`` or ``'z+'``.
         generator: the Generator the codes belong to (shared, never copied or moved).
-        weight_offsets: ``{layer name: [N, *weight shape]}`` added to the generator's weights, or ``None``.
+        weight_offsets: ``{layer name: [N, *weight shape]}`` added to the generator's stored weights, or
+            ``None`` (units: see ``sg2_core.offsets``).
         extras: anything else the method reports (losses, timings, ...). Tensors whose first
             dimension is ``N`` follow the batch when slicing and concatenating; the rest is carried as is.
     """
@@ -52,24 +51,12 @@ class Inversion:
                 or self.latents.ndim != len(expected) + 1:
             got = list(self.latents.shape) if isinstance(self.latents, torch.Tensor) else type(self.latents).__name__
             raise ValueError(f"latents for space {self.space!r} must have shape {['N', *expected]}, got {got}")
+        if self.latents.is_floating_point() and not torch.isfinite(self.latents).all():
+            raise ValueError("latents contain NaN or inf")
         if self.weight_offsets:
-            self.weight_offsets = self._checked_offsets(self.weight_offsets)
+            self.weight_offsets = check_offsets(self.generator.synthesis, self.weight_offsets, len(self))
         else:
             self.weight_offsets = None
-
-    def _checked_offsets(self, offsets: dict) -> dict[str, torch.Tensor]:
-        synthesis = self.generator.synthesis
-        checked = {}
-        for raw_name, offset in offsets.items():
-            name = _layer_key(raw_name)
-            if name not in synthesis.weight_layer_names:
-                raise ValueError(f"weight_offsets: unknown layer {raw_name!r}; layers: {synthesis.weight_layer_names}")
-            expected = [len(self), *synthesis.layer(name).weight.shape]
-            if not isinstance(offset, torch.Tensor) or list(offset.shape) != expected:
-                got = list(offset.shape) if isinstance(offset, torch.Tensor) else type(offset).__name__
-                raise ValueError(f"weight_offsets[{raw_name!r}] must have shape {expected}, got {got}")
-            checked[name] = offset
-        return checked
 
     def __len__(self) -> int:
         return self.latents.shape[0]
@@ -91,10 +78,25 @@ class Inversion:
         mapped = g.mapping(self.latents.reshape(n * g.num_ws, g.z_dim))[:, 0]  # each z+ entry on its own
         return mapped.reshape(n, g.num_ws, g.w_dim)
 
-    def render(self, noise_mode: str = "const", **synthesis_kwargs) -> torch.Tensor:
-        """Images ``[N, C, R, R]`` in about [-1, 1], with the weight offsets applied."""
-        return self.generator.synthesis(self.ws, noise_mode=noise_mode, weight_offsets=self.weight_offsets,
-                                        **synthesis_kwargs)
+    def render(self, generator=None, noise_mode: str = "const", **synthesis_kwargs) -> torch.Tensor:
+        """Images ``[N, C, R, R]`` in about [-1, 1], with the weight offsets applied.
+
+        ``generator``: render with another generator of the same architecture (a fine-tuned or stylised
+        copy, as AgileGAN does); the W+ codes are this inversion's (z+ mapped by its own generator), only
+        the synthesis network changes. The offsets are added to that generator's weights.
+        """
+        synthesis = self.generator.synthesis if generator is None else self._same_architecture(generator).synthesis
+        return synthesis(self.ws, noise_mode=noise_mode, weight_offsets=self.weight_offsets, **synthesis_kwargs)
+
+    def _same_architecture(self, generator):
+        if not hasattr(generator, "synthesis") or not hasattr(generator, "config"):
+            raise ValueError(f"generator must be an sg2_core Generator, got {type(generator).__name__}")
+        ours, theirs = self.generator.synthesis.state_dict(), generator.synthesis.state_dict()
+        differ = [k for k in ours if k not in theirs or theirs[k].shape != ours[k].shape]
+        if differ or len(ours) != len(theirs):
+            raise ValueError(f"generator has another synthesis architecture than the inversion's (first "
+                             f"differences: {(differ or sorted(set(theirs) - set(ours)))[:3]})")
+        return generator
 
     def _derive(self, latents, space, weight_offsets, extras) -> Inversion:
         return Inversion(latents, space, self.generator, weight_offsets, extras)
@@ -114,6 +116,25 @@ class Inversion:
             raise ValueError(f"other must hold {len(self)} samples like self, got {len(other)}")
         offsets = _blend_offsets(self.weight_offsets or {}, other.weight_offsets or {}, t, len(self))
         return self._derive(lerp(self.ws, other.ws, t), "w+", offsets, {})
+
+    def save(self, path, *, overwrite: bool = False):
+        """Write the latents, space, weight offsets and extras to one safetensors file, atomically, with the
+        generator's config and a hash of its weights (so :meth:`load` refuses a mismatched generator).
+
+        Tensor extras are stored as tensors, other JSON-like extras as JSON; an extra that is neither is
+        left out with a warning. ``overwrite=False`` refuses an existing file.
+        """
+        from ._inversion_file import save_inversion
+
+        return save_inversion(self, path, overwrite=overwrite)
+
+    @classmethod
+    def load(cls, path, generator, *, check_weights: bool = True) -> Inversion:
+        """Read a file written by :meth:`save`, for ``generator`` (which must have the recorded config and,
+        with ``check_weights``, the recorded weights); tensors land on the generator's device."""
+        from ._inversion_file import load_inversion
+
+        return load_inversion(path, generator, check_weights=check_weights)
 
     def _map(self, fn) -> Inversion:
         offsets = None if self.weight_offsets is None else {k: fn(v) for k, v in self.weight_offsets.items()}

@@ -16,12 +16,14 @@ from __future__ import annotations
 import difflib
 import importlib.metadata
 import inspect
+import warnings
 from dataclasses import dataclass
 from typing import Callable, Protocol, runtime_checkable
 
 import torch
 
 from .inversion import SPACES, Inversion
+from .method import WEIGHTS, check_declaration
 
 ENTRY_POINT_GROUP = "sg2_toolkit.methods"
 
@@ -38,14 +40,15 @@ class InversionMethod(Protocol):
         trainable: optional, ``True`` when the method has learned parts that its family can train
             (``python -m <family>.train --method <name>``); absent means ``False``.
 
-    Calling it with images ``[N, C, H, W]`` in [-1, 1] (see ``check_images``) returns an
-    ``Inversion`` of those ``N`` images for the method's generator.
+    Calling it with images ``[N, C, H, W]`` in [-1, 1] (see ``check_images``), and optionally
+    ``init=`` an ``Inversion`` of them to start from, returns an ``Inversion`` of those ``N`` images for
+    the method's generator. ``sg2_core.Method`` is the base class that keeps this contract.
     """
 
     name: str
     space: str
 
-    def __call__(self, images: torch.Tensor) -> Inversion: ...
+    def __call__(self, images: torch.Tensor, init: Inversion | None = None) -> Inversion: ...
 
 
 class MethodLoadError(ImportError):
@@ -65,6 +68,27 @@ class MethodInfo:
     target: str
     distribution: str | None = None
     version: str | None = None
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """What a method declares at class level (``sg2_core.Method``), read without building it.
+
+    ``space`` is the class's (an instance may refine it, e.g. PTI takes its pivot's); ``summary`` is the
+    first line of its docstring; ``source``/``target`` say where it comes from (see :class:`MethodInfo`).
+    """
+
+    name: str
+    space: str | None
+    trainable: bool
+    trainer: str | None
+    demo_options: dict
+    input_resolution: int | None
+    input_channels: int | None
+    needs: tuple[str, ...]
+    summary: str
+    source: str
+    target: str
 
 
 def register_method(name: str, *, replace: bool = False):
@@ -107,9 +131,43 @@ def _target(obj) -> str:
     return f"{getattr(obj, '__module__', '?')}:{getattr(obj, '__qualname__', type(obj).__qualname__)}"
 
 
-def list_methods() -> list[str]:
-    """Every method name: installed entry points and in-process registrations, sorted."""
-    return sorted({*_entry_points(), *_registered})
+def list_methods(*, space: str | None = None, trainable: bool | None = None, needs=None) -> list[str]:
+    """Method names (installed entry points and in-process registrations), sorted.
+
+    Without filters nothing is imported. ``space`` (``'w'``, ``'w+'``, ``'z+'``), ``trainable`` and
+    ``needs`` (a weight name or several from ``sg2_core.WEIGHTS``: methods that need all of them) filter on
+    the declared class attributes, importing only the entry points they must read. A method whose entry
+    point fails to import is left out with a warning.
+    """
+    names = sorted({*_entry_points(), *_registered})
+    if space is None and trainable is None and needs is None:
+        return names
+    if space is not None and space not in SPACES:
+        raise ValueError(f"space must be one of {SPACES}, got {space!r}")
+    wanted = _needs_tuple(needs) if needs is not None else ()
+    kept = []
+    for name in names:
+        try:
+            spec = method_spec(name)
+        except MethodLoadError as error:
+            warnings.warn(str(error), stacklevel=2)
+            continue
+        if space is not None and spec.space != space:
+            continue
+        if trainable is not None and spec.trainable != trainable:
+            continue
+        if not set(wanted) <= set(spec.needs):
+            continue
+        kept.append(name)
+    return kept
+
+
+def _needs_tuple(needs) -> tuple[str, ...]:
+    needs = (needs,) if isinstance(needs, str) else tuple(needs)
+    unknown = [n for n in needs if n not in WEIGHTS]
+    if unknown:
+        raise ValueError(f"needs: unknown weights {unknown}; known: {WEIGHTS}")
+    return needs
 
 
 def _unknown(name: str) -> ValueError:
@@ -152,6 +210,34 @@ def method_factory(name: str) -> Callable:
         ) from error
 
 
+def method_spec(name: str) -> MethodSpec:
+    """The declared attributes of method ``name`` (imports its entry point, builds nothing).
+
+    Raises ValueError for an unknown name, MethodLoadError when the entry point fails to import, and
+    TypeError when the class declares invalid attributes (e.g. a space outside ``SPACES``).
+    """
+    factory = method_factory(name)
+    problems = [p for p in check_declaration(factory) if not (p.startswith("space") and not isinstance(factory, type))]
+    if problems:
+        raise TypeError(f"method {name!r} ({method_info(name).target}) declares invalid attributes: "
+                        + "; ".join(problems))
+    info = method_info(name)
+    doc = inspect.getdoc(factory) or ""
+    return MethodSpec(
+        name=name,
+        space=getattr(factory, "space", None),
+        trainable=bool(getattr(factory, "trainable", False)),
+        trainer=getattr(factory, "trainer", None),
+        demo_options=dict(getattr(factory, "demo_options", {}) or {}),
+        input_resolution=getattr(factory, "input_resolution", None),
+        input_channels=getattr(factory, "input_channels", None),
+        needs=tuple(getattr(factory, "needs", ("generator",))),
+        summary=doc.splitlines()[0] if doc else "",
+        source=info.source,
+        target=info.target,
+    )
+
+
 def _check_options(name: str, factory: Callable, options: dict) -> None:
     """Names unknown options up front, instead of a TypeError from deep inside the constructor."""
     try:
@@ -178,14 +264,14 @@ def create_method(name: str, generator=None, **options) -> InversionMethod:
     return method
 
 
-def check_images(images, generator, resolution: int | None = None) -> None:
+def check_images(images, generator, resolution: int | None = None, channels: int | None = None) -> None:
     """Raises a ValueError unless ``images`` is a finite float batch ``[N, C, R, R]`` in [-1, 1].
 
-    ``C`` and ``R`` are the generator's, unless ``resolution`` names the input size a method expects
-    (an encoder that works at 256 px on a 1024 px generator). Small overshoot (up to 0.5) is allowed,
-    as resampling and generated images go slightly past [-1, 1].
+    ``C`` and ``R`` are the generator's, unless ``channels`` / ``resolution`` name what a method expects
+    (an encoder that works at 256 px on a 1024 px generator; a sketch-to-image encoder taking 1 channel).
+    Small overshoot (up to 0.5) is allowed, as resampling and generated images go slightly past [-1, 1].
     """
-    c, r = generator.img_channels, resolution or generator.img_resolution
+    c, r = channels or generator.img_channels, resolution or generator.img_resolution
     expected = f"[N, {c}, {r}, {r}]"
     if not isinstance(images, torch.Tensor):
         raise ValueError(f"images must be a tensor {expected}, got {type(images).__name__}")

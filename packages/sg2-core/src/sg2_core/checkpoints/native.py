@@ -1,19 +1,27 @@
-"""Our own checkpoint format: one safetensors file that rebuilds its networks without any other input.
+"""Our own file format for any network: one safetensors file that rebuilds its networks without any other input.
 
-Tensors are stored under the prefixes ``G.``, ``D.`` and ``G_ema.`` (the networks' state dicts, buffers
-included); the safetensors metadata holds::
+``save_networks(path, {name: module}, extra)`` stores each module's state dict under ``<name>.`` and, in the
+safetensors metadata::
 
     format          "sg2-toolkit"
     format_version  "1"
-    G_config, D_config, G_ema_config   the architecture configs as JSON (one per stored network)
-    extra           JSON of anything else passed to save(); tensors inside it are stored as "extra.<n>"
+    networks        JSON list of the stored names, in order
+    <name>_config   the module's config as JSON (``module.config.to_dict()``)
+    <name>_class    ``module:qualname`` of a class registered with :func:`register_network`
+    extra           JSON of anything else passed; tensors inside it are stored as "extra.<n>"
     sg2_core_version
 
-safetensors holds only raw tensors and strings, so reading a file never runs code.
+A checkpoint (:func:`save` / :func:`load`) is such a file holding ``G``, ``D`` and/or ``G_ema``; files
+written before ``networks``/``<name>_class`` existed hold only those three and still load.
+
+Reading never runs code from the file: safetensors holds only raw tensors and strings, and a class named
+in the metadata is built only if installed code registered it (importing the package it names, never
+anything taken from the file itself).
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import math
 import warnings
@@ -21,20 +29,64 @@ from collections.abc import Mapping
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from ..config import DiscriminatorConfig, GeneratorConfig
 from ..discriminator import Discriminator
 from ..generator import Generator
 from ._io import atomic_write, check_input, one_line
-from .base import NETWORK_NAMES, Checkpoint, build_network
+from .base import NETWORK_NAMES, Checkpoint, build_network, check_state
 from .errors import CheckpointError, CheckpointKeyError, CheckpointWarning
 
 FORMAT = "native"
 FORMAT_TAG = "sg2-toolkit"
 FORMAT_VERSION = "1"
 _EXTRA_PREFIX = "extra."
-_CLASSES = {"G": (Generator, GeneratorConfig), "G_ema": (Generator, GeneratorConfig),
-            "D": (Discriminator, DiscriminatorConfig)}
+_registered: dict[str, tuple[type, type]] = {}  # class path -> (class, config class)
+
+
+def _class_path(cls: type) -> str:
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def register_network(cls: type | None = None, *, config_class: type | None = None):
+    """Class decorator (``@register_network``): lets :func:`load_networks` rebuild ``cls`` from a file.
+
+    The class is built as ``cls(config)`` and keeps that config as ``self.config``; the config's class
+    (``config_class``, else the class attribute ``cls.config_class``) has ``to_dict()`` and
+    ``from_dict(d)``, e.g. an ``sg2_core.config.Serializable`` dataclass.
+    """
+    def register(cls: type) -> type:
+        if not isinstance(cls, type) or not issubclass(cls, nn.Module):
+            raise TypeError(f"register_network needs an nn.Module subclass, got {cls!r}")
+        config = config_class or getattr(cls, "config_class", None)
+        if config is None or not hasattr(config, "from_dict"):
+            raise TypeError(f"{cls.__name__}: register_network needs config_class= (or a class attribute "
+                            "config_class), a config class with from_dict()")
+        _registered[_class_path(cls)] = (cls, config)
+        return cls
+
+    return register if cls is None else register(cls)
+
+
+register_network(Generator, config_class=GeneratorConfig)
+register_network(Discriminator, config_class=DiscriminatorConfig)
+# Files from before <name>_class existed: their networks are known by name.
+_DEFAULT_CLASSES = {"G": Generator, "G_ema": Generator, "D": Discriminator}
+
+
+def _network_class(path_str: str, name: str, path) -> type:
+    if path_str not in _registered:
+        module = path_str.partition(":")[0]
+        try:  # installed code registers its classes on import; nothing from the file is executed
+            importlib.import_module(module)
+        except ImportError as exc:
+            raise CheckpointError(f"network {name!r} is a {path_str}, but its package cannot be imported "
+                                  f"({one_line(exc)}); install the package that defines it", path) from exc
+    if path_str not in _registered:
+        raise CheckpointError(f"network {name!r} names the class {path_str}, which is not registered with "
+                              "sg2_core.register_network, so it is not rebuilt", path)
+    return _registered[path_str][0]
 
 
 def _safetensors():
@@ -82,32 +134,20 @@ def _decode(value, tensors: Mapping):
     return value
 
 
-def save(path, G: Generator | None = None, D: Discriminator | None = None, G_ema: Generator | None = None, *,
-         extra: Mapping | None = None) -> Path:
-    """Write the given networks (and ``extra``) to a safetensors file, atomically.
+def _stored_tensors(name: str, net: nn.Module, seen: dict) -> dict:
+    tensors = {}
+    for key, t in net.state_dict().items():
+        t = t.detach().cpu()
+        ptr = t.untyped_storage().data_ptr()
+        # safetensors refuses shared memory (G passed as G_ema too, views): store copies of those
+        shared = ptr in seen or not t.is_contiguous() or t.untyped_storage().nbytes() != t.nbytes
+        tensors[f"{name}.{key}"] = t.clone(memory_format=torch.contiguous_format) if shared else t
+        seen[ptr] = key
+    return tensors
 
-    ``extra`` may hold JSON-like values and tensors; a top-level entry that cannot be stored (e.g. an
-    optimizer state with integer keys) is left out with a :class:`CheckpointWarning` naming it.
-    """
-    from .. import __version__
 
-    nets = {name: net for name, net in (("G", G), ("D", D), ("G_ema", G_ema)) if net is not None}
-    if not nets:
-        raise ValueError("nothing to save: pass G, D and/or G_ema")
-    tensors, metadata = {}, {"format": FORMAT_TAG, "format_version": FORMAT_VERSION, "sg2_core_version": __version__}
-    seen = {}
-    for name, net in nets.items():
-        cls = _CLASSES[name][0]
-        if not isinstance(net, cls):
-            raise TypeError(f"{name}: expected an sg2_core {cls.__name__}, got {type(net).__name__}")
-        metadata[f"{name}_config"] = json.dumps(net.config.to_dict())
-        for key, t in net.state_dict().items():
-            t = t.detach().cpu()
-            ptr = t.untyped_storage().data_ptr()
-            # safetensors refuses shared memory (G passed as G_ema too, views): store copies of those
-            shared = ptr in seen or not t.is_contiguous() or t.untyped_storage().nbytes() != t.nbytes
-            tensors[f"{name}.{key}"] = t.clone(memory_format=torch.contiguous_format) if shared else t
-            seen[ptr] = key
+def _encode_extra(extra: Mapping | None) -> tuple[dict, dict]:
+    """``(JSON-able dict, tensors)`` of ``extra``; entries that cannot be stored are left out with a warning."""
     extra_tensors, encoded, dropped = {}, {}, []
     for key, value in (extra or {}).items():
         if not isinstance(key, str):
@@ -125,13 +165,57 @@ def save(path, G: Generator | None = None, D: Discriminator | None = None, G_ema
             staged_value = _rename_tensor(staged_value, k, new_key)
         encoded[key] = staged_value
     if dropped:
-        warnings.warn("not stored in the native checkpoint (not representable): "
-                      + ", ".join(f"extra[{k!r}] ({why})" for k, why in dropped), CheckpointWarning, stacklevel=2)
+        warnings.warn("not stored in the file (not representable): "
+                      + ", ".join(f"extra[{k!r}] ({why})" for k, why in dropped), CheckpointWarning, stacklevel=3)
+    return encoded, extra_tensors
+
+
+def save_networks(path, networks: Mapping[str, nn.Module], extra: Mapping | None = None, *,
+                  overwrite: bool = True) -> Path:
+    """Write ``networks`` (``{name: module}``, each of a :func:`register_network` class) and ``extra`` to
+    one safetensors file, atomically (a failure leaves ``path`` as it was).
+
+    ``extra`` may hold JSON-like values and tensors; a top-level entry that cannot be stored (e.g. an
+    optimizer state with integer keys) is left out with a :class:`CheckpointWarning` naming it.
+    ``overwrite=False`` refuses an existing ``path``.
+    """
+    from .. import __version__
+
+    if not networks:
+        raise ValueError("nothing to save: networks is empty")
+    path = Path(path)
+    if not overwrite and path.exists():
+        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+    tensors, seen = {}, {}
+    metadata = {"format": FORMAT_TAG, "format_version": FORMAT_VERSION, "sg2_core_version": __version__,
+                "networks": json.dumps(list(networks))}
+    for name, net in networks.items():
+        if not isinstance(name, str) or not name or "." in name:
+            raise ValueError(f"network names must be non-empty strings without '.', got {name!r}")
+        if _class_path(type(net)) not in _registered:
+            raise TypeError(f"network {name!r}: {type(net).__name__} is not registered with "
+                            "sg2_core.register_network (it needs a config to be rebuilt from the file)")
+        metadata[f"{name}_config"] = json.dumps(net.config.to_dict())
+        metadata[f"{name}_class"] = _class_path(type(net))
+        tensors.update(_stored_tensors(name, net, seen))
+    encoded, extra_tensors = _encode_extra(extra)
     tensors.update(extra_tensors)
     metadata["extra"] = json.dumps(encoded)
     data = _safetensors().torch.save(tensors, metadata=metadata)
     return atomic_write(path, lambda f: f.write(data))
 
+
+def save(path, G: Generator | None = None, D: Discriminator | None = None, G_ema: Generator | None = None, *,
+         extra: Mapping | None = None) -> Path:
+    """A checkpoint: the given generator/discriminator networks (and ``extra``) via :func:`save_networks`."""
+    nets = {name: net for name, net in (("G", G), ("D", D), ("G_ema", G_ema)) if net is not None}
+    if not nets:
+        raise ValueError("nothing to save: pass G, D and/or G_ema")
+    for name, net in nets.items():
+        cls = _DEFAULT_CLASSES[name]
+        if not isinstance(net, cls):
+            raise TypeError(f"{name}: expected an sg2_core {cls.__name__}, got {type(net).__name__}")
+    return save_networks(path, nets, extra)
 
 def _rename_tensor(value, old, new):
     if isinstance(value, dict):
@@ -154,9 +238,7 @@ def read_header(path) -> dict:
                               path) from exc
 
 
-def load(path) -> Checkpoint:
-    """Rebuild the networks stored in a native checkpoint (on the CPU, in eval mode)."""
-    path = check_input(path)
+def _read(path) -> tuple[dict, dict]:
     try:
         with _safetensors().safe_open(str(path), framework="pt", device="cpu") as f:
             metadata = dict(f.metadata() or {})
@@ -165,32 +247,52 @@ def load(path) -> Checkpoint:
         raise CheckpointError(f"cannot read the file as safetensors (corrupt or truncated?): {one_line(exc)}",
                               path) from exc
     if metadata.get("format") != FORMAT_TAG:
-        raise CheckpointError(f"not an sg2-toolkit checkpoint: its safetensors metadata has format="
+        raise CheckpointError(f"not an sg2-toolkit file: its safetensors metadata has format="
                               f"{metadata.get('format')!r}, expected {FORMAT_TAG!r}", path)
     if metadata.get("format_version") != FORMAT_VERSION:
         raise CheckpointError(f"unsupported format_version {metadata.get('format_version')!r} (this sg2-core reads "
                               f"{FORMAT_VERSION!r}; the file may come from a newer version)", path)
-    ckpt = Checkpoint(format=FORMAT, path=path)
-    claimed = set()
-    errors = []
-    for name in NETWORK_NAMES:
-        prefix = f"{name}."
-        sd = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+    return metadata, tensors
+
+
+class LoadedNetworks(dict):
+    """``{name: module}`` read by :func:`load_networks`, with the file's ``extra`` and ``path``."""
+
+    def __init__(self, networks: dict, extra: dict, path: Path):
+        super().__init__(networks)
+        self.extra, self.path = extra, path
+
+
+def load_networks(path, device=None) -> LoadedNetworks:
+    """Rebuild every network stored by :func:`save_networks` (eval mode; on ``device``, else the CPU).
+
+    Raises :class:`CheckpointError` for an unreadable file or an unknown class, and one
+    :class:`CheckpointKeyError` listing every missing, unexpected and mis-shaped tensor.
+    """
+    path = check_input(path)
+    metadata, tensors = _read(path)
+    if "networks" in metadata:
+        names = json.loads(metadata["networks"])
+    else:
+        names = [n for n in NETWORK_NAMES if f"{n}_config" in metadata]
+    networks, claimed, errors = {}, set(), []
+    for name in names:
         raw = metadata.get(f"{name}_config")
         if raw is None:
-            continue
-        claimed.update(prefix + k for k in sd)
-        cls, config_cls = _CLASSES[name]
+            raise CheckpointError(f"network {name!r} has no {name}_config in the metadata", path)
+        class_path = metadata.get(f"{name}_class")
+        cls = _network_class(class_path, name, path) if class_path else _DEFAULT_CLASSES.get(name)
+        if cls is None:
+            raise CheckpointError(f"network {name!r} has no {name}_class in the metadata", path)
+        prefix = f"{name}."
+        state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        claimed.update(prefix + k for k in state)
         try:
-            config = config_cls.from_dict(json.loads(raw))
-        except (ValueError, TypeError) as exc:
-            raise CheckpointError(f"{name}_config is invalid: {exc}", path) from exc
-        try:
-            setattr(ckpt, name, build_network(config, sd, f"'{name}'", path))
+            networks[name] = _rebuild(cls, raw, state, name, path)
         except CheckpointKeyError as exc:
             errors.append(exc)
     try:
-        ckpt.extra = _decode(json.loads(metadata.get("extra", "{}")), tensors)
+        extra = _decode(json.loads(metadata.get("extra", "{}")), tensors)
     except (ValueError, KeyError) as exc:
         raise CheckpointError(f"the 'extra' metadata is invalid: {one_line(exc)}", path) from exc
     claimed.update(k for k in tensors if k.startswith(_EXTRA_PREFIX))
@@ -200,6 +302,41 @@ def load(path) -> Checkpoint:
                                          path=path, hint="(tensors without a network config in the metadata)"))
     if errors:
         raise errors[0] if len(errors) == 1 else CheckpointError("\n".join(e.cause for e in errors), path)
-    if not ckpt.networks():
-        raise CheckpointError("the checkpoint holds no network (no G_config, D_config or G_ema_config)", path)
+    if not networks:
+        raise CheckpointError("the file holds no network", path)
+    if device is not None:
+        for net in networks.values():
+            net.to(device)
+    return LoadedNetworks(networks, extra, path)
+
+
+def _rebuild(cls: type, raw_config: str, state: dict, name: str, path) -> nn.Module:
+    """``cls(config)`` holding ``state``, keys checked first."""
+    config_cls = _registered[_class_path(cls)][1]
+    try:
+        config = config_cls.from_dict(json.loads(raw_config))
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f"{name}_config is invalid: {one_line(exc)}", path) from exc
+    if cls in (Generator, Discriminator):
+        return build_network(config, state, f"'{name}'", path)  # the fast, checked path of G/D
+    with torch.device("meta"):
+        skeleton = cls(config)
+    reference = skeleton.state_dict()
+    check_state({k: tuple(v.shape) for k, v in reference.items()}, state, f"'{name}'", path)
+    net = cls(config)
+    net.load_state_dict({k: state[k].to(reference[k].dtype) for k in reference}, strict=True)
+    return net.eval()
+
+
+def load(path) -> Checkpoint:
+    """Rebuild the networks stored in a native checkpoint (on the CPU, in eval mode)."""
+    loaded = load_networks(path)
+    ckpt = Checkpoint(format=FORMAT, path=loaded.path, extra=loaded.extra)
+    other = sorted(set(loaded) - set(NETWORK_NAMES))
+    if other:
+        raise CheckpointError(f"not a generator/discriminator checkpoint: it holds the networks {other}; read it "
+                              "with sg2_core.load_networks", loaded.path)
+    for name, net in loaded.items():
+        setattr(ckpt, name, net)
     return ckpt
+

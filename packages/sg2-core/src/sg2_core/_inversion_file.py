@@ -1,0 +1,85 @@
+"""``Inversion.save`` / ``Inversion.load``: one safetensors file, never a pickle.
+
+Tensors: ``latents``, ``offset.<layer>`` and the tensor extras (``extra.<n>``, as in the native network
+format). Metadata: ``format`` / ``format_version``, ``space``, the generator's config (JSON) and a
+BLAKE2 hash of its state dict, ``extra`` (JSON with tensor references).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import torch
+
+from .checkpoints._io import atomic_write, check_input, one_line
+from .checkpoints.errors import CheckpointError
+from .checkpoints.native import _decode, _encode_extra, _safetensors
+from .inversion import FILE_FORMAT, FILE_VERSION, Inversion
+
+_OFFSET_PREFIX = "offset."
+
+
+def weights_hash(module: torch.nn.Module) -> str:
+    """A hash of every tensor of ``module`` (names, dtypes, shapes and values), hex."""
+    digest = hashlib.blake2b(digest_size=16)
+    for key, t in sorted(module.state_dict().items()):
+        t = t.detach().to("cpu").contiguous()
+        digest.update(f"{key}:{t.dtype}:{tuple(t.shape)};".encode())
+        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
+    return digest.hexdigest()
+
+
+def save_inversion(inversion: Inversion, path, *, overwrite: bool = False) -> Path:
+    path = Path(path)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
+    g = inversion.generator
+    tensors = {"latents": inversion.latents.detach().cpu().contiguous()}
+    for name, offset in (inversion.weight_offsets or {}).items():
+        tensors[_OFFSET_PREFIX + name] = offset.detach().cpu().contiguous()
+    encoded, extra_tensors = _encode_extra(inversion.extras)
+    tensors.update(extra_tensors)
+    metadata = {"format": FILE_FORMAT, "format_version": FILE_VERSION, "space": inversion.space,
+                "generator_config": json.dumps(g.config.to_dict()), "generator_hash": weights_hash(g),
+                "extra": json.dumps(encoded)}
+    data = _safetensors().torch.save(tensors, metadata=metadata)
+    return atomic_write(path, lambda f: f.write(data))
+
+
+def load_inversion(path, generator, *, check_weights: bool = True) -> Inversion:
+    path = check_input(path)
+    try:
+        with _safetensors().safe_open(str(path), framework="pt", device="cpu") as f:
+            metadata = dict(f.metadata() or {})
+            tensors = {k: f.get_tensor(k) for k in f.keys()}
+    except Exception as exc:  # noqa: BLE001 - safetensors' errors, re-raised with the file name
+        raise CheckpointError(f"cannot read the file as safetensors (corrupt or truncated?): {one_line(exc)}",
+                              path) from exc
+    if metadata.get("format") != FILE_FORMAT:
+        raise CheckpointError(f"not an inversion file: its metadata has format={metadata.get('format')!r}, "
+                              f"expected {FILE_FORMAT!r}", path)
+    if metadata.get("format_version") != FILE_VERSION:
+        raise CheckpointError(f"unsupported inversion format_version {metadata.get('format_version')!r}", path)
+    recorded = json.loads(metadata["generator_config"])
+    own = json.loads(json.dumps(generator.config.to_dict()))  # tuples as lists, as stored
+    differ = sorted(k for k in {*recorded, *own} if recorded.get(k) != own.get(k))
+    if differ:
+        detail = ", ".join(f"{k}: file {recorded.get(k)!r}, generator {own.get(k)!r}" for k in differ)
+        raise CheckpointError(f"the inversion was made for a generator of another config ({detail})", path)
+    if check_weights and metadata.get("generator_hash") != weights_hash(generator):
+        raise CheckpointError("the inversion was made with a generator of the same config but other weights "
+                              "(the weight hashes differ); pass the generator it was made with, or "
+                              "check_weights=False to use it anyway", path)
+    device = next(generator.parameters()).device
+    try:
+        extras = _decode(json.loads(metadata.get("extra", "{}")), tensors)
+    except (ValueError, KeyError) as exc:
+        raise CheckpointError(f"the 'extra' metadata is invalid: {one_line(exc)}", path) from exc
+    offsets = {k[len(_OFFSET_PREFIX):]: v.to(device) for k, v in tensors.items() if k.startswith(_OFFSET_PREFIX)}
+    extras = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in extras.items()}
+    try:
+        return Inversion(tensors["latents"].to(device), metadata["space"], generator, offsets or None, extras)
+    except (KeyError, ValueError) as exc:
+        raise CheckpointError(f"the inversion file does not fit the generator: {one_line(exc)}", path) from exc

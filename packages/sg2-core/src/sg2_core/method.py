@@ -1,0 +1,142 @@
+"""The contract every inversion method keeps, written once: what it declares, how it is called.
+
+A method is a class whose **class attributes** say what it is, so the registry and the report read them
+without building anything::
+
+    name              registry name
+    space             'w', 'w+' or 'z+' (an instance may refine it: PTI takes its pivot's)
+    trainable         True when ``python -m <family>.train --method NAME`` trains its learned parts
+    trainer           'module:function' run by that command (argv list in, exit code out), or None
+    demo_options      options for the embedded demo (what ``python -m inv_metrics.report`` passes)
+    input_resolution  the image size it takes; None: the generator's (an encoder at 256 px on a 1024 px G)
+    input_channels    the channel count it takes; None: the generator's (pSp image-to-image: 1 for sketches)
+    needs             weights it needs, from :data:`WEIGHTS`
+
+It is built as ``Method(generator=G, callback=None, **options)`` and called as ``method(images, init=None)``:
+``init`` is an existing :class:`~sg2_core.Inversion` of the same images to start from (its latents, and
+its weight offsets where the method tunes weights): ReStyle's iterations, PTI's pivot, HyperInverter's
+phase II and the collaborative iterator all start this way. ``callback`` receives a :class:`StepInfo`
+after each optimisation step. Subclasses implement :meth:`Method.invert`; ``__call__`` checks the images
+and ``init`` first, so every method refuses bad input with the same messages.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .inversion import SPACES, Inversion
+
+WEIGHTS = ("generator", "discriminator", "face-network", "own-weights")
+"""What a method may need besides images: the generator (always), its discriminator (adversarial
+losses), a face-identity network (ID losses on faces), its own trained file (encoders, hypernetworks)."""
+
+CLASS_ATTRIBUTES = ("name", "space", "trainable", "trainer", "demo_options", "input_resolution", "input_channels",
+                    "needs")
+
+
+@dataclass
+class StepInfo:
+    """What a progress callback receives after each step (tensors detached, one value per image or None)."""
+
+    step: int
+    steps: int
+    distance: torch.Tensor | None = None
+    loss: torch.Tensor | None = None
+    active: torch.Tensor | None = None  # False for the images that met their stop criterion
+    stage: str = ""  # e.g. 'project', 'pivot', 'tune', 'refine', 'iteration'
+
+
+def generator_device(generator) -> torch.device:
+    return next(generator.parameters()).device
+
+
+def check_device(generator, device) -> torch.device:
+    """The device to run on: the generator's; a ``device`` option must agree (the generator is never moved)."""
+    own = generator_device(generator)
+    if device is not None:
+        want = torch.device(device)
+        if want.type != own.type or (want.index is not None and want.index != own.index):
+            raise ValueError(f"device={str(device)!r} but the generator is on {own}; move the generator first "
+                             f"(generator.to({str(device)!r}))")
+    return own
+
+
+def check_init(init, images: torch.Tensor, generator) -> None:
+    """Raises a ValueError unless ``init`` is an Inversion of ``len(images)`` samples for ``generator``."""
+    if not isinstance(init, Inversion):
+        raise ValueError(f"init must be an Inversion (or None), got {type(init).__name__}")
+    if init.generator is not generator:
+        raise ValueError("init belongs to a different generator; start from an inversion made with this one")
+    if len(init) != images.shape[0]:
+        raise ValueError(f"init holds {len(init)} samples but {images.shape[0]} images were given")
+
+
+class Method:
+    """Base class of inversion methods (see the module docstring for the contract)."""
+
+    name: str = ""
+    space: str = "w+"
+    trainable: bool = False
+    trainer: str | None = None
+    demo_options: dict = {}
+    input_resolution: int | None = None
+    input_channels: int | None = None
+    needs: tuple[str, ...] = ("generator",)
+
+    def __init__(self, generator=None, *, callback=None, device=None):
+        if generator is None:
+            raise ValueError(f"method {self.name or type(self).__name__!r} needs generator=G")
+        if callback is not None and not callable(callback):
+            raise ValueError(f"callback must be callable, got {type(callback).__name__}")
+        self.generator, self.callback = generator, callback
+        self.device = check_device(generator, device)
+
+    def __call__(self, images: torch.Tensor, init: Inversion | None = None) -> Inversion:
+        from .registry import check_images
+
+        check_images(images, self.generator, self.input_resolution, channels=self.input_channels)
+        if init is not None:
+            check_init(init, images, self.generator)
+        result = self.invert(images.detach().to(self.device, torch.float32), init)
+        if not isinstance(result, Inversion) or len(result) != images.shape[0]:
+            raise TypeError(f"{type(self).__name__}.invert must return an Inversion of the {images.shape[0]} images")
+        return result
+
+    def invert(self, images: torch.Tensor, init: Inversion | None) -> Inversion:
+        """Invert checked float32 ``images`` on the method's device, starting from ``init`` when given."""
+        raise NotImplementedError
+
+    def report(self, info: StepInfo) -> None:
+        """Hands ``info`` to the callback, if any."""
+        if self.callback is not None:
+            self.callback(info)
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r}, space={self.space!r})"
+
+
+def check_declaration(cls) -> list[str]:
+    """What is wrong with a method class's declared attributes (empty when nothing is)."""
+    problems = []
+    if getattr(cls, "space", None) not in SPACES:
+        problems.append(f"space must be one of {SPACES}, got {getattr(cls, 'space', None)!r}")
+    if not isinstance(getattr(cls, "trainable", False), bool):
+        problems.append("trainable must be a bool")
+    if not isinstance(getattr(cls, "demo_options", {}), dict):
+        problems.append("demo_options must be a dict")
+    for attr in ("input_resolution", "input_channels"):
+        value = getattr(cls, attr, None)
+        if value is not None and (not isinstance(value, int) or value < 1):
+            problems.append(f"{attr} must be None or a positive int, got {value!r}")
+    needs = getattr(cls, "needs", ("generator",))
+    unknown = [n for n in needs if n not in WEIGHTS] if isinstance(needs, (tuple, list)) else [needs]
+    if unknown:
+        problems.append(f"needs must name weights from {WEIGHTS}, got {unknown}")
+    trainer = getattr(cls, "trainer", None)
+    if trainer is not None and (not isinstance(trainer, str) or ":" not in trainer):
+        problems.append(f"trainer must be 'module:function' or None, got {trainer!r}")
+    if getattr(cls, "trainable", False) and trainer is None:
+        problems.append("a trainable method names its trainer ('module:function')")
+    return problems

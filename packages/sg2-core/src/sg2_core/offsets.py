@@ -1,0 +1,83 @@
+"""Per-sample weight offsets of the synthesis network: one naming rule, one check, one unit.
+
+A method that tunes the generator per image (PTI, HyperInverter) reports ``{layer: [N, *weight shape]}``
+instead of a generator copy per image; ``SynthesisNetwork(ws, weight_offsets=...)`` renders the whole
+batch in one pass.
+
+Units: an offset is **added to the stored weight parameter** (``synthesis.b8.conv0.weight``, NVIDIA's
+layout ``[out, in, k, k]``) before anything the layer does at run time: before modulation, demodulation
+and ToRGB's weight gain ``1 / sqrt(in)``. That is where NVIDIA's and HyperInverter's code add their
+deltas. Code that adds deltas to rosinality's *scaled* weight (``scale * weight`` with
+``scale = 1 / sqrt(in * k * k)``) converts them once with :func:`from_scaled_units`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+
+__all__ = ["check_offsets", "from_scaled_units", "layer_key", "to_scaled_units"]
+
+
+def layer_key(name: str) -> str:
+    """The layer a weight name refers to: ``synthesis.b8.conv0.weight``, ``b8.conv0.weight`` and
+    ``b8.conv0`` all name ``b8.conv0``."""
+    if not isinstance(name, str):
+        raise TypeError(f"a layer name must be a string, got {type(name).__name__}")
+    return name.removeprefix("synthesis.").removesuffix(".weight")
+
+
+def check_offsets(synthesis, offsets, n: int | None = None) -> dict[str, torch.Tensor]:
+    """``offsets`` keyed by :func:`layer_key`, after checking every name and shape against ``synthesis``.
+
+    ``n`` is the batch size the offsets must have (``None``: whatever the first one has, the same for all).
+    Raises ValueError naming the unknown layer or the wrong shape and the expected one.
+    """
+    known = synthesis.weight_layer_names
+    checked = {}
+    for raw_name, offset in offsets.items():
+        name = layer_key(raw_name)
+        if name not in known:
+            raise ValueError(f"weight_offsets: unknown layer {raw_name!r}; layers with weights: {known}")
+        if name in checked:
+            raise ValueError(f"weight_offsets: layer {name!r} is given twice (as {raw_name!r} too)")
+        if not isinstance(offset, torch.Tensor):
+            raise ValueError(f"weight_offsets[{raw_name!r}] must be a tensor, got {type(offset).__name__}")
+        if n is None:
+            n = offset.shape[0] if offset.ndim else 0
+        expected = [n, *synthesis.layer(name).weight.shape]
+        if list(offset.shape) != expected:
+            raise ValueError(f"weight_offsets[{raw_name!r}] must have shape {expected} ([N, *weight shape]), "
+                             f"got {list(offset.shape)}")
+        if offset.is_floating_point() and not torch.isfinite(offset).all():
+            raise ValueError(f"weight_offsets[{raw_name!r}] contains NaN or inf")
+        checked[name] = offset
+    return checked
+
+
+def _scale(synthesis, name: str) -> float:
+    """rosinality's run-time weight scale of a layer, ``1 / sqrt(fan_in)``."""
+    weight = synthesis.layer(name).weight
+    return 1 / math.sqrt(weight[0].numel())
+
+
+def from_scaled_units(synthesis, offsets) -> dict[str, torch.Tensor]:
+    """Offsets that code in rosinality's layout adds to its scaled weight (``scale * weight + delta``),
+    converted to ours (added to the stored weight): ``delta / scale``. rosinality's extra leading weight
+    dimension (``[N, 1, out, in, k, k]``) is accepted and dropped."""
+    converted = {}
+    for raw_name, offset in offsets.items():
+        name = layer_key(raw_name)
+        if name not in synthesis.weight_layer_names:
+            raise ValueError(f"weight_offsets: unknown layer {raw_name!r}; layers with weights: "
+                             f"{synthesis.weight_layer_names}")
+        if offset.ndim == 6 and offset.shape[1] == 1:
+            offset = offset[:, 0]
+        converted[name] = offset / _scale(synthesis, name)
+    return check_offsets(synthesis, converted)
+
+
+def to_scaled_units(synthesis, offsets) -> dict[str, torch.Tensor]:
+    """The inverse of :func:`from_scaled_units` (our ``[N, out, in, k, k]`` layout kept)."""
+    return {name: offset * _scale(synthesis, name) for name, offset in check_offsets(synthesis, offsets).items()}
