@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+from sg2_core.images import to_float, to_uint8
+
+__all__ = ["check_images", "check_pair", "evaluation_size", "from_uint8", "to_rgb", "to_uint8", "to_unit"]
 
 def check_images(x, what: str = "images", channels=(1, 3)) -> None:
     """Raise a clear error unless ``x`` is a float [N, C, H, W] tensor with C in ``channels``, no NaN."""
@@ -32,14 +35,9 @@ def to_unit(x: torch.Tensor) -> torch.Tensor:
     return ((x + 1) / 2).clamp(0, 1)
 
 
-def from_uint8(u8: torch.Tensor) -> torch.Tensor:
-    """uint8 [N, C, H, W] -> float in [-1, 1], exactly ToTensor() then Normalize(0.5, 0.5)."""
-    return (u8.float() / 255 - 0.5) / 0.5
-
-
-def to_uint8(x: torch.Tensor) -> torch.Tensor:
-    """[-1, 1] float -> uint8 with rounding (what saving a PNG does)."""
-    return (to_unit(x) * 255).round().to(torch.uint8)
+# The converters are sg2-core's, so the whole toolkit has one formula: x / 127.5 - 1 (ToTensor() then
+# Normalize(0.5, 0.5) up to float rounding), and back with rounding and clipping (what saving a PNG does).
+from_uint8 = to_float
 
 
 def to_rgb(x: torch.Tensor) -> torch.Tensor:
