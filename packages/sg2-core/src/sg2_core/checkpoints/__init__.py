@@ -99,7 +99,7 @@ def detect_format(path) -> str:
 def _load_nvidia_state(obj, path, g_config, d_config) -> Checkpoint:
     if not isinstance(obj, Mapping):
         raise CheckpointError(f"expected a state dict, got a {type(obj).__name__}", path)
-    ckpt = Checkpoint(format="nvidia-state", path=path)
+    ckpt, seen = Checkpoint(format="nvidia-state", path=path), set()
     if any(k in obj for k in ("G", "D", "G_ema")):
         parts = {k: obj[k] for k in ("G", "D", "G_ema") if obj.get(k) is not None}
         ckpt.extra = {k: v for k, v in obj.items() if k not in ("G", "D", "G_ema")}
@@ -112,7 +112,7 @@ def _load_nvidia_state(obj, path, g_config, d_config) -> Checkpoint:
             config = resolve_config(d_config, infer_discriminator_config, sd, path, DiscriminatorConfig)
         else:
             config = resolve_config(g_config, infer_generator_config, sd, path, GeneratorConfig)
-        setattr(ckpt, name, build_network(config, sd, f"'{name}'", path))
+        setattr(ckpt, name, build_network(config, sd, f"'{name}'", path, seen=seen))
     return ckpt
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 from torch import nn
+from torch.overrides import TorchFunctionMode
 
 from ..config import DiscriminatorConfig, GeneratorConfig
 from ..discriminator import Discriminator
@@ -85,10 +86,46 @@ def check_state(expected: Mapping[str, tuple], got: Mapping, what: str, path=Non
         raise CheckpointKeyError(what, missing, unexpected, mismatched, path=path, hint=hint)
 
 
-def skeleton(config) -> nn.Module:
-    """An uninitialised network for ``config`` on the meta device (no memory, no time)."""
-    cls = Generator if isinstance(config, GeneratorConfig) else Discriminator
-    with torch.device("meta"):
+class _Uninitialised(TorchFunctionMode):
+    """Tensor factories return uninitialised CPU memory while active (the checkpoint's values replace it).
+
+    A network built this way costs little: the pages of an untouched ``torch.empty`` are never faulted in,
+    and scaling such a tensor by a number (``randn(...) / lr_multiplier``) returns it as it is instead of
+    touching every page (page faults made that 1.2 s of a 256 px config-F load). The meta device would be
+    as cheap, but its first arithmetic op (the FIR filter set-up) imports ``torch._dynamo``: 8-13 s in a
+    fresh process.
+    """
+
+    _FACTORIES = {torch.randn, torch.rand, torch.zeros, torch.ones, torch.empty, torch.full}
+    _SCALINGS = {torch.Tensor.__truediv__, torch.Tensor.__mul__, torch.Tensor.__rmul__, torch.Tensor.div,
+                 torch.Tensor.mul, torch.div, torch.mul}
+
+    def __init__(self):
+        super().__init__()
+        self.made = {}  # id -> tensor (kept alive, so ids stay unique)
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func in self._FACTORIES and kwargs.get("device") is None and "out" not in kwargs:
+            size = args[0] if func is torch.full or (len(args) == 1 and not isinstance(args[0], int)) else args
+            t = torch.empty(tuple(size), dtype=kwargs.get("dtype"))
+            self.made[id(t)] = t
+            return t
+        if (func in self._SCALINGS and len(args) == 2 and not kwargs and id(args[0]) in self.made
+                and isinstance(args[1], (int, float)) and args[0].is_floating_point()):
+            return args[0]  # its values are never used
+        return func(*args, **kwargs)
+
+
+def skeleton(config, cls: type | None = None) -> nn.Module:
+    """``cls(config)`` (Generator / Discriminator by default) with uninitialised parameters, on the CPU.
+
+    Every tensor the constructor makes is either replaced by a checkpoint's tensor or computed from the
+    config (the FIR filters, which are not built by the factories above), so nothing random is left.
+    """
+    if cls is None:
+        cls = Generator if isinstance(config, GeneratorConfig) else Discriminator
+    with _Uninitialised():
         return cls(config)
 
 
@@ -102,11 +139,15 @@ def expected_shapes(config) -> dict[str, tuple]:
     return dict(_expected_shapes(config))
 
 
-def build_network(config, state_dict: Mapping, what: str, path=None, hint: str = "") -> nn.Module:
+def build_network(config, state_dict: Mapping, what: str, path=None, hint: str = "", seen: set | None = None
+                  ) -> nn.Module:
     """A network for ``config`` holding ``state_dict`` (NVIDIA names), in eval mode on the CPU.
 
-    The keys and shapes are checked first (one error lists every difference). Tensors are copied,
-    so networks built from shared tensors (rosinality's ``g`` and ``g_ema``) never share memory.
+    The keys and shapes are checked first (one error lists every difference). Without ``seen`` the
+    tensors are copied, so the network never shares memory with the caller's. A reader of freshly loaded
+    tensors passes one set for all the networks of a file instead: a tensor is then taken as it is unless
+    its memory is already taken (rosinality's ``g`` and ``g_ema`` may share it), which spares a copy of
+    every weight.
     """
     net = skeleton(config)
     reference = net.state_dict()
@@ -114,7 +155,13 @@ def build_network(config, state_dict: Mapping, what: str, path=None, hint: str =
     tensors = {}
     for key, ref in reference.items():
         t = state_dict[key].detach().to("cpu")
-        tensors[key] = t.to(ref.dtype) if t.dtype != ref.dtype else t.clone(memory_format=torch.contiguous_format)
+        if t.dtype != ref.dtype:
+            t = t.to(ref.dtype)  # a fresh tensor
+        elif seen is None or t.untyped_storage().data_ptr() in seen or not t.is_contiguous():
+            t = t.clone(memory_format=torch.contiguous_format)
+        if seen is not None:
+            seen.add(t.untyped_storage().data_ptr())
+        tensors[key] = t
     net.load_state_dict(tensors, strict=True, assign=True)
     return net.eval()
 

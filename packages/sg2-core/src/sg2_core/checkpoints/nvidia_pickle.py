@@ -476,7 +476,7 @@ def from_object(data, path=None) -> Checkpoint:
     if not isinstance(data, Mapping):
         raise CheckpointError(f"not an NVIDIA network pickle: it holds a {type(data).__name__}, not a dict", path)
     ckpt = Checkpoint(format=FORMAT, path=None if path is None else Path(path))
-    init = {}
+    init, seen = {}, set()
     for name, expected_class, to_config in (("G", "Generator", generator_config_from_nvidia),
                                             ("D", "Discriminator", discriminator_config_from_nvidia),
                                             ("G_ema", "Generator", generator_config_from_nvidia)):
@@ -488,7 +488,7 @@ def from_object(data, path=None) -> Checkpoint:
             raise CheckpointError(f"'{name}' is a {class_name}, expected a {expected_class}", path)
         init[name] = kwargs if not args else {"args": list(args), **kwargs}
         config = to_config(kwargs, args, path, what=f"'{name}'")
-        setattr(ckpt, name, build_network(config, tensors, f"'{name}'", path))
+        setattr(ckpt, name, build_network(config, tensors, f"'{name}'", path, seen=seen))
     if not init:
         raise CheckpointError(f"no networks found: expected 'G', 'D' or 'G_ema' (keys: {sorted(map(str, data))})",
                               path)

@@ -317,7 +317,7 @@ def _from_rosinality(sd: Mapping, key_map, config, kernel_keys, kernel_gain, wha
 
 
 def generator_from_rosinality(sd: Mapping, config: GeneratorConfig | Mapping | None = None, path=None,
-                              what: str = "generator") -> Generator:
+                              what: str = "generator", seen: set | None = None) -> Generator:
     """Our Generator from a rosinality generator state dict (``mapping.w_avg`` left at zeros).
 
     ``config``: a GeneratorConfig to use as is, a dict of overrides for the inferred one, or None.
@@ -342,11 +342,11 @@ def generator_from_rosinality(sd: Mapping, config: GeneratorConfig | Mapping | N
         if key.endswith("resample_filter"):
             ours[key] = _kernel(config, 1.0)
     ours["mapping.w_avg"] = torch.zeros(shapes["mapping.w_avg"])
-    return build_network(config, ours, what, path)
+    return build_network(config, ours, what, path, seen=seen)
 
 
 def discriminator_from_rosinality(sd: Mapping, config: DiscriminatorConfig | Mapping | None = None, path=None,
-                                  what: str = "discriminator") -> Discriminator:
+                                  what: str = "discriminator", seen: set | None = None) -> Discriminator:
     """Our Discriminator from a rosinality discriminator state dict."""
     if not isinstance(sd, Mapping):
         raise CheckpointError(f"{what} is a {type(sd).__name__}, not a state dict", path)
@@ -356,7 +356,7 @@ def discriminator_from_rosinality(sd: Mapping, config: DiscriminatorConfig | Map
     for key in expected_shapes(config):
         if key.endswith("resample_filter"):
             ours[key] = _kernel(config, 1.0)
-    return build_network(config, ours, what, path)
+    return build_network(config, ours, what, path, seen=seen)
 
 
 def _latent_avg(value, path) -> torch.Tensor | None:
@@ -414,15 +414,15 @@ def from_dict(obj, path=None, *, g_config=None, d_config=None, compute_w_avg: bo
             else:
                 extra[key] = value
     ckpt = Checkpoint(extra=extra, format=FORMAT, path=None if path is None else Path(path))
-    errors = []
+    errors, seen = [], set()
     for name, attr in (("g", "G"), ("g_ema", "G_ema"), ("d", "D")):
         if name not in nets:
             continue
         try:
             if name == "d":
-                setattr(ckpt, attr, discriminator_from_rosinality(nets[name], d_config, path, what=f"'{name}'"))
+                setattr(ckpt, attr, discriminator_from_rosinality(nets[name], d_config, path, what=f"'{name}'", seen=seen))
             else:
-                setattr(ckpt, attr, generator_from_rosinality(nets[name], g_config, path, what=f"'{name}'"))
+                setattr(ckpt, attr, generator_from_rosinality(nets[name], g_config, path, what=f"'{name}'", seen=seen))
         except CheckpointKeyError as exc:
             errors.append(exc)
     if errors:
