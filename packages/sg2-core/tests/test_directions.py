@@ -135,3 +135,18 @@ def test_apply_direction_errors():
         apply_direction(ws[:, 0], direction, 1.0, layers=[0])
     with pytest.raises(ValueError, match="strength"):
         apply_direction(ws, direction, torch.ones(2))
+    for bad in (float("nan"), float("inf"), torch.tensor([1.0, float("nan"), 0.0])):
+        with pytest.raises(ValueError, match="strength must be finite"):
+            apply_direction(ws, direction, bad)
+    with pytest.raises(ValueError, match="direction contains NaN or inf"):
+        apply_direction(ws, torch.full((16,), float("nan")), 1.0)
+
+
+def test_inversion_edit_refuses_a_non_finite_strength(g32):
+    from sg2_core import Inversion
+
+    inversion = Inversion(torch.zeros(2, g32.w_dim), "w", g32)
+    direction = torch.randn(g32.w_dim)
+    with pytest.raises(ValueError, match="strength must be finite"):
+        inversion.edit(direction, float("nan"))
+    assert torch.isfinite(inversion.edit(direction, 1.0).ws).all()

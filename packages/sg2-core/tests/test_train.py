@@ -138,28 +138,138 @@ def _final_weights(out: Path) -> dict:
     return last.name, {name: net.state_dict() for name, net in ckpt.networks().items()}
 
 
-def test_a_run_killed_with_sigkill_resumes_to_the_same_weights(tmp_path, npy_data):
-    env = {**os.environ, "PYTHONHASHSEED": "0"}
-    subprocess.run(_cli(tmp_path / "straight", npy_data), check=True, env=env, timeout=300)
+def _log_images(out: Path) -> list[int]:
+    return [json.loads(line)["images"] for line in (out / "log.jsonl").read_text().splitlines()]
 
-    killed = tmp_path / "killed"
-    proc = subprocess.Popen(_cli(killed, npy_data), env=env)
+
+@pytest.fixture(scope="module")
+def straight_run(tmp_path_factory):
+    """One uninterrupted CLI run (320 images), shared by the kill and signal tests."""
+    root = tmp_path_factory.mktemp("straight")
+    data = root / "squares.npy"
+    np.save(data, ((torch.cat([_reals(i) for i in range(8)])[:, 0] + 1) * 127.5).to(torch.uint8).numpy())
+    subprocess.run(_cli(root / "run", data), check=True, env={**os.environ, "PYTHONHASHSEED": "0"}, timeout=300)
+    return root / "run", data
+
+
+def _start_and_wait_for_a_snapshot(out: Path, data, *extra) -> subprocess.Popen:
+    proc = subprocess.Popen(_cli(out, data, *extra), env={**os.environ, "PYTHONHASHSEED": "0"},
+                            stderr=subprocess.PIPE, text=True)
     deadline = time.time() + 240
-    while not list(killed.glob("snapshot-*.safetensors")) and time.time() < deadline and proc.poll() is None:
+    while not list(out.glob("snapshot-*.safetensors")) and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
+    return proc
+
+
+def test_a_run_killed_with_sigkill_resumes_to_the_same_weights(straight_run):
+    straight, data = straight_run
+    killed = straight.parent / "killed"
+    # Snapshots every 80 images, ticks every 40: the kill usually leaves log rows after the last snapshot,
+    # which the resumed run must drop (it logs those ticks again).
+    proc = _start_and_wait_for_a_snapshot(killed, data, "--snap-kimg", "0.08")
+    time.sleep(0.5)
     proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc.communicate()
     snapshots = sorted(p.name for p in killed.glob("snapshot-*.safetensors"))
     assert snapshots and snapshots[-1] != "snapshot-000000320.safetensors", "the run finished before the kill"
-    subprocess.run(_cli(killed, npy_data, "--resume", str(killed)), check=True, env=env, timeout=300)
+    subprocess.run(_cli(killed, data, "--resume", str(killed)), check=True, timeout=300)
 
-    name_a, straight = _final_weights(tmp_path / "straight")
-    name_b, resumed = _final_weights(killed)
+    name_a, weights_a = _final_weights(straight)
+    name_b, weights_b = _final_weights(killed)
     assert name_a == name_b == "snapshot-000000320.safetensors"
-    _assert_same_weights(straight, resumed)
-    log = [json.loads(line) for line in (tmp_path / "straight" / "log.jsonl").read_text().splitlines()]
+    _assert_same_weights(weights_a, weights_b)
+    assert _log_images(killed) == _log_images(straight) == list(range(40, 321, 40))  # no duplicate rows
+    log = [json.loads(line) for line in (straight / "log.jsonl").read_text().splitlines()]
     assert log[-1]["images"] == 320 and log[-1]["images_per_s"] > 0 and "loss_D" in log[-1]
-    assert (tmp_path / "straight" / "samples-000000320.png").stat().st_size > 0
+    assert (straight / "samples-000000320.png").stat().st_size > 0
+
+
+def test_sigint_writes_a_snapshot_exits_130_and_resumes_to_the_same_weights(straight_run):
+    straight, data = straight_run
+    stopped = straight.parent / "sigint"
+    proc = _start_and_wait_for_a_snapshot(stopped, data, "--snap-kimg", "0.16", "--tick-kimg", "0.016")
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    last = max(stopped.glob("snapshot-*.safetensors"))
+    images = int(last.stem.split("-")[1])
+    assert 160 < images < 320, (images, err)  # a snapshot at the stop, not just the periodic one
+    assert f"stopped by SIGINT at {images} images; wrote {last}, continue with --resume {stopped}" in err
+    assert _log_images(stopped)[-1] == images
+
+    subprocess.run(_cli(stopped, data, "--resume", str(stopped), "--snap-kimg", "0.16", "--tick-kimg", "0.016"),
+                   check=True, timeout=300)
+    _, weights_a = _final_weights(straight)
+    name, weights_b = _final_weights(stopped)
+    assert name == "snapshot-000000320.safetensors"
+    _assert_same_weights(weights_a, weights_b)
+    logged = _log_images(stopped)
+    assert logged == sorted(set(logged)) and logged[-1] == 320
+
+
+def test_sigterm_also_stops_with_a_snapshot(tmp_path, npy_data):
+    proc = _start_and_wait_for_a_snapshot(tmp_path / "run", npy_data, "--snap-kimg", "0.16", "--workers", "2")
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 143 and "Traceback" not in err, err
+    assert "stopped by SIGTERM at" in err
+
+
+def _api_run(out, data, **kwargs):
+    from sg2_core.train import train
+
+    return train(data, out, **{"preset": "tiny", "kimg": 0.016, "snap_kimg": 0.008, "tick_kimg": 0.008,
+                               "workers": 0, "progress": False, **kwargs})
+
+
+def _contents(folder: Path) -> dict:
+    return {p.name: p.read_bytes() for p in sorted(folder.iterdir())}
+
+
+def test_a_fresh_run_refuses_a_non_empty_folder_and_leaves_it_as_it_was(tmp_path, npy_data):
+    out = tmp_path / "run"
+    _api_run(out, npy_data)
+    before = _contents(out)
+    with pytest.raises(ValueError, match=rf"--out {out} is not empty \(log.jsonl, run.json, samples-000000008.png, "
+                                         rf"\.\.\.\); continue that run with --resume {out}"):
+        _api_run(out, npy_data)
+    assert _contents(out) == before
+    other = tmp_path / "other"
+    other.mkdir()
+    (other / "notes.txt").write_text("mine")
+    with pytest.raises(ValueError, match="is not the folder of the resumed snapshot"):
+        _api_run(other, npy_data, resume_from=out)
+    with pytest.raises(ValueError, match="snapshots newer than snapshot-000000008.safetensors"):
+        _api_run(out, npy_data, resume_from=out / "snapshot-000000008.safetensors")
+    assert _contents(out) == before and _contents(other) == {"notes.txt": b"mine"}
+
+
+def test_resume_of_a_complete_run_says_so_and_past_kimg_is_an_error(tmp_path, npy_data, capsys):
+    out = tmp_path / "run"
+    _api_run(out, npy_data)
+    before = _contents(out)
+    assert _api_run(out, npy_data, resume_from=out).images_seen == 16
+    assert "nothing to train: the run in" in capsys.readouterr().err
+    with pytest.raises(ValueError, match=r"already trained on 16 images, more than --kimg 0.008 \(8 images\)"):
+        _api_run(out, npy_data, resume_from=out, kimg=0.008)
+    assert _contents(out) == before
+    for bad in (0, -1, float("nan")):
+        with pytest.raises(ValueError, match="--kimg must be a positive number"):
+            _api_run(tmp_path / "new", npy_data, kimg=bad)
+    with pytest.raises(ValueError, match="--snap-kimg must be a positive number"):
+        _api_run(tmp_path / "new", npy_data, snap_kimg=0)
+    assert not (tmp_path / "new").exists()
+
+
+def test_resume_drops_the_log_rows_written_after_its_snapshot(tmp_path, npy_data):
+    out = tmp_path / "run"
+    _api_run(out, npy_data, kimg=0.008)
+    with (out / "log.jsonl").open("a") as log:  # what a run killed between a tick and its snapshot leaves
+        log.write(json.dumps({"images": 16, "step": 2, "loss_D": 9.0}) + "\n")
+    _api_run(out, npy_data, resume_from=out)
+    rows = [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+    assert [r["images"] for r in rows] == [8, 16] and rows[1]["loss_D"] != 9.0
 
 
 DDP_SCRIPT = """
@@ -196,11 +306,13 @@ def test_two_gloo_processes_keep_identical_weights(tmp_path):
 
 
 def test_the_command_line_trains_with_two_gloo_processes(tmp_path, npy_data):
-    subprocess.run(_torchrun("-m", "sg2_core.train", *_cli(tmp_path, npy_data, kimg="0.048")[3:]), check=True,
+    out = tmp_path / "run"
+    subprocess.run(_torchrun("-m", "sg2_core.train", *_cli(out, npy_data, kimg="0.048")[3:]), check=True,
                    timeout=300)
-    assert sorted(p.name for p in tmp_path.glob("snapshot-*")) == ["snapshot-000000040.safetensors",
-                                                                   "snapshot-000000048.safetensors"]
-    assert json.loads((tmp_path / "run.json").read_text())["world_size"] == 2
+    assert sorted(p.name for p in out.glob("snapshot-*")) == ["snapshot-000000040.safetensors",
+                                                              "snapshot-000000048.safetensors"]
+    assert json.loads((out / "run.json").read_text())["world_size"] == 2
+    assert _log_images(out) == [40, 48]
 
 
 def test_cli_reports_bad_input(tmp_path, npy_data, capsys):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import gzip
 import io
 import os
+import signal
 import zipfile
 from pathlib import Path
 from typing import Iterator
@@ -26,7 +27,9 @@ __all__ = ["IMAGE_EXTENSIONS", "FASHION_MNIST_DIR", "ImageDataset", "InfiniteSam
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 # Where the Debian package dataset-fashion-mnist installs the four IDX files.
-FASHION_MNIST_DIR = Path("/usr/share/datasets/fashion-mnist")
+# SG2_FASHION_MNIST_DIR points elsewhere (a copy of the four .gz files).
+FASHION_MNIST_DIR = Path(os.environ.get("SG2_FASHION_MNIST_DIR") or "/usr/share/datasets/fashion-mnist")
+FASHION_MNIST_PACKAGE = "dataset-fashion-mnist"
 FASHION_MNIST_FILES = {
     "fmnist-train": ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz"),
     "fmnist-test": ("t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"),
@@ -288,9 +291,9 @@ def _fashion_mnist(name: str) -> tuple[np.ndarray, np.ndarray, str]:
     images_file, labels_file = FASHION_MNIST_FILES[name]
     images_path, labels_path = FASHION_MNIST_DIR / images_file, FASHION_MNIST_DIR / labels_file
     if not images_path.is_file() or not labels_path.is_file():
-        raise FileNotFoundError(f"{name}: {images_path} or {labels_path} is missing; install the Debian package "
-                                "dataset-fashion-mnist (apt install dataset-fashion-mnist) or pass the path of "
-                                "the IDX images file")
+        raise FileNotFoundError(f"{name}: Fashion-MNIST is not installed ({images_path} or {labels_path} is "
+                                f"missing); install it with: apt-get install {FASHION_MNIST_PACKAGE} "
+                                "(or pass the path of an IDX images file)")
     return read_idx(images_path), read_idx(labels_path), str(images_path)
 
 
@@ -429,6 +432,13 @@ class InfiniteSampler(torch.utils.data.Sampler):
             epoch, offset = epoch + 1, offset - self.dataset_len
 
 
+def _ignore_stop_signals(worker_id: int) -> None:
+    """DataLoader workers leave SIGINT/SIGTERM to the main process, which stops the run cleanly and then
+    shuts them down (a Ctrl-C reaches the whole process group)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+
+
 def make_loader(dataset, batch_size: int, *, seed: int, rank: int = 0, world_size: int = 1, start_batch: int = 0,
                 num_workers: int | None = None, shuffle: bool = True) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """An endless iterator of ``(uint8 images [B, C, H, W], int64 labels [B])`` batches for this rank.
@@ -445,5 +455,6 @@ def make_loader(dataset, batch_size: int, *, seed: int, rank: int = 0, world_siz
                               start=start_batch * batch_size)
     loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
                                          pin_memory=torch.cuda.is_available(), persistent_workers=num_workers > 0,
-                                         prefetch_factor=2 if num_workers > 0 else None)
+                                         prefetch_factor=2 if num_workers > 0 else None,
+                                         worker_init_fn=_ignore_stop_signals if num_workers > 0 else None)
     return iter(loader)

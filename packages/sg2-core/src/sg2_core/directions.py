@@ -173,14 +173,19 @@ def apply_direction(ws: torch.Tensor, direction: torch.Tensor, strength, layers=
     """``ws + strength * direction`` on all W+ entries, or on ``layers`` (an index, slice, range or list).
 
     ``ws`` is W+ ``[N, num_ws, w_dim]`` or W ``[N, w_dim]`` (then ``layers`` must be ``None``);
-    ``direction`` is ``[w_dim]``; ``strength`` a number or ``[N]``, one per sample. Returns a new tensor.
+    ``direction`` is ``[w_dim]``; ``strength`` a number or ``[N]``, one per sample (both must be finite). Returns a new tensor.
     """
     if not isinstance(ws, torch.Tensor) or ws.ndim not in (2, 3):
         raise ValueError(f"ws must be a tensor [N, w_dim] or [N, num_ws, w_dim], got {getattr(ws, 'shape', ws)}")
     if not isinstance(direction, torch.Tensor) or direction.shape != (ws.shape[-1],):
         raise ValueError(f"direction must be a tensor [{ws.shape[-1]}] (the w_dim of ws), "
                          f"got {list(getattr(direction, 'shape', [])) or type(direction).__name__}")
-    step = _per_sample("strength", strength, ws.shape[0], ws.ndim, ws) * direction.to(ws)
+    if not torch.isfinite(direction).all():
+        raise ValueError("direction contains NaN or inf; an edit along it would render NaN images")
+    strength = _per_sample("strength", strength, ws.shape[0], ws.ndim, ws)
+    if not torch.isfinite(strength).all():
+        raise ValueError(f"strength must be finite, got {strength.flatten().tolist()}")
+    step = strength * direction.to(ws)
     if ws.ndim == 2:
         if layers is not None:
             raise ValueError("layers needs W+ ws [N, num_ws, w_dim]; a single w has no layers to select")

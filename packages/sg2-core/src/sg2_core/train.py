@@ -8,6 +8,16 @@ The run writes into ``--out``:
 - ``log.jsonl``: one line of losses, images/s and timing per tick (``--tick-kimg``);
 - ``run.json``: the configs and options of the run.
 
+One folder holds one run: a fresh run refuses a non-empty ``--out`` (rather than making a numbered
+sub-folder as NVIDIA's training does, so the folder you name is the folder you get and ``--resume DIR``
+is unambiguous). ``--resume`` writes into the snapshot's own folder (or a new, empty one) and first drops
+the log rows written after that snapshot, so the log has one row per tick. Resuming a run that is
+already complete prints so and exits 0 (a restarted job that finds its work done has succeeded); a
+snapshot that trained past ``--kimg`` is an error (exit 2). SIGINT or SIGTERM (Ctrl-C, a scheduler's
+preemption) stops at the end of the current step (at the next tick with several processes), writes a
+snapshot and exits with 128 + the signal number (130, 143), like a shell reports a stopped process; a
+second signal stops at once.
+
 Multi-GPU (or multi-process CPU) runs use ``torchrun --nproc_per_node N -m sg2_core.train ...``; only
 rank 0 writes files. See :mod:`sg2_core.trainer` for what one step does.
 """
@@ -19,7 +29,9 @@ import json
 import math
 import os
 import re
+import signal
 import sys
+import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +43,7 @@ from tqdm import tqdm
 from .checkpoints import native
 from .config import DiscriminatorConfig, GeneratorConfig
 from .datasets import make_loader, open_dataset
+from .devices import resolve_device
 from .demo import DISCRIMINATOR_CONFIG as DEMO_D, GENERATOR_CONFIG as DEMO_G
 from .images import save_grid, to_float
 from .trainer import Trainer, TrainingOptions, mean_over_ranks
@@ -95,10 +108,14 @@ def latest_snapshot(path) -> Path:
         return path
     if not path.is_dir():
         raise FileNotFoundError(f"--resume: {path} is neither a snapshot file nor a run directory")
-    found = [(int(m.group(1)), p) for p in path.iterdir() if (m := SNAPSHOT_PATTERN.search(p.name))]
+    found = _snapshots(path)
     if not found:
         raise FileNotFoundError(f"--resume: no snapshot-*.safetensors in {path}")
     return max(found)[1]
+
+
+def _snapshots(folder: Path) -> list[tuple[int, Path]]:
+    return [(int(m.group(1)), p) for p in folder.iterdir() if (m := SNAPSHOT_PATTERN.search(p.name))]
 
 
 def save_snapshot(trainer: Trainer, out_dir: Path) -> Path:
@@ -114,6 +131,48 @@ def resume(trainer: Trainer, path) -> Path:
         raise ValueError(f"{path} holds networks but no training state, so it cannot be resumed")
     trainer.load_training_state(state, ckpt.G, ckpt.D, ckpt.G_ema)
     return path
+
+
+def check_run_folder(out_dir, resume_from=None) -> Path | None:
+    """Refuse a run folder that would mix two runs; returns the snapshot to resume (or None).
+
+    A fresh run needs a missing or empty ``out_dir`` (its run.json, log and snapshots would otherwise be
+    overwritten, appended to and later resumed by mistake). A resumed run writes into the folder of its
+    snapshot, or into a missing or empty folder; and never over snapshots newer than the one it resumes.
+    """
+    out_dir = Path(out_dir)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise ValueError(f"--out {out_dir} is a file, not a folder")
+    held = sorted(p.name for p in out_dir.iterdir()) if out_dir.is_dir() else []
+    if resume_from is None:
+        if held:
+            shown = ", ".join(held[:3]) + (", ..." if len(held) > 3 else "")
+            raise ValueError(f"--out {out_dir} is not empty ({shown}); continue that run with --resume {out_dir}, "
+                             "or give a new or empty folder")
+        return None
+    snapshot = latest_snapshot(resume_from)
+    if held and snapshot.parent.resolve() != out_dir.resolve():
+        raise ValueError(f"--out {out_dir} is not empty and is not the folder of the resumed snapshot {snapshot}; "
+                         "resume into that folder or into a new or empty one")
+    if held:
+        resumed = int(m.group(1)) if (m := SNAPSHOT_PATTERN.search(snapshot.name)) else -1
+        newer = sorted(p.name for images, p in _snapshots(out_dir) if images > resumed)
+        if newer:
+            raise ValueError(f"--out {out_dir} holds snapshots newer than {snapshot.name} ({', '.join(newer)}); "
+                             "resume from the newest one, or into a new or empty folder")
+    return snapshot
+
+
+def _trim_log(path: Path, images: int) -> None:
+    """Drop the log rows written after the resumed snapshot (the resumed run logs those ticks again)."""
+    if not path.is_file():
+        return
+    lines = path.read_text().splitlines(keepends=True)
+    kept = [line for line in lines if line.strip() and json.loads(line).get("images", 0) <= images]
+    if len(kept) != len(lines):
+        tmp = path.with_name(path.name + ".tmp")
+        tmp.write_text("".join(kept))
+        os.replace(tmp, path)
 
 
 def _sample_latents(G, n: int = 64, seed: int = 123) -> torch.Tensor:
@@ -140,27 +199,87 @@ def _crossed(images: int, batch: int, every: int) -> bool:
     return images // every > (images - batch) // every
 
 
+class TrainingInterrupted(Exception):
+    """SIGINT or SIGTERM stopped the run after a snapshot was written (``--resume`` continues it)."""
+
+    def __init__(self, signum: int, snapshot: Path | None, images: int):
+        self.signum, self.snapshot, self.images = signum, snapshot, images
+        where = f"; wrote {snapshot}, continue with --resume {snapshot.parent}" if snapshot else ""
+        super().__init__(f"{signal.Signals(signum).name} at {images} images{where}")
+
+
+class _StopOnSignal:
+    """Turns the first SIGINT/SIGTERM into a flag that the loop checks; a second one acts at once."""
+
+    SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+    def __init__(self):
+        self.signum, self._previous = None, {}
+
+    def __enter__(self):
+        if threading.current_thread() is threading.main_thread():  # handlers can only be set there
+            self._previous = {s: signal.signal(s, self._handle) for s in self.SIGNALS}
+        return self
+
+    def _handle(self, signum, frame):
+        self.signum = signum
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+
+    def __exit__(self, *exc):
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
+
+
+def _check_positive(**values) -> None:
+    for name, value in values.items():
+        if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
+            raise ValueError(f"--{name.replace('_', '-')} must be a positive number of thousands of images, "
+                             f"got {value}")
+
+
 def train(data, out_dir, *, preset: str = "small", resolution: int | None = None, kimg: float = 100,
           snap_kimg: float = 10, tick_kimg: float = 1, resume_from=None, device=None, workers: int | None = None,
           xflip: bool = False, pad_to: int | None = None, progress: bool = True, **option_overrides) -> Trainer:
-    """Train for ``kimg`` thousand images in total (counting what a resumed snapshot had seen)."""
+    """Train for ``kimg`` thousand images in total (counting what a resumed snapshot had seen).
+
+    Refuses (``ValueError``) a fresh run into a non-empty ``out_dir`` and a resume whose snapshot has already
+    trained past ``kimg``. SIGINT/SIGTERM stop the run at the next step (at the next tick with several
+    processes) with a snapshot written, raising :class:`TrainingInterrupted`.
+    """
     rank, world = (dist.get_rank(), dist.get_world_size()) if dist.is_initialized() else (0, 1)
+    _check_positive(kimg=kimg, snap_kimg=snap_kimg, tick_kimg=tick_kimg)
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {', '.join(sorted(PRESETS))}")
     spec = PRESETS[preset]
+    out_dir = Path(out_dir)
+    snapshot = check_run_folder(out_dir, resume_from)
+    if world > 1:
+        dist.barrier()  # every rank has looked at the folder before rank 0 writes into it
     dataset = open_dataset(data, resolution=resolution, xflip=xflip, pad_to=pad_to)
     g_config, d_config = spec.configs(dataset.resolution, dataset.channels)
     options = TrainingOptions.from_dict({**spec.options.to_dict(), **option_overrides})
     trainer = Trainer(g_config, d_config, options, device=device)
-    out_dir = Path(out_dir)
+    total = int(kimg * 1000)
+    if snapshot is not None:
+        resume(trainer, snapshot)
+        if trainer.images_seen >= total:
+            if trainer.images_seen - options.batch_size >= total:
+                raise ValueError(f"the snapshot {snapshot.name} has already trained on {trainer.images_seen} images, "
+                                 f"more than --kimg {kimg} ({total} images); raise --kimg to train further")
+            print(f"nothing to train: the run in {snapshot.parent} is complete ({trainer.images_seen} images, "
+                  f"--kimg {kimg}); raise --kimg to train further", file=sys.stderr)
+            return trainer
     if rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
-    if resume_from is not None:
-        resume(trainer, resume_from)
-    elif rank == 0:
-        (out_dir / "run.json").write_text(json.dumps({
-            "data": str(data), "preset": preset, "G": g_config.to_dict(), "D": d_config.to_dict(),
-            "options": options.to_dict(), "world_size": world}, indent=2))
+        if snapshot is not None:
+            _trim_log(out_dir / "log.jsonl", trainer.images_seen)
+        if not (out_dir / "run.json").exists():
+            (out_dir / "run.json").write_text(json.dumps({
+                "data": str(data), "preset": preset, "G": g_config.to_dict(), "D": d_config.to_dict(),
+                "options": options.to_dict(), "world_size": world,
+                **({"resumed_from": str(snapshot)} if snapshot is not None else {})}, indent=2))
 
-    total = int(kimg * 1000)
     snap_every, tick_every = max(1, int(snap_kimg * 1000)), max(1, int(tick_kimg * 1000))
     loader = make_loader(dataset, trainer.local_batch, seed=options.seed, rank=rank, world_size=world,
                          start_batch=trainer.step_count, num_workers=workers)
@@ -169,33 +288,52 @@ def train(data, out_dir, *, preset: str = "small", resolution: int | None = None
                disable=not (progress and rank == 0))
     log = (out_dir / "log.jsonl").open("a") if rank == 0 else None
     tick_stats, tick_start, tick_images = {}, time.perf_counter(), trainer.images_seen
-    try:
-        while trainer.images_seen < total:
-            images, _ = next(loader)
-            for k, v in trainer.step(to_float(images)).items():
-                tick_stats.setdefault(k, []).append(v)
-            bar.update(options.batch_size)
-            done = trainer.images_seen >= total
-            if _crossed(trainer.images_seen, options.batch_size, tick_every) or done:
-                means = _tick_means(tick_stats)  # every rank takes part: the means are averaged over ranks
-                bar.set_postfix({k: f"{v:.3g}" for k, v in means.items()}, refresh=False)
-                if log is not None:
-                    seconds = time.perf_counter() - tick_start
-                    log.write(json.dumps({"images": trainer.images_seen, "step": trainer.step_count,
-                                          "images_per_s": (trainer.images_seen - tick_images) / seconds,
-                                          **means}) + "\n")
-                    log.flush()
-                tick_stats, tick_start, tick_images = {}, time.perf_counter(), trainer.images_seen
-            if rank == 0 and (_crossed(trainer.images_seen, options.batch_size, snap_every) or done):
-                save_snapshot(trainer, out_dir)
-                save_samples(trainer, out_dir / f"samples-{trainer.images_seen:09d}.png", sample_z)
-    finally:
-        bar.close()
-        if log is not None:
-            log.close()
+    last_snapshot = snapshot
+    with _StopOnSignal() as stop:
+        try:
+            while trainer.images_seen < total:
+                images, _ = next(loader)
+                for k, v in trainer.step(to_float(images)).items():
+                    tick_stats.setdefault(k, []).append(v)
+                bar.update(options.batch_size)
+                done = trainer.images_seen >= total
+                tick = _crossed(trainer.images_seen, options.batch_size, tick_every)
+                # One process checks its flag every step; several agree on it at each tick (one all-reduce).
+                if world == 1:
+                    stopping = stop.signum is not None
+                else:
+                    stopping = (tick or done) and _stop_agreed(stop, trainer.device)
+                if tick or done or stopping:
+                    means = _tick_means(tick_stats)  # every rank takes part: the means are averaged over ranks
+                    bar.set_postfix({k: f"{v:.3g}" for k, v in means.items()}, refresh=False)
+                    if log is not None:
+                        seconds = time.perf_counter() - tick_start
+                        log.write(json.dumps({"images": trainer.images_seen, "step": trainer.step_count,
+                                              "images_per_s": (trainer.images_seen - tick_images) / seconds,
+                                              **means}) + "\n")
+                        log.flush()
+                    tick_stats, tick_start, tick_images = {}, time.perf_counter(), trainer.images_seen
+                if rank == 0 and (_crossed(trainer.images_seen, options.batch_size, snap_every) or done or stopping):
+                    last_snapshot = save_snapshot(trainer, out_dir)
+                    save_samples(trainer, out_dir / f"samples-{trainer.images_seen:09d}.png", sample_z)
+                if stopping:
+                    break
+        finally:
+            bar.close()
+            if log is not None:
+                log.close()
     if world > 1:
         dist.barrier()  # rank 0 may still be writing the last snapshot; leave together
+    if stop.signum is not None and trainer.images_seen < total:
+        raise TrainingInterrupted(stop.signum, last_snapshot if rank == 0 else None, trainer.images_seen)
     return trainer
+
+
+def _stop_agreed(stop: _StopOnSignal, device) -> bool:
+    """Whether any rank was signalled (all ranks call this at the same step)."""
+    flag = torch.tensor([0.0 if stop.signum is None else 1.0], device=device)
+    dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+    return bool(flag.item())
 
 
 def _parse(argv):
@@ -219,7 +357,7 @@ def _parse(argv):
     p.add_argument("--pad", action="store_true", help="zero-pad smaller images to --resolution")
     p.add_argument("--seed", type=int)
     p.add_argument("--workers", type=int, help="data loader processes (default: up to 2)")
-    p.add_argument("--device", help="default: cuda:LOCAL_RANK when available, else cpu")
+    p.add_argument("--device", help="default: cuda:LOCAL_RANK when a GPU is available, else cpu")
     p.add_argument("--amp", action="store_true", help="bfloat16 autocast on CUDA")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     p.add_argument("--no-progress", action="store_true")
@@ -232,11 +370,15 @@ def main(argv=None) -> int:
         torch.set_num_threads(args.threads)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    device = args.device or (f"cuda:{local_rank}" if torch.cuda.is_available() else "cpu")
+    try:
+        device = resolve_device(args.device, local_rank=local_rank)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     if world > 1:
-        if device.startswith("cuda"):
+        if device.type == "cuda":
             torch.cuda.set_device(device)
-        dist.init_process_group("nccl" if device.startswith("cuda") else "gloo")
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
     overrides = {k: v for k, v in {"batch_size": args.batch, "r1_gamma": args.gamma, "g_lr": args.lr,
                                    "d_lr": args.lr, "augment": args.augment, "augment_p": args.augment_p,
                                    "seed": args.seed, "amp": args.amp or None}.items() if v is not None}
@@ -248,6 +390,10 @@ def main(argv=None) -> int:
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except TrainingInterrupted as exc:
+        # 128 + signal number, as a shell reports a process stopped by that signal: `train && next` stops.
+        print(f"stopped by {exc}", file=sys.stderr)
+        return 128 + exc.signum
     finally:
         if dist.is_initialized():
             dist.destroy_process_group()
