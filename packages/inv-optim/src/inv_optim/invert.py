@@ -1,61 +1,54 @@
-"""Invert the demo test images (or a safetensors file of images) with a registered method, with a progress bar.
+"""Deprecated: use ``python -m sg2_core.invert`` (any method, image files and folders, edits, a grid).
 
     python -m inv_optim.invert --method sg2-w+ --n 8 --steps 200 --out inversions.safetensors
 
-Writes the latents, any weight offsets (``offset.<layer>``) and the per-image tensors of the extras.
+still works for one version: it runs ``sg2_core.invert`` on the demo test images (or ``--images``, a
+safetensors file with 'images'), in one batch, and writes its folder next to ``--out`` (``inversions/``
+for ``inversions.safetensors``: the inversion file is ``inversions/inversion.safetensors``, read it with
+``sg2_core.Inversion.load(path, G)``).
 """
 
 from __future__ import annotations
 
 import argparse
-
-import torch
-
-from sg2_core import create_method
-
-from ._demo import demo_generator, demo_images, resolve_demo_distance
-from .progress import ProgressBar
+import shlex
+import sys
+import tempfile
+from importlib.resources import as_file, files
+from pathlib import Path
 
 
-def main(argv=None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--method", default="sg2-w", help="sg2-w, sg2-w+, pti or any registered method")
+def translate(args, demo_images) -> list[str]:
+    """The ``sg2_core.invert`` arguments doing what the old options asked for."""
+    out = Path(args.out).with_suffix("") if args.out else Path(tempfile.mkdtemp(prefix="inv_optim_invert-"))
+    argv = [str(args.images or demo_images), "--method", args.method, "--max-images", str(args.n),
+            "--batch-size", str(args.n), "--device", args.device, "--out", str(out)]
+    options = [f"steps={args.steps}"] if args.steps is not None else []
+    options += [f"stop_distance={args.stop_distance}"] if args.stop_distance is not None else []
+    options += [f"distance={args.distance}"] if args.distance else []
+    return argv + (["--options", *options] if options else [])
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m inv_optim.invert", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--method", default="sg2-w", help="any registered method")
     parser.add_argument("--n", type=int, default=8)
-    parser.add_argument("--images", default=None, help="safetensors file with 'images' [N, C, R, R] in [-1, 1]")
+    parser.add_argument("--images", default=None, help="safetensors file with 'images' [N, C, R, R]")
     parser.add_argument("--steps", type=int, default=None)
     parser.add_argument("--stop-distance", type=float, default=None)
     parser.add_argument("--distance", default=None)
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--out", default=None)
+    parser.add_argument("--out", default=None, help="FILE.safetensors: the results go to the folder FILE/")
     args = parser.parse_args(argv)
-    device = torch.device(args.device)
-    generator, g_note = demo_generator(device)
-    if args.images:
-        from safetensors.torch import load_file
+    from sg2_core import demo
+    from sg2_core.invert import main as invert_main
 
-        images = load_file(args.images)["images"][: args.n].to(device)
-    else:
-        images = demo_images(args.n, device)[0]
-    distance, d_note = resolve_demo_distance(args.distance, device)
-    print(f"generator: {g_note}; distance: {d_note}")
-    bar = ProgressBar()
-    options = {"distance": distance, "callback": bar}
-    if args.steps is not None:
-        options["steps"] = args.steps
-    if args.stop_distance is not None:
-        options["stop_distance"] = args.stop_distance
-    inversion = create_method(args.method, generator=generator, **options)(images)
-    bar.close()
-    print(inversion)
-    print("final distance per image:", [round(v, 4) for v in inversion.extras["distance"].tolist()])
-    if args.out:
-        from safetensors.torch import save_file
-
-        tensors = {"latents": inversion.latents, **{f"offset.{k}": v for k, v in (inversion.weight_offsets or {}).items()},
-                   **{k: v for k, v in inversion.extras.items() if isinstance(v, torch.Tensor)}}
-        save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, args.out)
-        print(f"wrote {args.out}")
-
+    with as_file(files("sg2_core").joinpath("assets", demo.TEST_IMAGES)) as demo_images:
+        new_argv = translate(args, demo_images)
+        print(f"inv_optim.invert is deprecated and will be removed; this runs: python -m sg2_core.invert "
+              f"{shlex.join(new_argv)}", file=sys.stderr)
+        return invert_main(new_argv)
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())
