@@ -224,3 +224,34 @@ def test_shipped_network_is_for_the_demo_generator_and_refuses_others(generator)
     assert metadata["training"]["steps"] > 0
     with pytest.raises(ValueError, match=r"shipped demo embedding network.*another generator"):
         Collab(generator)  # default weights, a 16 px generator
+
+
+def test_embedding_file_is_sg2_cores_network_format_and_the_legacy_one_still_loads(demo_like, tmp_path):
+    from safetensors.torch import save_file
+
+    from sg2_core import load_networks
+
+    net = build_embedding(demo_like, backbone="attribute", channels=(4, 4, 4), hidden=8)
+    path = save_embedding(net, tmp_path / "net.safetensors", {"training": {"steps": 3}})
+    loaded = load_networks(path)
+    assert list(loaded) == ["network"] and loaded.extra == {"training": {"steps": 3}}
+    assert read_metadata(path)["config"] == net.config and read_metadata(path)["training"] == {"steps": 3}
+    again = load_embedding(path)
+    x = torch.rand(2, 1, 32, 32) * 2 - 1
+    assert torch.equal(again(x), net.eval()(x))
+    # inv-optim 0.2 wrote its own format: same tensors, config JSON under "config"
+    legacy = tmp_path / "legacy.safetensors"
+    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(legacy),
+              metadata={"format": "inv_optim.collab.embedding/1", "config": net.config.to_json()})
+    assert torch.equal(load_embedding(legacy)(x), net(x))
+
+
+def test_train_command_dispatches_to_the_collab_trainer(capsys):
+    from inv_optim.train import main
+
+    assert main(["--list"]) == 0
+    assert "collab" in capsys.readouterr().out
+    assert main(["--method", "nope"]) == 2
+    assert "'nope' is not a trainable method of inv_optim" in capsys.readouterr().err
+    assert main(["--method", "collab", "--help"]) == 0
+    assert "--iterator-steps" in capsys.readouterr().out

@@ -16,7 +16,9 @@ SPADE-like modulation and predicts W+ with a TreeConnect head. Here:
   projector's own starting point.
 
 A network stores its config (and the config and a fingerprint of the generator it was trained for) as JSON
-beside the tensors in a safetensors file: ``save_embedding`` / ``load_embedding``, never a pickle.
+beside the tensors, in sg2-core's native file format for any network (``sg2_core.save_networks``, one
+network named ``network``): ``save_embedding`` / ``load_embedding``, never a pickle. Files of the earlier
+format of its own (``inv_optim.collab.embedding/1``, the demo network shipped with 0.2) still load.
 """
 
 from __future__ import annotations
@@ -31,7 +33,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-FORMAT = "inv_optim.collab.embedding/1"
+from sg2_core import load_networks, register_network, save_networks
+from sg2_core.checkpoints.native import FORMAT_TAG as NATIVE_FORMAT
+
+LEGACY_FORMAT = "inv_optim.collab.embedding/1"  # inv-optim 0.2's own format, still read
+NETWORK_NAME = "network"
 BACKBONES = ("fused", "attribute")
 IDENTITIES = ("fmnist",)
 
@@ -61,18 +67,23 @@ class EmbeddingConfig:
     def num_ws(self) -> int:
         return 2 * int(math.log2(self.generator["resolution"])) - 2
 
-    def to_json(self) -> str:
-        return json.dumps(asdict(self), sort_keys=True)
+    def to_dict(self) -> dict:
+        return asdict(self)
 
     @classmethod
-    def from_json(cls, text: str) -> EmbeddingConfig:
-        data = json.loads(text)
+    def from_dict(cls, data: dict) -> EmbeddingConfig:
         known = {f.name for f in fields(cls)}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ValueError(f"unknown EmbeddingConfig fields {unknown}; known: {sorted(known)}")
-        data["channels"] = tuple(data.get("channels", cls.channels))
-        return cls(**data)
+        return cls(**{**data, "channels": tuple(data.get("channels", cls.channels))})
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> EmbeddingConfig:
+        return cls.from_dict(json.loads(text))
 
 
 def generator_fingerprint(generator) -> float:
@@ -144,6 +155,7 @@ def _identity_taps(name: str) -> list[int]:
     raise ValueError(f"unknown identity encoder {name!r}; known: {IDENTITIES}")
 
 
+@register_network(config_class=EmbeddingConfig)
 class EmbeddingNetwork(nn.Module):
     """Images ``[N, C, R, R]`` in [-1, 1] -> W+ codes ``[N, num_ws, w_dim]`` (``w_avg`` + predicted offsets)."""
 
@@ -233,52 +245,59 @@ def build_embedding(generator, *, backbone: str | None = None, channels=(16, 32,
 
 
 def save_embedding(network: EmbeddingNetwork, path, extra_metadata: dict | None = None) -> Path:
-    """Writes the tensors (float32, frozen identity encoder included, so the file alone rebuilds the network)
-    and ``config`` JSON metadata to a safetensors file."""
-    from safetensors.torch import save_file
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tensors = {k: v.detach().to("cpu", torch.float32).contiguous() for k, v in network.state_dict().items()
-               if v.is_floating_point()}
-    tensors.update({k: v.detach().cpu().contiguous() for k, v in network.state_dict().items()
-                    if not v.is_floating_point()})
-    metadata = {"format": FORMAT, "config": network.config.to_json()}
-    metadata.update({k: json.dumps(v) for k, v in (extra_metadata or {}).items()})
-    save_file(tensors, str(path), metadata=metadata)
-    return path
+    """Writes the network (frozen identity encoder included, so the file alone rebuilds it) with its config,
+    and ``extra_metadata``, in sg2-core's native network format; atomic."""
+    return save_networks(path, {NETWORK_NAME: network}, extra=extra_metadata)
 
 
-def read_metadata(path) -> dict:
-    """The file's metadata (``config`` as an ``EmbeddingConfig``; other entries JSON-decoded)."""
+def _header(path) -> dict:
     from safetensors import safe_open
-
-    with safe_open(str(path), framework="pt") as f:
-        metadata = f.metadata() or {}
-    if metadata.get("format") != FORMAT or "config" not in metadata:
-        raise ValueError(f"{path} is not a collaborative embedding network file (metadata format "
-                         f"{metadata.get('format')!r}, expected {FORMAT!r})")
-    out = {k: json.loads(v) for k, v in metadata.items() if k not in ("format", "config")}
-    out["config"] = EmbeddingConfig.from_json(metadata["config"])
-    return out
-
-
-def load_embedding(path, device=None) -> EmbeddingNetwork:
-    """Rebuilds a network from a ``save_embedding`` file (safetensors: no pickle is ever read)."""
-    from safetensors.torch import load_file
 
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"embedding network file {path} not found; train one with "
-                                "python -m inv_optim.train_collab --out FILE")
-    config = read_metadata(path)["config"]
-    net = EmbeddingNetwork(config)
-    state = load_file(str(path))
-    missing, unexpected = set(net.state_dict()) - set(state), set(state) - set(net.state_dict())
-    if missing or unexpected:
-        raise ValueError(f"{path}: tensors do not match the recorded config: missing {sorted(missing)[:5]}, "
-                         f"unexpected {sorted(unexpected)[:5]}")
-    net.load_state_dict(state)
+                                "python -m inv_optim.train --method collab --out FILE")
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return f.metadata() or {}
+    except Exception as exc:  # noqa: BLE001 - safetensors' errors, with the file name
+        raise ValueError(f"{path} is not a safetensors file (corrupt or truncated?): {exc}") from exc
+
+
+def read_metadata(path) -> dict:
+    """The file's metadata: ``config`` as an ``EmbeddingConfig``, and the extra entries it was saved with."""
+    metadata = _header(path)
+    if metadata.get("format") == NATIVE_FORMAT and f"{NETWORK_NAME}_config" in metadata:
+        out = json.loads(metadata.get("extra", "{}"))
+        out["config"] = EmbeddingConfig.from_json(metadata[f"{NETWORK_NAME}_config"])
+        return out
+    if metadata.get("format") == LEGACY_FORMAT and "config" in metadata:
+        out = {k: json.loads(v) for k, v in metadata.items() if k not in ("format", "config")}
+        out["config"] = EmbeddingConfig.from_json(metadata["config"])
+        return out
+    raise ValueError(f"{path} is not a collaborative embedding network file (metadata format "
+                     f"{metadata.get('format')!r}, expected {NATIVE_FORMAT!r} with a {NETWORK_NAME!r} network)")
+
+
+def load_embedding(path, device=None) -> EmbeddingNetwork:
+    """Rebuilds a network from a ``save_embedding`` file (safetensors: no pickle is ever read)."""
+    metadata = _header(path)
+    if metadata.get("format") == NATIVE_FORMAT:
+        networks = load_networks(path)
+        if set(networks) != {NETWORK_NAME} or not isinstance(networks[NETWORK_NAME], EmbeddingNetwork):
+            raise ValueError(f"{path} holds the networks {sorted(networks)}, not one embedding network")
+        net = networks[NETWORK_NAME]
+    else:
+        from safetensors.torch import load_file
+
+        config = read_metadata(path)["config"]
+        net = EmbeddingNetwork(config)
+        state = load_file(str(path))
+        missing, unexpected = set(net.state_dict()) - set(state), set(state) - set(net.state_dict())
+        if missing or unexpected:
+            raise ValueError(f"{path}: tensors do not match the recorded config: missing {sorted(missing)[:5]}, "
+                             f"unexpected {sorted(unexpected)[:5]}")
+        net.load_state_dict(state)
     return net.to(device).eval().requires_grad_(False)
 
 

@@ -104,7 +104,7 @@ def _load_generator(spec: str | None, device):
     return g.to(device).eval().requires_grad_(False), str(spec)
 
 
-def main(argv=None) -> None:
+def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, help="safetensors file to write")
     p.add_argument("--generator", default=None, help="generator checkpoint (G_ema); default: the demo generator")
@@ -171,7 +171,8 @@ def main(argv=None) -> None:
     path = save_embedding(network.eval(), args.out, {"training": info})
     print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB) after {trainer.steps} steps, {elapsed:.0f}s\n"
           + json.dumps(info), flush=True)
+    return 0
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # kept for one version: the same as python -m inv_optim.train --method collab
+    raise SystemExit(main())

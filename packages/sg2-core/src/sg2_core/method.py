@@ -99,13 +99,17 @@ class Method:
         check_images(images, self.generator, self.input_resolution, channels=self.input_channels)
         if init is not None:
             check_init(init, images, self.generator)
-        result = self.invert(images.detach().to(self.device, torch.float32), init)
+        with torch.enable_grad():  # an optimising method works under a caller's torch.no_grad() too
+            result = self.invert(images.detach().to(self.device, torch.float32), init)
         if not isinstance(result, Inversion) or len(result) != images.shape[0]:
             raise TypeError(f"{type(self).__name__}.invert must return an Inversion of the {images.shape[0]} images")
         return result
 
     def invert(self, images: torch.Tensor, init: Inversion | None) -> Inversion:
-        """Invert checked float32 ``images`` on the method's device, starting from ``init`` when given."""
+        """Invert checked float32 ``images`` on the method's device, starting from ``init`` when given.
+
+        Runs with gradients enabled (for methods that optimise); a feed-forward method wraps its forward
+        in ``torch.no_grad()`` itself. Returns detached tensors."""
         raise NotImplementedError
 
     def report(self, info: StepInfo) -> None:
