@@ -19,7 +19,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .backbones import IRBackbone, ir_se, load_state
+from sg2_core.encoders import IRBackbone, ir_se
+
+from .backbones import load_state
 from .errors import MissingWeightsError, find_weights
 from .images import check_images, to_rgb, to_uint8
 

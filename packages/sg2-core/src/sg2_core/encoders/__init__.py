@@ -1,0 +1,25 @@
+"""Encoder parts shared by the inversion families and the ID metric: the IR / IR-SE trunk with feature taps,
+the pSp pyramid and map2style block, EqualLinear, and the composite encoders in the official key layouts."""
+
+from .blocks import STYLE_BLOCK_SLOPE, EqualLinear, GradualStyleBlock, upsample_add
+from .pyramid import PYRAMID_TAPS, PyramidStyleEncoder
+from .trunk import DEFAULT_WIDTHS, SE_REDUCTION, UNITS_PER_STAGE, BottleneckIR, IRBackbone, IRTrunk, SEModule, ir_se
+from .w_encoder import WEncoder
+
+__all__ = [
+    "DEFAULT_WIDTHS",
+    "PYRAMID_TAPS",
+    "SE_REDUCTION",
+    "STYLE_BLOCK_SLOPE",
+    "UNITS_PER_STAGE",
+    "BottleneckIR",
+    "EqualLinear",
+    "GradualStyleBlock",
+    "IRBackbone",
+    "IRTrunk",
+    "PyramidStyleEncoder",
+    "SEModule",
+    "WEncoder",
+    "ir_se",
+    "upsample_add",
+]

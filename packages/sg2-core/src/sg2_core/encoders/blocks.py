@@ -1,0 +1,71 @@
+"""The pieces the pSp-family encoders put on top of the trunk: EqualLinear, the map2style block and the
+pyramid's upsample-and-add.
+
+``GradualStyleBlock`` is pSp's map2style (also e4e's, ReStyle's and AgileGAN's ``SubBlock``): log2(spatial)
+stride-2 3x3 convs, each followed by LeakyReLU with slope 0.01 (PyTorch's default, not StyleGAN's 0.2),
+down to 1x1, then EqualLinear. With ``out_spatial > 1`` it stops at that map size and has no linear: that is
+HyperInverter's ``StyleBlock`` (1, 2, 3 convs to 8x8 from 16, 32, 64).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..layers import FullyConnectedLayer
+
+STYLE_BLOCK_SLOPE = 0.01
+
+
+class EqualLinear(FullyConnectedLayer):
+    """rosinality / pSp ``EqualLinear``: ``x @ (W * lr_mul / sqrt(in)).T + b * lr_mul``, weights stored unscaled
+    (keys ``weight``, ``bias``); ``activation='fused_lrelu'`` adds the bias then LeakyReLU(0.2) * sqrt(2).
+    Works on any leading dimensions."""
+
+    def __init__(self, in_dim: int, out_dim: int, bias: bool = True, bias_init: float = 0.0, lr_mul: float = 1.0,
+                 activation: str | None = None):
+        if activation not in (None, "fused_lrelu"):
+            raise ValueError(f"activation must be None or 'fused_lrelu', got {activation!r}")
+        super().__init__(in_dim, out_dim, activation="linear" if activation is None else "lrelu",
+                         lr_multiplier=lr_mul, bias_init=bias_init, bias=bias)
+
+    def forward(self, x):
+        if x.ndim == 2:
+            return super().forward(x)
+        return super().forward(x.reshape(-1, x.shape[-1])).reshape(*x.shape[:-1], self.out_features)
+
+
+class GradualStyleBlock(nn.Module):
+    """map2style: a [N, in, spatial, spatial] map -> [N, out] (``out_spatial=1``), or -> [N, out, s, s] without
+    the linear (``out_spatial=s``). Keys: ``convs.{0,2,4,...}`` (activations at the odd indices), ``linear``."""
+
+    def __init__(self, in_channels: int, out_channels: int, spatial: int, out_spatial: int = 1):
+        super().__init__()
+        steps = math.log2(spatial / out_spatial) if spatial > 0 and out_spatial > 0 else 0
+        if steps < 1 or steps != int(steps):
+            raise ValueError(f"a style block needs spatial / out_spatial = 2, 4, 8, ... (one stride-2 conv each), "
+                             f"got spatial {spatial} and out_spatial {out_spatial}")
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.spatial, self.out_spatial = spatial, out_spatial
+        layers = []
+        for i in range(int(steps)):
+            layers += [nn.Conv2d(in_channels if i == 0 else out_channels, out_channels, 3, 2, 1),
+                       nn.LeakyReLU(STYLE_BLOCK_SLOPE)]
+        self.convs = nn.Sequential(*layers)
+        self.linear = EqualLinear(out_channels, out_channels) if out_spatial == 1 else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.ndim != 4 or x.shape[1:] != (self.in_channels, self.spatial, self.spatial):
+            raise ValueError(f"this style block takes [N, {self.in_channels}, {self.spatial}, {self.spatial}] "
+                             f"maps, got {tuple(x.shape)}")
+        x = self.convs(x)
+        return x if self.linear is None else self.linear(x.flatten(1))
+
+
+def upsample_add(top: torch.Tensor, lateral: torch.Tensor) -> torch.Tensor:
+    """One feature-pyramid merge: ``top`` upsampled bilinearly (align_corners=True, as pSp) to ``lateral``'s size,
+    plus ``lateral`` (already through its 1x1 latlayer)."""
+    return F.interpolate(top, size=lateral.shape[-2:], mode="bilinear", align_corners=True) + lateral
