@@ -124,15 +124,20 @@ def test_files_and_grid(report):
     succeeded = [r for r in rep["rows"] if r["error"] is None]
     assert rep["grid"]["rows"][0] == "inputs" and len(rep["grid"]["rows"]) == 1 + 2 * len(succeeded)
     grid = np.array(Image.open(out / "grid.png"))
-    assert grid.shape == (RES * (1 + 2 * len(succeeded)), RES * N)
+    label = rep["grid"]["label_width"]
+    assert grid.shape == (RES * (1 + 2 * len(succeeded)), label + RES * N)
+    # The label column has dark text on white in every row (one label per row).
+    for row in range(1 + 2 * len(succeeded)):
+        column = grid[row * RES:(row + 1) * RES, :label]
+        assert column.max() == 255 and column.min() < 128, row
     md = (out / "report.md").read_text()
     assert "| test-mean-w |" in md and "kaboom" in md and "MSE (L2 on [-1,1])" in md
     assert "<table id='metrics'>" in (out / "report.html").read_text()
 
 
 def test_grid_rows_content(report, images):
-    out, _ = report
-    grid = np.array(Image.open(out / "grid.png"))
+    out, rep = report
+    grid = np.array(Image.open(out / "grid.png"))[:, rep["grid"]["label_width"]:]
     expected = sg2_core.images.to_uint8(images)[:, 0]  # first row: the inputs, left to right
     for i in range(N):
         assert np.array_equal(grid[:RES, i * RES:(i + 1) * RES], expected[i].numpy())
@@ -166,7 +171,7 @@ def test_cli_skips_unreadable_and_mis_sized_files(methods, checkpoint, tmp_path,
     write_pngs(folder / "sub", 1, size=8, seed=1)
     write_pngs(folder / "rgb", 1, mode="RGB", seed=2)
     out = tmp_path / "out"
-    assert run_cli(checkpoint, "--images", folder, "--methods", "test-mean-w,not-registered", "--out", out) == 0
+    assert run_cli(checkpoint, "--images", folder, "--methods", "test-mean-w,test-explode", "--out", out) == 0
     rep = json.loads((out / "report.json").read_text())
     problems = "\n".join(rep["problems"])
     assert "broken.png: unreadable image" in problems
@@ -174,8 +179,17 @@ def test_cli_skips_unreadable_and_mis_sized_files(methods, checkpoint, tmp_path,
     assert rep["num_images"] == 3
     rows = {r["method"]: r for r in rep["rows"]}
     assert rows["test-mean-w"]["error"] is None and rows["test-mean-w"]["options"] == {}  # no demo options
-    assert "unknown method 'not-registered'" in rows["not-registered"]["error"]
-    assert "1 method(s) failed: not-registered" in capsys.readouterr().err
+    assert "kaboom" in rows["test-explode"]["error"]
+    err = capsys.readouterr().err.rstrip()
+    assert err.splitlines()[-1] == "inv_metrics.report: 1 of 2 method(s) failed: test-explode (their rows say why)"
+
+
+def test_cli_exits_1_when_no_method_produced_a_row(methods, checkpoint, tmp_path, capsys):
+    folder = write_pngs(tmp_path / "imgs", 2)
+    assert run_cli(checkpoint, "--images", folder, "--methods", "test-explode", "--out", tmp_path / "o") == 1
+    last = capsys.readouterr().err.rstrip().splitlines()[-1]
+    assert last.startswith("inv_metrics.report: error: no method produced a row; all 1 failed: test-explode: "
+                           "RuntimeError: kaboom")
 
 
 @pytest.mark.parametrize("mode,size,message", [
@@ -212,3 +226,50 @@ def test_cli_bad_checkpoint_and_options(checkpoint, tmp_path, capsys):
     folder = write_pngs(tmp_path / "imgs", 2)
     assert run_cli(checkpoint, "--images", folder, "--options", "steps=3", "--out", tmp_path / "o") == 2
     assert "expected METHOD:KEY=VALUE" in capsys.readouterr().err
+
+
+class Stepper:
+    """A method with steps: reports each through ``callback``, like sg2_core.Method subclasses."""
+
+    space, name = "w", "test-stepper"
+
+    def __init__(self, generator=None, callback=None, steps: int = 3):
+        self.generator, self.callback, self.steps = generator, callback, steps
+
+    def __call__(self, images):
+        from sg2_core.method import StepInfo
+
+        for step in range(self.steps):
+            if self.callback is not None:
+                self.callback(StepInfo(step=step, steps=self.steps, stage="project"))
+        return MeanW(self.generator)(images)
+
+
+def test_progress_per_method_step_and_only_the_grid_images_are_kept(generator, images):
+    from inv_metrics.report.runner import run_method
+
+    sg2_core.register_method("test-stepper", replace=True)(Stepper)
+    try:
+        seen, batches = [], []
+        direction = torch.randn(generator.w_dim)
+        result = run_method("test-stepper", generator, images, batch_size=4, options={}, edit_count=2,
+                            direction=direction,
+                            on_step=lambda b, n, info: seen.append((b, n, info.step, info.steps, info.stage)),
+                            on_batch=lambda x, y: batches.append(len(y)))
+    finally:
+        sg2_core.registry.unregister_method("test-stepper")
+    assert result.error is None
+    warmup = [(-1, 2, s, 3, "project") for s in range(3)]
+    assert seen == warmup + [(b, 2, s, 3, "project") for b in (0, 1) for s in range(3)]
+    assert batches == [4, 2]  # every reconstruction went to the metrics, batch by batch
+    assert result.reconstructions.shape[0] == 2 and result.edits.shape[0] == 2  # the grid's, not all N
+
+
+def test_report_reads_a_folder_a_batch_at_a_time(methods, generator, tmp_path):
+    from inv_metrics.report.inputs import ImageSource, folder_images
+
+    folder = write_pngs(tmp_path / "imgs", 5)
+    source, _, _ = folder_images(folder, generator)
+    assert isinstance(source, ImageSource) and len(source) == 5
+    rep = run_report(generator, source, tmp_path / "o", methods=["test-mean-w"], batch_size=2, progress=False)
+    assert rep["rows"][0]["error"] is None and len(rep["rows"][0]["batch_seconds"]) == 3

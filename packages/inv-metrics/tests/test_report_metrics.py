@@ -21,9 +21,9 @@ def test_demo_domain_columns_and_values():
     assert errors == {}
     feats = im.load_features("fmnist")
     assert values["fid_fmnist"] == pytest.approx(im.fid_from_features(feats(y), feats(x)), rel=1e-6)
-    with pytest.warns(UserWarning):
-        kid = im.kid_from_features(feats(y), feats(x))[0]
+    kid, kid_std = im.kid_from_features(feats(y), feats(x), subset_size=6)  # half of the 12 images
     assert values["kid_fmnist"] == pytest.approx(kid, rel=1e-6)
+    assert values["kid_fmnist_std"] == pytest.approx(kid_std, rel=1e-6) and kid_std > 0
     assert values["lpips_fmnist"] == pytest.approx(im.load_distance("fmnist")(y, x).mean().item(), rel=1e-5)
     assert values["mse"] == pytest.approx((x - y).square().mean().item(), rel=1e-5)
     same, _ = compute_metrics(metrics, x, x, batch_size=12)
@@ -52,6 +52,7 @@ def test_demo_options_come_from_the_factory():
 
     @sg2_core.register_method("test-demo-opts", replace=True)
     class WithDemo:
+        space = "w"
         demo_options = {"steps": 3, "inner": {"a": 1}}
 
     try:
@@ -63,3 +64,24 @@ def test_demo_options_come_from_the_factory():
         assert resolve_options(["test-demo-opts"], [], False)[0] == {"test-demo-opts": {}}
     finally:
         sg2_core.registry.unregister_method("test-demo-opts")
+
+
+def test_kid_is_left_out_below_its_minimum_and_fid_on_few_images_says_so():
+    from inv_metrics.report.metrics_table import KID_MIN_IMAGES
+
+    few, few_notes = build_metrics(1, 32, num_images=32)
+    assert "kid_fmnist" not in {m.key for m in few} and "fid_fmnist" in {m.key for m in few}
+    assert few_notes["KID"].startswith(f"left out: 32 images are fewer than the {KID_MIN_IMAGES}")
+    assert "fewer than the feature dimensions of fmnist-features (128 dims)" in few_notes["FID"]
+    enough, notes = build_metrics(1, 32, num_images=200)
+    assert {"kid_fmnist", "fid_fmnist"} <= {m.key for m in enough} and "FID" not in notes
+    assert "mean ± std over 100 subsets of 100 images" in notes["KID"] and "below 0" in notes["KID"]
+
+
+def test_kid_cell_shows_its_std():
+    from inv_metrics.report.writers import table_cells
+
+    report = {"columns": [{"key": "kid_x", "label": "KID (x)", "std_key": "kid_x_std"}],
+              "rows": [{"method": "m", "metrics": {"kid_x": -1.5e-3, "kid_x_std": 2.0e-3}, "seconds_per_image": 1.0,
+                        "images_per_second": 1.0, "error": None}]}
+    assert table_cells(report)[1][0][1] == "-1.500e-03 ± 2.000e-03"

@@ -6,7 +6,19 @@ lazy state such as w statistics and distance networks), then each batch timed wi
 (device synchronised) from the method call to the rendered reconstruction. Outputs in the output folder:
 ``report.json`` (everything), ``report.md`` (the table), ``report.html`` (table and image grid, images
 embedded as data: URIs so the page works opened from disk) and ``grid.png`` (inputs, then per method its
-reconstructions and an edit along the generator's first SeFa direction).
+reconstructions and an edit along the generator's first SeFa direction, each row labelled).
+
+Metrics are accumulated batch by batch: per-image metrics as sums, FID/KID from feature rows of every
+reconstruction against those of the inputs (computed once); a folder's images are read a batch at a time
+and only the grid's reconstructions are kept, so thousands of 1024 px images fit in memory. KID is shown as
+mean ± std over subsets of half the set (it is unbiased, so it can be negative when the sets are as close
+as its noise) and left out below ``KID_MIN_IMAGES`` images; FID on fewer images than its feature
+dimensions gets a note (biased upward: compare rows, not published numbers). Methods that take
+``callback=`` show their optimisation steps on the progress bar.
+
+Exit codes of the command: 0 when at least one method produced a row (the failed ones are listed at the
+end), 1 when none did, 2 for bad input (before any work: unknown --methods, bad paths, --device cuda
+without a GPU). The device defaults to the GPU when there is one.
 
 The embedded default (no generator, no image folder): the shipped demo generator
 (``sg2_core.demo.load_generator``), the first 32 of the shipped 256 test images and every installed method.

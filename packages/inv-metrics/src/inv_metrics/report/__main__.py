@@ -32,7 +32,7 @@ def parser() -> argparse.ArgumentParser:
                    help="ignore the methods' demo_options on the shipped images (use their full defaults)")
     p.add_argument("--lpips-weights", help="torchvision AlexNet file for LPIPS (default: the torch hub cache)")
     p.add_argument("--inception-weights", help="torch-fidelity Inception file for FID/KID (default: hub cache)")
-    p.add_argument("--device", help="e.g. cpu or cuda:0 (default: cpu)")
+    p.add_argument("--device", help="e.g. cpu or cuda:0 (default: the GPU when there is one, else cpu)")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--edit-strength", type=float, default=3.0)
     p.add_argument("--grid-images", type=int, default=8, help="images per grid row")
@@ -48,15 +48,24 @@ def main(argv=None) -> int:
             raise ReportInputError(f"--num-images must be >= 1, got {args.num_images}")
         if args.batch_size < 1:
             raise ReportInputError(f"--batch-size must be >= 1, got {args.batch_size}")
-        generator, g_source = load_generator(args.generator, args.device)
+        if args.grid_images < 1:
+            raise ReportInputError(f"--grid-images must be >= 1, got {args.grid_images}")
+        from sg2_core import list_methods
+        from sg2_core.devices import resolve_device
+
+        device = resolve_device(args.device)
+        registered = list_methods()
+        methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else registered
+        unknown = [m for m in methods if m not in registered]
+        if unknown:
+            raise ReportInputError(f"--methods: unknown method(s) {', '.join(unknown)}; registered: "
+                                   f"{', '.join(registered) or 'none (install a family, e.g. inv-optim)'}")
+        generator, g_source = load_generator(args.generator, device)
         problems = []
         if args.images is None:
             images, i_source = demo_images(generator, args.num_images or DEFAULT_DEMO_IMAGES)
         else:
             images, i_source, problems = folder_images(args.images, generator, args.num_images)
-        from sg2_core import list_methods
-
-        methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else list_methods()
         use_demo = args.images is None and not args.no_demo_options
         options, option_problems = resolve_options(methods, args.options, use_demo)
     except (ReportInputError, ValueError) as error:
@@ -66,16 +75,24 @@ def main(argv=None) -> int:
              "options": "demo_options of each method" + (" + --options" if args.options else "") if use_demo
              else ("--options" if args.options else "each method's defaults")}
     report = run_report(generator, images, args.out, methods=methods, options=options, batch_size=args.batch_size,
-                        device=args.device, lpips_weights=args.lpips_weights, inception_weights=args.inception_weights,
+                        device=device, lpips_weights=args.lpips_weights, inception_weights=args.inception_weights,
                         edit_strength=args.edit_strength, grid_images=args.grid_images,
                         progress=not args.no_progress, setup=setup, problems=problems + option_problems)
     print(open(f"{args.out}/report.md").read())
-    failed = [row["method"] for row in report["rows"] if row["error"]]
-    if failed:
-        print(f"inv_metrics.report: {len(failed)} method(s) failed: {', '.join(failed)} (see their rows)",
-              file=sys.stderr)
     print(f"inv_metrics.report: wrote {args.out}/report.html, report.md, report.json, grid.png "
           f"in {report['wall_seconds']:.1f} s", file=sys.stderr)
+    failed = [row for row in report["rows"] if row["error"]]
+    if methods and len(failed) == len(report["rows"]):
+        print(f"inv_metrics.report: error: no method produced a row; all {len(failed)} failed: "
+              + "; ".join(f"{row['method']}: {row['error']}" for row in failed), file=sys.stderr)
+        return 1
+    if not methods:
+        print("inv_metrics.report: error: no inversion method is registered (install a family, e.g. inv-optim)",
+              file=sys.stderr)
+        return 1
+    if failed:
+        print(f"inv_metrics.report: {len(failed)} of {len(report['rows'])} method(s) failed: "
+              f"{', '.join(row['method'] for row in failed)} (their rows say why)", file=sys.stderr)
     return 0
 
 

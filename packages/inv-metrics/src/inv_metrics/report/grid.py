@@ -1,4 +1,5 @@
-"""The report's image grid: a row of inputs, then per method a row of reconstructions and a row of edits."""
+"""The report's image grid: a row of inputs, then per method a row of reconstructions and a row of edits,
+each labelled on its left."""
 
 from __future__ import annotations
 
@@ -37,8 +38,32 @@ def data_uri(png: bytes) -> str:
     return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
-def save_grid(rows: list[tuple[str, torch.Tensor]], path) -> None:
-    """Every row stacked into one PNG: ``len(rows) * R`` px high, ``k * R`` px wide."""
+def _label_font(row_height: int):
+    from PIL import ImageFont
+
+    size = max(10, min(48, row_height // 3))
+    try:
+        return ImageFont.load_default(size=size)  # Pillow >= 10.1: a scalable bundled font
+    except TypeError:
+        return ImageFont.load_default()
+
+
+def save_grid(rows: list[tuple[str, torch.Tensor]], path) -> int:
+    """Every row stacked into one PNG, each with its label on the left: ``len(rows) * R`` px high,
+    ``label width + k * R`` px wide. Returns the label column's width."""
+    from PIL import Image, ImageDraw
+
     k = len(rows[0][1])
-    with open(path, "wb") as f:
-        f.write(png_bytes(torch.cat([images for _, images in rows]), nrow=k))
+    images = Image.open(io.BytesIO(png_bytes(torch.cat([images for _, images in rows]), nrow=k)))
+    row_height = rows[0][1].shape[-2]
+    font = _label_font(row_height)
+    measure = ImageDraw.Draw(Image.new("L", (1, 1)))
+    width = 8 + max(int(measure.textlength(label, font=font)) for label, _ in rows)
+    canvas = Image.new(images.mode, (width + images.width, images.height), 255 if images.mode == "L" else (255,) * 3)
+    canvas.paste(images, (width, 0))
+    draw = ImageDraw.Draw(canvas)
+    for i, (label, _) in enumerate(rows):
+        draw.text((4, i * row_height + row_height // 2), label, fill=0 if images.mode == "L" else (0, 0, 0),
+                  font=font, anchor="lm")
+    canvas.save(path, format="PNG")
+    return width

@@ -17,6 +17,47 @@ class ReportInputError(ValueError):
     """The report cannot run at all with these inputs (the message says why and what to give instead)."""
 
 
+class ImageSource:
+    """The report's images, read batch by batch: a float tensor ``[N, C, R, R]`` in [-1, 1], or a dataset
+    of uint8 images (``sg2_core.datasets.ImageDataset``), read from disk a batch at a time so that
+    thousands of large images never sit in memory together."""
+
+    def __init__(self, images, device=None, count: int | None = None):
+        self.images, self.device = images, device
+        total = len(images)
+        self.count = total if count is None else min(count, total)
+        if isinstance(images, torch.Tensor):
+            self.channels, self.resolution = images.shape[1], images.shape[-1]
+        else:
+            self.channels, self.resolution = images.channels, images.resolution
+
+    def __len__(self) -> int:
+        return self.count
+
+    def to(self, device) -> "ImageSource":
+        return ImageSource(self.images, device, self.count)
+
+    def batch(self, start: int, stop: int) -> torch.Tensor:
+        stop = min(stop, self.count)
+        if isinstance(self.images, torch.Tensor):
+            out = self.images[start:stop]
+        else:
+            from sg2_core.images import to_float
+
+            out = to_float(torch.stack([self.images[i][0] for i in range(start, stop)]))
+        return out.to(device=self.device, dtype=torch.float32)
+
+    def batches(self, batch_size: int):
+        for start in range(0, self.count, batch_size):
+            yield self.batch(start, start + batch_size)
+
+
+def as_source(images, device=None) -> ImageSource:
+    if isinstance(images, ImageSource):
+        return images if device is None else images.to(device)
+    return ImageSource(images, device)
+
+
 def _shape(c: int, r: int) -> str:
     return f"{c}x{r}x{r} (channels x height x width)"
 
@@ -79,13 +120,13 @@ def _decode_each(folder: Path, channels: int, resolution: int) -> tuple[list[np.
 
 
 def folder_images(folder, generator, num_images: int | None = None):
-    """``(images [N, C, R, R] in [-1, 1], description, problems)`` from an image folder (or zip / array file).
+    """``(ImageSource of [N, C, R, R] in [-1, 1], description, problems)`` from an image folder (or zip / array
+    file); the images are read a batch at a time.
 
     The folder is opened with ``sg2_core.datasets.open_dataset``; when that refuses it (an unreadable file,
     mixed sizes or channels), each file is read on its own and the unusable ones are skipped and listed.
     """
     from sg2_core.datasets import open_dataset
-    from sg2_core.images import to_float
 
     c, r = generator.img_channels, generator.img_resolution
     problems: list[str] = []
@@ -108,5 +149,4 @@ def folder_images(folder, generator, num_images: int | None = None):
                                f"generator makes {_shape(c, r)}; images are never resized or converted, give "
                                "images of the generator's size (or a generator of the images' size)")
     n = len(dataset) if num_images is None else min(num_images, len(dataset))
-    images = to_float(torch.stack([dataset[i][0] for i in range(n)]))
-    return images, f"{folder} ({n} of {len(dataset)} images)", problems
+    return ImageSource(dataset, count=n), f"{folder} ({n} of {len(dataset)} images)", problems

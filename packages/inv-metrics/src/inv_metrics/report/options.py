@@ -6,20 +6,18 @@ import ast
 import copy
 
 
-def _factory(name: str):
-    """The class or function registered as ``name``, or None when it cannot be loaded (``create_method``
-    then reports the error in the method's row)."""
-    from sg2_core import method_factory
+def demo_options(name: str) -> dict:
+    """The method's declared ``demo_options`` (a copy), or ``{}`` when it has none or cannot be loaded
+    (``create_method`` then reports the error in the method's row)."""
+    import sg2_core
 
     try:
-        return method_factory(name)
-    except Exception:  # noqa: BLE001 - unknown names and failing imports alike
-        return None
-
-
-def demo_options(name: str) -> dict:
-    """``demo_options`` of the method's factory (a copy), or ``{}``."""
-    options = getattr(_factory(name), "demo_options", None)
+        options = sg2_core.method_spec(name).demo_options  # the contract: metadata without building anything
+    except Exception:  # noqa: BLE001 - no method_spec yet, or a declaration it refuses: read the factory
+        try:
+            options = getattr(sg2_core.method_factory(name), "demo_options", None)
+        except Exception:  # noqa: BLE001 - unknown names and failing imports alike
+            return {}
     return copy.deepcopy(dict(options)) if isinstance(options, dict) else {}
 
 

@@ -9,7 +9,8 @@ from pathlib import Path
 import torch
 
 from .grid import grid_rows, save_grid
-from .metrics_table import build_metrics, compute_metrics, kid_note
+from .inputs import as_source
+from .metrics_table import MetricAccumulator, build_metrics, features_of
 from .runner import run_method
 from .writers import write_html, write_json, write_markdown
 
@@ -38,15 +39,34 @@ def _row(result, values: dict, metric_errors: dict) -> dict:
     }
 
 
-def run_report(generator, images: torch.Tensor, out_dir, *, methods=None, options=None, batch_size: int = 32,
+def _step_reporter(bar, min_interval: float = 0.5):
+    """``on_step`` for run_method: the method's step shown on its bar (redrawn at most every ``min_interval``)."""
+    last = [0.0]
+
+    def on_step(batch: int, batches: int, info) -> None:
+        now = time.perf_counter()
+        if now - last[0] < min_interval and info.step + 1 < info.steps:
+            return
+        last[0] = now
+        where = "warm-up" if batch < 0 else f"batch {batch + 1}/{batches}"
+        stage = f" {info.stage}" if getattr(info, "stage", "") else ""
+        bar.set_postfix_str(f"{where}{stage} step {info.step + 1}/{info.steps}", refresh=False)
+        bar.refresh()
+
+    return on_step
+
+
+def run_report(generator, images, out_dir, *, methods=None, options=None, batch_size: int = 32,
                device=None, lpips_weights=None, inception_weights=None, edit_strength: float = 3.0,
                grid_images: int = 8, progress: bool = True, setup: dict | None = None,
                problems: list | None = None) -> dict:
     """Run ``methods`` (default: every registered one) on ``images`` with ``generator``; write the report.
 
+    ``images``: a float tensor [N, C, R, R] in [-1, 1] or an ``ImageSource`` (read a batch at a time).
     ``options``: ``{method: {option: value}}`` passed to ``create_method``. ``setup``: extra lines for the
     report's header (where the generator and images came from). Returns the report's dictionary (what
     ``report.json`` holds); a method that fails gets a row with its error and the others still run.
+    Metrics are accumulated batch by batch; only the grid's images are kept.
     """
     from sg2_core import check_images, list_methods, sefa
 
@@ -55,8 +75,11 @@ def run_report(generator, images: torch.Tensor, out_dir, *, methods=None, option
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     device = torch.device(device) if device is not None else next(generator.parameters()).device
     generator = generator.to(device).eval().requires_grad_(False)
-    images = images.to(device=device, dtype=torch.float32)
-    check_images(images, generator)
+    source = as_source(images, device)
+    n = len(source)
+    if n == 0:
+        raise ValueError("no images to report on")
+    check_images(source.batch(0, min(n, batch_size)), generator)
     methods = list(methods) if methods is not None else list_methods()
     options = options or {}
     problems = list(problems or [])
@@ -67,8 +90,8 @@ def run_report(generator, images: torch.Tensor, out_dir, *, methods=None, option
 
     c, r = generator.img_channels, generator.img_resolution
     metrics, notes = build_metrics(c, r, lpips_weights=lpips_weights, inception_weights=inception_weights,
-                                   device=device)
-    notes["KID"] = kid_note(len(images))
+                                   device=device, num_images=n)
+    input_features = features_of(metrics, source.batches(batch_size))
     notes["timing"] = (f"one untimed warm-up call on {WARMUP_IMAGES} image(s) per method, then each batch timed "
                        "from the method call to its rendered reconstruction (device synchronised)")
     direction = sefa(generator).vectors[0].to(device)
@@ -78,38 +101,39 @@ def run_report(generator, images: torch.Tensor, out_dir, *, methods=None, option
     with _progress(len(methods), "methods", progress, unit="method") as outer:
         for name in methods:
             outer.set_postfix_str(name)
-            with _progress(len(images), name, progress) as bar:
-                result = run_method(name, generator, images, batch_size=batch_size, options=options.get(name, {}),
+            accumulator = MetricAccumulator(metrics, input_features)
+            with _progress(n, name, progress) as bar:
+                result = run_method(name, generator, source, batch_size=batch_size, options=options.get(name, {}),
                                     direction=direction, edit_strength=edit_strength, edit_count=grid_images,
-                                    warmup_images=WARMUP_IMAGES, progress=bar)
-            values, metric_errors = {}, {}
-            if result.reconstructions is not None:
-                values, metric_errors = compute_metrics(metrics, images, result.reconstructions, batch_size)
+                                    warmup_images=WARMUP_IMAGES, progress=bar, on_batch=accumulator.add,
+                                    on_step=_step_reporter(bar) if progress else None)
+            values, metric_errors = accumulator.result() if result.error is None else ({}, {})
             results.append(result)
             rows.append(_row(result, values, metric_errors))
             outer.update(1)
 
-    shown = grid_rows(images, results, grid_images)
-    save_grid(shown, out_dir / "grid.png")
+    shown = grid_rows(source.batch(0, grid_images), results, grid_images)
+    label_width = save_grid(shown, out_dir / "grid.png")
     report = {
         "setup": {
             **(setup or {}),
-            "images": (setup or {}).get("images", f"{len(images)} images"),
-            "shape": f"{len(images)} x {c} x {r} x {r}",
+            "images": (setup or {}).get("images", f"{n} images"),
+            "shape": f"{n} x {c} x {r} x {r}",
             "methods": ", ".join(methods),
             "batch size": batch_size,
             "device": str(device),
             "torch": torch.__version__,
             "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
         },
-        "columns": [{"key": m.key, "label": m.label, "network": m.network, "higher_is_better": m.higher_is_better}
-                    for m in metrics],
+        "columns": [{"key": m.key, "label": m.label, "network": m.network, "higher_is_better": m.higher_is_better,
+                     **({"std_key": f"{m.key}_std"} if m.std else {})} for m in metrics],
         "rows": rows,
         "notes": notes,
         "problems": problems,
-        "num_images": len(images),
+        "num_images": n,
         "edit": {"direction": EDIT_DIRECTION, "strength": edit_strength},
         "grid": {"file": "grid.png", "rows": [label for label, _ in shown], "images_per_row": len(shown[0][1]),
+                 "label_width": label_width,
                  "caption": f"first {len(shown[0][1])} images: inputs, then per method its reconstructions and "
                             f"the edit ({EDIT_DIRECTION}, strength {edit_strength})"},
     }

@@ -1,25 +1,29 @@
 """One method under the report's protocol: build, warm up, time every batch, reconstruct and edit.
 
 Whatever goes wrong (an unknown name, bad options, an exception while inverting) ends up in
-``MethodResult.error`` instead of stopping the report.
+``MethodResult.error`` instead of stopping the report. Reconstructions are handed batch by batch to
+``on_batch`` (the metrics) and only the first ``keep`` are kept (the grid), so memory does not grow with
+the number of images.
 """
 
 from __future__ import annotations
 
+import inspect
 import traceback
 from dataclasses import dataclass, field
 
 import torch
 
 from ..timing import Timer, TimingResult
+from .inputs import as_source
 
 
 @dataclass
 class MethodResult:
     name: str
     options: dict
-    reconstructions: torch.Tensor | None = None  # [N, C, R, R] on the images' device
-    edits: torch.Tensor | None = None  # the first ``edit_count`` images edited
+    reconstructions: torch.Tensor | None = None  # the first ``keep`` reconstructions [k, C, R, R]
+    edits: torch.Tensor | None = None  # the first ``keep`` images edited
     timing: TimingResult | None = None
     space: str | None = None
     error: str | None = None
@@ -30,49 +34,80 @@ def _error_text(error: BaseException) -> str:
     return f"{type(error).__name__}: {error}"
 
 
-def run_method(name: str, generator, images: torch.Tensor, *, batch_size: int, options: dict, direction=None,
-               edit_strength: float = 3.0, edit_count: int = 8, warmup_images: int = 1,
-               progress=None) -> MethodResult:
-    """Build ``name`` with ``options`` and run it on ``images`` batch by batch.
+def accepts_callback(name: str) -> bool:
+    """Whether method ``name`` takes ``callback=`` (every ``sg2_core.Method`` does; older factories may not)."""
+    from sg2_core import method_factory
+
+    try:
+        factory = method_factory(name)
+    except Exception:  # noqa: BLE001 - create_method reports it in the row
+        return False
+    try:
+        from sg2_core.method import Method
+
+        if isinstance(factory, type) and issubclass(factory, Method):
+            return True
+    except ImportError:
+        pass
+    try:
+        return "callback" in inspect.signature(factory).parameters
+    except (TypeError, ValueError):
+        return False
+
+
+def run_method(name: str, generator, images, *, batch_size: int, options: dict, direction=None,
+               edit_strength: float = 3.0, edit_count: int = 8, warmup_images: int = 1, progress=None,
+               on_batch=None, on_step=None) -> MethodResult:
+    """Build ``name`` with ``options`` and run it on ``images`` (a tensor or an ``ImageSource``) batch by batch.
 
     The warm-up is one untimed call on the first ``warmup_images`` images. Each batch's timed span runs
     from the method call to its rendered reconstruction, the device synchronised at both ends.
-    ``progress`` (a tqdm bar or None) is advanced by the number of images of each batch.
+    ``on_batch(inputs, reconstructions)`` receives every batch after its timed span; ``on_step(batch,
+    batches, info)`` every ``sg2_core.StepInfo`` of methods that take ``callback=``; ``progress`` (a tqdm bar
+    or None) is advanced by the number of images of each batch.
     """
     from sg2_core import create_method
 
+    source = as_source(images)
     result = MethodResult(name, options)
-    stage = "building it"
+    stage, current = "building it", {"batch": 0}
+    num_batches = -(-len(source) // batch_size)
     try:
-        method = create_method(name, generator=generator, **options)
+        extra = {}
+        if on_step is not None and accepts_callback(name):
+            extra["callback"] = lambda info: on_step(current["batch"], num_batches, info)
+        method = create_method(name, generator=generator, **options, **extra)
         result.space = method.space
         stage = "the warm-up call"
-        method(images[:warmup_images])
-        recon, edits, seconds = [], [], []
-        for i, batch in enumerate(images.split(batch_size)):
-            stage = f"batch {i}"
+        current["batch"] = -1  # the warm-up
+        method(source.batch(0, warmup_images))
+        kept, edits, seconds = [], [], []
+        for i, batch in enumerate(source.batches(batch_size)):
+            stage, current["batch"] = f"batch {i}", i
             with Timer(batch.device) as t:
                 inversion = method(batch)
                 with torch.no_grad():
-                    recon.append(inversion.render().detach())
+                    recon = inversion.render().detach()
             seconds.append(t.seconds)
-            if direction is not None and sum(len(e) for e in edits) < edit_count:
-                with torch.no_grad():
-                    part = inversion[: edit_count - sum(len(e) for e in edits)]
-                    edits.append(part.edit(direction, edit_strength).render().detach())
+            if tuple(recon.shape) != tuple(batch.shape):
+                raise ValueError(f"the reconstructions have shape {list(recon.shape)}, the images {list(batch.shape)}")
+            if on_batch is not None:
+                on_batch(batch, recon)
+            held = sum(len(k) for k in kept)
+            if held < edit_count:
+                kept.append(recon[: edit_count - held])
+                if direction is not None:
+                    with torch.no_grad():
+                        edits.append(inversion[: edit_count - held].edit(direction, edit_strength).render().detach())
             if progress is not None:
                 progress.update(len(batch))
     except Exception as error:  # noqa: BLE001 - a failing method becomes a row with its error
         result.error = f"{_error_text(error)} (while {stage})"
         result.details["traceback"] = traceback.format_exc(limit=-3)
         return result
-    total, count = sum(seconds), len(images)
+    total, count = sum(seconds), len(source)
     result.timing = TimingResult(total / count, count / total if total > 0 else float("inf"), total, count,
                                  warmup_batches=1, batch_seconds=seconds)
-    result.reconstructions = torch.cat(recon)
+    result.reconstructions = torch.cat(kept)
     result.edits = torch.cat(edits) if edits else None
-    if tuple(result.reconstructions.shape) != tuple(images.shape):
-        result.error = (f"the reconstructions have shape {list(result.reconstructions.shape)}, the images "
-                        f"{list(images.shape)}")
-        result.reconstructions = result.edits = None
     return result

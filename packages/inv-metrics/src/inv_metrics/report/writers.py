@@ -21,6 +21,13 @@ def _fmt(value, key: str = "") -> str:
     return str(value)
 
 
+def _cell(values: dict, column: dict) -> str:
+    """A metric's cell; one with a std (KID) reads ``mean ± std``."""
+    text = _fmt(values.get(column["key"]), column["key"])
+    std = values.get(column.get("std_key", ""))
+    return text if std is None else f"{text} ± {_fmt(std, column['key'])}"
+
+
 def table_cells(report: dict) -> tuple[list[str], list[list[str]]]:
     """Header and one row of text cells per method (metrics, timing, error)."""
     columns = report["columns"]
@@ -28,7 +35,7 @@ def table_cells(report: dict) -> tuple[list[str], list[list[str]]]:
     rows = []
     for row in report["rows"]:
         values = row["metrics"]
-        cells = [row["method"]] + [_fmt(values.get(c["key"]), c["key"]) for c in columns]
+        cells = [row["method"]] + [_cell(values, c) for c in columns]
         cells += [_fmt(row["seconds_per_image"]), _fmt(row["images_per_second"]), row["error"] or ""]
         rows.append(cells)
     return header, rows
