@@ -2,8 +2,9 @@
 
     THREADS=2 python scripts/g256_vs_nvidia.py /path/to/stylegan2-ada-pytorch [BATCH ...]
 
-Runs ours with and without the Winograd paths and NVIDIA's, interleaved, best of REPEATS (default 8) after
-a warm-up, under torch.no_grad() with constant noise. The numbers in the README come from this script.
+Runs ours on the default path (``sg2_core.use_impl("auto")``: the CPU inference path, since nothing records a
+gradient) and on the exact path (``use_impl("ref")``), and NVIDIA's, interleaved, best of REPEATS (default 8)
+after a warm-up, under torch.no_grad() with constant noise. The numbers in the README come from this script.
 """
 
 import os
@@ -12,7 +13,7 @@ import time
 
 import torch
 
-from sg2_core import Generator, GeneratorConfig, layers
+from sg2_core import Generator, GeneratorConfig, use_impl
 from sg2_core.bench import _load_nvidia
 
 
@@ -22,15 +23,15 @@ def main(repo: str, batches: list[int]) -> None:
     nv = nvidia_generator(z_dim=512, c_dim=0, w_dim=512, img_resolution=256, img_channels=3).eval()
     nv.load_state_dict(G.state_dict())
 
-    def ours(ws, winograd):
-        layers.WINOGRAD = winograd
-        return G.synthesis(ws, noise_mode="const")
+    def ours(ws, impl):
+        with use_impl(impl):
+            return G.synthesis(ws, noise_mode="const")
 
     torch.set_num_threads(int(os.environ.get("THREADS", "2")))
     print(f"threads: {torch.get_num_threads()}")
     for batch in batches:
         ws = G.mapping(torch.randn(batch, 512)).detach()
-        runs = {"ours": lambda: ours(ws, True), "ours, SG2_CORE_WINOGRAD=0": lambda: ours(ws, False),
+        runs = {"ours": lambda: ours(ws, "auto"), "ours, exact path": lambda: ours(ws, "ref"),
                 "stylegan2-ada-pytorch": lambda: nv.synthesis(ws, noise_mode="const")}
         best = dict.fromkeys(runs, float("inf"))
         with torch.no_grad():

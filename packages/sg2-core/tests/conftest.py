@@ -6,12 +6,22 @@ import torch
 from sg2_core.config import DiscriminatorConfig, GeneratorConfig
 from sg2_core.discriminator import Discriminator
 from sg2_core.generator import Generator
+from sg2_core.layers import use_impl
 
 DATA = Path(__file__).parent / "data"
 
 # The fixtures' architecture (shared/fixtures/sg2/README.md): channels {4: 96, 8: 96, 16: 64, 32: 32}.
 G32 = GeneratorConfig(z_dim=64, w_dim=64, resolution=32, channel_base=1024, channel_max=96)
 D32 = DiscriminatorConfig(resolution=32, channel_base=1024, channel_max=96)
+
+
+@pytest.fixture
+def exact_path():
+    """The exact convolution path, ``sg2_core.use_impl("ref")``: NVIDIA's order of operations with no NNPACK,
+    Winograd or per-image loop, so the comparison with the references does not depend on the CPU. The fast
+    paths are tested against it in test_networks.py."""
+    with use_impl("ref"):
+        yield
 
 
 @pytest.fixture(scope="session")

@@ -1,4 +1,7 @@
-"""Losses and regularisers against the reference values (g32_io.pt) and their defining properties."""
+"""Losses and regularisers against the reference values (g32_io.pt) and their defining properties.
+
+The reference comparisons run on the exact convolution path (the ``exact_path`` fixture,
+``sg2_core.use_impl("ref")``), so they do not depend on the CPU's NNPACK rounding."""
 
 import math
 
@@ -26,7 +29,7 @@ def test_logistic_losses():
     assert g_nonsaturating_loss(fake + 1) < g_nonsaturating_loss(fake)
 
 
-def test_r1_penalty_matches_reference_and_is_differentiable(d32, io32):
+def test_r1_penalty_matches_reference_and_is_differentiable(d32, io32, exact_path):
     real = io32["real"].clone().requires_grad_(True)
     penalty = r1_penalty(real, d32(real))
     assert_close_rel(penalty, io32["r1_penalty"], 1e-5, "r1_penalty")
@@ -36,7 +39,7 @@ def test_r1_penalty_matches_reference_and_is_differentiable(d32, io32):
         r1_penalty(io32["real"], d32(io32["real"]))
 
 
-def test_path_length_penalty_matches_reference(g32, io32):
+def test_path_length_penalty_matches_reference(g32, io32, exact_path):
     ws = io32["ws"].clone().requires_grad_(True)
     images = g32.synthesis(ws, noise_mode="const")
     reg = PathLengthRegularizer(decay=io32["pl_decay"])

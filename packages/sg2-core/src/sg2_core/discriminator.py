@@ -51,7 +51,10 @@ class MinibatchStdLayer(nn.Module):
         f = self.num_channels
         # samples i and j share a group when i = j (mod n / g), as in the references
         y = x.reshape(g, -1, f, c // f, h, w)
-        y = (y.var(dim=0, unbiased=False) + 1e-8).sqrt()  # [n/g, f, c/f, h, w]
+        # NVIDIA's order of operations, not y.var(unbiased=False): the two round differently, and R1's
+        # second-order parameter gradients amplify it (on a 64 px network, 1.5e-4 relative to NVIDIA with
+        # var(), 2.3e-6 with this)
+        y = ((y - y.mean(dim=0)).square().mean(dim=0) + 1e-8).sqrt()  # [n/g, f, c/f, h, w]
         y = y.mean(dim=[2, 3, 4]).reshape(-1, f, 1, 1).repeat(g, 1, h, w)
         return torch.cat([x, y], dim=1)
 

@@ -15,6 +15,7 @@ from torch import nn
 from sg2_kernels import bias_act, setup_filter, upsample2d
 
 from .config import GeneratorConfig
+from .cpu_inference import WeightCache
 from .layers import FullyConnectedLayer, bias_lrelu, modulated_conv2d
 
 NOISE_MODES = ("random", "const", "none")
@@ -88,6 +89,7 @@ class SynthesisLayer(nn.Module):
             self.register_buffer("noise_const", torch.randn(resolution, resolution))
             self.noise_strength = nn.Parameter(torch.zeros([]))
         self.bias = nn.Parameter(torch.zeros(out_channels))
+        self.weight_cache = WeightCache()  # what CPU inference derives from self.weight (cpu_inference)
 
     def forward(self, x, w, noise_mode="random", noise=None, weight=None):
         styles = self.affine(w)
@@ -101,7 +103,8 @@ class SynthesisLayer(nn.Module):
             elif noise_mode == "const":
                 noise_map = self.noise_const * self.noise_strength
         x = modulated_conv2d(x, self.weight if weight is None else weight, styles, up=self.up,
-                             padding=self.padding, resample_filter=self.resample_filter)
+                             padding=self.padding, resample_filter=self.resample_filter,
+                             cache=self.weight_cache if weight is None else None)
         return bias_lrelu(x, self.bias.to(x.dtype), noise_map, clamp=self.conv_clamp)
 
 

@@ -1,5 +1,8 @@
 """Equalised-learning-rate layers and the (modulated) convolutions StyleGAN2 is built from.
 
+The convolution path (exact, or the CPU fast paths) is decided in one place, :func:`conv_path`, from the
+choice made with :class:`use_impl`. The resampling convolutions themselves are ``sg2_kernels.conv2d_resample``.
+
 Parameters are stored as N(0, 1) draws and scaled at run time (``1/sqrt(fan_in)``, times an
 optional learning-rate multiplier), as in the StyleGAN2 paper; parameter names and shapes equal
 NVIDIA's StyleGAN2-ADA so its state dicts load unchanged.
@@ -11,10 +14,9 @@ import math
 import os
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from sg2_kernels import ACTIVATIONS, bias_act, noise_bias_lrelu_, setup_filter, upfirdn2d
+from sg2_kernels import ACTIVATIONS, bias_act, conv2d_resample, noise_bias_lrelu_, setup_filter
 
 from . import cpu_inference
 
@@ -41,64 +43,74 @@ class FullyConnectedLayer(nn.Module):
         return f"in_features={self.in_features}, out_features={self.out_features}, activation={self.activation}"
 
 
-WINOGRAD = os.environ.get("SG2_CORE_WINOGRAD", "1") != "0"
-_nnpack_ready = None
+IMPLS = ("ref", "fast", "auto")
 
 
-def _winograd_suits(x, w, groups) -> bool:
-    """Whether NNPACK's Winograd convolution should run this 3x3 convolution on the CPU.
+def _impl_from_environment() -> str:
+    impl = os.environ.get("SG2_CORE_IMPL")
+    if impl is None:  # the older switch: it turned the fast paths off
+        return "ref" if os.environ.get("SG2_CORE_WINOGRAD") == "0" else "auto"
+    if impl not in IMPLS:
+        raise ValueError(f"SG2_CORE_IMPL must be one of {IMPLS}, got {impl!r}")
+    return impl
 
-    Measured per layer against oneDNN's direct convolution on a 2-core AVX2 CPU: 1.0-1.5x at 32 px and 1.3-3x
-    at 64 px and more (most at batch 1); smaller maps are faster without it. Its results differ from the direct convolution
-    by ~1e-5 relative. ``SG2_CORE_WINOGRAD=0`` (or ``sg2_core.layers.WINOGRAD = False``) turns it off.
+
+_impl = _impl_from_environment()
+
+
+class use_impl:
+    """Choose the convolution path: ``"ref"``, ``"fast"`` or ``"auto"`` (the default).
+
+    - ``"ref"``: the exact path everywhere. NVIDIA's order of operations, with no NNPACK (torch's own NNPACK
+      choice disabled too), no Winograd and no per-image loop. The fixture tests check this path.
+    - ``"fast"``: the CPU fast paths wherever they apply. Where no gradient is recorded, that is
+      :mod:`sg2_core.cpu_inference` (Winograd, and one image at a time elsewhere). Where one is recorded,
+      3x3 convolutions on maps of 32 px and more go through NNPACK's Winograd algorithm, whose rounding
+      (~1e-5 relative) depends on the CPU.
+    - ``"auto"``: the fast paths only where no gradient is recorded; gradients always come from the exact
+      path, so regularisers and inversions do not depend on the CPU's NNPACK rounding.
+
+    It sets the choice for the whole process at once, and restores the previous one on leaving a ``with`` block::
+
+        sg2_core.use_impl("ref")           # from now on
+        with sg2_core.use_impl("fast"):    # only inside the block
+            ...
+
+    The environment variable ``SG2_CORE_IMPL`` sets the initial choice. ``SG2_CORE_WINOGRAD=0``, its older
+    name, means ``SG2_CORE_IMPL=ref``. The ops' implementation (pure PyTorch or compiled) is a separate
+    choice, ``sg2_kernels.use_impl``.
     """
-    global _nnpack_ready
-    if not (WINOGRAD and groups == 1 and x.device.type == "cpu" and x.dtype == torch.float32 == w.dtype
-            and w.shape[2] == w.shape[3] == 3 and x.shape[2] >= 32 and x.shape[3] >= 32):
-        return False
-    if _nnpack_ready is None:  # torch._nnpack_available() also initialises NNPACK, which its convolution needs
-        _nnpack_ready = hasattr(torch, "_nnpack_spatial_convolution") and torch._nnpack_available()
-    return _nnpack_ready
+
+    def __init__(self, impl: str):
+        global _impl
+        if impl not in IMPLS:
+            raise ValueError(f"impl must be one of {IMPLS}, got {impl!r}")
+        self.impl, self.previous = impl, _impl
+        _impl = impl
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        global _impl
+        _impl = self.previous
+
+    def __repr__(self):
+        return f"use_impl({self.impl!r})"
 
 
-def conv2d_resample(x, w, f=None, up=1, down=1, padding=0, groups=1):
-    """A 2-D convolution (cross-correlation, like ``F.conv2d``) fused with 2x up- or downsampling.
-
-    ``up=2``: transposed convolution with stride 2, then the FIR filter ``f`` (gain 4); the result
-    has twice the size of ``x`` for ``padding = k // 2``. ``down=2``: ``f`` first, then a stride-2
-    convolution. The paddings are StyleGAN2's, so the output equals upsample-then-conv and
-    filter-then-downsample-conv without materialising the large intermediate.
-    """
-    kh, kw = w.shape[2], w.shape[3]
-    if up == 1 and down == 1:
-        if _winograd_suits(x, w, groups):
-            return torch._nnpack_spatial_convolution(x, w, None, [padding, padding], [1, 1])
-        return F.conv2d(x, w, padding=padding, groups=groups)
-    fw = f.shape[-1]
-    if down > 1:
-        p0, p1 = padding + (fw - down + 1) // 2, padding + (fw - down) // 2
-        if kw == 1 and kh == 1:  # 1x1: downsample first, the convolution then runs on 4x fewer pixels
-            return F.conv2d(upfirdn2d(x, f, down=down, padding=[p0, p1, p0, p1]), w, groups=groups)
-        return F.conv2d(upfirdn2d(x, f, padding=[p0, p1, p0, p1]), w, stride=down, groups=groups)
-    # up > 1: a transposed convolution wants [in, out/groups, k, k]
-    n_out, n_in = w.shape[0], w.shape[1]
-    wt = w.reshape(groups, n_out // groups, n_in, kh, kw).transpose(1, 2).reshape(groups * n_in, n_out // groups, kh, kw)
-    return conv_transpose_up(x, wt, f, up, padding, groups)
+def current_impl() -> str:
+    """The convolution path chosen by :class:`use_impl` (or the environment)."""
+    return _impl
 
 
-def conv_transpose_up(x, wt, f, up, padding, groups=1):
-    """The ``up > 1`` case of :func:`conv2d_resample` for a weight already in the transposed convolution's
-    ``[in, out/groups, k, k]`` layout."""
-    return blur_transposed(F.conv_transpose2d(x, wt, stride=up, groups=groups), f, up, padding, wt.shape[-1])
-
-
-def blur_transposed(x, f, up, padding, kernel_size):
-    """The FIR filter that follows a stride-``up`` transposed convolution (its full output, ``x``), cropped so
-    that the result is ``up`` times the input size for ``padding = kernel_size // 2``."""
-    fw = f.shape[-1]
-    p0 = padding + (fw + up - 1) // 2 - (kernel_size - 1)
-    p1 = padding + (fw - up) // 2 - (kernel_size - up)
-    return upfirdn2d(x, f, padding=[p0, p1, p0, p1], gain=up * up)
+def conv_path(*tensors) -> str:
+    """The one place that decides how a convolution runs: ``"exact"``, ``"fast"`` (NNPACK allowed) or
+    ``"inference"`` (:mod:`sg2_core.cpu_inference` may take it; no gradient is recorded)."""
+    recorded = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
+    if _impl == "ref" or (_impl == "auto" and recorded):
+        return "exact"
+    return "fast" if recorded else "inference"
 
 
 class Conv2dLayer(nn.Module):
@@ -116,7 +128,8 @@ class Conv2dLayer(nn.Module):
 
     def forward(self, x, gain=1.0):
         w = self.weight.to(x.dtype) * self.weight_gain
-        x = conv2d_resample(x, w, self.resample_filter, up=self.up, down=self.down, padding=self.padding)
+        x = conv2d_resample(x, w, self.resample_filter, up=self.up, down=self.down, padding=self.padding,
+                            nnpack=conv_path(x, w) != "exact")
         clamp = None if self.conv_clamp is None else self.conv_clamp * gain
         b = None if self.bias is None else self.bias.to(x.dtype)
         return bias_act(x, b, act=self.activation, gain=ACTIVATIONS[self.activation].default_gain * gain, clamp=clamp)
@@ -131,15 +144,17 @@ def bias_lrelu(x, b, noise=None, clamp=None):
     return noise_bias_lrelu_(x, b, None if noise is None else noise.to(x.dtype), clamp=clamp)
 
 
-def modulated_conv2d(x, weight, styles, noise=None, up=1, padding=0, resample_filter=None, demodulate=True):
+def modulated_conv2d(x, weight, styles, noise=None, up=1, padding=0, resample_filter=None, demodulate=True,
+                     cache=None):
     """Convolve each sample with its own modulated (and demodulated) weights.
 
     ``weight`` is ``[O, I, k, k]`` shared by the batch, or ``[N, O, I, k, k]`` per sample (how per-sample
-    weight offsets enter); ``styles`` is ``[N, I]``. ``noise`` is added after the convolution.
-    Per-sample weights need one grouped convolution. A shared weight runs as one batched convolution
-    with the styles and demodulation applied to the activations instead (equal up to float rounding,
-    as in NVIDIA's training path). 1x1 kernels (toRGB) are a batched matrix product. CPU inference
-    takes :mod:`sg2_core.cpu_inference` instead.
+    weight offsets enter); ``styles`` is ``[N, I]``. ``noise`` is added after the convolution. The path is
+    :func:`conv_path`'s. On the exact path this is NVIDIA's order of operations: per-sample weights (and a
+    batch of one) as one grouped convolution with modulated and demodulated weights, a shared weight as one
+    batched convolution with the styles and demodulation applied to the activations (their training path),
+    and 1x1 kernels (toRGB) as a batched matrix product. On the inference path a shared 3x3 weight goes to
+    :mod:`sg2_core.cpu_inference`; ``cache`` is the owning layer's ``cpu_inference.WeightCache``.
     """
     n, in_channels, h, w_ = x.shape
     per_sample = weight.ndim == 5
@@ -147,9 +162,11 @@ def modulated_conv2d(x, weight, styles, noise=None, up=1, padding=0, resample_fi
     if styles.shape != (n, in_channels):
         raise ValueError(f"styles must have shape {[n, in_channels]}, got {list(styles.shape)}")
     styles = styles.to(weight.dtype)
-    if cpu_inference.applies(x, weight, styles):
-        y = cpu_inference.modulated_conv2d(x, weight, styles, up, padding, resample_filter, demodulate, WINOGRAD)
+    path = conv_path(x, weight, styles)
+    if path == "inference" and cpu_inference.applies(x, weight):
+        y = cpu_inference.modulated_conv2d(x, weight, styles, up, padding, resample_filter, demodulate, cache)
         return y if noise is None else y.add_(noise.to(y.dtype))
+    nnpack = path != "exact"
     w = (weight if per_sample else weight.unsqueeze(0)) * styles.reshape(n, 1, -1, 1, 1)
     dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt() if demodulate else None  # [N, O]
     if k == 1 and up == 1:
@@ -160,11 +177,11 @@ def modulated_conv2d(x, weight, styles, noise=None, up=1, padding=0, resample_fi
         if dcoefs is not None:
             w = w * dcoefs.reshape(n, -1, 1, 1, 1)
         y = conv2d_resample(x.reshape(1, n * in_channels, h, w_), w.reshape(n * out_channels, in_channels, k, k).to(x.dtype),
-                            resample_filter, up=up, padding=padding, groups=n)
+                            resample_filter, up=up, padding=padding, groups=n, nnpack=nnpack)
         y = y.reshape(n, out_channels, y.shape[2], y.shape[3])
     else:
         y = conv2d_resample(x * styles.to(x.dtype).reshape(n, -1, 1, 1), weight.to(x.dtype), resample_filter,
-                            up=up, padding=padding)
+                            up=up, padding=padding, nnpack=nnpack)
         if dcoefs is not None:
             y = y * dcoefs.to(y.dtype).reshape(n, -1, 1, 1)
     return y if noise is None else y.add_(noise.to(y.dtype))

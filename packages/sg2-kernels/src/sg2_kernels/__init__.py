@@ -1,4 +1,4 @@
-"""Fast StyleGAN2 ops: upfirdn2d and fused bias + activation.
+"""Fast StyleGAN2 ops: upfirdn2d, fused bias + activation, and convolutions fused with resampling.
 
 Each op has three implementations behind one call: a pure-PyTorch reference that always works
 (``impl='ref'``), compiled C++ CPU kernels (``'cpp'``) and CUDA kernels (``'cuda'``). The compiled
@@ -10,6 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 
 from ._backend import IMPLS, available_impls, use_impl
 from .bias_act import ACTIVATIONS, bias_act, noise_bias_lrelu_
+from .resample import blur_transposed, conv2d_resample, conv_transpose_up
 from .upfirdn2d import downsample2d, filter2d, setup_filter, upfirdn2d, upsample2d
 
 try:
@@ -22,6 +23,9 @@ __all__ = [
     "IMPLS",
     "available_impls",
     "bias_act",
+    "blur_transposed",
+    "conv2d_resample",
+    "conv_transpose_up",
     "downsample2d",
     "filter2d",
     "noise_bias_lrelu_",
