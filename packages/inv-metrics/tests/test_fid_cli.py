@@ -55,16 +55,19 @@ def test_generator_checkpoint_source(folders, tmp_path, capsys):
     root, _ = folders
     assert fid_cli.main([str(path), "--reference", str(root / "b"), "--num-samples", "20", "--batch-size", "10",
                          "--cache-dir", str(tmp_path / "c")]) == 0
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
     assert "FID (fmnist-features)" in out and "[20 vs 60 images]" in out
     assert "KID subset size reduced to 20" in out
 
 
-def test_inception_without_weights_is_a_clear_error(folders, tmp_path, monkeypatch):
+def test_inception_without_weights_is_a_clear_error(folders, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("TORCH_HOME", str(tmp_path))
     root, _ = folders
-    with pytest.raises(FileNotFoundError, match="weights-inception-2015-12-05-6726825d.pth"):
-        fid_cli.main([str(root / "a"), "--reference", str(root / "b"), "--features", "inception"])
+    assert fid_cli.main([str(root / "a"), "--reference", str(root / "b"), "--features", "inception"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("inv_metrics.fid: error: ") and "weights-inception-2015-12-05-6726825d.pth" in err
+    assert len(err.strip().splitlines()) == 1
 
 
 def test_mixed_sizes_are_refused(tmp_path):

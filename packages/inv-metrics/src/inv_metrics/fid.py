@@ -13,6 +13,7 @@ the network that produced them.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -89,27 +90,62 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--kid-subsets", type=int, default=100)
     p.add_argument("--kid-subset-size", type=int, default=1000)
     p.add_argument("--cache-dir", type=Path, default=None)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default=None, help="default: the GPU when there is one, else cpu")
     return p
+
+
+class UsageError(ValueError):
+    """Bad input to the command: printed as one ``error:`` line, exit code 2."""
+
+
+def _check_args(args) -> None:
+    for name in ("num_samples", "batch_size", "kid_subsets", "kid_subset_size"):
+        if getattr(args, name) < 1:
+            raise UsageError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if not args.source.exists():
+        raise UsageError(f"{args.source}: no such file or folder (give a generator checkpoint or an image folder)")
+    if args.reference not in FMNIST_REFS and not Path(args.reference).is_dir():
+        raise UsageError(f"--reference {args.reference}: no such folder (give an image folder, or "
+                         f"{' / '.join(FMNIST_REFS)})")
+    if args.inception_weights is not None and not args.inception_weights.is_file():
+        raise UsageError(f"--inception-weights {args.inception_weights}: no such file")
+
+
+def small_sample_warning(n_source: int, n_reference: int, dim: int | None) -> str | None:
+    """A warning when FID on these sample counts means little (fewer images than feature dimensions)."""
+    n = min(n_source, n_reference)
+    if dim is None or n >= dim:
+        return None
+    return (f"warning: FID on {n_source} vs {n_reference} images is not meaningful: {n} is fewer than the {dim} "
+            f"feature dimensions, so the covariance estimates are singular and FID is biased upward (it falls as "
+            f"the sets grow); use at least {dim} images per set (10k-50k for numbers comparable with papers)")
 
 
 def main(argv=None) -> int:
     args = _parser().parse_args(argv)
-    device = torch.device(args.device)
+    from sg2_core import CheckpointError
+    from sg2_core.devices import resolve_device
 
+    try:
+        _check_args(args)
+        return _run(args, resolve_device(args.device))
+    except (UsageError, CheckpointError, OSError, ValueError) as error:  # OSError: also unreadable images
+        print(f"inv_metrics.fid: error: {error}", file=sys.stderr)
+        return 2
+
+
+def _run(args, device) -> int:
     if args.source.is_dir():
         source_files = image_files(args.source)
         grey_source, generator = _is_grey_folder(source_files), None
-    elif args.source.is_file():
+    else:
         from sg2_core import load_checkpoint
 
         generator = load_checkpoint(args.source).generator
         if generator is None:
-            raise SystemExit(f"{args.source} holds no generator")
+            raise UsageError(f"{args.source} holds no generator")
         generator = generator.to(device).eval()
         grey_source = generator.img_channels == 1 and generator.img_resolution == 32
-    else:
-        raise SystemExit(f"{args.source}: no such file or folder")
 
     name = args.features or ("fmnist" if grey_source or args.reference in FMNIST_REFS else "inception")
     extractor = load_features(name, weights=args.inception_weights if name == "inception" else None,
@@ -118,14 +154,11 @@ def main(argv=None) -> int:
 
     # Reference features, cached by dataset content + network.
     if args.reference in FMNIST_REFS:
-        from .fmnist import FMNIST_DIR, load_fmnist
+        from .fmnist import fmnist_files, load_fmnist
 
-        split, root = FMNIST_REFS[args.reference], args.fmnist_root or FMNIST_DIR
-        prefix = "t10k" if split == "test" else "train"
-        ref_files = [Path(root) / f"{prefix}-images-idx3-ubyte.gz"]
-        if not ref_files[0].is_file():
-            load_fmnist(split, root)  # raises the explanatory FileNotFoundError
-        load_ref = lambda: torch.from_numpy(load_fmnist(split, root)[0].copy()).unsqueeze(1)  # noqa: E731
+        split = FMNIST_REFS[args.reference]
+        ref_files = fmnist_files(split, args.fmnist_root)[:1]  # raises naming the package to install
+        load_ref = lambda: torch.from_numpy(load_fmnist(split, args.fmnist_root)[0].copy()).unsqueeze(1)  # noqa: E731
     else:
         ref_files = image_files(Path(args.reference))
         load_ref = lambda: read_folder(ref_files, grey)  # noqa: E731
@@ -140,6 +173,9 @@ def main(argv=None) -> int:
             src_features = torch.cat([extractor(b).cpu() for b in generated_batches(
                 generator, args.num_samples, args.batch_size, args.seed, device)]).numpy()
 
+    warning = small_sample_warning(len(src_features), len(ref_features), src_features.shape[1])
+    if warning:
+        print(warning, file=sys.stderr)
     fid = fid_from_features(torch.from_numpy(src_features), torch.from_numpy(ref_features))
     subset = min(args.kid_subset_size, len(src_features), len(ref_features))
     kid_mean, kid_std = kid_from_features(torch.from_numpy(src_features), torch.from_numpy(ref_features),

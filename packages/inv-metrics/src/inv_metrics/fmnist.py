@@ -13,6 +13,7 @@ The weights ship as ``assets/fmnist_features.safetensors`` and are rebuilt by
 from __future__ import annotations
 
 import gzip
+import os
 from importlib.resources import as_file, files
 from pathlib import Path
 
@@ -23,7 +24,8 @@ from torch import nn
 from .errors import MissingWeightsError
 from .images import check_images
 
-FMNIST_DIR = Path("/usr/share/datasets/fashion-mnist")  # Debian package dataset-fashion-mnist
+# The Debian package dataset-fashion-mnist's folder (or $SG2_FASHION_MNIST_DIR), as sg2_core.datasets reads it.
+FMNIST_DIR = Path(os.environ.get("SG2_FASHION_MNIST_DIR") or "/usr/share/datasets/fashion-mnist")
 WEIGHTS_FILE = "fmnist_features.safetensors"
 RESOLUTION = 32
 WIDTHS = (16, 32, 64, 128)
@@ -44,18 +46,26 @@ def _read_idx(path: Path) -> np.ndarray:
     return np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim).reshape(shape)
 
 
-def load_fmnist(split: str = "test", root=None) -> tuple[np.ndarray, np.ndarray]:
-    """Fashion-MNIST images padded to 32x32 (uint8 [N, 32, 32]) and labels (uint8 [N]); split 'train' or 'test'."""
+def fmnist_files(split: str = "test", root=None) -> list[Path]:
+    """The images and labels files of a split; raises FileNotFoundError naming the package to install."""
+    from sg2_core.datasets import FASHION_MNIST_PACKAGE
+
     prefix = {"train": "train", "test": "t10k"}.get(split)
     if prefix is None:
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
     root = Path(root) if root is not None else FMNIST_DIR
-    images_path = root / f"{prefix}-images-idx3-ubyte.gz"
-    labels_path = root / f"{prefix}-labels-idx1-ubyte.gz"
-    for path in (images_path, labels_path):
+    paths = [root / f"{prefix}-images-idx3-ubyte.gz", root / f"{prefix}-labels-idx1-ubyte.gz"]
+    for path in paths:
         if not path.is_file():
-            raise FileNotFoundError(f"Fashion-MNIST file {path} not found; install the Debian package "
-                                    "dataset-fashion-mnist or pass the folder holding the .gz files")
+            raise FileNotFoundError(f"Fashion-MNIST is not installed ({path} is missing); install it with: "
+                                    f"apt-get install {FASHION_MNIST_PACKAGE} (or pass the folder holding the "
+                                    ".gz files)")
+    return paths
+
+
+def load_fmnist(split: str = "test", root=None) -> tuple[np.ndarray, np.ndarray]:
+    """Fashion-MNIST images padded to 32x32 (uint8 [N, 32, 32]) and labels (uint8 [N]); split 'train' or 'test'."""
+    images_path, labels_path = fmnist_files(split, root)
     images = np.pad(_read_idx(images_path), ((0, 0), (2, 2), (2, 2)))
     return images, _read_idx(labels_path)
 

@@ -9,6 +9,7 @@ learning rate and random horizontal flips. Prints the test accuracy and the time
 from __future__ import annotations
 
 import argparse
+import sys
 import time
 from pathlib import Path
 
@@ -77,6 +78,16 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     from safetensors.torch import save_file
 
+    from .fmnist import fmnist_files
+
+    try:
+        for name in ("epochs", "batch_size", "threads"):
+            if getattr(args, name) < 1:
+                raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+        fmnist_files("train", args.root), fmnist_files("test", args.root)  # before any work
+    except (ValueError, FileNotFoundError) as error:
+        print(f"inv_metrics.train_fmnist_features: error: {error}", file=sys.stderr)
+        return 2
     torch.set_num_threads(args.threads)
     start = time.perf_counter()
     net, accuracy = train(args.epochs, args.batch_size, args.lr, args.seed, args.root, args.limit)
