@@ -17,6 +17,7 @@ from sg2_kernels import bias_act, setup_filter, upsample2d
 from .config import GeneratorConfig
 from .cpu_inference import WeightCache
 from .layers import FullyConnectedLayer, bias_lrelu, modulated_conv2d
+from .offsets import check_offsets, layer_key
 
 NOISE_MODES = ("random", "const", "none")
 
@@ -191,24 +192,12 @@ class SynthesisNetwork(nn.Module):
         block, layer = name.split(".")
         return getattr(getattr(self, block), layer)
 
-    @staticmethod
-    def _layer_key(name: str) -> str:
-        name = name.removeprefix("synthesis.")
-        return name.removesuffix(".weight")
-
     def _per_layer_weights(self, weight_offsets, n):
         if not weight_offsets:
             return {}
-        known = set(self.weight_layer_names)
-        weights = {}
-        for raw_name, offset in weight_offsets.items():
-            name = self._layer_key(raw_name)
-            if name not in known:
-                raise ValueError(f"weight_offsets: unknown layer {raw_name!r}; layers: {self.weight_layer_names}")
-            base = self.layer(name).weight
-            _check_shape(f"weight_offsets[{raw_name!r}]", offset, [n, *base.shape])
-            weights[name] = base.unsqueeze(0) + offset.to(base.dtype)
-        return weights
+        offsets = check_offsets(self, weight_offsets, n)
+        return {name: self.layer(name).weight.unsqueeze(0) + offset.to(self.layer(name).weight.dtype)
+                for name, offset in offsets.items()}
 
     def _per_layer_noise(self, noise, n):
         if noise is None:
@@ -220,7 +209,7 @@ class SynthesisNetwork(nn.Module):
             noise = dict(zip(names, noise))
         result = {}
         for raw_name, t in noise.items():
-            name = self._layer_key(raw_name)
+            name = layer_key(raw_name)
             if name not in names:
                 raise ValueError(f"noise: unknown layer {raw_name!r}; layers with noise: {names}")
             res = self.layer(name).resolution
