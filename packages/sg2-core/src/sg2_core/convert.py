@@ -3,7 +3,8 @@
 Reads our safetensors format, rosinality ``.pt`` files (convert_weight.py, train.py, pSp-style) and
 NVIDIA StyleGAN2-ADA network pickles (without running them); writes ``.safetensors`` (ours, the
 default for that extension) or rosinality ``.pt``. The input is never overwritten, an existing output
-only with ``--overwrite``, and the output appears atomically (temporary file, then rename).
+only with ``--overwrite``, and the output appears atomically (temporary file, then rename). Errors are
+one line, ``error: ...`` on stderr, exit status 2.
 """
 
 from __future__ import annotations
@@ -12,6 +13,8 @@ import argparse
 import sys
 import warnings
 from pathlib import Path
+
+import torch
 
 from .checkpoints import FORMATS, WRITABLE_FORMATS, CheckpointError, load_checkpoint, output_format, save_checkpoint
 from .checkpoints._io import refuse_overwriting_input
@@ -28,8 +31,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=WRITABLE_FORMATS, help="output format (default: from OUT's extension)")
     p.add_argument("--input-format", choices=FORMATS, help="skip the detection of IN's format")
     p.add_argument("--compute-w-avg", nargs="?", const=10000, type=int, metavar="N",
-                   help="rosinality input without latent_avg: estimate mapping.w_avg from N mapping samples "
-                        "(default 10000) instead of leaving zeros")
+                   help="where the input's w_avg is unknown (a rosinality file without latent_avg, a NaN w_avg "
+                        "in a pickle): estimate it from N mapping samples (default 10000); without this it stays "
+                        "unknown (NaN) and no latent_avg is written")
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists (never IN)")
     return p
 
@@ -51,7 +55,8 @@ def _report(ckpt, out: Path, fmt: str) -> list[str]:
     if ckpt.D is not None:
         lines.append(f"  d           <- D: {describe(ckpt.D)}")
     if ckpt.generator is not None:
-        lines.append(f"  latent_avg  <- {gen_name}.mapping.w_avg")
+        known = bool(torch.isfinite(ckpt.generator.mapping.w_avg).all())
+        lines.append(f"  latent_avg  <- {gen_name}.mapping.w_avg" if known else "  latent_avg  not written (unknown)")
     if ckpt.extra:
         lines.append(f"  not written (no place in the rosinality format): {', '.join(map(str, ckpt.extra))}")
     return lines
@@ -75,8 +80,8 @@ def main(argv=None) -> int:
         except (CheckpointError, OSError, ValueError, TypeError) as exc:
             for w in caught:
                 print(f"warning: {w.message}", file=sys.stderr)
-            print(f"error: {exc}", file=sys.stderr)
-            return 1
+            print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)  # one line
+            return 2
     for w in caught:
         print(f"warning: {w.message}", file=sys.stderr)
     print("\n".join(_report(ckpt, out, fmt)))

@@ -19,7 +19,8 @@ from pathlib import Path
 from ..config import DiscriminatorConfig, GeneratorConfig
 from . import native, nvidia_pickle, rosinality
 from ._io import check_input, sniff, torch_load
-from .base import Checkpoint, build_network, infer_discriminator_config, infer_generator_config, resolve_config
+from .base import (Checkpoint, build_network, infer_discriminator_config, infer_generator_config, resolve_config,
+                   settle_w_avg)
 from .errors import CheckpointError, CheckpointKeyError, CheckpointWarning, UnsafePickleError
 
 FORMATS = ("native", "rosinality", "nvidia-pickle", "nvidia-state")
@@ -124,8 +125,9 @@ def load_checkpoint(path, format: str | None = None, *, g_config=None, d_config=
         format: one of :data:`FORMATS` to skip detection.
         g_config / d_config: for formats without stored configs (rosinality, NVIDIA state dicts): a
             config to use instead of inferring one from the tensors, or a dict of overrides for it.
-        compute_w_avg: rosinality files without ``latent_avg``: estimate ``mapping.w_avg`` with
-            ``Generator.mean_w`` (``True`` = 10000 samples, or an int) instead of leaving zeros.
+        compute_w_avg: where a generator's ``mapping.w_avg`` is unknown (a rosinality file without
+            ``latent_avg``, a NaN in the file), estimate it with ``Generator.mean_w`` (``True`` = 10000
+            samples, or an int). Without it such a ``w_avg`` stays NaN, with one warning.
         device: move the networks there (they are built on the CPU).
 
     Raises:
@@ -135,14 +137,13 @@ def load_checkpoint(path, format: str | None = None, *, g_config=None, d_config=
     """
     path = check_input(path)
     format, obj = _read(path, format)
-    if format == "native":
-        ckpt = native.load(path)
-    elif format == "nvidia-pickle":
-        ckpt = nvidia_pickle.load(path)
+    if format == "nvidia-pickle":
+        ckpt = nvidia_pickle.load(path, compute_w_avg=compute_w_avg)
     elif format == "rosinality":
         ckpt = rosinality.from_dict(obj, path, g_config=g_config, d_config=d_config, compute_w_avg=compute_w_avg)
     else:
-        ckpt = _load_nvidia_state(obj, path, g_config, d_config)
+        ckpt = native.load(path) if format == "native" else _load_nvidia_state(obj, path, g_config, d_config)
+        settle_w_avg(ckpt, compute_w_avg, path, "it is NaN in the file")
     return ckpt.to(device) if device is not None else ckpt
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 import re
+import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -16,7 +17,7 @@ from torch.overrides import TorchFunctionMode
 from ..config import DiscriminatorConfig, GeneratorConfig
 from ..discriminator import Discriminator
 from ..generator import Generator
-from .errors import CheckpointError, CheckpointKeyError
+from .errors import CheckpointError, CheckpointKeyError, CheckpointWarning
 
 NETWORK_NAMES = ("G", "D", "G_ema")
 
@@ -164,6 +165,32 @@ def build_network(config, state_dict: Mapping, what: str, path=None, hint: str =
         tensors[key] = t
     net.load_state_dict(tensors, strict=True, assign=True)
     return net.eval()
+
+
+def settle_w_avg(ckpt: Checkpoint, compute_w_avg: bool | int, path, why: str) -> None:
+    """Generators whose ``mapping.w_avg`` is unknown (not finite) get ``mean_w`` when asked, else one warning.
+
+    An unknown ``w_avg`` stays NaN rather than becoming zeros: sampling with ``truncation_psi=1`` never reads
+    it, truncation then fails loudly instead of pulling towards 0, and no writer stores a made-up value.
+    ``compute_w_avg``: ``True`` (10000 samples) or a number of samples; ``why`` says how it came to be unknown.
+    """
+    unknown = [name for name in ("G", "G_ema") if getattr(ckpt, name) is not None
+               and not torch.isfinite(getattr(ckpt, name).mapping.w_avg).all()]
+    if not unknown:
+        return
+    if compute_w_avg:
+        n = 10000 if compute_w_avg is True else int(compute_w_avg)
+        for name in unknown:
+            net = getattr(ckpt, name)
+            with torch.no_grad():
+                net.mapping.w_avg.copy_(net.mean_w(n))
+        ckpt.extra["w_avg_source"] = f"mean_w({n})"
+        return
+    names = " and ".join(f"'{n}'" for n in unknown)
+    warnings.warn(f"{path}: the mapping.w_avg of {names} is unknown: {why}. It is kept as NaN, so truncation "
+                  "cannot be used; load with compute_w_avg=True or convert with --compute-w-avg to estimate it with "
+                  "Generator.mean_w()", CheckpointWarning, stacklevel=3)
+    ckpt.extra["w_avg_source"] = "unknown"
 
 
 # ----------------------------------------------------------------------------------------------

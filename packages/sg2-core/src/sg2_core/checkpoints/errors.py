@@ -22,30 +22,28 @@ class CheckpointKeyError(CheckpointError):
     """The tensors of a network do not match its architecture.
 
     ``missing``: ``[(key, expected shape)]``; ``unexpected``: ``[(key, shape)]``;
-    ``mismatched``: ``[(key, expected shape, got shape)]``. All of them are listed in the message.
+    ``mismatched``: ``[(key, expected shape, got shape)]``. The one-line message names the first few of
+    each; the attributes hold them all.
     """
+
+    SHOWN = 4  # keys named per kind in the message
 
     def __init__(self, what: str, missing, unexpected, mismatched, path=None, hint: str = ""):
         self.missing, self.unexpected, self.mismatched = list(missing), list(unexpected), list(mismatched)
-        counts = []
-        if self.missing:
-            counts.append(f"{len(self.missing)} missing")
-        if self.unexpected:
-            counts.append(f"{len(self.unexpected)} unexpected")
-        if self.mismatched:
-            counts.append(f"{len(self.mismatched)} mis-shaped")
-        lines = [f"{what} does not match its architecture: {', '.join(counts)} key(s)"]
-        width = max(len(k) for k, *_ in [*self.missing, *self.unexpected, *self.mismatched])
-        for key, expected in self.missing:
-            lines.append(f"  missing     {key:<{width}}  expected {_fmt_shape(expected)}")
-        for key, got in self.unexpected:
-            lines.append(f"  unexpected  {key:<{width}}  got {got if isinstance(got, str) else _fmt_shape(got)}")
-        for key, expected, got in self.mismatched:
-            got_text = got if isinstance(got, str) else _fmt_shape(got)
-            lines.append(f"  mis-shaped  {key:<{width}}  expected {_fmt_shape(expected)}, got {got_text}")
-        if hint:
-            lines.append(hint)
-        super().__init__("\n".join(lines), path)
+
+        def got_text(got):
+            return got if isinstance(got, str) else _fmt_shape(got)
+
+        kinds = [("missing", [f"{k} {_fmt_shape(e)}" for k, e in self.missing]),
+                 ("unexpected", [f"{k} {got_text(g)}" for k, g in self.unexpected]),
+                 ("mis-shaped", [f"{k} expected {_fmt_shape(e)}, got {got_text(g)}" for k, e, g in self.mismatched])]
+        parts = []
+        for kind, items in kinds:
+            if items:
+                more = f", ... {len(items) - self.SHOWN} more" if len(items) > self.SHOWN else ""
+                parts.append(f"{len(items)} {kind} ({'; '.join(items[:self.SHOWN])}{more})")
+        message = f"{what} does not match its architecture: {', '.join(parts)}"
+        super().__init__(f"{message} {hint}" if hint else message, path)
 
 
 class UnsafePickleError(CheckpointError):

@@ -14,7 +14,9 @@ dicts and constructor arguments, which map onto our networks key for key.
 
 from __future__ import annotations
 
+import dataclasses
 import io
+import math
 import pickle
 import struct
 from collections import OrderedDict
@@ -25,7 +27,7 @@ import torch
 
 from ..config import DiscriminatorConfig, GeneratorConfig
 from ._io import check_input, one_line
-from .base import Checkpoint, build_network
+from .base import Checkpoint, build_network, settle_w_avg
 from .errors import CheckpointError, UnsafePickleError
 
 FORMAT = "nvidia-pickle"
@@ -220,6 +222,60 @@ def _np_scalar(dtype, data=None):
     return struct.unpack(fmt, data)[0]  # a Python number
 
 
+_TORCH_DTYPES = {"f2": torch.float16, "f4": torch.float32, "f8": torch.float64, "i1": torch.int8, "i2": torch.int16,
+                 "i4": torch.int32, "i8": torch.int64, "u1": torch.uint8, "b1": torch.bool}
+
+
+def _array_tensor(dtype, shape, data, order="C"):
+    """A numpy array's bytes as a tensor (a copy); only plain numbers, never objects."""
+    if not isinstance(dtype, NumpyDType) or dtype.spec not in _TORCH_DTYPES:
+        raise CheckpointError("unsupported numpy array record (only arrays of plain numbers are read)")
+    if not isinstance(data, (bytes, bytearray)):  # object arrays pickle a list of Python objects here
+        raise CheckpointError("unsupported numpy array record: its data is not raw bytes")
+    shape = _ints(shape, "numpy array shape")
+    t = torch.frombuffer(bytearray(data), dtype=torch.uint8) if data else torch.empty(0, dtype=torch.uint8)
+    t = t.view(_TORCH_DTYPES[dtype.spec])
+    if dtype.byteorder == ">" and t.element_size() > 1:
+        raise CheckpointError("unsupported numpy array record: big-endian data")
+    if t.numel() != math.prod(shape):
+        raise CheckpointError("malformed numpy array record: its size does not match its shape")
+    if order == "F" and len(shape) > 1:
+        return t.reshape(shape[::-1]).permute(*reversed(range(len(shape)))).contiguous()
+    return t.reshape(shape)
+
+
+class NumpyArray:
+    """Stand-in for a pickled ``numpy.ndarray`` of plain numbers (StyleGAN3 layers keep a few as attributes):
+    ``numpy.core.multiarray._reconstruct`` makes an empty one and ``__setstate__`` fills in ``tensor``."""
+
+    __slots__ = ("tensor",)
+
+    def __init__(self):
+        self.tensor = None
+
+    def __setstate__(self, state):  # numpy's state: (version, shape, dtype, is_fortran, raw bytes)
+        if not (isinstance(state, tuple) and len(state) == 5):
+            raise CheckpointError("malformed numpy array record")
+        _, shape, dtype, fortran, data = state
+        self.tensor = _array_tensor(dtype, shape, data, "F" if fortran else "C")
+
+
+class _NdarrayType:
+    """What ``numpy.ndarray`` resolves to: a marker, only accepted by :func:`_np_reconstruct`."""
+
+
+def _np_reconstruct(cls, shape=(0,), dtype_code=b"b"):
+    if cls is not _NdarrayType:
+        raise CheckpointError("unsupported numpy _reconstruct record (only numpy.ndarray)")
+    return NumpyArray()
+
+
+def _np_frombuffer(buffer, dtype, shape, order="C"):  # pickle protocol 5's numpy arrays
+    array = NumpyArray()
+    array.tensor = _array_tensor(dtype, shape, bytes(buffer) if isinstance(buffer, memoryview) else buffer, order)
+    return array
+
+
 def _codecs_encode(text, encoding="utf-8"):
     if not isinstance(text, str) or encoding != "latin1":
         raise CheckpointError("unsupported _codecs.encode record")
@@ -241,6 +297,11 @@ ALLOWED_GLOBALS = {
     ("numpy", "dtype"): _np_dtype,
     ("numpy.core.multiarray", "scalar"): _np_scalar,
     ("numpy._core.multiarray", "scalar"): _np_scalar,
+    ("numpy", "ndarray"): _NdarrayType,
+    ("numpy.core.multiarray", "_reconstruct"): _np_reconstruct,
+    ("numpy._core.multiarray", "_reconstruct"): _np_reconstruct,
+    ("numpy.core.numeric", "_frombuffer"): _np_frombuffer,
+    ("numpy._core.numeric", "_frombuffer"): _np_frombuffer,
     ("builtins", "set"): set,
     ("builtins", "frozenset"): frozenset,
     ("__builtin__", "set"): set,  # protocol <= 2 pickles use Python 2 module names
@@ -283,7 +344,9 @@ def read_pickle(path) -> object:
 
 
 def plain(value):
-    """EasyDicts and OrderedDicts -> dicts, recursively."""
+    """EasyDicts and OrderedDicts -> dicts, numpy arrays -> tensors, recursively."""
+    if isinstance(value, NumpyArray):
+        return value.tensor
     if isinstance(value, Mapping):
         return {k: plain(v) for k, v in value.items()}
     if isinstance(value, list):
@@ -346,10 +409,19 @@ def _walk(state: Mapping, prefix: str, out: dict, what: str, path) -> None:
 # Constructor arguments <-> our configs
 
 _G_POSITIONAL = ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels", "mapping_kwargs", "synthesis_kwargs")
+_G_OWN = {"z_dim", "c_dim", "w_dim", "img_resolution", "img_channels", "mapping_kwargs", "synthesis_kwargs"}
 _D_POSITIONAL = ("c_dim", "img_resolution", "img_channels", "architecture", "channel_base", "channel_max",
                  "num_fp16_res", "conv_clamp", "cmap_dim", "block_kwargs", "mapping_kwargs", "epilogue_kwargs")
-# settings that only select fp16 / memory layout / frozen layers for training: no effect on our fp32 networks
-_IGNORED = {"num_fp16_res", "fp16_channels_last", "channels_last", "freeze_layers"}
+# settings that only select fp16 / memory layout / frozen layers / fused or split modulated convolutions for
+# training: the same arithmetic in our fp32 networks
+_IGNORED = {"num_fp16_res", "fp16_channels_last", "channels_last", "freeze_layers", "fused_modconv_default"}
+
+STYLEGAN2_ADA, STYLEGAN3_REPO = "stylegan2-ada-pytorch", "stylegan3"
+"""The two codebases that write StyleGAN2 pickles; their constructors differ in layout and defaults."""
+_DEFAULTS = {  # constructor defaults that differ: training/networks.py vs training/networks_stylegan2.py
+    STYLEGAN2_ADA: dict(conv_clamp=None, w_avg_beta=0.995, d_conv_clamp=None),
+    STYLEGAN3_REPO: dict(conv_clamp=256, w_avg_beta=0.998, d_conv_clamp=256),
+}
 
 
 def _merge_positional(args, kwargs, names, what, path):
@@ -378,17 +450,36 @@ def _no_conditioning(c_dim, what, path):
         raise CheckpointError(f"{what}: conditional networks are not supported (c_dim={c_dim}); only c_dim=0", path)
 
 
-def generator_config_from_nvidia(kwargs: Mapping, args=(), path=None, what: str = "G") -> GeneratorConfig:
-    """Our GeneratorConfig from NVIDIA ``Generator`` constructor arguments (defaults filled in)."""
+def _source_of(kwargs: Mapping, source: str | None) -> str:
+    """stylegan3's Generator takes the synthesis settings as top-level arguments, stylegan2-ada's as
+    ``synthesis_kwargs``; with neither, the caller's ``source`` (from the module state) decides."""
+    if source is not None:
+        return source
+    return STYLEGAN3_REPO if set(kwargs) - _G_OWN else STYLEGAN2_ADA
+
+
+def generator_config_from_nvidia(kwargs: Mapping, args=(), path=None, what: str = "G",
+                                 source: str | None = None) -> GeneratorConfig:
+    """Our GeneratorConfig from NVIDIA ``Generator`` constructor arguments (defaults filled in).
+
+    ``source``: :data:`STYLEGAN2_ADA` or :data:`STYLEGAN3_REPO` (whose defaults differ: conv_clamp 256,
+    w_avg_beta 0.998); by default told from the layout of the arguments.
+    """
     kw = _merge_positional(args, plain(kwargs), _G_POSITIONAL, what, path)
-    top = _take(kw, dict(z_dim=None, c_dim=0, w_dim=None, img_resolution=None, img_channels=3, mapping_kwargs=None,
-                         synthesis_kwargs=None), what, path)
+    source = _source_of(kw, source)
+    defaults = _DEFAULTS[source]
+    synthesis_kw = dict(kw.pop("synthesis_kwargs", None) or {})
+    if source == STYLEGAN3_REPO:  # Generator(..., mapping_kwargs={}, **synthesis_kwargs)
+        synthesis_kw.update({k: kw.pop(k) for k in list(kw) if k not in _G_OWN})
+    top = _take(kw, dict(z_dim=None, c_dim=0, w_dim=None, img_resolution=None, img_channels=3, mapping_kwargs=None),
+                what, path)
     _no_conditioning(top["c_dim"], what, path)
     mapping = _take(dict(top["mapping_kwargs"] or {}), dict(num_layers=8, embed_features=None, layer_features=None,
-                    activation="lrelu", lr_multiplier=0.01, w_avg_beta=0.995), f"{what}.mapping_kwargs", path)
-    synthesis = _take(dict(top["synthesis_kwargs"] or {}), dict(channel_base=32768, channel_max=512, conv_clamp=None,
+                    activation="lrelu", lr_multiplier=0.01, w_avg_beta=defaults["w_avg_beta"]),
+                    f"{what}.mapping_kwargs", path)
+    synthesis = _take(synthesis_kw, dict(channel_base=32768, channel_max=512, conv_clamp=defaults["conv_clamp"],
                       architecture="skip", resample_filter=[1, 3, 3, 1], use_noise=True, activation="lrelu",
-                      kernel_size=3), f"{what}.synthesis_kwargs", path)
+                      kernel_size=3), f"{what} synthesis arguments", path)
     _require(synthesis["architecture"], "skip", "architecture", what, path)
     _require(synthesis["activation"], "lrelu", "synthesis activation", what, path)
     _require(synthesis["kernel_size"], 3, "kernel_size", what, path)
@@ -410,12 +501,14 @@ def generator_config_from_nvidia(kwargs: Mapping, args=(), path=None, what: str 
         raise CheckpointError(f"{what}: {exc}", path) from exc
 
 
-def discriminator_config_from_nvidia(kwargs: Mapping, args=(), path=None, what: str = "D") -> DiscriminatorConfig:
-    """Our DiscriminatorConfig from NVIDIA ``Discriminator`` constructor arguments (defaults filled in)."""
+def discriminator_config_from_nvidia(kwargs: Mapping, args=(), path=None, what: str = "D",
+                                     source: str = STYLEGAN2_ADA) -> DiscriminatorConfig:
+    """Our DiscriminatorConfig from NVIDIA ``Discriminator`` constructor arguments (defaults filled in;
+    ``source`` :data:`STYLEGAN3_REPO` defaults to conv_clamp 256)."""
     kw = _merge_positional(args, plain(kwargs), _D_POSITIONAL, what, path)
     top = _take(kw, dict(c_dim=0, img_resolution=None, img_channels=3, architecture="resnet", channel_base=32768,
-                         channel_max=512, conv_clamp=None, cmap_dim=None, block_kwargs=None, mapping_kwargs=None,
-                         epilogue_kwargs=None), what, path)
+                         channel_max=512, conv_clamp=_DEFAULTS[source]["d_conv_clamp"], cmap_dim=None,
+                         block_kwargs=None, mapping_kwargs=None, epilogue_kwargs=None), what, path)
     _no_conditioning(top["c_dim"], what, path)
     _require(top["architecture"], "resnet", "architecture", what, path)
     block = _take(dict(top["block_kwargs"] or {}), dict(activation="lrelu", resample_filter=[1, 3, 3, 1]),
@@ -471,27 +564,86 @@ def discriminator_config_to_nvidia(config: DiscriminatorConfig) -> dict:
 # Loading
 
 
-def from_object(data, path=None) -> Checkpoint:
+def _submodule(obj: PersistentObject, dotted: str) -> PersistentObject | None:
+    """The persistent submodule at ``dotted`` (e.g. ``'synthesis.b4.conv1'``), or None."""
+    for name in dotted.split("."):
+        modules = obj.meta.get("state", {}).get("_modules") or {}
+        obj = modules.get(name)
+        if not isinstance(obj, PersistentObject):
+            return None
+    return obj
+
+
+def _attribute(obj: PersistentObject, dotted: str, name: str, default=None):
+    """An instance attribute of a submodule, as pickled in its state (what NVIDIA's forward reads)."""
+    sub = _submodule(obj, dotted) if dotted else obj
+    if sub is None or not isinstance(sub.meta.get("state"), Mapping):
+        return default
+    return sub.meta["state"].get(name, default)
+
+
+def _refuse_stylegan3(obj: PersistentObject, kwargs: Mapping, what: str, path) -> None:
+    """StyleGAN3 generators (networks_stylegan3.py) share the class name 'Generator': tell them by their
+    Fourier-feature input layer, and name the config (R: 1x1 convolutions, radial filters)."""
+    synthesis = _submodule(obj, "synthesis")
+    if _submodule(obj, "synthesis.input") is None or synthesis is None:
+        return
+    if _submodule(obj, "synthesis.input").class_name != "SynthesisInput":
+        return
+    layers = [m for m in (synthesis.meta["state"].get("_modules") or {}).values() if isinstance(m, PersistentObject)]
+    kernels = {_attribute(m, "", "conv_kernel") for m in layers if _attribute(m, "", "is_torgb") is False}
+    config = "R" if kwargs.get("conv_kernel") == 1 or kwargs.get("use_radial_filters") or 1 in kernels else "T"
+    raise CheckpointError(f"{what} is a StyleGAN3 generator (config {config}): StyleGAN3 (config T/R) networks are not "
+                          "supported, only StyleGAN2 ones (stylegan2-ada-pytorch, or the stylegan3 repository's "
+                          "--cfg=stylegan2)", path)
+
+
+def _source(data: Mapping) -> str:
+    """Which codebase wrote the pickle: stylegan3's StyleGAN2 blocks keep ``fused_modconv_default``."""
+    for name in ("G_ema", "G"):
+        obj = data.get(name)
+        if isinstance(obj, PersistentObject) and _attribute(obj, "synthesis.b4", "fused_modconv_default") is not None:
+            return STYLEGAN3_REPO
+    return STYLEGAN2_ADA
+
+
+def _with_pickled_settings(config, obj: PersistentObject):
+    """``config`` with conv_clamp and w_avg_beta as the pickled layers hold them: those are what NVIDIA's
+    forward pass uses, whatever the constructor defaults of the writing codebase were."""
+    if isinstance(config, GeneratorConfig):
+        clamp = _attribute(obj, "synthesis.b4.conv1", "conv_clamp", config.conv_clamp)
+        beta = _attribute(obj, "mapping", "w_avg_beta", config.w_avg_beta)
+        return dataclasses.replace(config, conv_clamp=clamp, w_avg_beta=config.w_avg_beta if beta is None else
+                                   float(beta))
+    return dataclasses.replace(config, conv_clamp=_attribute(obj, "b4.conv", "conv_clamp", config.conv_clamp))
+
+
+def from_object(data, path=None, *, compute_w_avg: bool | int = False) -> Checkpoint:
     """A Checkpoint from an unpickled snapshot dict (see :func:`read_pickle`)."""
     if not isinstance(data, Mapping):
         raise CheckpointError(f"not an NVIDIA network pickle: it holds a {type(data).__name__}, not a dict", path)
     ckpt = Checkpoint(format=FORMAT, path=None if path is None else Path(path))
-    init, seen = {}, set()
-    for name, expected_class, to_config in (("G", "Generator", generator_config_from_nvidia),
-                                            ("D", "Discriminator", discriminator_config_from_nvidia),
-                                            ("G_ema", "Generator", generator_config_from_nvidia)):
+    source = _source(data)
+    parts = {}
+    for name, expected_class in (("G", "Generator"), ("D", "Discriminator"), ("G_ema", "Generator")):
         obj = data.get(name)
         if obj is None:
             continue
-        class_name, args, kwargs, tensors = network_parts(obj, f"'{name}'", path)
-        if class_name != expected_class:
-            raise CheckpointError(f"'{name}' is a {class_name}, expected a {expected_class}", path)
+        parts[name] = network_parts(obj, f"'{name}'", path)
+        if parts[name][0] != expected_class:
+            raise CheckpointError(f"'{name}' is a {parts[name][0]}, expected a {expected_class}", path)
+        if expected_class == "Generator":
+            _refuse_stylegan3(obj, parts[name][2], f"'{name}'", path)
+    init, seen = {}, set()
+    for name, (class_name, args, kwargs, tensors) in parts.items():
         init[name] = kwargs if not args else {"args": list(args), **kwargs}
-        config = to_config(kwargs, args, path, what=f"'{name}'")
+        to_config = discriminator_config_from_nvidia if name == "D" else generator_config_from_nvidia
+        config = _with_pickled_settings(to_config(kwargs, args, path, what=f"'{name}'", source=source), data[name])
         setattr(ckpt, name, build_network(config, tensors, f"'{name}'", path, seen=seen))
     if not init:
         raise CheckpointError(f"no networks found: expected 'G', 'D' or 'G_ema' (keys: {sorted(map(str, data))})",
                               path)
+    ckpt.extra["nvidia_source"] = source
     ckpt.extra["nvidia_init_kwargs"] = init
     for key, value in data.items():
         if key in ("G", "D", "G_ema"):
@@ -503,12 +655,15 @@ def from_object(data, path=None) -> Checkpoint:
             class_name, args, kwargs, tensors = network_parts(value, f"'{key}'", path)
             value = {"class_name": class_name, "init_kwargs": kwargs, "state": tensors}
         ckpt.extra[key] = plain(value)
+    settle_w_avg(ckpt, compute_w_avg, path, "it is NaN in the file, as stylegan2-ada's training loop can leave it "
+                 "after its summary pass on a CPU")
     return ckpt
 
 
-def load(path) -> Checkpoint:
-    """Read an NVIDIA StyleGAN2-ADA network pickle without importing ``dnnlib`` / ``torch_utils`` and
-    without executing anything it embeds. ``extra`` gets ``training_set_kwargs``, ``augment_pipe``
-    (class name, constructor arguments and tensors) and ``nvidia_init_kwargs``."""
+def load(path, *, compute_w_avg: bool | int = False) -> Checkpoint:
+    """Read an NVIDIA network pickle (stylegan2-ada-pytorch, or the stylegan3 repository's StyleGAN2) without
+    importing ``dnnlib`` / ``torch_utils`` and without executing anything it embeds. ``extra`` gets
+    ``training_set_kwargs``, ``augment_pipe`` (class name, constructor arguments and tensors),
+    ``nvidia_init_kwargs`` and ``nvidia_source``. ``compute_w_avg``: see :func:`~.base.settle_w_avg`."""
     path = check_input(path)
-    return from_object(read_pickle(path), path)
+    return from_object(read_pickle(path), path, compute_w_avg=compute_w_avg)

@@ -28,7 +28,8 @@ from ..config import DiscriminatorConfig, GeneratorConfig
 from ..discriminator import Discriminator
 from ..generator import Generator
 from ._io import atomic_write, check_input, torch_load
-from .base import Checkpoint, build_network, check_state, count, dim, expected_shapes, resolve_config, solve_channels
+from .base import (Checkpoint, build_network, check_state, count, dim, expected_shapes, resolve_config, settle_w_avg,
+                   solve_channels)
 from .errors import CheckpointError, CheckpointKeyError, CheckpointWarning
 
 FORMAT = "rosinality"
@@ -202,7 +203,8 @@ def save(path, G: Generator | None = None, D: Discriminator | None = None, G_ema
     """Write a rosinality checkpoint ``{'g_ema', 'g', 'd', 'latent_avg'}`` (only the parts available).
 
     ``g_ema`` comes from ``G_ema``, or from ``G`` when there is no ``G_ema`` (the consumers read ``g_ema``);
-    ``latent_avg`` from ``latent_avg`` or that generator's ``mapping.w_avg``. Written atomically.
+    ``latent_avg`` from ``latent_avg`` or that generator's ``mapping.w_avg``, left out (with a warning) when that
+    is unknown (NaN) rather than written as a made-up value. Written atomically.
     """
     if G is None and D is None and G_ema is None:
         raise ValueError("nothing to save: pass G, D and/or G_ema")
@@ -222,10 +224,15 @@ def save(path, G: Generator | None = None, D: Discriminator | None = None, G_ema
     if gen is not None:
         avg = gen.mapping.w_avg if latent_avg is None else latent_avg
         avg = avg.detach().cpu().reshape(-1).clone()
-        if not avg.any():
-            warnings.warn("latent_avg is all zeros (the generator's mapping.w_avg was never set)", CheckpointWarning,
+        if not torch.isfinite(avg).all():  # unknown: pSp / e4e compute their own when the key is absent
+            warnings.warn("latent_avg is not written: the generator's mapping.w_avg is unknown (NaN); estimate it "
+                          "with compute_w_avg=True when loading, or convert with --compute-w-avg", CheckpointWarning,
                           stacklevel=2)
-        ckpt["latent_avg"] = avg
+        else:
+            if not avg.any():
+                warnings.warn("latent_avg is all zeros (the generator's mapping.w_avg was never set)",
+                              CheckpointWarning, stacklevel=2)
+            ckpt["latent_avg"] = avg
     return atomic_write(path, lambda f: torch.save(ckpt, f))
 
 
@@ -318,7 +325,8 @@ def _from_rosinality(sd: Mapping, key_map, config, kernel_keys, kernel_gain, wha
 
 def generator_from_rosinality(sd: Mapping, config: GeneratorConfig | Mapping | None = None, path=None,
                               what: str = "generator", seen: set | None = None) -> Generator:
-    """Our Generator from a rosinality generator state dict (``mapping.w_avg`` left at zeros).
+    """Our Generator from a rosinality generator state dict (``mapping.w_avg`` left at zeros: the file keeps
+    it apart, as ``latent_avg``).
 
     ``config``: a GeneratorConfig to use as is, a dict of overrides for the inferred one, or None.
     Missing ``noises.noise_j`` buffers are filled with seeded N(0, 1) maps, with a warning.
@@ -428,7 +436,7 @@ def from_dict(obj, path=None, *, g_config=None, d_config=None, compute_w_avg: bo
     if errors:
         if len(errors) == 1:
             raise errors[0]
-        raise CheckpointError("\n".join(e.cause for e in errors), path)
+        raise CheckpointError("; ".join(e.cause for e in errors), path)
     _set_w_avg(ckpt, _latent_avg(obj.get("latent_avg"), path), compute_w_avg, path)
     return ckpt
 
@@ -444,16 +452,10 @@ def _set_w_avg(ckpt: Checkpoint, latent_avg, compute_w_avg, path) -> None:
         for g in gens:
             g.mapping.w_avg.copy_(latent_avg)
         ckpt.extra["w_avg_source"] = "latent_avg"
-    elif compute_w_avg:
-        n = 10000 if compute_w_avg is True else int(compute_w_avg)
-        for g in gens:
-            g.mapping.w_avg.copy_(g.mean_w(n))
-        ckpt.extra["w_avg_source"] = f"mean_w({n})"
     else:
-        warnings.warn(f"{path}: the checkpoint has no latent_avg, so mapping.w_avg is left at zeros (truncation "
-                      "would pull towards 0); pass compute_w_avg=True to estimate it with Generator.mean_w()",
-                      CheckpointWarning, stacklevel=3)
-        ckpt.extra["w_avg_source"] = "zeros"
+        for g in gens:
+            g.mapping.w_avg.fill_(float("nan"))  # unknown, see settle_w_avg
+    settle_w_avg(ckpt, compute_w_avg, path, "the file has no latent_avg (rosinality's train.py saves none)")
 
 
 def load(path, *, g_config=None, d_config=None, compute_w_avg: bool | int = False) -> Checkpoint:
