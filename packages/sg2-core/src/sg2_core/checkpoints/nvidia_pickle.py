@@ -282,6 +282,12 @@ def _codecs_encode(text, encoding="utf-8"):
     return text.encode("latin1")  # how protocol <= 2 pickles store bytes
 
 
+def _empty_bytes(*args):
+    if args:  # protocol <= 2 pickles write b"" as bytes(); nothing else is accepted
+        raise CheckpointError("unsupported bytes record")
+    return b""
+
+
 def _load_from_bytes(data):
     return load_storage_bytes(data)
 
@@ -307,6 +313,8 @@ ALLOWED_GLOBALS = {
     ("__builtin__", "set"): set,  # protocol <= 2 pickles use Python 2 module names
     ("__builtin__", "frozenset"): frozenset,
     ("_codecs", "encode"): _codecs_encode,
+    ("builtins", "bytes"): _empty_bytes,
+    ("__builtin__", "bytes"): _empty_bytes,
 }
 """Every global an NVIDIA snapshot may reference, mapped to an inert stand-in (nothing is imported)."""
 
