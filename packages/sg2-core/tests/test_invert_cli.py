@@ -14,8 +14,6 @@ from sg2_core.images import fit_image, to_uint8
 from sg2_core.invert import main, parse_edit, parse_options
 from sg2_core.registry import unregister_method
 
-pytest.importorskip("inv_optim")  # the cheap real method below is inv-optim's projector
-
 RES = 32
 
 
@@ -37,6 +35,7 @@ def _write_inputs(folder):
 @pytest.fixture(scope="module")
 def run_dir(tmp_path_factory):
     """One real run: sg2-w with 2 steps on the demo generator, batches of 3 over 4 images, one SeFa edit."""
+    pytest.importorskip("inv_optim")  # sg2-w is inv-optim's projector
     root = tmp_path_factory.mktemp("invert")
     images = _write_inputs(root)
     argv = [str(root / "pngs"), str(root / "more.npy"), "--method", "sg2-w", "--options", "steps=2",
@@ -179,8 +178,8 @@ def test_bad_inputs_give_one_line_errors(tmp_path, capsys, toy):
     _write_inputs(tmp_path)
     pngs, out = tmp_path / "pngs", tmp_path / "o"
     (tmp_path / "broken.png").write_bytes(b"\x89PNG but not really")
-    assert _one_error(capsys, pngs, "--method", "sg2-ww", "--out", out).startswith(
-        "unknown method 'sg2-ww'; did you mean 'sg2-w'")
+    assert _one_error(capsys, pngs, "--method", "test-tyo", "--out", out).startswith(
+        "unknown method 'test-tyo'; did you mean 'test-toy'")
     assert _one_error(capsys, tmp_path / "broken.png", "--method", "test-toy", "--out", out).startswith(
         f"cannot read image {tmp_path / 'broken.png'}: ")
     assert _one_error(capsys, tmp_path / "nope.png", "--method", "test-toy", "--out", out) == (

@@ -352,7 +352,7 @@ def run(args) -> Path:
     name = args.method or default_method()
     try:
         spec = method_spec(name)
-    except ValueError as error:  # an unknown name: the registry's message lists close matches
+    except (ValueError, ImportError) as error:  # unknown (the message lists close matches), or a broken install
         raise UsageError(str(error)) from None
     options = merge_options(spec.demo_options if args.generator is None else {}, user_options)
 
