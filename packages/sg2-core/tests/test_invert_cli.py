@@ -228,3 +228,30 @@ def test_runs_as_a_module_and_fails_with_exit_status_2(tmp_path):
                              str(tmp_path / "o")], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2
     assert result.stderr.strip() == f"error: {tmp_path / 'missing.png'}: no such file or folder"
+
+
+def test_defaults_demo_generator_demo_options_and_out_folder(tmp_path, capsys, toy, monkeypatch):
+    _write_inputs(tmp_path)
+    monkeypatch.chdir(tmp_path)
+    rc, err = _run(capsys, "pngs", "--method", "test-toy", "--no-progress")
+    assert rc == 0, err
+    manifest = json.loads((tmp_path / "inversions" / "manifest.json").read_text())
+    assert manifest["options"] == {"scale": 1.0}  # the method's demo options, on the demo generator
+    assert manifest["generator"].startswith("the demo generator")
+    from sg2_core import Checkpoint, save_checkpoint
+
+    save_checkpoint(tmp_path / "g.safetensors", Checkpoint(G_ema=demo.load_generator()))
+    rc, err = _run(capsys, "pngs", "--method", "test-toy", "--generator", tmp_path / "g.safetensors", "--out", "o2",
+                   "--no-progress")
+    assert rc == 0, err
+    assert json.loads((tmp_path / "o2" / "manifest.json").read_text())["options"] == {}  # not on another generator
+
+
+def test_default_method_is_an_installed_one():
+    from sg2_core.invert import default_method
+    from sg2_core.registry import list_methods
+
+    name = default_method()
+    assert name in list_methods()
+    if "sg2-w+" in list_methods():
+        assert name == "sg2-w+"

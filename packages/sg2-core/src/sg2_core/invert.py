@@ -1,7 +1,7 @@
 """Invert your images with any registered method: reconstructions, a side-by-side grid, the inversion file.
 
     python -m sg2_core.invert photos/ --method sg2-w+ --generator ffhq.pkl --options steps=500 --out inv/
-    python -m sg2_core.invert img.png --out inv/                  # the demo generator and its default method
+    python -m sg2_core.invert img.png                 # the demo generator and its default method, into ./inversions
     python -m sg2_core.invert faces/ --fit center-crop --rgb --edit sefa:0:3.0 --out inv/
 
 IMAGES are image files (png, jpg, ...), folders of them (recursive), or batch files (.npy, .safetensors
@@ -52,7 +52,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="python -m sg2_core.invert", description=__doc__,
                 formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("images", nargs="+", metavar="IMAGES", help="image files, folders or .npy/.safetensors batches")
-    p.add_argument("--out", required=True, metavar="DIR", help="output folder (created if missing)")
+    p.add_argument("--out", default="inversions", metavar="DIR",
+                   help="output folder, created if missing (default: ./inversions)")
     p.add_argument("--method", default=None, help=f"a registered method (default: the first installed of "
                                                   f"{', '.join(DEFAULT_METHODS)})")
     p.add_argument("--generator", default=None, metavar="CKPT",
