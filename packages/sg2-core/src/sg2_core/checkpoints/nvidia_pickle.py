@@ -142,13 +142,14 @@ def load_storage_bytes(data: bytes) -> LoadedStorage:
         if len(header) != 8:
             raise CheckpointError("a storage blob is truncated")
         numel = int.from_bytes(header, "little", signed=True)
-        raw = f.read(numel * itemsize)
-        if numel < 0 or len(raw) != numel * itemsize:
+        start, end = f.tell(), f.tell() + numel * itemsize
+        if numel < 0 or end > len(data):
             raise CheckpointError("a storage blob is truncated")
+        f.seek(end)
         if key == ref.key:
             if numel != ref.numel:
                 raise CheckpointError(f"a storage blob holds {numel} elements, its record says {ref.numel}")
-            payload = raw
+            payload = memoryview(data)[start:end]  # copied once, below
     if not payload:
         return LoadedStorage(torch.UntypedStorage(0), ref.dtype)
     untyped = torch.frombuffer(bytearray(payload), dtype=torch.uint8).untyped_storage()

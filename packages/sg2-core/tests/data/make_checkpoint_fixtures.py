@@ -1,0 +1,241 @@
+"""Builds the checkpoint fixtures of this folder with the reference repositories' own code (see README.md).
+
+Run outside the test suite, once per codebase, with the repository checked out beside this script
+(HERE / "NVlabs+stylegan2-ada-pytorch", "NVlabs+stylegan3", "rosinality+stylegan2-pytorch"):
+
+    python make_checkpoint_fixtures.py ada OUT_DIR   # NVlabs/stylegan2-ada-pytorch d72cc7d
+    python make_checkpoint_fixtures.py sg3 OUT_DIR   # NVlabs/stylegan3 c233a91
+    python make_checkpoint_fixtures.py ros OUT_DIR   # rosinality/stylegan2-pytorch bef283a
+
+Then reference_outputs_16.pt = the three refs_*.pt merged, with EasyDicts as plain dicts.
+"""
+import copy
+import os
+import pickle
+import sys
+import types
+from pathlib import Path
+
+import numpy as np
+import torch
+
+HERE = Path(__file__).resolve().parent
+RES, ZDIM = 16, 32
+torch.set_num_threads(1)
+
+
+def stub(name, **attrs):
+    m = types.ModuleType(name)
+    m.__dict__.update(attrs)
+    sys.modules[name] = m
+    return m
+
+
+class _Decorators:  # click: every decorator factory returns the identity
+    def __getattr__(self, name):
+        if name in ("ClickException", "BadParameter"):
+            return Exception
+        if name == "ParamType":
+            return object
+        return lambda *a, **k: (lambda f: f)
+
+
+sys.modules["click"] = _Decorators()
+stub("psutil")
+from packaging.version import parse as _parse_version  # noqa: E402
+stub("pkg_resources", parse_version=_parse_version)
+stub("lmdb")
+
+
+def image_folder(folder: Path, n=8, channels=3):
+    from PIL import Image
+    folder.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    for i in range(n):
+        Image.fromarray(rng.integers(0, 256, (RES, RES, channels), dtype=np.uint8)).save(folder / f"{i:03d}.png")
+    return str(folder)
+
+
+def nvidia_snapshot(G_kwargs, D_kwargs, common, path, *, seed, raise_bias=True, summary_pass=True, nan_w_avg=False):
+    """Construct, as training_loop.py does, then snapshot and pickle.dump exactly as it does."""
+    import dnnlib
+    from torch_utils import misc
+    torch.manual_seed(seed)
+    G = dnnlib.util.construct_class_by_name(**G_kwargs, **common).train().requires_grad_(False)
+    D = dnnlib.util.construct_class_by_name(**D_kwargs, **common).train().requires_grad_(False)
+    if raise_bias:  # make conv_clamp (256) active somewhere: one layer's outputs exceed it
+        G.synthesis.b8.conv0.bias.add_(400)
+        D.b8.conv0.bias.add_(400)
+    # w_avg as training leaves it: mapping passes in training mode (they update it), G_ema copies G's buffers
+    kw = {"update_emas": True} if "update_emas" in G.mapping.forward.__code__.co_varnames else {}
+    for _ in range(4):
+        G.mapping(torch.randn(8, G.z_dim), torch.zeros(8, G.c_dim), **kw)
+    G_ema = copy.deepcopy(G).eval()
+    if summary_pass:  # training_loop.py's summary pass (rank 0), on torch.empty inputs, in training mode
+        z = torch.empty([4, G.z_dim]); c = torch.empty([4, G.c_dim])
+        img = misc.print_module_summary(G, [z, c])
+        misc.print_module_summary(D, [img, c])
+    if nan_w_avg:  # what that summary pass leaves in w_avg on some CPUs (torch.empty inputs): NaN
+        G.mapping.w_avg.fill_(float("nan"))
+        G_ema.mapping.w_avg.fill_(float("nan"))
+    snapshot = dict(G=G, D=D, G_ema=G_ema, augment_pipe=None,
+                    training_set_kwargs=dict(class_name="training.dataset.ImageFolderDataset", path="tiny",
+                                             use_labels=False, max_size=8, xflip=False, resolution=RES))
+    for key, value in snapshot.items():
+        if isinstance(value, torch.nn.Module):
+            snapshot[key] = copy.deepcopy(value).eval().requires_grad_(False).cpu()
+    with open(path, "wb") as f:
+        pickle.dump(snapshot, f)
+    return snapshot
+
+
+def reference_outputs(snap, *, sg3=False):
+    """The repository's own outputs (float32: force_fp32) for fixed z and images."""
+    G, D = snap["G_ema"], snap["D"]
+    g = torch.Generator().manual_seed(123)
+    z = torch.randn(2, G.z_dim, generator=g)
+    c = torch.zeros(2, G.c_dim)
+    reals = torch.rand(8, G.img_channels, RES, RES, generator=g) * 2 - 1
+    out = {"z": z, "reals": reals}
+    with torch.no_grad():
+        out["ws"] = G.mapping(z, c)
+        out["img_const"] = G(z, c, noise_mode="const", force_fp32=True)
+        if torch.isfinite(G.mapping.w_avg).all():
+            out["img_trunc"] = G(z, c, truncation_psi=0.7, noise_mode="const", force_fp32=True)
+        out["img_none"] = G.synthesis(out["ws"], noise_mode="none", force_fp32=True)
+        if not sg3:
+            out["d_logits"] = D(reals, torch.zeros(8, 0), force_fp32=True)
+    out["w_avg"] = G.mapping.w_avg.clone()
+    return out
+
+
+def ada(out: Path):
+    sys.path.insert(0, str(HERE / "NVlabs+stylegan2-ada-pytorch"))
+    import train  # its setup_training_loop_kwargs: the real --cfg settings
+    data = image_folder(out / "_data")
+    refs = {}
+    for cfg in ("auto", "paper256", "stylegan2"):
+        desc, args = train.setup_training_loop_kwargs(gpus=1, data=data, cfg=cfg, metrics=[])
+        G_kwargs, D_kwargs = args.G_kwargs, args.D_kwargs
+        # smaller: channel_base / 64, channel_max / 32, z = w = 32; everything else as --cfg sets it
+        for kw in (G_kwargs.synthesis_kwargs, D_kwargs):
+            kw.channel_base //= 64
+            kw.channel_max //= 32
+        G_kwargs.z_dim = G_kwargs.w_dim = ZDIM
+        common = dict(c_dim=0, img_resolution=RES, img_channels=3)
+        name = f"ada_{cfg}_{RES}.pkl"
+        snap = nvidia_snapshot(G_kwargs, D_kwargs, common, out / name, seed=1, nan_w_avg=cfg == "paper256")
+        refs[name] = reference_outputs(snap)
+        refs[name]["G_kwargs"], refs[name]["D_kwargs"] = dict(G_kwargs), dict(D_kwargs)
+        print(name, desc, {k: v.shape for k, v in refs[name].items() if torch.is_tensor(v)},
+              "w_avg finite:", torch.isfinite(snap["G"].mapping.w_avg).all().item())
+    # conditional (c_dim > 0): only to check the refusal
+    _, args = train.setup_training_loop_kwargs(gpus=1, data=data, cfg="auto", metrics=[])
+    args.G_kwargs.synthesis_kwargs.channel_base //= 64; args.G_kwargs.synthesis_kwargs.channel_max //= 32
+    args.D_kwargs.channel_base //= 64; args.D_kwargs.channel_max //= 32
+    args.G_kwargs.z_dim = args.G_kwargs.w_dim = ZDIM
+    nvidia_snapshot(args.G_kwargs, args.D_kwargs, dict(c_dim=4, img_resolution=RES, img_channels=3),
+                    out / f"ada_auto_cond_{RES}.pkl", seed=2, raise_bias=False, summary_pass=False)
+    return refs
+
+
+def sg3(out: Path):
+    sys.path.insert(0, str(HERE / "NVlabs+stylegan3"))
+    import dnnlib
+    import train
+    data = image_folder(out / "_data")
+    captured = {}
+    train.launch_training = lambda c, desc, outdir, dry_run: captured.update(c=c, desc=desc)
+    refs = {}
+    for cfg in ("stylegan2", "stylegan3-t", "stylegan3-r"):
+        # train.py's defaults for the options it requires or reads (click would fill them in)
+        train.main(outdir=str(out / "_runs"), cfg=cfg, data=data, gpus=1, batch=4, gamma=1.0, cond=False,
+                   mirror=False, aug="noaug", resume=None, freezed=0, p=0.2, target=0.6, batch_gpu=None,
+                   cbase=32768, cmax=512, glr=None, dlr=0.002, map_depth=None, mbstd_group=4, desc=None,
+                   metrics=[], kimg=25000, tick=4, snap=50, seed=0, fp32=False, nobench=False, workers=3,
+                   dry_run=True)
+        c = captured["c"]
+        # smaller: channel_base / 64, channel_max / 32, z = w = 32
+        shrink = 4 if cfg != "stylegan2" else 1  # the StyleGAN3 files only have to be refused: smaller still
+        for kw in (c.G_kwargs, c.D_kwargs):
+            kw.channel_base //= 64 * shrink
+            kw.channel_max //= 32 * shrink
+        c.G_kwargs.z_dim = c.G_kwargs.w_dim = ZDIM
+        common = dict(c_dim=0, img_resolution=RES, img_channels=3)
+        name = f"sg3_{cfg}_{RES}.pkl"
+        is_sg3 = cfg != "stylegan2"
+        snap = nvidia_snapshot(c.G_kwargs, c.D_kwargs, common, out / name, seed=3, raise_bias=not is_sg3,
+                               summary_pass=False)
+        if not is_sg3:
+            refs[name] = reference_outputs(snap)
+            refs[name]["G_kwargs"], refs[name]["D_kwargs"] = dict(c.G_kwargs), dict(c.D_kwargs)
+        print(name, captured["desc"], dict(c.G_kwargs))
+    return refs
+
+
+def ros(out: Path):
+    """train.py's own train() for one iteration on the CPU; it saves checkpoint/000000.pt at i = 0."""
+    src = HERE / "rosinality+stylegan2-pytorch"
+    work = out / "_ros"
+    work.mkdir(parents=True, exist_ok=True)
+    # the one change (as in shared/fixtures/sg2): a small channel table in model.py
+    model = (src / "model.py").read_text()
+    table = "{\n            4: 512,\n            8: 512,\n            16: 512,\n"
+    assert model.count(table) == 2
+    model = model.replace(table, "{\n            4: 16,\n            8: 16,\n            16: 8,\n")
+    (work / "model.py").write_text(model)
+    import torch.utils.cpp_extension as cpp
+    cpp.load = lambda *a, **k: types.SimpleNamespace()  # op/ would compile CUDA kernels at import; CPU paths used
+    sys.path[:0] = [str(work), str(src)]
+    os.chdir(work)
+    (work / "checkpoint").mkdir(exist_ok=True)
+    (work / "sample").mkdir(exist_ok=True)
+    import argparse
+
+    import train
+    from model import Discriminator, Generator
+    from torch import optim
+    # the Namespace train.py's parser makes with its defaults (train.py path --size 16 --batch 4 --iter 1)
+    args = argparse.Namespace(path="tiny.lmdb", arch="stylegan2", iter=1, batch=4, n_sample=4, size=RES, r1=10.0,
+                              path_regularize=2.0, path_batch_shrink=2, d_reg_every=16, g_reg_every=4, mixing=0.9,
+                              ckpt=None, lr=0.002, channel_multiplier=2, wandb=False, local_rank=0, augment=False,
+                              augment_p=0.0, ada_target=0.6, ada_length=500000, ada_every=256)
+    args.distributed = False
+    args.latent, args.n_mlp, args.start_iter = ZDIM, 8, 0   # train.py: 512, 8, 0
+    torch.manual_seed(4)
+    generator = Generator(args.size, args.latent, args.n_mlp, channel_multiplier=args.channel_multiplier)
+    discriminator = Discriminator(args.size, channel_multiplier=args.channel_multiplier)
+    g_ema = Generator(args.size, args.latent, args.n_mlp, channel_multiplier=args.channel_multiplier)
+    g_ema.eval()
+    train.accumulate(g_ema, generator, 0)
+    g_reg_ratio = args.g_reg_every / (args.g_reg_every + 1)
+    d_reg_ratio = args.d_reg_every / (args.d_reg_every + 1)
+    g_optim = optim.Adam(generator.parameters(), lr=args.lr * g_reg_ratio, betas=(0 ** g_reg_ratio, 0.99 ** g_reg_ratio))
+    d_optim = optim.Adam(discriminator.parameters(), lr=args.lr * d_reg_ratio,
+                         betas=(0 ** d_reg_ratio, 0.99 ** d_reg_ratio))
+    reals = torch.rand(8, 3, RES, RES, generator=torch.Generator().manual_seed(5)) * 2 - 1
+    loader = torch.utils.data.DataLoader(list(reals), batch_size=args.batch, drop_last=True)
+    train.utils = types.SimpleNamespace(save_image=lambda *a, **k: None)  # the sample grid (old torchvision API)
+    train.train(args, loader, generator, discriminator, g_optim, d_optim, g_ema, "cpu")
+    ckpt_path = work / "checkpoint" / "000000.pt"
+    name = f"ros_train_{RES}.pt"
+    (out / name).write_bytes(ckpt_path.read_bytes())
+    ckpt = torch.load(out / name, weights_only=False)
+    g_ema.load_state_dict(ckpt["g_ema"])
+    discriminator.load_state_dict(ckpt["d"])
+    g = torch.Generator().manual_seed(123)
+    z = torch.randn(2, args.latent, generator=g)
+    d_in = torch.rand(8, 3, RES, RES, generator=g) * 2 - 1
+    with torch.no_grad():
+        img, _ = g_ema([z], randomize_noise=False)
+        img_trunc, _ = g_ema([z], randomize_noise=False, truncation=0.7,
+                             truncation_latent=g_ema.mean_latent(4096))
+        logits = discriminator(d_in)
+    return {name: {"z": z, "img_const": img, "reals": d_in, "d_logits": logits, "keys": sorted(ckpt)}}
+
+
+if __name__ == "__main__":
+    which, out = sys.argv[1], Path(sys.argv[2]).resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    refs = {"ada": ada, "sg3": sg3, "ros": ros}[which](out)
+    torch.save(refs, out / f"refs_{which}.pt")
