@@ -276,6 +276,7 @@ def load_networks(path, device=None) -> LoadedNetworks:
     else:
         names = [n for n in NETWORK_NAMES if f"{n}_config" in metadata]
     networks, claimed, errors = {}, set(), []
+    seen = set()  # the tensors were just read from the file: take them without a copy (shared ones once)
     for name in names:
         raw = metadata.get(f"{name}_config")
         if raw is None:
@@ -288,7 +289,7 @@ def load_networks(path, device=None) -> LoadedNetworks:
         state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
         claimed.update(prefix + k for k in state)
         try:
-            networks[name] = _rebuild(cls, raw, state, name, path)
+            networks[name] = _rebuild(cls, raw, state, name, path, seen)
         except CheckpointKeyError as exc:
             errors.append(exc)
     try:
@@ -310,7 +311,7 @@ def load_networks(path, device=None) -> LoadedNetworks:
     return LoadedNetworks(networks, extra, path)
 
 
-def _rebuild(cls: type, raw_config: str, state: dict, name: str, path) -> nn.Module:
+def _rebuild(cls: type, raw_config: str, state: dict, name: str, path, seen: set) -> nn.Module:
     """``cls(config)`` holding ``state``, keys checked first."""
     config_cls = _registered[_class_path(cls)][1]
     try:
@@ -318,7 +319,7 @@ def _rebuild(cls: type, raw_config: str, state: dict, name: str, path) -> nn.Mod
     except (ValueError, TypeError) as exc:
         raise CheckpointError(f"{name}_config is invalid: {one_line(exc)}", path) from exc
     if cls in (Generator, Discriminator):
-        return build_network(config, state, f"'{name}'", path)  # the fast, checked path of G/D
+        return build_network(config, state, f"'{name}'", path, seen=seen)  # the fast, checked path of G/D
     with torch.device("meta"):
         skeleton = cls(config)
     reference = skeleton.state_dict()
