@@ -15,8 +15,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import signal
+import sys
+import threading
 import time
 from dataclasses import asdict, dataclass
+from pathlib import Path
 
 import torch
 
@@ -106,7 +110,8 @@ def _load_generator(spec: str | None, device):
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", required=True, help="safetensors file to write")
+    p.add_argument("--out", required=True, help="safetensors file to write (refused if it exists, see --overwrite)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.add_argument("--generator", default=None, help="generator checkpoint (G_ema); default: the demo generator")
     p.add_argument("--data", default="fmnist-train", help="training images (sg2_core open_dataset source)")
     p.add_argument("--num-images", type=int, default=None, help="use the first N images (default: all)")
@@ -121,19 +126,23 @@ def main(argv=None) -> int:
     p.add_argument("--perceptual-weight", type=float, default=1.0)
     p.add_argument("--backbone", choices=("fused", "attribute"), default=None)
     p.add_argument("--distance", default=None, help="inv-metrics distance name (default fmnist on the demo domain)")
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--device", default=None, help="default: the GPU when there is one, else cpu")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--log-every", type=int, default=20)
     args = p.parse_args(argv)
     if args.minutes is None and args.steps is None:
         p.error("give --minutes or --steps")
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(args.seed)
-    device = torch.device(args.device)
-    generator, g_source = _load_generator(args.generator, device)
-    data = load_training_images(args.data, args.num_images, generator.img_resolution)
+    try:  # every user error before any work, as one line
+        device = _check_args(args)
+        if args.threads:
+            torch.set_num_threads(args.threads)
+        torch.manual_seed(args.seed)
+        generator, g_source = _load_generator(args.generator, device)
+        data = load_training_images(args.data, args.num_images, generator.img_resolution)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
     n = data.shape[0]
     network = build_embedding(generator, backbone=args.backbone)
     weights = LossWeights(args.latent_weight, args.image_weight, args.perceptual_weight)
@@ -145,10 +154,11 @@ def main(argv=None) -> int:
 
     order_gen = torch.Generator().manual_seed(args.seed)
     order, cursor, start, history = torch.randperm(n, generator=order_gen), 0, time.perf_counter(), []
+    stop = _StopFlag()  # SIGINT/SIGTERM: finish the step, save the network, exit 128 + signal
     while True:
         elapsed = time.perf_counter() - start
         if (args.steps is not None and trainer.steps >= args.steps) or \
-                (args.minutes is not None and elapsed >= 60 * args.minutes):
+                (args.minutes is not None and elapsed >= 60 * args.minutes) or stop.signum is not None:
             break
         if cursor + args.batch_size > n:
             order, cursor = torch.randperm(n, generator=order_gen), 0
@@ -168,10 +178,57 @@ def main(argv=None) -> int:
             "iterator_lr": args.iterator_lr, "lr": args.lr,
             "loss_weights": asdict(weights), "seconds": round(elapsed, 1), "threads": torch.get_num_threads(),
             "final_cache_iterator_loss": trainer.cache.loss[seen].mean().item() if seen.any() else None}
+    if stop.signum is not None:
+        info["stopped_by"] = signal.Signals(stop.signum).name
     path = save_embedding(network.eval(), args.out, {"training": info})
+    stop.restore()
     print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB) after {trainer.steps} steps, {elapsed:.0f}s\n"
           + json.dumps(info), flush=True)
+    if stop.signum is not None:
+        print(f"stopped by {signal.Signals(stop.signum).name} after {trainer.steps} steps; the network so far is "
+              f"in {path}", file=sys.stderr)
+        return 128 + stop.signum
     return 0
+
+
+def _check_args(args) -> torch.device:
+    """The device, after refusing what would fail or lose work later (before the generator is even loaded)."""
+    from sg2_core.devices import resolve_device
+
+    if args.steps is not None and args.steps < 1:
+        raise ValueError(f"--steps must be >= 1, got {args.steps}")
+    if args.minutes is not None and not args.minutes > 0:
+        raise ValueError(f"--minutes must be > 0, got {args.minutes}")
+    for name in ("batch_size", "log_every"):
+        if getattr(args, name) < 1:
+            raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
+    if args.num_images is not None and args.num_images < 1:
+        raise ValueError(f"--num-images must be >= 1, got {args.num_images}")
+    out = Path(args.out)
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a folder; give a file name")
+    if out.exists() and not args.overwrite:
+        raise ValueError(f"--out {out} exists; pass --overwrite to replace it, or choose another file")
+    if not out.parent.is_dir():
+        raise ValueError(f"--out {out}: the folder {out.parent} does not exist")
+    return resolve_device(args.device)
+
+
+class _StopFlag:
+    """The first SIGINT/SIGTERM is recorded (the loop ends after its step); a second one acts at once."""
+
+    def __init__(self):
+        self.signum = None
+        self._previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)} \
+            if threading.current_thread() is threading.main_thread() else {}
+
+    def _handle(self, signum, frame):
+        self.signum = signum
+        self.restore()
+
+    def restore(self):
+        for s, handler in self._previous.items():
+            signal.signal(s, handler)
 
 
 if __name__ == "__main__":  # kept for one version: the same as python -m inv_optim.train --method collab
