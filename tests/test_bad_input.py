@@ -1,0 +1,184 @@
+"""Every command against bad input: one ``error:`` line naming the problem, exit code 2, nothing of the
+user's changed. One table, one row per (command, bad input); a new command joins by adding rows.
+
+Each row runs ``python -m MODULE ARGS`` in a subprocess (as a user would) inside one shared workspace
+(see ``workspace``): ``{w}`` in an argument is the workspace folder. ``keep`` names workspace paths
+(files, or folders compared file by file) that must be byte-identical afterwards: the data-loss rows.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+NO_FMNIST = {"SG2_FASHION_MNIST_DIR": "/nonexistent/fashion-mnist"}  # as on a machine without the package
+FMNIST_HINT = "install it with: apt-get install dataset-fashion-mnist"
+
+
+@dataclass(frozen=True)
+class Row:
+    module: str
+    args: tuple[str, ...]
+    message: str  # a part of the one error line
+    code: int = 2
+    keep: tuple[str, ...] = ()
+    env: dict = field(default_factory=dict)
+    needs_no_gpu: bool = False  # --device cuda rows only mean something without a GPU
+
+    @property
+    def id(self) -> str:
+        return f"{self.module.split('.')[-1]}: {' '.join(self.args)}".replace("{w}/", "")
+
+
+TRAIN = ("--preset", "tiny", "--workers", "0", "--no-progress")
+FID = ("{w}/grey", "--reference", "{w}/grey", "--cache-dir", "{w}/cache")
+COLLAB = ("--data", "{w}/c32.npy", "--steps", "2")
+
+ROWS = [
+    # python -m sg2_core.train
+    Row("sg2_core.train", ("--data", "{w}/squares.npy", "--out", "{w}/new", "--kimg", "0", *TRAIN),
+        "error: --kimg must be a positive number of thousands of images, got 0.0"),
+    Row("sg2_core.train", ("--data", "{w}/squares.npy", "--out", "{w}/new", "--kimg", "-1", *TRAIN),
+        "error: --kimg must be a positive number of thousands of images, got -1.0"),
+    Row("sg2_core.train", ("--data", "{w}/squares.npy", "--out", "{w}/new", "--snap-kimg", "0", *TRAIN),
+        "error: --snap-kimg must be a positive number"),
+    Row("sg2_core.train", ("--data", "{w}/squares.npy", "--out", "{w}/run", "--kimg", "1", *TRAIN),
+        "error: --out {w}/run is not empty (log.jsonl, run.json, samples-000000008.png, ...); continue that run "
+        "with --resume {w}/run", keep=("run",)),
+    Row("sg2_core.train", ("--data", "{w}/squares.npy", "--out", "{w}/run", "--resume", "{w}/run", "--kimg",
+                           "0.008", *TRAIN),
+        "error: the snapshot snapshot-000000016.safetensors has already trained on 16 images, more than --kimg "
+        "0.008 (8 images)", keep=("run",)),
+    Row("sg2_core.train", ("--data", "{w}/squares.npy", "--out", "{w}/other", "--resume", "{w}/run", *TRAIN),
+        "is not empty and is not the folder of the resumed snapshot", keep=("run", "other")),
+    Row("sg2_core.train", ("--data", "{w}/squares.npy", "--out", "{w}/new", "--resume", "{w}/nothing", *TRAIN),
+        "error: --resume: {w}/nothing is neither a snapshot file nor a run directory"),
+    Row("sg2_core.train", ("--data", "fmnist-train", "--out", "{w}/new", *TRAIN), FMNIST_HINT, env=NO_FMNIST),
+    Row("sg2_core.train", ("--data", "{w}/squares.npy", "--out", "{w}/new", "--device", "cuda", *TRAIN),
+        "error: --device cuda: ", needs_no_gpu=True),
+    # python -m inv_metrics.fid
+    Row("inv_metrics.fid", ("{w}/missing", "--reference", "{w}/grey"),
+        "inv_metrics.fid: error: {w}/missing: no such file or folder"),
+    Row("inv_metrics.fid", ("{w}/grey", "--reference", "{w}/missing"),
+        "inv_metrics.fid: error: --reference {w}/missing: no such folder"),
+    Row("inv_metrics.fid", (*FID, "--num-samples", "0"), "inv_metrics.fid: error: --num-samples must be >= 1, got 0"),
+    Row("inv_metrics.fid", (*FID, "--batch-size", "0"), "inv_metrics.fid: error: --batch-size must be >= 1, got 0"),
+    Row("inv_metrics.fid", (*FID, "--kid-subsets", "0"), "inv_metrics.fid: error: --kid-subsets must be >= 1"),
+    Row("inv_metrics.fid", ("{w}/grey", "--reference", "fmnist-test", "--cache-dir", "{w}/cache"), FMNIST_HINT,
+        env=NO_FMNIST),
+    Row("inv_metrics.fid", ("{w}/user.safetensors", "--reference", "{w}/grey"), "inv_metrics.fid: error: ",
+        keep=("user.safetensors",)),
+    Row("inv_metrics.fid", (*FID, "--device", "cuda"), "inv_metrics.fid: error: --device cuda: ", needs_no_gpu=True),
+    # python -m inv_metrics.report
+    Row("inv_metrics.report", ("--methods", "nope", "--out", "{w}/report", "--no-progress"),
+        "inv_metrics.report: error: --methods: unknown method(s) nope; registered: "),
+    Row("inv_metrics.report", ("--num-images", "0", "--out", "{w}/report"),
+        "inv_metrics.report: error: --num-images must be >= 1, got 0"),
+    Row("inv_metrics.report", ("--batch-size", "0", "--out", "{w}/report"),
+        "inv_metrics.report: error: --batch-size must be >= 1, got 0"),
+    Row("inv_metrics.report", ("{w}/user.safetensors", "--out", "{w}/report"),
+        "inv_metrics.report: error: cannot load the generator checkpoint {w}/user.safetensors",
+        keep=("user.safetensors",)),
+    Row("inv_metrics.report", ("--device", "cuda", "--out", "{w}/report"),
+        "inv_metrics.report: error: --device cuda: ", needs_no_gpu=True),
+    # python -m inv_metrics.train_fmnist_features
+    Row("inv_metrics.train_fmnist_features", ("--out", "{w}/f.safetensors"), FMNIST_HINT, env=NO_FMNIST),
+    Row("inv_metrics.train_fmnist_features", ("--out", "{w}/f.safetensors", "--epochs", "0"),
+        "inv_metrics.train_fmnist_features: error: --epochs must be >= 1, got 0"),
+    # python -m inv_optim.train_collab
+    Row("inv_optim.train_collab", ("--out", "{w}/user.safetensors", *COLLAB),
+        "error: --out {w}/user.safetensors exists; pass --overwrite to replace it", keep=("user.safetensors",)),
+    Row("inv_optim.train_collab", ("--out", "{w}/c.safetensors", "--data", "{w}/c32.npy", "--steps", "0"),
+        "error: --steps must be >= 1, got 0"),
+    Row("inv_optim.train_collab", ("--out", "{w}/c.safetensors", "--data", "{w}/c32.npy", "--minutes", "0"),
+        "error: --minutes must be > 0, got 0.0"),
+    Row("inv_optim.train_collab", ("--out", "{w}/no/such/folder.safetensors", *COLLAB),
+        "error: --out {w}/no/such/folder.safetensors: the folder {w}/no/such does not exist"),
+    Row("inv_optim.train_collab", ("--out", "{w}/c.safetensors", "--steps", "2"), FMNIST_HINT, env=NO_FMNIST),
+    Row("inv_optim.train_collab", ("--out", "{w}/c.safetensors", *COLLAB, "--device", "cuda"),
+        "error: --device cuda: ", needs_no_gpu=True),
+]
+
+
+def _digest(path: Path) -> dict:
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    return {str(p.relative_to(path.parent)): hashlib.sha256(p.read_bytes()).hexdigest() for p in files}
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> Path:
+    """What the rows use: a user's file, small data sets, an image folder, and a finished training run."""
+    import torch
+    from PIL import Image
+
+    from sg2_core.train import train
+
+    w = tmp_path_factory.mktemp("bad-input")
+    (w / "user.safetensors").write_bytes(b"a file the user cares about \x00\x01" * 8)
+    squares = np.zeros((16, 16, 16), np.uint8)
+    for i in range(16):
+        squares[i, i % 10:i % 10 + 6, (3 * i) % 10:(3 * i) % 10 + 6] = 255
+    np.save(w / "squares.npy", squares)
+    np.save(w / "c32.npy", (np.random.default_rng(0).random((8, 32, 32)) * 255).astype(np.uint8))
+    (w / "grey").mkdir()
+    for i in range(3):
+        Image.fromarray((np.random.default_rng(i).random((32, 32)) * 255).astype(np.uint8)).save(w / "grey" / f"{i}.png")
+    (w / "other").mkdir()
+    (w / "other" / "notes.txt").write_text("not a run")
+    torch.set_num_threads(1)
+    train(w / "squares.npy", w / "run", preset="tiny", kimg=0.016, snap_kimg=0.008, tick_kimg=0.008, workers=0,
+          progress=False)
+    return w
+
+
+@pytest.mark.parametrize("row", ROWS, ids=lambda r: r.id)
+def test_bad_input(workspace, row):
+    import torch
+
+    if row.needs_no_gpu and torch.cuda.is_available():
+        pytest.skip("a GPU is present: --device cuda is valid here")
+    w = str(workspace)
+    before = {k: _digest(workspace / k) for k in row.keep}
+    args = [a.replace("{w}", w) for a in row.args]
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", **row.env}
+    result = subprocess.run([sys.executable, "-m", row.module, *args], capture_output=True, text=True, env=env,
+                            cwd=workspace, timeout=120)
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.returncode == row.code, result.stderr
+    assert "Traceback" not in result.stderr
+    assert len(lines) == 1, result.stderr  # one line, the error
+    assert row.message.replace("{w}", w) in lines[0]
+    assert {k: _digest(workspace / k) for k in row.keep} == before
+
+
+def test_every_command_has_rows():
+    """The commands that take files or options from a user; a new one must bring its rows."""
+    assert {r.module for r in ROWS} >= {"sg2_core.train", "inv_metrics.fid", "inv_metrics.report",
+                                         "inv_metrics.train_fmnist_features", "inv_optim.train_collab"}
+
+
+def test_train_collab_sigint_saves_the_network_and_exits_130(workspace, tmp_path):
+    out = tmp_path / "collab.safetensors"
+    proc = subprocess.Popen([sys.executable, "-m", "inv_optim.train_collab", "--out", str(out), "--data",
+                             str(workspace / "c32.npy"), "--steps", "100000", "--batch-size", "4", "--log-every", "1",
+                             "--threads", "1"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 120
+    for line in proc.stdout:  # the first logged step: the loop is running
+        if line.startswith("step") or time.time() > deadline:
+            break
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err and "stopped by SIGINT after" in err
+    from inv_optim.embedding import load_embedding
+
+    assert load_embedding(out) is not None
