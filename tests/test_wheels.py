@@ -2,9 +2,11 @@
 
 The clean venv gets torch the way a user would, by installing it, but uv's cache makes that a
 matter of hard links, not gigabytes: `uv venv` from the base interpreter (no access to the
-workspace environment's site-packages, so no editable install of ours can leak in), then
-`uv pip install inv-hyper` with the built wheels as a find-links folder. torch comes from the same
-local wheel folders and pins as the workspace (UV_FIND_LINKS, UV_CONSTRAINT).
+workspace environment's site-packages, so no editable install of ours can leak in), then torch
+alone (a user who already has torch), then `uv pip install inv-hyper` with the built wheels as a
+find-links folder and nothing pinning torch: the torch that is there must stay, nothing of torch or
+CUDA may be added, and nothing may be built (UV_NO_BUILD). torch comes from the same local wheel
+folders and pins as the workspace (UV_FIND_LINKS, UV_CONSTRAINT).
 """
 
 import json
@@ -110,9 +112,20 @@ def test_clean_venv_installs_inv_hyper_by_name(dist_dir, tmp_path):
     venv = tmp_path / "venv"
     _run([uv, "venv", "--quiet", "--python", sys.executable, venv], env=env)
     python = venv / "bin" / "python"
-    _run([uv, "pip", "install", "--quiet", "--python", python, "inv-hyper"], env=env)
-
+    # A user who already has torch (installed first, as they had it) ...
+    _run([uv, "pip", "install", "--quiet", "--python", python, "torch"], env=env)
+    had = json.loads(_run([uv, "pip", "list", "--python", python, "--format", "json"], env=env).stdout)
+    # ... installs a family with nothing pinning torch: the installed one must do (no second torch, no
+    # CUDA stack, and with UV_NO_BUILD no isolated build environment with its own torch).
+    ours_only = tmp_path / "ours.txt"
+    ours_only.write_text("".join(f"{n}=={v}\n" for n, v in versions.items()))
+    installed = _run([uv, "pip", "install", "--python", python, "inv-hyper"], env={**env, "UV_CONSTRAINT": str(ours_only)})
+    changed = [line.strip() for line in installed.stderr.splitlines() if line.strip()[:2] in ("+ ", "- ", "~ ")]
+    assert f"+ inv-hyper=={versions['inv-hyper']}" in changed, installed.stderr  # uv's lines were read
+    assert not [c for c in changed if c[2:].startswith(("torch==", "nvidia-", "triton"))], changed
     listed = json.loads(_run([uv, "pip", "list", "--python", python, "--format", "json"], env=env).stdout)
+    now = {p["name"]: p["version"] for p in listed}
+    assert {p["name"]: now.get(p["name"]) for p in had} == {p["name"]: p["version"] for p in had}
     ours = {p["name"]: p["version"] for p in listed if p["name"] in versions}
     assert ours == {name: versions[name] for name in PULLED_BY_INV_HYPER}
 
