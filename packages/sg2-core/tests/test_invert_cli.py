@@ -51,7 +51,7 @@ def test_writes_reconstructions_edits_grid_manifest_and_inversion(run_dir):
     assert sorted(p.name for p in (out / "reconstructions").iterdir()) == names
     assert sorted(p.name for p in (out / "edits" / "sefa0_+3").iterdir()) == names
     manifest = json.loads((out / "manifest.json").read_text())
-    assert manifest["method"] == "sg2-w" and manifest["options"] == {"steps": 2, "w_avg_samples": 500}
+    assert manifest["method"] == "sg2-w" and manifest["options"] == {"steps": 2, "w_avg_samples": 500, "seed": 0}
     assert [m["source"].rsplit("/", 1)[-1] for m in manifest["images"]] == ["shoe0.png", "shoe1.png", "more.npy[0]",
                                                                             "more.npy[1]"]
     grid = _png_u8(out / "grid.png")
@@ -255,3 +255,21 @@ def test_default_method_is_an_installed_one():
     assert name in list_methods()
     if "sg2-w+" in list_methods():
         assert name == "sg2-w+"
+
+
+def test_results_do_not_depend_on_the_batch_size(tmp_path):
+    """Image i of the run gets seed + i whatever batch it falls in (the projector draws per-image noise)."""
+    import numpy as np
+    from safetensors.torch import load_file
+
+    from sg2_core import demo
+
+    batch = tmp_path / "batch.npy"
+    np.save(batch, ((demo.load_test_images()[0][:3] + 1) * 127.5).round().to(torch.uint8).numpy())
+    latents = []
+    for size in (1, 3):
+        out = tmp_path / f"out{size}"
+        assert main([str(batch), "--method", "sg2-w", "--options", "steps=2", "w_avg_samples=100",
+                     "--batch-size", str(size), "--out", str(out), "--no-progress"]) == 0
+        latents.append(load_file(str(out / "inversion.safetensors"))["latents"])
+    assert torch.allclose(latents[0], latents[1], atol=1e-4)

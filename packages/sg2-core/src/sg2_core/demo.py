@@ -15,6 +15,7 @@ from .checkpoints import load_checkpoint
 from .config import DiscriminatorConfig, GeneratorConfig
 from .discriminator import Discriminator
 from .generator import Generator
+from .images import to_float
 
 # 32x32 grey images (28x28 Fashion-MNIST padded by 2 px); 64 channels keep CPU training at tens of images/s.
 GENERATOR_CONFIG = GeneratorConfig(z_dim=128, w_dim=128, resolution=32, img_channels=1, mapping_layers=4,
@@ -58,5 +59,5 @@ def load_test_images(device=None) -> tuple[torch.Tensor, torch.Tensor]:
 
     with as_file(_data_file(TEST_IMAGES)) as path:
         data = load_file(str(path))
-    images = data["images"].to(device=device, dtype=torch.float32) / 127.5 - 1
+    images = to_float(data["images"]).to(device)
     return images, data["labels"].to(device)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import argparse
 import copy
-import inspect
 import json
 import os
 import sys
@@ -285,15 +284,6 @@ def default_method() -> str:
     return known[0]
 
 
-def _accepts_callback(factory) -> bool:
-    # The contract says every method takes callback=; a plain user factory may not, and then runs without steps.
-    try:
-        params = inspect.signature(factory).parameters.values()
-    except (TypeError, ValueError):
-        return True
-    return any(p.kind is p.VAR_KEYWORD or p.name == "callback" for p in params)
-
-
 class Progress:
     """Two tqdm bars: images done over the run, and the method's steps within the current batch (fed by the
     method's ``callback=`` with ``StepInfo``), one stage after another."""
@@ -342,7 +332,7 @@ class Progress:
 
 def run(args) -> Path:
     from . import Inversion
-    from .registry import create_method, method_factory, method_spec
+    from .registry import accepts_option, create_method, method_spec
 
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
@@ -387,12 +377,21 @@ def run(args) -> Path:
     directions = [edit_direction(e, generator).to(device) for e in edits]
 
     progress = Progress(len(images), disable=args.no_progress)
-    callback = {"callback": progress} if _accepts_callback(method_factory(name)) else {}
-    try:
-        method = create_method(name, generator=generator, **options, **callback)
-    except (TypeError, ValueError) as error:  # unknown options, bad option values
-        message = str(error)
-        raise UsageError(message if repr(name) in message else f"method {name!r}: {message}") from None
+    callback = {"callback": progress} if accepts_option(name, "callback") else {}
+    # One seed per image, from its place in the whole run, so the results do not depend on --batch-size.
+    seed = options.pop("seed", 0) if accepts_option(name, "seed") else None
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+        raise UsageError(f"--options seed must be an int (image i of the run uses seed + i), got {seed!r}")
+
+    def build(first: int, count: int):
+        seeds = {} if seed is None else {"seed": [seed + first + i for i in range(count)]}
+        try:
+            return create_method(name, generator=generator, **options, **callback, **seeds)
+        except (TypeError, ValueError) as error:  # unknown options, bad option values
+            message = str(error)
+            raise UsageError(message if repr(name) in message else f"method {name!r}: {message}") from None
+
+    method = build(0, min(args.batch_size, len(images)))  # fails on bad options before any output is made
 
     for folder in {p.parent for p in planned_outputs(out, files, edits)}:
         folder.mkdir(parents=True, exist_ok=True)
@@ -402,6 +401,8 @@ def run(args) -> Path:
     try:
         for start in range(0, len(images), args.batch_size):
             batch = torch.stack(images[start:start + args.batch_size]).to(device)
+            if seed is not None and start:
+                method = build(start, len(batch))
             inversion = method(batch).detach()
             with torch.no_grad():
                 rendered = [inversion.render()] + [inversion.edit(d, e.strength).render()
@@ -422,7 +423,7 @@ def run(args) -> Path:
     save_grid(torch.cat(grid_rows), out / "grid.png", nrow=2 + len(edits))
     result.save(out / "inversion.safetensors", overwrite=args.overwrite)
     _write_json_atomic({
-        "method": name, "options": {k: _jsonable(v) for k, v in options.items()}, "generator": g_note,
+        "method": name, "options": {k: _jsonable(v) for k, v in {**options, **({} if seed is None else {"seed": seed})}.items()}, "generator": g_note,
         "fit": args.fit, "edits": [e.label for e in edits],
         "images": [{"index": i, "source": n, "reconstruction": f"reconstructions/{f}",
                     **({"edits": [f"edits/{e.label}/{f}" for e in edits]} if edits else {})}

@@ -238,6 +238,22 @@ def method_spec(name: str) -> MethodSpec:
     )
 
 
+def accepts_option(name: str, option: str) -> bool:
+    """Whether method ``name``'s factory takes ``option`` (following ``**options`` to its base classes)."""
+    factory = method_factory(name)
+    callables = [c.__init__ for c in factory.__mro__] if isinstance(factory, type) else [factory]
+    for fn in callables:
+        try:
+            parameters = inspect.signature(fn).parameters
+        except (TypeError, ValueError):
+            continue
+        if option in parameters:
+            return True
+        if not any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
+            return False
+    return False
+
+
 def _check_options(name: str, factory: Callable, options: dict) -> None:
     """Names unknown options up front, instead of a TypeError from deep inside the constructor."""
     try:

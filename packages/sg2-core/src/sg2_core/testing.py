@@ -18,7 +18,7 @@ import torch
 
 from .inversion import SPACES, Inversion
 from .method import WEIGHTS
-from .registry import create_method, method_spec
+from .registry import accepts_option, create_method, method_spec
 
 __all__ = ["check_method"]
 
@@ -83,7 +83,7 @@ def check_method(name: str, generator, images: torch.Tensor, *, options: dict | 
             raise _fail(name, f"its callback received {type(info).__name__}, not a StepInfo")
 
     # One at a time, as a batch (a method with randomness takes one seed per image: seed=[...]).
-    seeded = _takes_seed(name)
+    seeded = accepts_option(name, "seed")
     seeds = [options.get("seed", 0) + 100 + i for i in range(n)] if seeded else None
     batch = create_method(name, generator=generator, **options, **({"seed": seeds} if seeded else {}))(images)
     with torch.no_grad():  # also shows that an optimising method runs under a caller's no_grad
@@ -121,25 +121,6 @@ def check_method(name: str, generator, images: torch.Tensor, *, options: dict | 
         raise _fail(name, "it changed the generator's requires_grad flags")
     if any(p.grad is not None for p in generator.parameters()):
         raise _fail(name, "it left gradients in the generator's .grad")
-
-
-def _takes_seed(name: str) -> bool:
-    import inspect
-
-    from .registry import method_factory
-
-    factory = method_factory(name)
-    callables = [c.__init__ for c in factory.__mro__] if isinstance(factory, type) else [factory]
-    for fn in callables:  # a subclass forwarding **options takes its base class's options
-        try:
-            parameters = inspect.signature(fn).parameters
-        except (TypeError, ValueError):
-            continue
-        if "seed" in parameters:
-            return True
-        if not any(p.kind is p.VAR_KEYWORD for p in parameters.values()):
-            return False
-    return False
 
 
 def _offsets_equal(a: Inversion, b: Inversion) -> bool:
