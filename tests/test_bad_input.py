@@ -106,6 +106,25 @@ ROWS = [
     Row("inv_optim.train_collab", ("--out", "{w}/c.safetensors", "--steps", "2"), FMNIST_HINT, env=NO_FMNIST),
     Row("inv_optim.train_collab", ("--out", "{w}/c.safetensors", *COLLAB, "--device", "cuda"),
         "error: --device cuda: ", needs_no_gpu=True),
+    # python -m sg2_core.invert (demo generator: 1 x 32 x 32)
+    Row("sg2_core.invert", ("{w}/grey", "--method", "nope", "--out", "{w}/inv"),
+        "error: unknown method 'nope'. Known methods: "),
+    Row("sg2_core.invert", ("{w}/grey", "--method", "sg2-w", "--options", "steps=1", "--out", "{w}/inv_done"),
+        "error: {w}/inv_done/grid.png already exist; pass --overwrite to replace them", keep=("inv_done",)),
+    Row("sg2_core.invert", ("{w}/squares.npy", "--method", "sg2-w", "--out", "{w}/inv"),
+        "takes 1x32x32; pass --fit pad | resize | center-crop to bring it to 32x32"),
+    Row("sg2_core.invert", ("{w}/grey", "--options", "steps", "--out", "{w}/inv"),
+        "error: --options expects key=value with a name as key (e.g. steps=50), got 'steps'"),
+    Row("sg2_core.invert", ("{w}/grey", "--method", "sg2-w", "--options", "steps=-1", "--out", "{w}/inv"),
+        "error: method 'sg2-w': steps must be an int >= 0, got -1"),
+    Row("sg2_core.invert", ("{w}/grey", "--edit", "sefa:x:3", "--out", "{w}/inv"),
+        "error: --edit 'sefa:x:3': INDEX must be an integer and STRENGTH a number"),
+    Row("sg2_core.invert", ("{w}/missing.png", "--out", "{w}/inv"), "error: {w}/missing.png: no such file or folder"),
+    # python -m sg2_core.convert
+    Row("sg2_core.convert", ("{w}/user.safetensors", "{w}/user.safetensors"),
+        "refusing to overwrite the input file", keep=("user.safetensors",)),
+    # python -m inv_optim.train (the trainers of the method contract)
+    Row("inv_optim.train", ("--method", "nope"), "error: 'nope' is not a trainable method of inv_optim"),
 ]
 
 
@@ -132,6 +151,8 @@ def workspace(tmp_path_factory) -> Path:
     (w / "grey").mkdir()
     for i in range(3):
         Image.fromarray((np.random.default_rng(i).random((32, 32)) * 255).astype(np.uint8)).save(w / "grey" / f"{i}.png")
+    (w / "inv_done").mkdir()
+    (w / "inv_done" / "grid.png").write_bytes(b"a grid the user made earlier")
     (w / "other").mkdir()
     (w / "other" / "notes.txt").write_text("not a run")
     torch.set_num_threads(1)
@@ -163,7 +184,8 @@ def test_bad_input(workspace, row):
 def test_every_command_has_rows():
     """The commands that take files or options from a user; a new one must bring its rows."""
     assert {r.module for r in ROWS} >= {"sg2_core.train", "inv_metrics.fid", "inv_metrics.report",
-                                         "inv_metrics.train_fmnist_features", "inv_optim.train_collab"}
+                                         "inv_metrics.train_fmnist_features", "inv_optim.train_collab",
+                                         "sg2_core.invert", "sg2_core.convert", "inv_optim.train"}
 
 
 def test_train_collab_sigint_saves_the_network_and_exits_130(workspace, tmp_path):
