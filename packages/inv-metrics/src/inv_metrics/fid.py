@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from .features import load_features
+from .images import from_uint8
 from .fid_kid import cached_features, dataset_fingerprint, fid_from_features, kid_from_features
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
@@ -64,7 +65,7 @@ def features_of_uint8(extractor, u8: torch.Tensor, batch_size: int, device) -> n
             if hasattr(extractor, "forward_uint8"):  # Inception: uint8 exactly as torch-fidelity reads files
                 out.append(extractor.forward_uint8(batch.expand(-1, 3, -1, -1)).cpu())
             else:
-                out.append(extractor(batch.float() / 127.5 - 1).cpu())
+                out.append(extractor(from_uint8(batch)).cpu())
     return torch.cat(out).numpy()
 
 
