@@ -1,0 +1,142 @@
+"""The pSp-family networks: pSp, e4e and ReStyle encoders with their latent average, and e4e's latent
+discriminator, built from the shared parts in ``sg2_core.encoders`` (official key layouts).
+
+One class, :class:`StyleEncoder`, covers the four encoders, because they differ only in how the
+``PyramidStyleEncoder``'s styles are combined and what they are added to:
+
+- ``psp``: ``codes = encoder(x) + latent_avg`` (with ``start_from_latent_avg``);
+- ``e4e``: ``styles[0]`` gives one base w repeated over all entries, style ``i`` adds a delta to entry ``i``
+  for ``i <= stage`` (the progressive stage: 0 = W only, ``n_styles`` or more = all deltas);
+- ``restyle-psp`` / ``restyle-e4e``: the same two rules on a 6-channel input (target, current
+  reconstruction), added to the previous estimate (``latent_avg`` at the first iteration), usually without
+  the pyramid (ReStyle's ``BackboneEncoder``: every style reads the last 16x16 map).
+
+State-dict keys: ``encoder.*`` are exactly the official checkpoint's ``encoder.*`` keys, ``latent_avg`` is a
+buffer ``[n_styles, style_dim]``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from sg2_core import register_network
+from sg2_core.config import Serializable
+from sg2_core.encoders import DEFAULT_WIDTHS, PyramidStyleEncoder
+
+KINDS = ("psp", "e4e", "restyle-psp", "restyle-e4e")
+PROGRESSIVE = ("e4e", "restyle-e4e")
+DISC_SLOPE = 0.2  # e4e's latent discriminator (the style blocks use 0.01)
+
+
+@dataclass(frozen=True)
+class StyleEncoderConfig(Serializable):
+    kind: str = "psp"
+    n_styles: int = 18
+    in_channels: int = 3
+    input_size: int = 256
+    style_dim: int = 512
+    widths: tuple[int, ...] = DEFAULT_WIDTHS
+    num_layers: int = 50
+    mode: str = "ir_se"
+    pyramid: bool = True
+    start_from_latent_avg: bool = True
+    n_iters: int = 5  # ReStyle's refinement steps at inference
+
+    def __post_init__(self):
+        if self.kind not in KINDS:
+            raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+        if isinstance(self.n_iters, bool) or not isinstance(self.n_iters, int) or self.n_iters < 1:
+            raise ValueError(f"n_iters must be a positive int, got {self.n_iters!r}")
+        object.__setattr__(self, "widths", tuple(self.widths))
+
+    @property
+    def restyle(self) -> bool:
+        return self.kind.startswith("restyle")
+
+
+def progressive_codes(encoder: PyramidStyleEncoder, x: torch.Tensor, stage: int | None = None) -> torch.Tensor:
+    """e4e's combination: ``styles[0]`` repeated, plus the deltas of styles ``1..stage`` (None: all)."""
+    maps = encoder.forward_pyramid(x)
+    w0 = encoder.styles[0](maps[encoder.style_sources[0]])
+    codes = [w0] * encoder.n_styles
+    last = encoder.n_styles - 1 if stage is None else min(int(stage), encoder.n_styles - 1)
+    for i in range(1, last + 1):
+        codes[i] = w0 + encoder.styles[i](maps[encoder.style_sources[i]])
+    return torch.stack(codes, dim=1)
+
+
+@register_network(config_class=StyleEncoderConfig)
+class StyleEncoder(nn.Module):
+    """Images ``[N, in_channels, input_size, input_size]`` -> W+ codes ``[N, n_styles, style_dim]``.
+
+    ``forward(x, base=None, stage=None)``: ``base`` is what the encoder's output is added to (default
+    ``latent_avg`` when ``start_from_latent_avg``, else nothing; ReStyle passes its previous estimate);
+    ``stage`` limits e4e's deltas (ignored by the non-progressive kinds)."""
+
+    def __init__(self, config: StyleEncoderConfig | None = None, **kwargs):
+        super().__init__()
+        config = config if config is not None else StyleEncoderConfig(**kwargs)
+        self.config = config
+        self.encoder = PyramidStyleEncoder(config.n_styles, config.in_channels, input_size=config.input_size,
+                                           num_layers=config.num_layers, mode=config.mode, widths=config.widths,
+                                           style_dim=config.style_dim, pyramid=config.pyramid)
+        self.register_buffer("latent_avg", torch.zeros(config.n_styles, config.style_dim))
+
+    @property
+    def progressive(self) -> bool:
+        return self.config.kind in PROGRESSIVE
+
+    def set_latent_avg(self, latent_avg: torch.Tensor) -> None:
+        """Accepts pSp's three shapes: ``[n_styles, dim]``, ``[1, dim]`` and ``[dim]``."""
+        value = torch.as_tensor(latent_avg).detach()
+        dim = self.config.style_dim
+        if value.shape not in ((self.config.n_styles, dim), (1, dim), (dim,)):
+            raise ValueError(f"latent_avg must have shape [{self.config.n_styles}, {dim}], [1, {dim}] or [{dim}], "
+                             f"got {list(value.shape)}")
+        with torch.no_grad():
+            if self.latent_avg.is_meta or value.is_meta:
+                self.latent_avg = value.to(self.latent_avg.dtype).reshape(-1, dim).expand(self.config.n_styles, dim)
+            else:
+                self.latent_avg.copy_(value.reshape(-1, dim).expand(self.config.n_styles, dim))
+
+    def offsets(self, x: torch.Tensor, stage: int | None = None) -> torch.Tensor:
+        """The encoder's output alone (what is added to the base)."""
+        if self.progressive:
+            return progressive_codes(self.encoder, x, stage)
+        return self.encoder(x)
+
+    def forward(self, x: torch.Tensor, base: torch.Tensor | None = None, stage: int | None = None) -> torch.Tensor:
+        codes = self.offsets(x, stage)
+        if base is None:
+            return codes + self.latent_avg if self.config.start_from_latent_avg else codes
+        return codes + base
+
+
+class LatentCodesDiscriminator(nn.Module):
+    """e4e's discriminator on single W codes: (n_mlp - 1) x [Linear + LeakyReLU(0.2)], then Linear to one logit.
+    Keys ``mlp.{0,2,4,6}`` for ``n_mlp=4``."""
+
+    def __init__(self, style_dim: int = 512, n_mlp: int = 4):
+        super().__init__()
+        layers: list[nn.Module] = []
+        for _ in range(n_mlp - 1):
+            layers += [nn.Linear(style_dim, style_dim), nn.LeakyReLU(DISC_SLOPE)]
+        layers.append(nn.Linear(style_dim, 1))
+        self.style_dim, self.n_mlp = style_dim, n_mlp
+        self.mlp = nn.Sequential(*layers)
+
+    def forward(self, w: torch.Tensor) -> torch.Tensor:
+        return self.mlp(w)
+
+
+def widths_of(state: dict, num_layers_units: Sequence[int]) -> tuple[int, ...]:
+    """Stage depths from a trunk state dict: the first 3x3 conv of each stage's first unit."""
+    firsts, start = [], 0
+    for count in num_layers_units:
+        firsts.append(start)
+        start += count
+    return tuple(int(state[f"body.{i}.res_layer.1.weight"].shape[0]) for i in firsts)
