@@ -1,0 +1,143 @@
+"""The encoder methods on the ``sg2_core.Method`` contract: ``psp``, ``e4e``, ``restyle-psp``, ``restyle-e4e``.
+
+Each takes ``weights=`` (an official checkpoint file, read by :func:`inv_encoders.load` with the given
+generator, or a :class:`StyleEncoder`). No trained weights are shipped yet, so without ``weights`` a method
+refuses to build unless ``allow_untrained=True`` (random weights, seeded: for tests and plumbing).
+
+``init=``: pSp and e4e add their codes to ``init``'s W+ instead of ``latent_avg``; ReStyle starts its
+iterations from ``init`` (its latents and its rendered image) instead of ``latent_avg`` and the average image
+``G(latent_avg)``, so it can refine any other method's result.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from sg2_core import Inversion, Method, StepInfo
+from sg2_core.encoders import DEFAULT_WIDTHS
+
+from .checkpoints import NAMES, load
+from .networks import StyleEncoder, StyleEncoderConfig
+
+
+class EncoderMethod(Method):
+    """Shared construction: the encoder from ``weights`` or, with ``allow_untrained``, random ones."""
+
+    kind = "psp"
+    space = "w+"
+    needs = ("generator", "own-weights")
+
+    def __init__(self, generator=None, *, callback=None, device=None, weights=None, allow_untrained: bool = False,
+                 widths: Sequence[int] = DEFAULT_WIDTHS, input_size: int | None = None, weights_seed: int = 0,
+                 stage: int | None = None):
+        super().__init__(generator, callback=callback, device=device)
+        if stage is not None and (isinstance(stage, bool) or not isinstance(stage, int) or stage < 0):
+            raise ValueError(f"stage must be None (all deltas) or an int >= 0, got {stage!r}")
+        if stage is not None and self.kind not in ("e4e", "restyle-e4e"):
+            raise ValueError(f"stage= is e4e's progressive stage; {self.name!r} has no stages")
+        self.stage = stage
+        self.net = self._network(weights, allow_untrained, widths, input_size, weights_seed).to(self.device).eval()
+        cfg, g = self.net.config, self.generator
+        if (cfg.n_styles, cfg.style_dim) != (g.num_ws, g.w_dim):
+            raise ValueError(f"the encoder predicts {cfg.n_styles} codes of width {cfg.style_dim} but the generator "
+                             f"takes {g.num_ws} of width {g.w_dim}")
+        self.input_resolution = cfg.input_size
+        self.input_channels = cfg.in_channels - g.img_channels if cfg.restyle else cfg.in_channels
+        if cfg.restyle and self.input_channels != g.img_channels:
+            raise ValueError(f"a ReStyle encoder takes the image and the generator's reconstruction stacked: "
+                             f"{2 * g.img_channels} channels for this generator, the encoder has {cfg.in_channels}")
+
+    def _network(self, weights, allow_untrained, widths, input_size, weights_seed) -> StyleEncoder:
+        if isinstance(weights, (str, Path)):
+            return load(weights, generator=self.generator, kind=self.kind).encoder
+        if isinstance(weights, StyleEncoder):
+            if weights.config.kind != self.kind:
+                raise ValueError(f"weights is a {NAMES[weights.config.kind]} encoder, not a {NAMES[self.kind]} one")
+            return weights
+        if weights is not None:
+            raise ValueError(f"weights must be a checkpoint path or a StyleEncoder, got {type(weights).__name__}")
+        if not allow_untrained:
+            raise ValueError(f"method {self.name!r} has no trained weights: pass weights=<an official "
+                             f"{NAMES[self.kind]} checkpoint file, or a StyleEncoder> (none are shipped yet), or "
+                             "allow_untrained=True for random weights")
+        g = self.generator
+        restyle = self.kind.startswith("restyle")
+        config = StyleEncoderConfig(kind=self.kind, n_styles=g.num_ws, style_dim=g.w_dim, widths=tuple(widths),
+                                    in_channels=g.img_channels * (2 if restyle else 1), pyramid=not restyle,
+                                    input_size=input_size or g.img_resolution)
+        with torch.random.fork_rng(devices=[]):  # the same options give the same random network
+            torch.manual_seed(weights_seed)
+            net = StyleEncoder(config)
+        w_avg = g.mapping.w_avg.detach().float().cpu()
+        net.set_latent_avg(w_avg if torch.isfinite(w_avg).all() else torch.zeros_like(w_avg))
+        return net
+
+
+class PSP(EncoderMethod):
+    """pSp (Richardson et al. 2021): W+ codes from the feature pyramid, added to ``latent_avg``."""
+
+    name, kind = "psp", "psp"
+
+    def invert(self, images: torch.Tensor, init: Inversion | None) -> Inversion:
+        with torch.no_grad():
+            base = None if init is None else init.ws.to(images)
+            codes = self.net(images, base=base, stage=self.stage)
+        self.report(StepInfo(1, 1, stage="encode"))
+        return Inversion(codes, "w+", self.generator)
+
+
+class E4E(PSP):
+    """e4e (Tov et al. 2021): one base w plus per-entry deltas; ``stage`` limits the deltas (0 = W only)."""
+
+    name, kind = "e4e", "e4e"
+
+
+class ReStylePSP(EncoderMethod):
+    """ReStyle (Alaluf et al. 2021): a 6-channel encoder refines its estimate ``n_iters`` times, starting from
+    ``latent_avg`` and the average image. ``extras['reconstructions']`` ``[N, n_iters, C, R, R]`` and
+    ``extras['iteration_latents']`` ``[N, n_iters, num_ws, w_dim]`` keep every iteration."""
+
+    name, kind = "restyle-psp", "restyle-psp"
+
+    def __init__(self, generator=None, *, n_iters: int | None = None, **options):
+        super().__init__(generator, **options)
+        if n_iters is not None and (isinstance(n_iters, bool) or not isinstance(n_iters, int) or n_iters < 1):
+            raise ValueError(f"n_iters must be a positive int, got {n_iters!r}")
+        self.n_iters = n_iters or self.net.config.n_iters
+
+    def _pool(self, y: torch.Tensor) -> torch.Tensor:
+        size = self.net.config.input_size  # pSp's face_pool: the generator's output at the encoder's size
+        return y if y.shape[-1] == size else F.adaptive_avg_pool2d(y, (size, size))
+
+    def invert(self, images: torch.Tensor, init: Inversion | None) -> Inversion:
+        g, n = self.generator, images.shape[0]
+        with torch.no_grad():
+            if init is None:
+                ws = self.net.latent_avg.expand(n, -1, -1)
+                y = self._pool(g.synthesis(self.net.latent_avg[None], noise_mode="const")).expand(n, -1, -1, -1)
+            else:
+                ws = init.ws.to(images)
+                y = self._pool(init.render())
+            renders, latents = [], []
+            for t in range(self.n_iters):
+                ws = self.net(torch.cat([images, y.to(images)], dim=1), base=ws, stage=self.stage)
+                full = g.synthesis(ws, noise_mode="const")
+                y = self._pool(full)
+                renders.append(full)
+                latents.append(ws)
+                self.report(StepInfo(t + 1, self.n_iters, stage="iteration"))
+        extras = {"reconstructions": torch.stack(renders, dim=1), "iteration_latents": torch.stack(latents, dim=1)}
+        return Inversion(ws, "w+", g, extras=extras)
+
+
+class ReStyleE4E(ReStylePSP):
+    """ReStyle over e4e's progressive encoder (base w plus deltas at every iteration)."""
+
+    name, kind = "restyle-e4e", "restyle-e4e"
+
+
+METHODS = {cls.name: cls for cls in (PSP, E4E, ReStylePSP, ReStyleE4E)}

@@ -1,0 +1,119 @@
+"""The encoder methods keep the sg2_core.Method contract (check_method) with untrained random weights on a tiny
+generator, refuse to build without weights unless asked, and do what pSp / e4e / ReStyle do."""
+
+import pytest
+import torch
+
+from sg2_core import Inversion, create_method, register_method
+from sg2_core.registry import unregister_method
+from sg2_core.testing import check_method
+
+from inv_encoders.methods import METHODS
+from inv_encoders.networks import StyleEncoder, StyleEncoderConfig
+
+SMALL = {"allow_untrained": True, "widths": (16, 32, 48, 64)}
+
+
+@pytest.fixture(scope="module", autouse=True)
+def registered():
+    # No entry points yet (no shipped weights): registered in this process only.
+    for name, cls in METHODS.items():
+        register_method(name, replace=True)(cls)
+    yield
+    for name in METHODS:
+        unregister_method(name)
+
+
+@pytest.fixture(scope="module")
+def images(generator):
+    with torch.no_grad():
+        ws = generator.mapping(torch.randn(3, 32, generator=torch.Generator().manual_seed(5)))
+        return generator.synthesis(ws, noise_mode="const").clamp(-1, 1)
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_method_keeps_the_contract(name, generator, images):
+    options = dict(SMALL, **({"n_iters": 2} if name.startswith("restyle") else {}))
+    check_method(name, generator, images, options=options, batch_tolerance=1e-5)
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_without_weights_it_refuses(name, generator):
+    with pytest.raises(ValueError, match=rf"method '{name}' has no trained weights: pass weights=<an official .* "
+                                         r"checkpoint file, or a StyleEncoder> \(none are shipped yet\), or "
+                                         r"allow_untrained=True"):
+        create_method(name, generator=generator)
+
+
+def test_psp_adds_its_codes_to_latent_avg_or_to_init(generator, images):
+    psp = create_method("psp", generator=generator, **SMALL)
+    with torch.no_grad():
+        offsets = psp.net.offsets(images)
+    torch.testing.assert_close(psp(images).latents, offsets + generator.mapping.w_avg, rtol=0, atol=1e-6)
+    init = Inversion(torch.randn(3, 8, 32), "w+", generator)
+    torch.testing.assert_close(psp(images, init=init).latents, offsets + init.latents, rtol=0, atol=1e-6)
+
+
+def test_e4e_stage_zero_gives_one_w(generator, images):
+    codes = create_method("e4e", generator=generator, stage=0, **SMALL)(images).latents
+    assert torch.equal(codes, codes[:, :1].expand_as(codes))
+    full = create_method("e4e", generator=generator, **SMALL)(images).latents
+    torch.testing.assert_close(full[:, 0], codes[:, 0], rtol=0, atol=0)
+    assert (full[:, 1:] - codes[:, 1:]).abs().amax() > 1e-3
+    with pytest.raises(ValueError, match="stage= is e4e's progressive stage; 'psp' has no stages"):
+        create_method("psp", generator=generator, stage=2, **SMALL)
+
+
+@pytest.mark.parametrize("name", ["restyle-psp", "restyle-e4e"])
+def test_restyle_iterates_from_the_average_image(name, generator, images):
+    steps = []
+    method = create_method(name, generator=generator, n_iters=3, callback=steps.append, **SMALL)
+    inv = method(images)
+    assert [s.step for s in steps] == [1, 2, 3] and {s.stage for s in steps} == {"iteration"}
+    lat, rec = inv.extras["iteration_latents"], inv.extras["reconstructions"]
+    assert lat.shape == (3, 3, 8, 32) and rec.shape == (3, 3, 3, 32, 32)
+    torch.testing.assert_close(lat[:, -1], inv.latents, rtol=0, atol=0)
+    net = method.net
+    with torch.no_grad():
+        avg_image = generator.synthesis(net.latent_avg[None], noise_mode="const").expand(3, -1, -1, -1)
+        first = net(torch.cat([images, avg_image], 1), base=net.latent_avg)  # iteration 0: from the average
+        torch.testing.assert_close(lat[:, 0], first, rtol=0, atol=1e-5)
+        second = net(torch.cat([images, rec[:, 0]], 1), base=lat[:, 0])  # then from its own estimate
+        torch.testing.assert_close(lat[:, 1], second, rtol=0, atol=1e-5)
+        torch.testing.assert_close(rec[:, 1], generator.synthesis(lat[:, 1], noise_mode="const"), rtol=0, atol=1e-5)
+    # init= replaces the average start: it refines another method's result
+    pivot = create_method("psp", generator=generator, **SMALL)(images)
+    refined = create_method(name, generator=generator, n_iters=1, **SMALL)(images, init=pivot)
+    with torch.no_grad():
+        expected = net(torch.cat([images, pivot.render()], 1), base=pivot.ws)
+    torch.testing.assert_close(refined.latents, expected, rtol=0, atol=1e-5)
+
+
+def test_weights_of_another_kind_or_shape_are_refused(generator):
+    e4e = StyleEncoder(StyleEncoderConfig(kind="e4e", n_styles=8, style_dim=32, input_size=32, widths=(16,) * 4))
+    with pytest.raises(ValueError, match="weights is a e4e encoder, not a pSp one"):
+        create_method("psp", generator=generator, weights=e4e)
+    wide = StyleEncoder(StyleEncoderConfig(kind="psp", n_styles=10, style_dim=32, input_size=32, widths=(16,) * 4))
+    with pytest.raises(ValueError, match="the encoder predicts 10 codes of width 32 but the generator takes 8 of "
+                                         "width 32"):
+        create_method("psp", generator=generator, weights=wide)
+    method = create_method("psp", generator=generator, weights=e4e.__class__(e4e.config.replace(kind="psp")))
+    assert method.input_resolution == 32 and method.input_channels == 3
+    with pytest.raises(ValueError, match=r"images must have shape \[N, 3, 32, 32\]"):
+        method(torch.zeros(1, 3, 64, 64))
+
+
+def test_an_official_file_builds_the_method(tmp_path, generator, images):
+    net = StyleEncoder(StyleEncoderConfig(kind="restyle-e4e", n_styles=8, style_dim=32, input_size=32,
+                                          in_channels=6, pyramid=False, widths=(16,) * 4))
+    torch.nn.init.normal_(net.encoder.styles[0].linear.weight)
+    avg = torch.randn(32)
+    path = tmp_path / "restyle_e4e.pt"
+    torch.save({"state_dict": {f"encoder.{k}": v for k, v in net.encoder.state_dict().items()},
+                "opts": {"encoder_type": "ProgressiveBackboneEncoder", "input_nc": 6, "output_size": 32,
+                         "n_iters_per_batch": 2}, "latent_avg": avg.expand(8, 32).clone()}, path)
+    method = create_method("restyle-e4e", generator=generator, weights=str(path))
+    assert method.n_iters == 2 and torch.equal(method.net.latent_avg[3], avg)
+    assert method(images).extras["iteration_latents"].shape[1] == 2
+    with pytest.raises(ValueError, match="this is a ReStyle-e4e checkpoint .* not a ReStyle-pSp one"):
+        create_method("restyle-psp", generator=generator, weights=path)
