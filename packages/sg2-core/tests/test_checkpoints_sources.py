@@ -1,8 +1,8 @@
 """Checkpoints written by the reference codebases themselves load, and render what that code rendered.
 
-The files in tests/data (``ada_*``, ``sg3_*``, ``ros_train_16.pt``) were made by NVlabs/stylegan2-ada-pytorch,
-NVlabs/stylegan3 and rosinality/stylegan2-pytorch (tests/data/README.md says how), with their outputs
-for fixed inputs in ``reference_outputs_16.pt``. Values are checked on the exact convolution path
+The files in tests/data (``ada_*``, ``sg3_*``, ``ros_train_16.pt``, ``psp_16.pt``) were made by
+NVlabs/stylegan2-ada-pytorch, NVlabs/stylegan3, rosinality/stylegan2-pytorch and eladrich/pixel2style2pixel
+(tests/data/README.md says how), with their outputs for fixed inputs in ``reference_outputs_16.pt``. Values are checked on the exact convolution path
 (``use_impl("ref")``) and on the CPU inference path (``use_impl("fast")`` under ``no_grad``: Winograd at
 16 px), both to the fixtures' 1e-5 (max-norm relative); NVIDIA's outputs are its float32 ones
 (``force_fp32=True``), as our networks compute the fp16 layers in float32.
@@ -162,3 +162,18 @@ def test_first_load_does_not_import_dynamo(tmp_path):
             f"sg2_core.load_checkpoint({str(DATA / 'ros_train_16.pt')!r}); print('torch._dynamo' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
+
+
+def test_psp_checkpoint_renders_its_decoder(refs, conv_path):
+    """pSp's own code built the network (models/psp.py) and its coach's ``__get_save_dict`` wrote the file:
+    ``state_dict`` (encoder. + decoder.), ``opts``, ``latent_avg`` repeated per style."""
+    ref = refs["psp_16.pt"]
+    assert ref["keys"] == ["latent_avg", "opts", "state_dict"]
+    ckpt = load_checkpoint(DATA / "psp_16.pt")
+    assert ckpt.extra["layout"] == "psp" and ckpt.extra["opts"]["output_size"] == 16
+    assert ref["latent_avg"].shape == (6, 32)  # [n_styles, w_dim], equal rows
+    assert torch.equal(ckpt.G_ema.mapping.w_avg, ref["latent_avg"][0])
+    assert ckpt.extra["w_avg_source"] == "latent_avg"
+    G = ckpt.G_ema
+    assert_close_rel(G(ref["z"], noise_mode="const"), ref["img_const"], VALUES, "img_const (z)")
+    assert_close_rel(G.synthesis(ref["ws"], noise_mode="const"), ref["img_wplus"], VALUES, "img_wplus (W+ codes)")

@@ -6,6 +6,7 @@ Run outside the test suite, once per codebase, with the repository checked out b
     python make_checkpoint_fixtures.py ada OUT_DIR   # NVlabs/stylegan2-ada-pytorch d72cc7d
     python make_checkpoint_fixtures.py sg3 OUT_DIR   # NVlabs/stylegan3 c233a91
     python make_checkpoint_fixtures.py ros OUT_DIR   # rosinality/stylegan2-pytorch bef283a
+    python make_checkpoint_fixtures.py psp OUT_DIR   # eladrich/pixel2style2pixel 5cfff38
 
 Then reference_outputs_16.pt = the three refs_*.pt merged, with EasyDicts as plain dicts.
 """
@@ -234,8 +235,123 @@ def ros(out: Path):
     return {name: {"z": z, "img_const": img, "reals": d_in, "d_logits": logits, "keys": sorted(ckpt)}}
 
 
+def _psp_op_standin():
+    """Pure-torch stand-ins for pSp's models/stylegan2/op (its CUDA-only fused_act and upfirdn2d), registered
+    as that module so pSp's model.py imports them instead of compiling CUDA kernels. Same semantics:
+    leaky ReLU(x + bias) * sqrt(2) with the bias on dim 1, and upsample (zero insertion) / pad (negative crops) /
+    FIR filter / downsample per channel."""
+    import torch.nn.functional as F
+
+    def fused_leaky_relu(input, bias, negative_slope=0.2, scale=2 ** 0.5):
+        shape = [1, -1] + [1] * (input.ndim - 2)
+        return F.leaky_relu(input + bias.view(shape), negative_slope) * scale
+
+    class FusedLeakyReLU(torch.nn.Module):
+        def __init__(self, channel, negative_slope=0.2, scale=2 ** 0.5):
+            super().__init__()
+            self.bias = torch.nn.Parameter(torch.zeros(channel))
+            self.negative_slope, self.scale = negative_slope, scale
+
+        def forward(self, input):
+            return fused_leaky_relu(input, self.bias, self.negative_slope, self.scale)
+
+    def upfirdn2d(input, kernel, up=1, down=1, pad=(0, 0)):
+        n, c, h, w = input.shape
+        x = input.reshape(n * c, 1, h, w)
+        if up > 1:  # zero insertion: each sample followed by up - 1 zeros, in both directions
+            y = x.new_zeros(n * c, 1, h, up, w, up)
+            y[:, :, :, 0, :, 0] = x
+            x = y.view(n * c, 1, h * up, w * up)
+        p0, p1 = pad
+        x = F.pad(x, [max(p0, 0), max(p1, 0), max(p0, 0), max(p1, 0)])
+        x = x[:, :, max(-p0, 0):x.shape[2] - max(-p1, 0), max(-p0, 0):x.shape[3] - max(-p1, 0)]
+        k = torch.flip(kernel, [0, 1]).view(1, 1, *kernel.shape).to(x.dtype)  # a true convolution
+        x = F.conv2d(x, k)[:, :, ::down, ::down]
+        return x.reshape(n, c, x.shape[2], x.shape[3])
+
+    stub("models.stylegan2.op", FusedLeakyReLU=FusedLeakyReLU, fused_leaky_relu=fused_leaky_relu, upfirdn2d=upfirdn2d)
+
+
+def psp(out: Path):
+    """pSp's own construction (models/psp.py, starting from a StyleGAN checkpoint as its training does) and its
+    coach's save dict (training/coach.py ``__get_save_dict``: state_dict, opts, latent_avg), small, on the CPU."""
+    import ast
+    src = HERE / "eladrich+pixel2style2pixel"
+    work = out / "_psp"
+    # a copy of the models/configs/options packages, with the one change: a small channel table in model.py
+    for rel in ("models/__init__.py", "models/psp.py", "models/encoders/__init__.py", "models/encoders/helpers.py",
+                "models/encoders/psp_encoders.py", "models/encoders/model_irse.py", "models/stylegan2/__init__.py",
+                "models/stylegan2/model.py", "configs/__init__.py", "configs/paths_config.py",
+                "options/__init__.py", "options/train_options.py"):
+        (work / rel).parent.mkdir(parents=True, exist_ok=True)
+        (work / rel).write_text((src / rel).read_text())
+    model = (work / "models/stylegan2/model.py").read_text()
+    table = "{\n            4: 512,\n            8: 512,\n            16: 512,\n"
+    assert model.count(table) == 2
+    model = model.replace(table, "{\n            4: 16,\n            8: 16,\n            16: 8,\n")
+    (work / "models/stylegan2/model.py").write_text(model)
+    sys.path.insert(0, str(work))
+    stub("matplotlib", use=lambda *a, **k: None)
+    import models.stylegan2  # noqa: F401 - the parent package, before its op stand-in
+    _psp_op_standin()
+    import models.psp as psp_module
+    from models.stylegan2.model import Generator
+    from options.train_options import TrainOptions
+
+    # pSp builds Generator(output_size, 512, 8); smaller: style_dim 32 (n_mlp 8, channel_multiplier 2 as pSp)
+    psp_module.Generator = lambda size, style_dim, n_mlp: Generator(size, ZDIM, n_mlp)
+
+    class TinyEncoder(torch.nn.Module):  # stands in for the IR-SE50 encoder (not the part tested)
+        def __init__(self, n_styles):
+            super().__init__()
+            self.n_styles = n_styles
+            self.linear = torch.nn.Linear(3 * 4 * 4, n_styles * ZDIM)
+
+        def forward(self, x):
+            x = torch.nn.functional.adaptive_avg_pool2d(x, 4).flatten(1)
+            return self.linear(x).view(-1, self.n_styles, ZDIM)
+
+    psp_module.pSp.set_encoder = lambda self: TinyEncoder(self.opts.n_styles)
+    # the pretrained StyleGAN pSp starts from (a rosinality checkpoint: g_ema + latent_avg), random weights
+    torch.manual_seed(6)
+    g_ema = Generator(RES, ZDIM, 8).eval()
+    with torch.no_grad():
+        for name, p in g_ema.named_parameters():
+            if name.endswith("bias"):
+                p.normal_(0, 0.2)  # non-zero biases, so that they are checked
+        latent_avg = g_ema.mean_latent(4096)[0]
+    torch.save({"g_ema": g_ema.state_dict(), "latent_avg": latent_avg}, work / "stylegan.pt")
+    torch.save(TinyEncoder(2 * int(np.log2(RES)) - 2).state_dict(), work / "encoder.pt")
+    psp_module.model_paths["ir_se50"] = str(work / "encoder.pt")
+    # train.py's options: its parser's defaults plus what pSp's training command line sets
+    opts = TrainOptions().parser.parse_args(["--exp_dir", str(work / "exp"), "--output_size", str(RES),
+                                             "--start_from_latent_avg", "--stylegan_weights", str(work / "stylegan.pt")])
+    opts.device = "cpu"  # train.py leaves it to the coach ('cuda:0')
+    net = psp_module.pSp(opts).eval()
+    # the coach's own save-dict method, compiled from training/coach.py (importing coach.py needs its training
+    # stack: tensorboard, the losses' weights, datasets)
+    tree = ast.parse((src / "training/coach.py").read_text())
+    coach = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Coach")
+    method = next(n for n in coach.body if isinstance(n, ast.FunctionDef) and n.name == "__get_save_dict")
+    method.name = "get_save_dict"
+    ns = {}
+    exec(compile(ast.Module(body=[method], type_ignores=[]), str(src / "training/coach.py"), "exec"), ns)
+    save_dict = ns["get_save_dict"](types.SimpleNamespace(net=net, opts=opts))
+    name = f"psp_{RES}.pt"
+    torch.save(save_dict, out / name)  # as the coach's checkpoint_me does
+    g = torch.Generator().manual_seed(123)
+    z = torch.randn(2, ZDIM, generator=g)
+    codes = net.latent_avg + 0.5 * torch.randn(2, net.opts.n_styles, ZDIM, generator=g)  # W+ codes
+    with torch.no_grad():
+        img_z, _ = net.decoder([z], randomize_noise=False)
+        img_wplus, _ = net.decoder([codes], input_is_latent=True, randomize_noise=False)
+    print(name, sorted(save_dict), (out / name).stat().st_size)
+    return {name: {"z": z, "img_const": img_z, "ws": codes, "img_wplus": img_wplus,
+                   "latent_avg": save_dict["latent_avg"].clone(), "keys": sorted(save_dict)}}
+
+
 if __name__ == "__main__":
     which, out = sys.argv[1], Path(sys.argv[2]).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    refs = {"ada": ada, "sg3": sg3, "ros": ros}[which](out)
+    refs = {"ada": ada, "sg3": sg3, "ros": ros, "psp": psp}[which](out)
     torch.save(refs, out / f"refs_{which}.pt")
