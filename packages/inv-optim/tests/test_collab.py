@@ -255,3 +255,132 @@ def test_train_command_dispatches_to_the_collab_trainer(capsys):
     assert "'nope' is not a trainable method of inv_optim" in capsys.readouterr().err
     assert main(["--method", "collab", "--help"]) == 0
     assert "--iterator-steps" in capsys.readouterr().out
+
+
+# --- python -m inv_optim.train --method collab --run-dir: snapshots and exact resume ---------------------------
+
+@pytest.fixture(scope="module")
+def run_files(demo_like, tmp_path_factory):
+    """The tiny generator as a checkpoint file and five 32 px images (batch 2: an epoch is 2 steps)."""
+    import numpy as np
+
+    from sg2_core.checkpoints import native
+
+    folder = tmp_path_factory.mktemp("collab_run")
+    native.save(folder / "g.safetensors", G_ema=demo_like)
+    np.save(folder / "images.npy", (np.random.default_rng(0).random((5, 32, 32)) * 255).astype(np.uint8))
+    return folder
+
+
+def _train(run_files, *args) -> int:
+    from inv_optim.train import main
+
+    return main(["--method", "collab", "--generator", str(run_files / "g.safetensors"), "--data",
+                 str(run_files / "images.npy"), "--batch-size", "2", "--iterator-steps", "1", "--snap-every", "2",
+                 "--device", "cpu", "--threads", "1", "--log-every", "100", *args])
+
+
+def _snapshot(path):
+    from sg2_core import load_networks
+
+    loaded = load_networks(path)
+    return loaded["network"].state_dict(), loaded.extra["training"]
+
+
+def _assert_same_state(a, b):
+    (net_a, state_a), (net_b, state_b) = a, b
+    assert net_a.keys() == net_b.keys() and all(torch.equal(net_a[k], net_b[k]) for k in net_a)
+    for key in ("codes", "loss"):
+        assert torch.equal(state_a["cache"][key], state_b["cache"][key])
+    opt_a, opt_b = state_a["optimizer"]["state"], state_b["optimizer"]["state"]
+    assert opt_a.keys() == opt_b.keys() and all(torch.equal(opt_a[k][m], opt_b[k][m]) for k in opt_a for m in opt_a[k])
+    assert state_a["steps"] == state_b["steps"] and state_a["data_order"]["cursor"] == state_b["data_order"]["cursor"]
+
+
+@pytest.fixture(scope="module")
+def straight_run(run_files):
+    """Six steps in one go."""
+    run = run_files / "straight"
+    assert _train(run_files, "--run-dir", str(run), "--steps", "6") == 0
+    return run
+
+
+def test_run_dir_writes_snapshots_and_the_network(straight_run):
+    from inv_optim.embedding import load_embedding
+
+    assert sorted(p.name for p in straight_run.iterdir()) == [
+        "network.safetensors", "snapshot-000000002.safetensors", "snapshot-000000004.safetensors",
+        "snapshot-000000006.safetensors"]
+    net, state = _snapshot(straight_run / "snapshot-000000006.safetensors")
+    assert state["steps"] == 6 and state["options"]["batch_size"] == 2 and state["cache"]["loss"].isfinite().all()
+    assert set(state["optimizer"]["state"]) == {str(i) for i in range(len(state["optimizer"]["param_groups"][0]["params"]))}
+    final = load_embedding(straight_run / "network.safetensors").state_dict()
+    assert all(torch.equal(final[k], net[k]) for k in net)  # the final network is the last snapshot's
+
+
+def test_resume_continues_bitwise_exactly(run_files, straight_run, capsys):
+    run = run_files / "resumed"
+    assert _train(run_files, "--run-dir", str(run), "--steps", "3") == 0  # stops mid-epoch (cursor 2 of 4)
+    _, state = _snapshot(run / "snapshot-000000003.safetensors")
+    assert state["steps"] == 3 and state["data_order"]["cursor"] == 2
+    assert _train(run_files, "--run-dir", str(run), "--resume", "--steps", "6") == 0
+    assert f"resumed {run / 'snapshot-000000003.safetensors'} at step 3" in capsys.readouterr().out
+    _assert_same_state(_snapshot(straight_run / "snapshot-000000006.safetensors"),
+                       _snapshot(run / "snapshot-000000006.safetensors"))
+    # the run is complete: resuming it again trains nothing and succeeds; fewer steps than it has is an error
+    assert _train(run_files, "--run-dir", str(run), "--resume", "--steps", "6") == 0
+    assert "nothing to train: the run in" in capsys.readouterr().err
+    assert _train(run_files, "--run-dir", str(run), "--resume", "--steps", "5") == 2
+    assert "has already trained 6 steps, more than --steps 5" in capsys.readouterr().err
+
+
+def test_sigint_writes_a_snapshot_that_resumes_exactly(run_files, straight_run, monkeypatch, capsys):
+    import os
+    import signal
+
+    from inv_optim import train_collab
+
+    step = train_collab.CollabTrainer.step
+
+    def step_then_sigint(self, images, indices):  # Ctrl-C during step 3: the step finishes, then the run stops
+        out = step(self, images, indices)
+        if self.steps == 3:
+            os.kill(os.getpid(), signal.SIGINT)
+        return out
+
+    run = run_files / "interrupted"
+    monkeypatch.setattr(train_collab.CollabTrainer, "step", step_then_sigint)
+    assert _train(run_files, "--run-dir", str(run), "--steps", "6") == 130
+    assert f"continue with --run-dir {run} --resume" in capsys.readouterr().err
+    assert (run / "snapshot-000000003.safetensors").is_file() and not (run / "snapshot-000000004.safetensors").exists()
+    monkeypatch.setattr(train_collab.CollabTrainer, "step", step)
+    assert _train(run_files, "--run-dir", str(run), "--resume", "--steps", "6") == 0
+    _assert_same_state(_snapshot(straight_run / "snapshot-000000006.safetensors"),
+                       _snapshot(run / "snapshot-000000006.safetensors"))
+
+
+def test_run_dir_refusals_are_one_line_errors(run_files, straight_run, tmp_path, capsys):
+    before = {p.name: p.read_bytes() for p in straight_run.iterdir()}
+    cases = [  # (arguments, the error line)
+        (("--run-dir", str(straight_run), "--steps", "8"),
+         f"error: --run-dir {straight_run} is not empty (network.safetensors, snapshot-000000002.safetensors, "
+         "snapshot-000000004.safetensors, ...); continue that run with --resume, or give a new or empty folder"),
+        (("--run-dir", str(straight_run), "--resume", "--steps", "8", "--lr", "0.002"),
+         "error: snapshot-000000006.safetensors was trained with other options (lr): resuming with them changed "
+         "would not continue the same run; start a new run instead"),
+        (("--run-dir", str(straight_run), "--resume", "--steps", "8", "--seed", "1", "--batch-size", "1"),
+         "error: snapshot-000000006.safetensors was trained with other options (batch_size, seed)"),
+        (("--run-dir", str(tmp_path), "--resume", "--steps", "8"),
+         f"error: --resume: no snapshot-*.safetensors in {tmp_path}"),
+        (("--run-dir", str(straight_run / "network.safetensors"), "--steps", "8"),
+         f"error: --run-dir {straight_run / 'network.safetensors'} is a file, not a folder"),
+    ]
+    for args, message in cases:
+        assert _train(run_files, *args) == 2
+        err = capsys.readouterr().err
+        assert err.startswith(message) and err.count("\n") == 1, err
+    assert _train(run_files, "--resume", "--steps", "8") == 2
+    assert "--resume continues a --run-dir" in capsys.readouterr().err
+    assert _train(run_files, "--steps", "8") == 2
+    assert "give --out FILE or --run-dir DIR" in capsys.readouterr().err
+    assert {p.name: p.read_bytes() for p in straight_run.iterdir()} == before  # nothing of the run was touched
