@@ -9,6 +9,8 @@ from inv_encoders.networks import LatentCodesDiscriminator, StyleEncoder, StyleE
 SMALL = dict(n_styles=10, style_dim=32, widths=(16, 32, 48, 64))
 CODES = dict(rtol=1e-4, atol=1e-4)  # README "Recommended tolerances": codes and latents
 DTYPES = {"float32": (torch.float32, ""), "float64": (torch.float64, "_f64")}
+# float64 against the reference's float64 run agrees to ~1e-15 (measured 8.9e-16 at most): hold it to 1e-10
+TOL = {torch.float32: CODES, torch.float64: dict(rtol=0, atol=1e-10)}
 
 
 def build(kind, state, dtype, **config):
@@ -25,7 +27,7 @@ def test_psp_codes_equal_the_reference(dtype, psp_data, inputs):
         codes = net(inputs["x256"].to(torch_dtype))
     expected = psp_data[f"codes{suffix}"]
     assert codes.dtype == torch_dtype
-    torch.testing.assert_close(codes, expected.to(torch_dtype), **CODES)
+    torch.testing.assert_close(codes, expected.to(torch_dtype), **TOL[torch_dtype])
     # start_from_latent_avg adds the average to every entry
     avg = torch.randn(10, 32, dtype=torch_dtype)
     with_avg = build("psp", psp_data["state_dict"], torch_dtype)
@@ -41,7 +43,7 @@ def test_e4e_stages_equal_the_reference(stage, dtype, psp_data, inputs):
     net = build("e4e", psp_data["state_dict"], torch_dtype, start_from_latent_avg=False)
     with torch.no_grad():
         codes = net(inputs["x256"].to(torch_dtype), stage=stage)
-    torch.testing.assert_close(codes, psp_data[f"w_stage{stage}{suffix}"].to(torch_dtype), **CODES)
+    torch.testing.assert_close(codes, psp_data[f"w_stage{stage}{suffix}"].to(torch_dtype), **TOL[torch_dtype])
     if stage == 0:  # W only: every entry the same
         assert torch.equal(codes, codes[:, :1].expand_as(codes))
 
@@ -64,10 +66,11 @@ def test_restyle_codes_equal_the_reference(dtype, restyle_data, inputs):
     progressive = build("restyle-e4e", restyle_data["state_dict"], torch_dtype, in_channels=6, pyramid=False,
                         start_from_latent_avg=False)
     with torch.no_grad():
-        torch.testing.assert_close(plain(x), restyle_data[f"codes{suffix}"].to(torch_dtype), **CODES)
+        torch.testing.assert_close(plain(x), restyle_data[f"codes{suffix}"].to(torch_dtype), **TOL[torch_dtype])
         for stage in (0, 18):
             torch.testing.assert_close(progressive(x, stage=stage),
-                                       restyle_data[f"progressive_w_stage{stage}{suffix}"].to(torch_dtype), **CODES)
+                                       restyle_data[f"progressive_w_stage{stage}{suffix}"].to(torch_dtype),
+                                       **TOL[torch_dtype])
         # ReStyle adds the previous estimate
         base = torch.randn(1, 10, 32, dtype=torch_dtype)
         torch.testing.assert_close(plain(x, base=base) - base, plain(x), rtol=0, atol=1e-5)
