@@ -247,3 +247,33 @@ def test_numpy_object_arrays_are_refused(capsys):
 class _PrintOnLoad:
     def __reduce__(self):
         return print, ("numpy object array element was executed",)
+
+
+@pytest.mark.parametrize("with_numpy", [False, True])
+def test_large_storages_are_read_straight_from_the_file(tmp_path, with_numpy, monkeypatch):
+    """Large storage records are read from the file into their tensors (one copy); a large bytes record that is
+    no storage (here a numpy array's data) makes the reader read the file again the plain way, same values."""
+    import numpy as np
+
+    tensors = {"big": torch.randn(300, 301), "half": torch.randn(70000).half(), "small": torch.arange(5),
+               "empty": torch.zeros(0)}
+    tensors["view"] = tensors["big"][7:9]  # a view: offset and strides into a large storage
+    obj = dict(tensors)
+    if with_numpy:
+        obj["array"] = np.arange(40000, dtype=np.float32)
+    path = tmp_path / "blobs.pkl"
+    path.write_bytes(pickle.dumps(obj, protocol=4))
+    plain_reads = []
+    original = nvp.RestrictedUnpickler.load
+    monkeypatch.setattr(nvp.RestrictedUnpickler, "load",
+                        lambda self: plain_reads.append(type(self).__name__) or original(self))
+    direct = []
+    pread = nvp._pread_into
+    monkeypatch.setattr(nvp, "_pread_into", lambda fd, t, offset: direct.append(t.numel()) or pread(fd, t, offset))
+    loaded = nvp.read_pickle(path)
+    assert sorted(direct) == [140000, 361200, 361200]  # half, big and the view's own copy: straight from the file
+    assert plain_reads == (["_SkippingUnpickler", "RestrictedUnpickler"] if with_numpy else ["_SkippingUnpickler"])
+    for key, value in tensors.items():
+        assert loaded[key].dtype == value.dtype and torch.equal(loaded[key], value), key
+    if with_numpy:
+        assert torch.equal(nvp.plain(loaded["array"]), torch.arange(40000, dtype=torch.float32))

@@ -14,9 +14,11 @@ dicts and constructor arguments, which map onto our networks key for key.
 
 from __future__ import annotations
 
+import ctypes
 import dataclasses
 import io
 import math
+import os
 import pickle
 import struct
 from collections import OrderedDict
@@ -108,16 +110,15 @@ class _StorageStreamUnpickler(pickle.Unpickler):
         return _StorageRef(key, storage_type.dtype, numel)
 
 
-def load_storage_bytes(data: bytes) -> LoadedStorage:
-    """Parse a legacy (non-zip) ``torch.save`` stream of one storage, without unpickling anything else.
+def _parse_storage_stream(head: bytes, total: int) -> tuple[_StorageRef, int, int]:
+    """The storage record of a legacy (non-zip) ``torch.save`` stream of one storage, and where its raw data
+    lies (start, end) in that stream; ``head`` is the stream's beginning, ``total`` its full length.
 
     Layout: pickled magic number, protocol version 1001, a sys-info dict, a pickle whose persistent id is
     ``('storage', torch.<Type>Storage, key, location, numel[, None])``, the list of storage keys, then per
     key an 8-byte little-endian element count and the raw little-endian data.
     """
-    if not isinstance(data, (bytes, bytearray)):
-        raise CheckpointError(f"a storage blob is a {type(data).__name__}, not bytes")
-    f = io.BytesIO(data)
+    f = io.BytesIO(head)
 
     def load():
         return _StorageStreamUnpickler(f).load()
@@ -136,24 +137,95 @@ def load_storage_bytes(data: bytes) -> LoadedStorage:
     if not isinstance(keys, list) or ref.key not in keys:
         raise CheckpointError("a storage blob's key list does not name its storage")
     itemsize = torch.empty(0, dtype=ref.dtype).element_size()
-    payload = None
+    pos, found = f.tell(), None
     for key in keys:
-        header = f.read(8)
+        header = head[pos:pos + 8]
         if len(header) != 8:
             raise CheckpointError("a storage blob is truncated")
         numel = int.from_bytes(header, "little", signed=True)
-        start, end = f.tell(), f.tell() + numel * itemsize
-        if numel < 0 or end > len(data):
+        start, end = pos + 8, pos + 8 + numel * itemsize
+        if numel < 0 or end > total:
             raise CheckpointError("a storage blob is truncated")
-        f.seek(end)
+        pos = end
         if key == ref.key:
             if numel != ref.numel:
                 raise CheckpointError(f"a storage blob holds {numel} elements, its record says {ref.numel}")
-            payload = memoryview(data)[start:end]  # copied once, below
-    if not payload:
+            found = (start, end)
+    return ref, *found
+
+
+def load_storage_bytes(data: bytes) -> LoadedStorage:
+    """A storage from a legacy ``torch.save`` stream of one storage, without unpickling anything else."""
+    if not isinstance(data, (bytes, bytearray)):
+        raise CheckpointError(f"a storage blob is a {type(data).__name__}, not bytes")
+    ref, start, end = _parse_storage_stream(data, len(data))
+    if end == start:
         return LoadedStorage(torch.UntypedStorage(0), ref.dtype)
-    untyped = torch.frombuffer(bytearray(payload), dtype=torch.uint8).untyped_storage()
+    untyped = torch.frombuffer(bytearray(memoryview(data)[start:end]), dtype=torch.uint8).untyped_storage()
     return LoadedStorage(untyped, ref.dtype)
+
+
+def _pread_into(fd: int, tensor: torch.Tensor, offset: int) -> None:
+    """Fill a contiguous uint8 tensor from the file at ``offset`` (no intermediate buffer)."""
+    view = memoryview((ctypes.c_char * tensor.numel()).from_address(tensor.data_ptr())).cast("B")
+    done = 0
+    while done < len(view):
+        n = os.preadv(fd, [view[done:]], offset + done)
+        if n <= 0:
+            raise CheckpointError("a storage blob is truncated")
+        done += n
+
+
+class _BlobSkippingFile:
+    """The pickle's file for the C unpickler, which reads each large ``bytes`` record with ``readinto``: such
+    reads are skipped (the bytes object stays unfilled, never touched) and remembered by the address their
+    buffer ends at, so that ``_load_from_bytes`` on that object reads the storage straight from the file into
+    its tensor. The storage data is then copied once, as ``torch.load`` does, instead of file -> bytes ->
+    tensor. A skipped record that no ``_load_from_bytes`` claims makes :meth:`complete` false (the caller then
+    reads the file again without skipping)."""
+
+    SKIP = 1 << 16  # smaller records are read normally
+
+    def __init__(self, f):
+        self.f, self.fd = f, f.fileno()
+        self.size = os.fstat(self.fd).st_size
+        self.pending: dict[int, tuple[int, int, int]] = {}  # buffer end address -> (buffer address, file pos, n)
+        self.claimed: dict[int, tuple[bytes, LoadedStorage]] = {}  # kept alive: their addresses stay unique
+        self.lost = False
+        self.read, self.readline, self.peek = f.read, f.readline, f.peek
+
+    def readinto(self, buf) -> int:
+        n = len(buf)
+        pos = self.f.tell()
+        if n < self.SKIP or pos + n > self.size:
+            return self.f.readinto(buf)
+        addr = ctypes.addressof(ctypes.c_char.from_buffer(buf))
+        self.lost |= addr + n in self.pending  # an unclaimed record's memory was freed and reused
+        self.pending[addr + n] = (addr, pos, n)
+        self.f.seek(n, os.SEEK_CUR)
+        return n
+
+    def load_from_bytes(self, data):
+        if not isinstance(data, bytes):
+            return load_storage_bytes(data)
+        base = ctypes.cast(ctypes.c_char_p(data), ctypes.c_void_p).value or 0
+        end = base + len(data)
+        if end in self.claimed:
+            return self.claimed[end][1]
+        region = self.pending.pop(end, None)
+        if region is None:
+            return load_storage_bytes(data)
+        addr, pos, _ = region
+        blob = pos - (addr - base)  # the record's first byte in the file (its filled prefix came from there)
+        ref, start, stop = _parse_storage_stream(os.pread(self.fd, min(len(data), 1 << 16), blob), len(data))
+        tensor = torch.empty(stop - start, dtype=torch.uint8)
+        _pread_into(self.fd, tensor, blob + start)
+        storage = LoadedStorage(tensor.untyped_storage(), ref.dtype)
+        self.claimed[end] = (data, storage)
+        return storage
+
+    def complete(self) -> bool:
+        return not self.pending and not self.lost
 
 
 # ----------------------------------------------------------------------------------------------
@@ -333,12 +405,33 @@ class RestrictedUnpickler(pickle.Unpickler):
         raise CheckpointError("the pickle uses persistent ids, which NVIDIA snapshots never do")
 
 
+class _SkippingUnpickler(RestrictedUnpickler):
+    def __init__(self, file: _BlobSkippingFile):
+        super().__init__(file)
+        self._file = file
+
+    def find_class(self, module, name):
+        if (module, name) == ("torch.storage", "_load_from_bytes"):
+            return self._file.load_from_bytes
+        return super().find_class(module, name)
+
+
+def _unpickle(path: Path) -> object:
+    with open(path, "rb") as f:
+        skipping = _BlobSkippingFile(f)
+        obj = _SkippingUnpickler(skipping).load()
+        if skipping.complete():
+            return obj
+    del obj, skipping  # a large bytes record was not a storage: read everything the plain way
+    with open(path, "rb") as f:
+        return RestrictedUnpickler(f).load()
+
+
 def read_pickle(path) -> object:
     """Unpickle ``path`` with :class:`RestrictedUnpickler` (networks come back as PersistentObjects)."""
     path = check_input(path)
     try:
-        with open(path, "rb") as f:
-            return RestrictedUnpickler(f).load()
+        return _unpickle(path)
     except UnsafePickleError as exc:
         raise UnsafePickleError(exc.module, exc.name, path=path) from None
     except CheckpointError as exc:
