@@ -23,6 +23,8 @@ OFFICIAL = {
     "restyle_ProgressiveBackboneEncoder_6ch": ({"encoder_type": "ProgressiveBackboneEncoder", "input_nc": 6,
                                                 "output_size": 1024, "n_iters_per_batch": 5,
                                                 "start_from_latent_avg": True}, "restyle-e4e"),
+    "psp_BackboneEncoderUsingLastLayerIntoW": ({"encoder_type": "BackboneEncoderUsingLastLayerIntoW", "input_nc": 3,
+                                                "output_size": 1024, "start_from_latent_avg": True}, "psp-w"),
 }
 
 

@@ -117,3 +117,21 @@ def test_an_official_file_builds_the_method(tmp_path, generator, images):
     assert method(images).extras["iteration_latents"].shape[1] == 2
     with pytest.raises(ValueError, match="this is a ReStyle-e4e checkpoint .* not a ReStyle-pSp one"):
         create_method("restyle-psp", generator=generator, weights=path)
+
+
+def test_an_official_w_encoder_file_builds_psp_w(tmp_path, generator, images):
+    net = StyleEncoder(StyleEncoderConfig(kind="psp-w", n_styles=8, style_dim=32, widths=(16,) * 4)).eval()
+    torch.nn.init.normal_(net.encoder.linear.weight)
+    avg = torch.randn(32)
+    path = tmp_path / "w_encoder.pt"
+    torch.save({"state_dict": {f"encoder.{k}": v for k, v in net.encoder.state_dict().items()},
+                "opts": {"encoder_type": "BackboneEncoderUsingLastLayerIntoW", "input_nc": 3, "output_size": 32,
+                         "start_from_latent_avg": True}, "latent_avg": avg}, path)
+    method = create_method("psp-w", generator=generator, weights=path)
+    inv = method(torch.nn.functional.interpolate(images, size=256))  # the file's encoder takes 256 px
+    assert inv.space == "w" and inv.latents.shape == (3, 32)
+    with torch.no_grad():
+        expected = net.encoder(torch.nn.functional.interpolate(images, size=256)) + avg
+    torch.testing.assert_close(inv.latents, expected, rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="this is a pSp W-encoder checkpoint .* not a pSp one"):
+        create_method("psp", generator=generator, weights=path)

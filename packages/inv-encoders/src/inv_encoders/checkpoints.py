@@ -29,10 +29,12 @@ from sg2_core.encoders import UNITS_PER_STAGE
 from .networks import KINDS, LatentCodesDiscriminator, StyleEncoder, StyleEncoderConfig, widths_of
 
 # opts.encoder_type -> (kind, pyramid) for pSp / e4e files and for ReStyle files
-ENCODER_TYPES = {"GradualStyleEncoder": ("psp", True), "Encoder4Editing": ("e4e", True)}
+ENCODER_TYPES = {"GradualStyleEncoder": ("psp", True), "Encoder4Editing": ("e4e", True),
+                 "BackboneEncoderUsingLastLayerIntoW": ("psp-w", False)}
 RESTYLE_TYPES = {"BackboneEncoder": ("restyle-psp", False), "GradualStyleEncoder": ("restyle-psp", True),
                  "ProgressiveBackboneEncoder": ("restyle-e4e", False), "Encoder4Editing": ("restyle-e4e", True)}
-NAMES = {"psp": "pSp", "e4e": "e4e", "restyle-psp": "ReStyle-pSp", "restyle-e4e": "ReStyle-e4e"}
+NAMES = {"psp": "pSp", "e4e": "e4e", "restyle-psp": "ReStyle-pSp", "restyle-e4e": "ReStyle-e4e",
+         "psp-w": "pSp W-encoder"}
 DEFAULT_OUTPUT_SIZE = 1024  # pSp's inference script fills it in when older files lack it
 
 
@@ -74,7 +76,8 @@ def _units(state: Mapping) -> int:
 
 def encoder_config(kind: str, pyramid: bool, opts: Mapping, state: Mapping, start: bool, path=None):
     """Our config from the options (sizes, input channels) and the tensors (widths, depth, style width)."""
-    needed = ["input_layer.0.weight", "styles.0.linear.weight"]
+    linear = "linear.weight" if kind == "psp-w" else "styles.0.linear.weight"
+    needed = ["input_layer.0.weight", linear]
     missing = [k for k in needed if k not in state]
     if missing:
         raise CheckpointError(f"the encoder has no {', '.join(missing)} (keys 'encoder.{missing[0]}'): "
@@ -92,8 +95,8 @@ def encoder_config(kind: str, pyramid: bool, opts: Mapping, state: Mapping, star
     return StyleEncoderConfig(
         kind=kind, n_styles=2 * int(math.log2(size)) - 2,
         in_channels=int(state["input_layer.0.weight"].shape[1]),
-        input_size=16 * 2 ** convs,  # style 0 reads the stride-16 map down to 1x1
-        style_dim=int(state["styles.0.linear.weight"].shape[0]),
+        input_size=16 * 2 ** convs if convs else 256,  # style 0 reads the stride-16 map down to 1x1
+        style_dim=int(state[linear].shape[0]),
         widths=widths_of(state, UNITS_PER_STAGE[num_layers]), num_layers=num_layers,
         mode="ir_se" if "body.0.res_layer.5.fc1.weight" in state else "ir", pyramid=pyramid,
         start_from_latent_avg=start, n_iters=int(opts.get("n_iters_per_batch", 5)))

@@ -90,6 +90,19 @@ class PSP(EncoderMethod):
         return Inversion(codes, "w+", self.generator)
 
 
+class PSPW(EncoderMethod):
+    """pSp's W-only encoder: one w per image plus ``latent_avg`` (with ``init``: plus the mean of its W+)."""
+
+    name, kind, space = "psp-w", "psp-w", "w"
+
+    def invert(self, images: torch.Tensor, init: Inversion | None) -> Inversion:
+        with torch.no_grad():
+            base = None if init is None else init.ws.to(images).mean(dim=1)
+            w = self.net(images, base=base)
+        self.report(StepInfo(1, 1, stage="encode"))
+        return Inversion(w, "w", self.generator)
+
+
 class E4E(PSP):
     """e4e (Tov et al. 2021): one base w plus per-entry deltas; ``stage`` limits the deltas (0 = W only)."""
 
@@ -140,4 +153,4 @@ class ReStyleE4E(ReStylePSP):
     name, kind = "restyle-e4e", "restyle-e4e"
 
 
-METHODS = {cls.name: cls for cls in (PSP, E4E, ReStylePSP, ReStyleE4E)}
+METHODS = {cls.name: cls for cls in (PSP, PSPW, E4E, ReStylePSP, ReStyleE4E)}

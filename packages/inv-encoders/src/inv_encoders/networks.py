@@ -9,7 +9,9 @@ One class, :class:`StyleEncoder`, covers the four encoders, because they differ 
   for ``i <= stage`` (the progressive stage: 0 = W only, ``n_styles`` or more = all deltas);
 - ``restyle-psp`` / ``restyle-e4e``: the same two rules on a 6-channel input (target, current
   reconstruction), added to the previous estimate (``latent_avg`` at the first iteration), usually without
-  the pyramid (ReStyle's ``BackboneEncoder``: every style reads the last 16x16 map).
+  the pyramid (ReStyle's ``BackboneEncoder``: every style reads the last 16x16 map);
+- ``psp-w``: pSp's W-only ``BackboneEncoderUsingLastLayerIntoW`` (trunk, global pool, EqualLinear): one w
+  ``[N, style_dim]`` plus ``latent_avg[0]`` (HyperInverter's phase I).
 
 State-dict keys: ``encoder.*`` are exactly the official checkpoint's ``encoder.*`` keys, ``latent_avg`` is a
 buffer ``[n_styles, style_dim]``.
@@ -25,9 +27,9 @@ from torch import nn
 
 from sg2_core import register_network
 from sg2_core.config import Serializable
-from sg2_core.encoders import DEFAULT_WIDTHS, PyramidStyleEncoder
+from sg2_core.encoders import DEFAULT_WIDTHS, PyramidStyleEncoder, WEncoder
 
-KINDS = ("psp", "e4e", "restyle-psp", "restyle-e4e")
+KINDS = ("psp", "e4e", "restyle-psp", "restyle-e4e", "psp-w")
 PROGRESSIVE = ("e4e", "restyle-e4e")
 DISC_SLOPE = 0.2  # e4e's latent discriminator (the style blocks use 0.01)
 
@@ -75,15 +77,20 @@ class StyleEncoder(nn.Module):
 
     ``forward(x, base=None, stage=None)``: ``base`` is what the encoder's output is added to (default
     ``latent_avg`` when ``start_from_latent_avg``, else nothing; ReStyle passes its previous estimate);
-    ``stage`` limits e4e's deltas (ignored by the non-progressive kinds)."""
+    ``stage`` limits e4e's deltas (ignored by the non-progressive kinds). ``psp-w`` gives ``[N, style_dim]``."""
 
     def __init__(self, config: StyleEncoderConfig | None = None, **kwargs):
         super().__init__()
         config = config if config is not None else StyleEncoderConfig(**kwargs)
         self.config = config
-        self.encoder = PyramidStyleEncoder(config.n_styles, config.in_channels, input_size=config.input_size,
-                                           num_layers=config.num_layers, mode=config.mode, widths=config.widths,
-                                           style_dim=config.style_dim, pyramid=config.pyramid)
+        if config.kind == "psp-w":
+            self.encoder = WEncoder(config.in_channels, w_dim=config.style_dim, num_layers=config.num_layers,
+                                    mode=config.mode, widths=config.widths)
+        else:
+            self.encoder = PyramidStyleEncoder(config.n_styles, config.in_channels, input_size=config.input_size,
+                                               num_layers=config.num_layers, mode=config.mode,
+                                               widths=config.widths, style_dim=config.style_dim,
+                                               pyramid=config.pyramid)
         self.register_buffer("latent_avg", torch.zeros(config.n_styles, config.style_dim))
 
     @property
@@ -112,7 +119,8 @@ class StyleEncoder(nn.Module):
     def forward(self, x: torch.Tensor, base: torch.Tensor | None = None, stage: int | None = None) -> torch.Tensor:
         codes = self.offsets(x, stage)
         if base is None:
-            return codes + self.latent_avg if self.config.start_from_latent_avg else codes
+            avg = self.latent_avg[0] if self.config.kind == "psp-w" else self.latent_avg
+            return codes + avg if self.config.start_from_latent_avg else codes
         return codes + base
 
 

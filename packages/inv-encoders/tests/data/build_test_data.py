@@ -56,7 +56,7 @@ torch.save({"state_dict": w["state_dict"], "class": w["class"], "commit": w["com
 
 layouts = json.loads((src / "keys_official.json").read_text())["layouts"]
 names = ["psp_GradualStyleEncoder", "e4e_Encoder4Editing", "restyle_BackboneEncoder_6ch",
-         "restyle_ProgressiveBackboneEncoder_6ch", "e4e_LatentCodesDiscriminator"]
+         "restyle_ProgressiveBackboneEncoder_6ch", "e4e_LatentCodesDiscriminator", "psp_BackboneEncoderUsingLastLayerIntoW"]
 keep = {n: {k: layouts[n][k] for k in ("class", "n_keys", "n_parameters", "keys")} for n in names}
 with gzip.open(out / "layouts_official.json.gz", "wt", encoding="utf-8", compresslevel=9) as f:
     json.dump(keep, f, separators=(",", ":"), sort_keys=True)
