@@ -1,0 +1,150 @@
+"""Official HyperInverter checkpoints (VinAIResearch/HyperInverter ``*.pt``) for a generator given separately.
+
+The file holds ``state_dict`` (prefixes ``w_encoder.``, ``w_bar_encoder.``, ``hypernet.``, ``discriminator.``)
+and ``opts``; the generator and its ``w_avg`` are not in it. It is read with ``torch.load(weights_only=True)``
+(no code from the file runs), the network sizes are read off the tensors and checked against ``opts``, and
+every part loads strictly. The official deltas are added to the stored NVIDIA weight before modulation, which
+is sg2-core's offset unit, so they are used as they are.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import torch
+
+from sg2_core.encoders.trunk import UNITS_PER_STAGE
+from sg2_core.offsets import layer_key
+
+from .hypernetwork import target_shapes
+from .networks import HyperConfig, HyperNetworks
+
+__all__ = ["load", "read_networks", "networks_from_state"]
+
+PREFIXES = ("w_encoder.", "w_bar_encoder.", "hypernet.", "discriminator.")
+REQUIRED = ("w_encoder.", "w_bar_encoder.", "hypernet.")
+
+
+class CheckpointError(ValueError):
+    """The file is not an official HyperInverter checkpoint for this generator."""
+
+
+def _trunk(state: dict, prefix: str, where: str) -> tuple[int, tuple[int, ...]]:
+    """(num_layers, stage widths) of an IR-SE trunk, read off its unit shapes."""
+    units = sorted({int(k[len(prefix) + 5:].split(".")[0]) for k in state if k.startswith(prefix + "body.")})
+    counts = {sum(c): n for n, c in UNITS_PER_STAGE.items()}
+    if not units or units != list(range(len(units))) or len(units) not in counts:
+        raise CheckpointError(f"{where}: {prefix}body has {len(units)} units; an IR-SE trunk has "
+                              f"{sorted(counts)} (IR-SE{'/'.join(map(str, UNITS_PER_STAGE))})")
+    num_layers = counts[len(units)]
+    starts = [sum(UNITS_PER_STAGE[num_layers][:i]) for i in range(4)]
+    widths = tuple(int(state[f"{prefix}body.{u}.res_layer.1.weight"].shape[0]) for u in starts)
+    return num_layers, widths
+
+
+def _check_hypernet_shapes(state: dict, generator, where: str) -> None:
+    """Every regressor must predict a weight of the generator's shape (named layer, both shapes)."""
+    wanted = {f"{name}.weight".replace(".", "_"): (name, shape) for name, shape in target_shapes(generator).items()}
+    found = sorted({k.split(".")[2] for k in state if k.startswith("hypernet.weight_regressors.")})
+    extra = [k for k in found if k not in wanted]
+    if extra:
+        names = [layer_key(k.removesuffix("_weight").replace("_", ".")) for k in extra]
+        raise CheckpointError(f"{where}: its hypernetwork predicts layers the generator does not have: {names} "
+                              f"(a checkpoint for a {generator.img_resolution} px generator has "
+                              f"{list(target_shapes(generator))})")
+    for key in found:
+        name, shape = wanted[key]
+        w1, w2 = state[f"hypernet.weight_regressors.{key}.w1"], state[f"hypernet.weight_regressors.{key}.w2"]
+        d, k = int(w1.shape[0]), shape[2]
+        theirs = (int(w2.shape[1]) // (k * k), int(w1.shape[1]) // d, k, k)
+        if theirs != tuple(shape) or int(w2.shape[1]) % (k * k) or int(w1.shape[1]) % d:
+            raise CheckpointError(f"{where}: the checkpoint's hypernetwork predicts {name} weights of shape "
+                                  f"{list(theirs)}, but the generator's {name}.weight is {list(shape)}; "
+                                  "it was trained for another generator")
+
+
+def networks_from_state(state: dict, opts: dict | None, generator, *, where: str = "checkpoint") -> HyperNetworks:
+    """HyperNetworks sized from an official ``state_dict`` (and ``opts``), loaded strictly, on the tensors'
+    device (``meta`` tensors give a meta network: a layout check without memory)."""
+    opts = dict(opts or {})
+    unknown = sorted({k.split(".")[0] + "." for k in state if not k.startswith(PREFIXES)})
+    if unknown:
+        raise CheckpointError(f"{where}: unexpected state_dict prefixes {unknown}; an official HyperInverter "
+                              f"checkpoint has {list(PREFIXES)}")
+    missing = [p for p in REQUIRED if not any(k.startswith(p) for k in state)]
+    if missing:
+        raise CheckpointError(f"{where}: no {missing} weights; an official HyperInverter checkpoint has "
+                              f"{list(PREFIXES)}")
+    if opts.get("target_shape_name", "conv_without_bias") != "conv_without_bias":
+        raise CheckpointError(f"{where}: opts.target_shape_name={opts['target_shape_name']!r}; only "
+                              "'conv_without_bias' (the released models) is supported")
+    size = opts.get("output_size")
+    if size is not None and int(size) != generator.img_resolution:
+        raise CheckpointError(f"{where}: it was trained for a {size} px generator (opts.output_size), the given "
+                              f"generator is {generator.img_resolution} px")
+    _check_hypernet_shapes(state, generator, where)
+
+    num_layers, widths = _trunk(state, "w_bar_encoder.", where)
+    w_layers, w_widths = _trunk(state, "w_encoder.", where)
+    if w_layers != num_layers:
+        raise CheckpointError(f"{where}: the W encoder is IR-SE{w_layers}, the W-bar encoder IR-SE{num_layers}; "
+                              "both must be the same depth")
+    regressor = next(k.rsplit(".", 1)[0] for k in state if k.startswith("hypernet.weight_regressors."))
+    hidden = int(state[f"{regressor}.w1"].shape[0])
+    if opts.get("hidden_dim") is not None and int(opts["hidden_dim"]) != hidden:
+        raise CheckpointError(f"{where}: opts.hidden_dim={opts['hidden_dim']} but its regressors have D={hidden}")
+    config = HyperConfig(
+        widths=widths, w_encoder_widths=w_widths if w_widths != widths else None, num_layers=num_layers,
+        feature_dim=int(state["w_bar_encoder.styles.0.convs.0.weight"].shape[0]), hidden_dim=hidden,
+        extractor_dim=int(state[f"{regressor}.feature_extractor.0.weight"].shape[0]),
+        encoder_size=256,  # the reference always encodes at 256 px
+        with_discriminator=any(k.startswith("discriminator.") for k in state))
+    device = next(iter(state.values())).device
+    with torch.device(device):
+        networks = HyperNetworks(generator, config)
+    _load_strict(networks, state, where)
+    return networks
+
+
+def _load_strict(networks: HyperNetworks, state: dict, where: str) -> None:
+    own = networks.state_dict()
+    missing = sorted(set(own) - set(state))
+    unexpected = sorted(set(state) - set(own))
+    shapes = [f"{k}: file {list(state[k].shape)}, expected {list(own[k].shape)}"
+              for k in sorted(set(own) & set(state)) if tuple(state[k].shape) != tuple(own[k].shape)]
+    if missing or unexpected or shapes:
+        parts = [f"missing keys {missing}" if missing else "", f"unexpected keys {unexpected}" if unexpected else "",
+                 f"mis-shaped {shapes}" if shapes else ""]
+        raise CheckpointError(f"{where} does not fit HyperInverter for this generator: "
+                              + "; ".join(p for p in parts if p))
+    # Official files store float32 (fixtures float16): convert to the network's dtype, keep integer buffers.
+    cast = {k: v.to(own[k].dtype) for k, v in state.items()}
+    networks.load_state_dict(cast, strict=True, assign=own[next(iter(own))].is_meta)
+
+
+def read_networks(path, generator) -> HyperNetworks:
+    """The networks of the official checkpoint at ``path`` for ``generator`` (read on the CPU)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"HyperInverter checkpoint {str(path)!r} does not exist")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # pickled code, a truncated file, not a torch file
+        raise CheckpointError(f"{path}: not a readable HyperInverter checkpoint ({type(error).__name__}: "
+                              f"{str(error).splitlines()[0] if str(error) else ''})") from None
+    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
+        raise CheckpointError(f"{path}: an official HyperInverter checkpoint is a dict with 'state_dict' and "
+                              f"'opts', got {sorted(ckpt) if isinstance(ckpt, dict) else type(ckpt).__name__}")
+    opts = ckpt.get("opts") or {}
+    if not isinstance(opts, dict):  # argparse Namespaces cannot come through weights_only; dicts can
+        opts = {}
+    return networks_from_state(ckpt["state_dict"], opts, generator, where=str(path))
+
+
+def load(path, generator, **options):
+    """``HyperInverter`` built from the official checkpoint at ``path`` for ``generator`` (NVIDIA pickle,
+    rosinality or native, read through sg2-core); ``options`` as for ``HyperInverter`` (phase1=, ...)."""
+    from .method import HyperInverter
+
+    return HyperInverter(generator, networks=read_networks(path, generator), **options)
+

@@ -1,0 +1,118 @@
+"""HyperInverter (Dinh et al., CVPR 2022) as an ``sg2_core.Method``: a W code, then per-image weight offsets.
+
+Phase I gives one w per image (its own W encoder plus ``G.mapping.w_avg``, any registered W-space method by
+name, or an ``init=`` Inversion). Phase II encodes the input and the phase-I image with the W-bar encoder, and
+the hypernetwork turns both stacks of 8x8 maps into a residual for the main weight of every synthesis conv and
+toRGB. The result renders as ``G.synthesis(ws, weight_offsets=deltas)`` in one batched pass; the reference
+deep-copies the generator for every image instead (``python -m inv_hyper.bench`` compares the two).
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from sg2_core import Inversion, Method, StepInfo, create_method, list_methods, method_spec
+
+from .networks import HyperConfig, HyperNetworks
+
+__all__ = ["HyperInverter"]
+
+
+def resize(images: torch.Tensor, size: int) -> torch.Tensor:
+    """Bilinear with align_corners=False, as HyperInverter resizes before its encoders (identity at ``size``)."""
+    if images.shape[-1] == size and images.shape[-2] == size:
+        return images
+    return F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
+
+
+def _add_offsets(a: dict | None, b: dict | None) -> dict | None:
+    """Layer-wise sum; a layer only one side has counts as zero on the other."""
+    a, b = a or {}, b or {}
+    return {name: a[name] + b[name] if name in a and name in b else a.get(name, b.get(name))
+            for name in {**a, **b}} or None
+
+
+class HyperInverter(Method):
+    """HyperInverter: a W-space phase I, then hypernetwork-predicted per-image generator weight offsets."""
+
+    name, space, needs = "hyperinverter", "w+", ("generator", "own-weights")
+    input_resolution = 256  # the reference's input size (its FFHQ/church models take 256 px images)
+
+    def __init__(self, generator=None, *, weights=None, allow_untrained: bool = False, networks=None,
+                 phase1: str | None = None, phase1_options: dict | None = None, input_resolution: int | None = 256,
+                 widths=(64, 128, 256, 512), feature_dim: int = 512, hidden_dim: int = 128, extractor_dim: int = 64,
+                 encoder_size: int = 256, init_seed: int = 0, callback=None, device=None):
+        super().__init__(generator, callback=callback, device=device)
+        if input_resolution is not None and (not isinstance(input_resolution, int) or input_resolution < 1):
+            raise ValueError(f"input_resolution must be a positive int or None (the generator's), "
+                             f"got {input_resolution!r}")
+        self.input_resolution = input_resolution
+        if networks is None:
+            networks = self._networks(weights, allow_untrained, HyperConfig(
+                widths=tuple(widths), feature_dim=feature_dim, hidden_dim=hidden_dim, extractor_dim=extractor_dim,
+                encoder_size=encoder_size), init_seed)
+        elif weights is not None:
+            raise ValueError("give weights= (a file) or networks=, not both")
+        dtype = next(generator.parameters()).dtype
+        self.networks = networks.to(self.device, dtype).eval().requires_grad_(False)
+        self.encoder_size = self.networks.config.encoder_size
+        self.phase1 = self._phase1(phase1, phase1_options)
+
+    def _networks(self, weights, allow_untrained, config, init_seed) -> HyperNetworks:
+        if weights is not None:
+            from .checkpoint import read_networks
+
+            return read_networks(weights, self.generator)
+        if not allow_untrained:
+            raise FileNotFoundError("hyperinverter: no trained weights are shipped yet; pass weights= (an official "
+                                    "HyperInverter checkpoint, see inv_hyper.load) or allow_untrained=True for "
+                                    "random networks (tests only)")
+        with torch.random.fork_rng(devices=[]):  # random but reproducible, without touching the caller's RNG
+            torch.manual_seed(init_seed)
+            return HyperNetworks(self.generator, config)
+
+    def _phase1(self, phase1, options):
+        if phase1 is None:
+            if options:
+                raise ValueError("phase1_options needs phase1=NAME")
+            return None
+        spec = method_spec(phase1)
+        if spec.space != "w":
+            raise ValueError(f"phase1={phase1!r} is a {spec.space!r}-space method; HyperInverter's phase I must be a "
+                             f"W-space method (space 'w'): one of {list_methods(space='w')}")
+        return create_method(phase1, generator=self.generator, **(options or {}))
+
+    @torch.no_grad()
+    def phase1_ws(self, images: torch.Tensor) -> tuple[torch.Tensor, dict | None]:
+        """Phase I without an init: W+ codes ``[N, num_ws, w_dim]`` (one w repeated) and the method's offsets."""
+        G = self.generator
+        if self.phase1 is not None:
+            size = getattr(self.phase1, "input_resolution", None) or G.img_resolution
+            result = self.phase1(resize(images, size))
+            return result.ws.detach(), result.weight_offsets
+        w = self.networks.w_encoder(resize(images, self.encoder_size)) + G.mapping.w_avg
+        return w[:, None].expand(-1, G.num_ws, -1).contiguous(), None
+
+    @torch.no_grad()
+    def predict_offsets(self, images: torch.Tensor, w_images: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Phase II: ``{layer: [N, *weight shape]}`` from the input and the phase-I image."""
+        encoder = self.networks.w_bar_encoder
+        size = self.encoder_size
+        w_bar_codes = encoder(resize(images, size))
+        w_image_codes = encoder(resize(w_images, size))
+        return self.networks.hypernet(w_image_codes, w_bar_codes)
+
+    def invert(self, images: torch.Tensor, init: Inversion | None) -> Inversion:
+        G = self.generator
+        with torch.no_grad():
+            if init is not None:
+                ws, offsets = init.ws.detach(), init.weight_offsets
+            else:
+                ws, offsets = self.phase1_ws(images)
+            self.report(StepInfo(0, 2, stage="phase1"))
+            w_images = G.synthesis(ws, weight_offsets=offsets, noise_mode="const")
+            deltas = self.predict_offsets(images, w_images)
+            self.report(StepInfo(1, 2, stage="phase2"))
+        total = {name: t.detach() for name, t in _add_offsets(deltas, offsets).items()}
+        return Inversion(ws, "w+", G, weight_offsets=total, extras={"phase1": ws})

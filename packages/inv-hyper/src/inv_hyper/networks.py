@@ -1,0 +1,67 @@
+"""HyperInverter's learned networks in one module whose state-dict prefixes are the official checkpoint's.
+
+``w_encoder.`` (phase I, pSp's BackboneEncoderUsingLastLayerIntoW), ``w_bar_encoder.`` (the LayerWiseEncoder:
+pSp's pyramid with style blocks stopping at 8x8 maps), ``hypernet.`` (one weight regressor per synthesis conv
+and toRGB) and, when given, ``discriminator.`` (the generator's SG2-ADA discriminator, used only in training).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from sg2_core import Discriminator, DiscriminatorConfig
+from sg2_core.encoders import PyramidStyleEncoder, WEncoder
+
+from .hypernetwork import Hypernetwork, target_shapes
+
+__all__ = ["HyperConfig", "HyperNetworks", "discriminator_config"]
+
+
+@dataclass(frozen=True)
+class HyperConfig:
+    """Network sizes. The defaults are the official ones (IR-SE50 at widths 64..512, C=512, D=128, extractor 64,
+    encoders at 256 px); tests and small domains shrink them."""
+
+    widths: tuple[int, ...] = (64, 128, 256, 512)  # IR-SE trunk of both encoders
+    w_encoder_widths: tuple[int, ...] | None = None  # None: the same as ``widths``
+    num_layers: int = 50
+    feature_dim: int = 512  # C: width of the W-bar encoder's 8x8 maps (the hypernetwork's input_dim)
+    hidden_dim: int = 128  # D
+    extractor_dim: int = 64
+    encoder_size: int = 256  # both encoders read images resized to this size
+    with_discriminator: bool = False
+
+
+def discriminator_config(generator) -> DiscriminatorConfig:
+    """The SG2-ADA discriminator matching ``generator`` (its resolution, channels and channel widths)."""
+    g = generator.config
+    return DiscriminatorConfig(resolution=g.resolution, img_channels=g.img_channels, channel_base=g.channel_base,
+                               channel_max=g.channel_max)
+
+
+class HyperNetworks(nn.Module):
+    """The W encoder, the W-bar encoder and the hypernetwork for ``generator`` (built on the current device)."""
+
+    def __init__(self, generator, config: HyperConfig = HyperConfig()):
+        super().__init__()
+        self.config = config
+        channels = generator.img_channels
+        self.w_encoder = WEncoder(channels, w_dim=generator.w_dim, num_layers=config.num_layers,
+                                  widths=config.w_encoder_widths or config.widths)
+        self.hypernet = Hypernetwork(target_shapes(generator), input_dim=config.feature_dim,
+                                     hidden_dim=config.hidden_dim, extractor_dim=config.extractor_dim)
+        size = config.encoder_size
+        if not isinstance(size, int) or size < 64 or size & (size - 1):
+            raise ValueError(f"encoder_size must be a power of two >= 64 (the style blocks need 16x16 maps to reach "
+                             f"8x8), got {size!r}")
+        # One 8x8 map per style index the regressors read: 2*log2(R)-2, the generator's num_ws. Below 256 px the
+        # stride-16 (and at 64 px the stride-8) maps are under 16x16, so those styles read the next finer map.
+        self.w_bar_encoder = PyramidStyleEncoder(self.hypernet.num_maps, channels, input_size=size,
+                                                 num_layers=config.num_layers, widths=config.widths,
+                                                 style_dim=config.feature_dim, style_spatial=8,
+                                                 coarse=3 if size >= 256 else 0, middle=7 if size >= 128 else 0)
+        if config.with_discriminator:
+            self.discriminator = Discriminator(discriminator_config(generator))

@@ -1,0 +1,133 @@
+"""HyperInverter as an sg2_core.Method: the contract, batched offsets equal to per-sample generator copies,
+phase I by name / by init, and the refusals."""
+
+import copy
+
+import pytest
+import torch
+
+from sg2_core import Inversion, Method
+from sg2_core.registry import register_method, unregister_method
+from sg2_core.testing import check_method
+
+from inv_hyper import HyperInverter
+from inv_hyper.hypernetwork import target_shapes
+
+# Untrained networks in the fixtures' reduced widths, encoding at 64 px so a call takes a fraction of a second.
+TINY = {"allow_untrained": True, "input_resolution": None, "widths": (16, 32, 48, 64), "feature_dim": 32,
+        "hidden_dim": 8, "extractor_dim": 16, "encoder_size": 64}
+
+
+@pytest.fixture
+def registered():
+    # In-process only: no entry point ships until trained weights do.
+    register_method("hyperinverter", replace=True)(HyperInverter)
+    yield
+    unregister_method("hyperinverter")
+
+
+class ShiftW(Method):
+    """A W-space stand-in for psp-w / e4e-w: w_avg moved by the image mean."""
+    name, space = "test-shift-w", "w"
+
+    def invert(self, images, init):
+        w = self.generator.mapping.w_avg + images.mean(dim=(1, 2, 3))[:, None]
+        return Inversion(w.detach(), "w", self.generator)
+
+
+class ShiftWPlus(ShiftW):
+    """A W+-space method, which HyperInverter must refuse as phase I."""
+    name, space = "test-shift-w+", "w+"
+
+
+@pytest.fixture
+def phase1_methods():
+    register_method("test-shift-w", replace=True)(ShiftW)
+    register_method("test-shift-w+", replace=True)(ShiftWPlus)
+    yield
+    unregister_method("test-shift-w")
+    unregister_method("test-shift-w+")
+
+
+def test_keeps_the_method_contract(registered, generator, images):
+    check_method("hyperinverter", generator, images, options=TINY, batch_tolerance=1e-4)
+
+
+def per_sample_copies(inv):
+    """The reference's way: the deltas added to a deep copy of G's weights, one image at a time."""
+    outs = []
+    for i in range(len(inv)):
+        G = copy.deepcopy(inv.generator)
+        with torch.no_grad():
+            for name, delta in inv.weight_offsets.items():
+                G.synthesis.layer(name).weight.add_(delta[i])
+            outs.append(G.synthesis(inv.ws[i:i + 1], noise_mode="const"))
+    return torch.cat(outs)
+
+
+def test_batched_offsets_equal_per_sample_generator_copies(generator, images):
+    inv = HyperInverter(generator, **TINY)(images)
+    assert inv.space == "w+" and list(inv.weight_offsets) == list(target_shapes(generator))  # every conv, toRGB
+    with torch.no_grad():
+        batched = inv.render()
+        plain = generator.synthesis(inv.ws, noise_mode="const")
+    torch.testing.assert_close(batched, per_sample_copies(inv), rtol=0, atol=1e-5)
+    assert (batched - plain).abs().max() > 1e-3  # the offsets do change the images
+
+
+def test_phase1_is_the_own_w_encoder_plus_w_avg(generator, images):
+    method = HyperInverter(generator, **TINY)
+    inv = method(images)
+    with torch.no_grad():
+        x = torch.nn.functional.interpolate(images, size=(64, 64), mode="bilinear", align_corners=False)
+        w = method.networks.w_encoder(x) + generator.mapping.w_avg
+    torch.testing.assert_close(inv.ws, w[:, None].expand(-1, generator.num_ws, -1), rtol=0, atol=1e-6)
+    assert torch.equal(inv.extras["phase1"], inv.ws)
+
+
+def test_phase1_by_name_and_by_init(phase1_methods, generator, images):
+    by_name = HyperInverter(generator, phase1="test-shift-w", **TINY)(images)
+    pivot = ShiftW(generator)(images)
+    torch.testing.assert_close(by_name.ws, pivot.ws, rtol=0, atol=0)
+    by_init = HyperInverter(generator, **TINY)(images, init=pivot)
+    torch.testing.assert_close(by_init.ws, pivot.ws, rtol=0, atol=0)
+    for name, delta in by_name.weight_offsets.items():
+        torch.testing.assert_close(by_init.weight_offsets[name], delta, rtol=0, atol=1e-6)
+
+
+def test_an_init_with_offsets_renders_its_phase1_image_with_them_and_keeps_them(generator, images):
+    pivot = Inversion(generator.mapping.w_avg.expand(3, -1).clone(), "w", generator,
+                      weight_offsets={"b32.torgb": torch.full((3, 3, 16, 1, 1), 0.05)})
+    method = HyperInverter(generator, **TINY)
+    inv = method(images, init=pivot)
+    with torch.no_grad():
+        w_images = generator.synthesis(pivot.ws, weight_offsets=pivot.weight_offsets, noise_mode="const")
+        deltas = method.predict_offsets(images, w_images)
+    torch.testing.assert_close(inv.weight_offsets["b32.torgb"], deltas["b32.torgb"] + 0.05, rtol=0, atol=1e-7)
+    torch.testing.assert_close(inv.weight_offsets["b8.conv0"], deltas["b8.conv0"], rtol=0, atol=0)
+
+
+def test_a_non_w_phase1_is_refused(phase1_methods, generator):
+    with pytest.raises(ValueError, match=r"phase1='test-shift-w\+' is a 'w\+'-space method; HyperInverter's phase I "
+                                         r"must be a W-space method \(space 'w'\): one of \[.*'test-shift-w'.*\]"):
+        HyperInverter(generator, phase1="test-shift-w+", **TINY)
+    with pytest.raises(ValueError, match="unknown|not-a-method"):
+        HyperInverter(generator, phase1="not-a-method", **TINY)
+
+
+def test_without_weights_it_refuses_to_build_random_networks(generator):
+    with pytest.raises(FileNotFoundError, match="hyperinverter: no trained weights are shipped yet; pass weights="):
+        HyperInverter(generator)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        HyperInverter(generator, weights="/nonexistent/hyper.pt")
+
+
+def test_input_resolution_is_the_reference_256_unless_configured(generator, images):
+    assert HyperInverter.input_resolution == 256
+    method = HyperInverter(generator, **{**TINY, "input_resolution": 256})
+    with pytest.raises(ValueError, match=r"images must have shape \[N, 3, 256, 256\]"):
+        method(images)
+    big = torch.nn.functional.interpolate(images, size=(256, 256), mode="bilinear", align_corners=False)
+    assert method(big).render().shape == (3, 3, 32, 32)
+    with pytest.raises(ValueError, match="encoder_size must be a power of two >= 64"):
+        HyperInverter(generator, **{**TINY, "encoder_size": 32})
