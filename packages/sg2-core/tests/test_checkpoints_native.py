@@ -101,6 +101,7 @@ def test_missing_and_mis_shaped_tensors_are_listed(tmp_path, g32):
     for text in ("1 missing (synthesis.b16.torgb.bias [3])", "1 unexpected (surprise [1])",
                  "1 mis-shaped (mapping.fc2.bias expected [64], got [65])", "1 unexpected (H.weight [2])"):
         assert text in message, text
+    assert "\n" not in message and "; the file does not match its architecture: 1 unexpected (H.weight" in message
 
 
 def test_one_network_mismatch_is_a_key_error(tmp_path, g32):

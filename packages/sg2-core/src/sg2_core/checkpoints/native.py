@@ -35,7 +35,7 @@ from ..config import DiscriminatorConfig, GeneratorConfig
 from ..discriminator import Discriminator
 from ..generator import Generator
 from ._io import atomic_write, check_input, one_line
-from .base import NETWORK_NAMES, Checkpoint, build_network, check_state
+from .base import NETWORK_NAMES, Checkpoint, build_network, check_state, skeleton
 from .errors import CheckpointError, CheckpointKeyError, CheckpointWarning
 
 FORMAT = "native"
@@ -302,7 +302,7 @@ def load_networks(path, device=None) -> LoadedNetworks:
         errors.append(CheckpointKeyError("the file", [], [(k, tuple(tensors[k].shape)) for k in stray], [],
                                          path=path, hint="(tensors without a network config in the metadata)"))
     if errors:
-        raise errors[0] if len(errors) == 1 else CheckpointError("\n".join(e.cause for e in errors), path)
+        raise errors[0] if len(errors) == 1 else CheckpointError("; ".join(e.cause for e in errors), path)
     if not networks:
         raise CheckpointError("the file holds no network", path)
     if device is not None:
@@ -320,9 +320,9 @@ def _rebuild(cls: type, raw_config: str, state: dict, name: str, path, seen: set
         raise CheckpointError(f"{name}_config is invalid: {one_line(exc)}", path) from exc
     if cls in (Generator, Discriminator):
         return build_network(config, state, f"'{name}'", path, seen=seen)  # the fast, checked path of G/D
-    with torch.device("meta"):
-        skeleton = cls(config)
-    reference = skeleton.state_dict()
+    # the key check on a cheap skeleton (the meta device would import torch._dynamo); the network itself is
+    # built normally, as its constructor may compute tensors the file does not hold
+    reference = skeleton(config, cls).state_dict()
     check_state({k: tuple(v.shape) for k, v in reference.items()}, state, f"'{name}'", path)
     net = cls(config)
     net.load_state_dict({k: state[k].to(reference[k].dtype) for k in reference}, strict=True)
