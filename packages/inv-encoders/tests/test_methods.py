@@ -135,3 +135,25 @@ def test_an_official_w_encoder_file_builds_psp_w(tmp_path, generator, images):
     torch.testing.assert_close(inv.latents, expected, rtol=0, atol=1e-5)
     with pytest.raises(ValueError, match="this is a pSp W-encoder checkpoint .* not a pSp one"):
         create_method("psp", generator=generator, weights=path)
+
+
+def test_psp_style_mixing(generator, images):
+    plain = create_method("psp", generator=generator, **SMALL)(images).latents
+    mixed = create_method("psp", generator=generator, latent_mask=[5, 6, 7], mix_alpha=0.25, seed=3, **SMALL)(images)
+    z = torch.stack([torch.randn(32, generator=torch.Generator().manual_seed(3 + i)) for i in range(3)])
+    injected = generator.mapping(z)
+    torch.testing.assert_close(mixed.latents[:, :5], plain[:, :5], rtol=0, atol=0)
+    torch.testing.assert_close(mixed.latents[:, 5:], 0.25 * injected[:, 5:] + 0.75 * plain[:, 5:], rtol=0, atol=1e-6)
+    replaced = create_method("psp", generator=generator, latent_mask=[7], seed=[3, 4, 5], **SMALL)(images).latents
+    torch.testing.assert_close(replaced[:, 7], injected[:, 7], rtol=0, atol=1e-6)
+    other = create_method("psp", generator=generator, latent_mask=[7], seed=9, **SMALL)(images).latents
+    assert (other[:, 7] - replaced[:, 7]).abs().amax() > 1e-3  # another seed, another output (multi-modal)
+    with pytest.raises(ValueError, match=r"latent_mask must list W\+ indices in \[0, 8\), got \[8\]"):
+        create_method("psp", generator=generator, latent_mask=[8], **SMALL)
+    with pytest.raises(ValueError, match="mix_alpha needs latent_mask"):
+        create_method("psp", generator=generator, mix_alpha=0.5, **SMALL)
+
+
+def test_psp_with_mixing_keeps_the_contract(generator, images):
+    check_method("psp", generator, images, options=dict(SMALL, latent_mask=[6, 7], mix_alpha=0.5),
+                 batch_tolerance=1e-5)

@@ -78,14 +78,54 @@ class EncoderMethod(Method):
 
 
 class PSP(EncoderMethod):
-    """pSp (Richardson et al. 2021): W+ codes from the feature pyramid, added to ``latent_avg``."""
+    """pSp (Richardson et al. 2021): W+ codes from the feature pyramid, added to ``latent_avg``.
+
+    Style mixing at inference (pSp's multi-modal outputs): with ``latent_mask`` (W+ indices), those entries
+    take the W of a random z (image ``i`` draws it with ``seed + i``, or ``seed[i]``), blended as
+    ``mix_alpha * injected + (1 - mix_alpha) * code`` (``mix_alpha=None``: replaced)."""
 
     name, kind = "psp", "psp"
+
+    def __init__(self, generator=None, *, latent_mask: Sequence[int] | None = None, mix_alpha: float | None = None,
+                 seed: int | Sequence[int] = 0, **options):
+        super().__init__(generator, **options)
+        num_ws = self.generator.num_ws
+        if latent_mask is not None:
+            latent_mask = list(latent_mask)
+            bad = [i for i in latent_mask if isinstance(i, bool) or not isinstance(i, int) or not 0 <= i < num_ws]
+            if bad or not latent_mask:
+                raise ValueError(f"latent_mask must list W+ indices in [0, {num_ws}), got {latent_mask!r}")
+        if mix_alpha is not None and not (isinstance(mix_alpha, (int, float)) and 0 <= mix_alpha <= 1):
+            raise ValueError(f"mix_alpha must be None or a number in [0, 1], got {mix_alpha!r}")
+        if mix_alpha is not None and latent_mask is None:
+            raise ValueError("mix_alpha needs latent_mask (the W+ entries to mix)")
+        self.latent_mask, self.mix_alpha, self.seed = latent_mask, mix_alpha, seed
+
+    def _seeds(self, n: int) -> list[int]:
+        if isinstance(self.seed, int) and not isinstance(self.seed, bool):
+            return [self.seed + i for i in range(n)]
+        seeds = list(self.seed)
+        if len(seeds) != n or not all(isinstance(s, int) for s in seeds):
+            raise ValueError(f"seed must be an int or one int per image ({n}), got {self.seed!r}")
+        return seeds
+
+    def _mix(self, codes: torch.Tensor) -> torch.Tensor:
+        g = self.generator
+        z = torch.stack([torch.randn(g.z_dim, generator=torch.Generator().manual_seed(s))
+                         for s in self._seeds(len(codes))])
+        injected = g.mapping(z.to(codes))  # pSp: the decoder's mapping of z, no truncation
+        mask = self.latent_mask
+        alpha = 1.0 if self.mix_alpha is None else float(self.mix_alpha)
+        codes = codes.clone()
+        codes[:, mask] = alpha * injected[:, mask] + (1 - alpha) * codes[:, mask]
+        return codes
 
     def invert(self, images: torch.Tensor, init: Inversion | None) -> Inversion:
         with torch.no_grad():
             base = None if init is None else init.ws.to(images)
             codes = self.net(images, base=base, stage=self.stage)
+            if self.latent_mask is not None:
+                codes = self._mix(codes)
         self.report(StepInfo(1, 1, stage="encode"))
         return Inversion(codes, "w+", self.generator)
 
