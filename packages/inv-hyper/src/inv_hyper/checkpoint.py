@@ -52,8 +52,9 @@ def _check_hypernet_shapes(state: dict, generator, where: str) -> None:
         raise CheckpointError(f"{where}: its hypernetwork predicts layers the generator does not have: {names} "
                               f"(a checkpoint for a {generator.img_resolution} px generator has "
                               f"{list(target_shapes(generator))})")
-    for key in found:
-        name, shape = wanted[key]
+    for key, (name, shape) in wanted.items():  # generator order: the first layer that does not fit is named
+        if key not in found:
+            continue  # missing regressors are listed by the strict load
         w1, w2 = state[f"hypernet.weight_regressors.{key}.w1"], state[f"hypernet.weight_regressors.{key}.w2"]
         d, k = int(w1.shape[0]), shape[2]
         theirs = (int(w2.shape[1]) // (k * k), int(w1.shape[1]) // d, k, k)
