@@ -1,0 +1,135 @@
+"""Phase II's rendering: batched per-sample weight offsets against the reference's generator copy per image.
+
+    python -m inv_hyper.bench [--repeats 3] [--batches 1 8] [--threads 1]
+
+Both ways get the same generator (a random 256 px config-F-like network with reduced channels), the same
+hypernetwork deltas for every conv and toRGB, and the same codes; they run interleaved in one process. The
+reference (VinAIResearch/HyperInverter) deep-copies G for each sample, adds the deltas to the copy's weights
+and renders that image alone; ours is one ``G.synthesis(ws, weight_offsets=deltas)`` pass. Prints images/s
+of each (the median over the repeats), their ratio, the peak resident-memory growth during one run of each,
+and the max |difference| of the images.
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import ctypes
+import gc
+import os
+import statistics
+import threading
+import time
+
+import torch
+
+from sg2_core import Generator, GeneratorConfig
+
+from .hypernetwork import Hypernetwork
+
+BENCH_CONFIG = GeneratorConfig(resolution=256, z_dim=256, w_dim=256, channel_base=8192, channel_max=256,
+                               mapping_layers=2)
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * PAGE
+
+
+def _trim():
+    """Give freed heap back to the OS, so each measurement starts from the same resident set."""
+    gc.collect()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+
+
+def peak_growth(fn) -> tuple[object, int]:
+    """(fn(), peak RSS growth in bytes while it ran), sampling /proc/self/statm every millisecond."""
+    _trim()
+    start, peak, done = _rss(), [0], threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], _rss())
+            time.sleep(0.001)
+
+    thread = threading.Thread(target=sample)
+    thread.start()
+    try:
+        out = fn()
+    finally:
+        done.set()
+        thread.join()
+    return out, max(peak[0], _rss()) - start
+
+
+def batched(G, ws, deltas):
+    with torch.no_grad():
+        return G.synthesis(ws, weight_offsets=deltas, noise_mode="const")
+
+
+def per_sample_copies(G, ws, deltas):
+    outs = []
+    with torch.no_grad():
+        for i in range(ws.shape[0]):
+            Gi = copy.deepcopy(G)
+            for name, delta in deltas.items():
+                Gi.synthesis.layer(name).weight.add_(delta[i])
+            outs.append(Gi.synthesis(ws[i:i + 1], noise_mode="const"))
+    return torch.cat(outs)
+
+
+def run(batches=(1, 8), repeats: int = 3, seed: int = 0) -> list[dict]:
+    torch.manual_seed(seed)
+    G = Generator(BENCH_CONFIG).eval().requires_grad_(False)
+    hyper = Hypernetwork.for_generator(G, input_dim=32, hidden_dim=16, extractor_dim=16).eval()
+    rows = []
+    for n in batches:
+        codes = torch.randn(n, hyper.num_maps, 32, 8, 8)
+        with torch.no_grad():
+            deltas = {k: 0.1 * v for k, v in hyper(codes, codes.roll(1, 0)).items()}  # ~0.03 std, as trained
+            ws = G.mapping(torch.randn(n, G.z_dim))
+        ways = {"batched offsets": batched, "copy per sample": per_sample_copies}
+        outs, memory, times = {}, {}, {k: [] for k in ways}
+        for name, fn in ways.items():  # warm-up, output and memory
+            outs[name], memory[name] = peak_growth(lambda: fn(G, ws, deltas))
+        for _ in range(repeats):  # interleaved
+            for name, fn in ways.items():
+                t = time.perf_counter()
+                fn(G, ws, deltas)
+                times[name].append(time.perf_counter() - t)
+        diff = (outs["batched offsets"] - outs["copy per sample"]).abs().max().item()
+        speed = {k: n / statistics.median(v) for k, v in times.items()}
+        rows.append(dict(batch=n, speed=speed, memory=memory, diff=diff))
+    return rows
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m inv_hyper.bench", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    args = parser.parse_args(argv)
+    if args.repeats < 1 or args.threads < 1 or min(args.batches) < 1:
+        parser.error("--batches, --repeats and --threads must be positive")
+    torch.set_num_threads(args.threads)
+    c = BENCH_CONFIG
+    params = sum(p.numel() for p in Generator(c).parameters())
+    print(f"generator {c.resolution} px, channel_base {c.channel_base}, channel_max {c.channel_max}, w_dim {c.w_dim} "
+          f"({params / 1e6:.2f} M parameters); CPU, {args.threads} thread(s), median of {args.repeats}")
+    print("| batch | batched offsets img/s | copy per sample img/s | ratio | peak RSS growth batched / copies (MB) "
+          "| max abs diff |")
+    print("|---|---|---|---|---|---|")
+    for row in run(args.batches, args.repeats):
+        s, m = row["speed"], row["memory"]
+        print(f"| {row['batch']} | {s['batched offsets']:.2f} | {s['copy per sample']:.2f} | "
+              f"{s['batched offsets'] / s['copy per sample']:.2f}x | {m['batched offsets'] / 2**20:.1f} / "
+              f"{m['copy per sample'] / 2**20:.1f} | {row['diff']:.2g} |")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
