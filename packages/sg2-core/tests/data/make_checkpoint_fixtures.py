@@ -325,7 +325,8 @@ def psp(out: Path):
     psp_module.model_paths["ir_se50"] = str(work / "encoder.pt")
     # train.py's options: its parser's defaults plus what pSp's training command line sets
     opts = TrainOptions().parser.parse_args(["--exp_dir", str(work / "exp"), "--output_size", str(RES),
-                                             "--start_from_latent_avg", "--stylegan_weights", str(work / "stylegan.pt")])
+                                             "--start_from_latent_avg",
+                                             "--stylegan_weights", str(work / "stylegan.pt")])
     opts.device = "cpu"  # train.py leaves it to the coach ('cuda:0')
     net = psp_module.pSp(opts).eval()
     # the coach's own save-dict method, compiled from training/coach.py (importing coach.py needs its training
