@@ -4,8 +4,9 @@ The files in tests/data (``ada_*``, ``sg3_*``, ``ros_train_16.pt``, ``psp_16.pt`
 NVlabs/stylegan2-ada-pytorch, NVlabs/stylegan3, rosinality/stylegan2-pytorch and eladrich/pixel2style2pixel
 (tests/data/README.md says how), with their outputs for fixed inputs in ``reference_outputs_16.pt``. Values
 are checked on the exact convolution path (``use_impl("ref")``) and on the CPU inference path
-(``use_impl("fast")`` under ``no_grad``: Winograd at 16 px), both to the fixtures' 1e-5 (max-norm relative); NVIDIA's outputs are its float32 ones
-(``force_fp32=True``), as our networks compute the fp16 layers in float32.
+(``use_impl("fast")`` under ``no_grad``: Winograd at 16 px), both to the fixtures' 1e-5 (max-norm relative);
+NVIDIA's outputs are its float32 ones (``force_fp32=True``), as our networks compute the fp16 layers in
+float32.
 """
 
 import warnings
