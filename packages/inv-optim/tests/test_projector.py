@@ -114,3 +114,20 @@ def test_a_distance_name_resolves_lazily():
     assert distance.name == "some-name" and distance._fn is None
     with pytest.raises(ValueError, match="distance must be a name"):
         Distance(3)
+
+
+def test_steps_are_validated_when_built_and_zero_means_zero(generator, targets, mse_distance):
+    # steps=0 used to run the 1000-step preset (`steps or preset`); now 0 returns the start untouched
+    method = Projector(generator, space="w+", distance=mse_distance, steps=0, w_avg_samples=50)
+    start = Projector(generator, space="w+", distance=mse_distance, steps=0, w_avg_samples=50)
+    inv = method(targets[:2])
+    assert inv.extras["steps"].tolist() == [0, 0]
+    from inv_optim.projector import w_statistics
+
+    w_avg, _ = w_statistics(generator, 50)
+    assert torch.equal(inv.latents, w_avg.expand_as(inv.latents))
+    given = start(targets[:2], init=inv)
+    assert torch.equal(given.latents, inv.latents)
+    for bad in (-5, 2.5, True):
+        with pytest.raises(ValueError, match="steps must be an int >= 0"):
+            Projector(generator, steps=bad)
