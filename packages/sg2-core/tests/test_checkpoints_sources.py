@@ -1,12 +1,12 @@
 """Checkpoints written by the reference codebases themselves load, and render what that code rendered.
 
-The files in tests/data (``ada_*``, ``sg3_*``, ``ros_train_16.pt``, ``psp_16.pt``) were made by
-NVlabs/stylegan2-ada-pytorch, NVlabs/stylegan3, rosinality/stylegan2-pytorch and eladrich/pixel2style2pixel
-(tests/data/README.md says how), with their outputs for fixed inputs in ``reference_outputs_16.pt``. Values
-are checked on the exact convolution path (``use_impl("ref")``) and on the CPU inference path
-(``use_impl("fast")`` under ``no_grad``: Winograd at 16 px), both to the fixtures' 1e-5 (max-norm relative);
-NVIDIA's outputs are its float32 ones (``force_fp32=True``), as our networks compute the fp16 layers in
-float32.
+The files in tests/data (``ada_*``, ``sg3_*``, ``ros_train_16.pt``, ``psp_16.pt``, ``e4e_16.pt``) were made
+by NVlabs/stylegan2-ada-pytorch, NVlabs/stylegan3, rosinality/stylegan2-pytorch, eladrich/pixel2style2pixel and
+omertov/encoder4editing (tests/data/README.md says how), with their outputs for fixed inputs in
+``reference_outputs_16.pt``. Values are checked on the exact convolution path (``use_impl("ref")``) and on the
+CPU inference path (``use_impl("fast")`` under ``no_grad``: Winograd at 16 px), both to the fixtures' 1e-5
+(max-norm relative); NVIDIA's outputs are its float32 ones (``force_fp32=True``), as our networks compute the
+fp16 layers in float32.
 """
 
 import warnings
@@ -165,13 +165,14 @@ def test_first_load_does_not_import_dynamo(tmp_path):
     assert out.stdout.strip() == "False"
 
 
-def test_psp_checkpoint_renders_its_decoder(refs, conv_path):
-    """pSp's own code built the network (models/psp.py) and its coach's ``__get_save_dict`` wrote the file:
-    ``state_dict`` (encoder. + decoder.), ``opts``, ``latent_avg`` repeated per style."""
-    ref = refs["psp_16.pt"]
+@pytest.mark.parametrize("name, size_option", [("psp_16.pt", "output_size"), ("e4e_16.pt", "stylegan_size")])
+def test_psp_checkpoint_renders_its_decoder(refs, conv_path, name, size_option):
+    """pSp's (and e4e's) own code built the network (models/psp.py) and its coach's ``__get_save_dict`` wrote
+    the file: ``state_dict`` (encoder. + decoder.), ``opts``, ``latent_avg`` repeated per style."""
+    ref = refs[name]
     assert ref["keys"] == ["latent_avg", "opts", "state_dict"]
-    ckpt = load_checkpoint(DATA / "psp_16.pt")
-    assert ckpt.extra["layout"] == "psp" and ckpt.extra["opts"]["output_size"] == 16
+    ckpt = load_checkpoint(DATA / name)
+    assert ckpt.extra["layout"] == "psp" and ckpt.extra["opts"][size_option] == 16
     assert ref["latent_avg"].shape == (6, 32)  # [n_styles, w_dim], equal rows
     assert torch.equal(ckpt.G_ema.mapping.w_avg, ref["latent_avg"][0])
     assert ckpt.extra["w_avg_source"] == "latent_avg"

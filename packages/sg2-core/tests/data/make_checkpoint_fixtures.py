@@ -7,6 +7,7 @@ Run outside the test suite, once per codebase, with the repository checked out b
     python make_checkpoint_fixtures.py sg3 OUT_DIR   # NVlabs/stylegan3 c233a91
     python make_checkpoint_fixtures.py ros OUT_DIR   # rosinality/stylegan2-pytorch bef283a
     python make_checkpoint_fixtures.py psp OUT_DIR   # eladrich/pixel2style2pixel 5cfff38
+    python make_checkpoint_fixtures.py e4e OUT_DIR   # omertov/encoder4editing 99ea505
 
 Then reference_outputs_16.pt = the three refs_*.pt merged, with EasyDicts as plain dicts.
 """
@@ -273,11 +274,20 @@ def _psp_op_standin():
 
 
 def psp(out: Path):
-    """pSp's own construction (models/psp.py, starting from a StyleGAN checkpoint as its training does) and its
-    coach's save dict (training/coach.py ``__get_save_dict``: state_dict, opts, latent_avg), small, on the CPU."""
+    return _psp_family(out, "eladrich+pixel2style2pixel", "psp", "--output_size")
+
+
+def e4e(out: Path):
+    return _psp_family(out, "omertov+encoder4editing", "e4e", "--stylegan_size")
+
+
+def _psp_family(out: Path, repo: str, tag: str, size_option: str):
+    """pSp's (or e4e's) own construction (models/psp.py, starting from a StyleGAN checkpoint as its training
+    does) and its coach's save dict (training/coach.py ``__get_save_dict``: state_dict, opts, latent_avg),
+    small, on the CPU."""
     import ast
-    src = HERE / "eladrich+pixel2style2pixel"
-    work = out / "_psp"
+    src = HERE / repo
+    work = out / f"_{tag}"
     # a copy of the models/configs/options packages, with the one change: a small channel table in model.py
     for rel in ("models/__init__.py", "models/psp.py", "models/encoders/__init__.py", "models/encoders/helpers.py",
                 "models/encoders/psp_encoders.py", "models/encoders/model_irse.py", "models/stylegan2/__init__.py",
@@ -298,20 +308,22 @@ def psp(out: Path):
     from models.stylegan2.model import Generator
     from options.train_options import TrainOptions
 
-    # pSp builds Generator(output_size, 512, 8); smaller: style_dim 32 (n_mlp 8, channel_multiplier 2 as pSp)
-    psp_module.Generator = lambda size, style_dim, n_mlp: Generator(size, ZDIM, n_mlp)
+    # pSp builds Generator(output_size, 512, 8), e4e (stylegan_size, 512, 8, channel_multiplier=2); smaller:
+    # style_dim 32 (n_mlp 8, channel_multiplier 2 as they use)
+    psp_module.Generator = lambda size, style_dim, n_mlp, **kw: Generator(size, ZDIM, n_mlp, **kw)
+    n_styles = 2 * int(np.log2(RES)) - 2
 
     class TinyEncoder(torch.nn.Module):  # stands in for the IR-SE50 encoder (not the part tested)
         def __init__(self, n_styles):
             super().__init__()
-            self.n_styles = n_styles
+            self.n_styles = self.style_count = n_styles  # style_count: e4e's name
             self.linear = torch.nn.Linear(3 * 4 * 4, n_styles * ZDIM)
 
         def forward(self, x):
             x = torch.nn.functional.adaptive_avg_pool2d(x, 4).flatten(1)
             return self.linear(x).view(-1, self.n_styles, ZDIM)
 
-    psp_module.pSp.set_encoder = lambda self: TinyEncoder(self.opts.n_styles)
+    psp_module.pSp.set_encoder = lambda self: TinyEncoder(n_styles)
     # the pretrained StyleGAN pSp starts from (a rosinality checkpoint: g_ema + latent_avg), random weights
     torch.manual_seed(6)
     g_ema = Generator(RES, ZDIM, 8).eval()
@@ -321,10 +333,10 @@ def psp(out: Path):
                 p.normal_(0, 0.2)  # non-zero biases, so that they are checked
         latent_avg = g_ema.mean_latent(4096)[0]
     torch.save({"g_ema": g_ema.state_dict(), "latent_avg": latent_avg}, work / "stylegan.pt")
-    torch.save(TinyEncoder(2 * int(np.log2(RES)) - 2).state_dict(), work / "encoder.pt")
+    torch.save(TinyEncoder(n_styles).state_dict(), work / "encoder.pt")
     psp_module.model_paths["ir_se50"] = str(work / "encoder.pt")
     # train.py's options: its parser's defaults plus what pSp's training command line sets
-    opts = TrainOptions().parser.parse_args(["--exp_dir", str(work / "exp"), "--output_size", str(RES),
+    opts = TrainOptions().parser.parse_args(["--exp_dir", str(work / "exp"), size_option, str(RES),
                                              "--start_from_latent_avg",
                                              "--stylegan_weights", str(work / "stylegan.pt")])
     opts.device = "cpu"  # train.py leaves it to the coach ('cuda:0')
@@ -338,11 +350,11 @@ def psp(out: Path):
     ns = {}
     exec(compile(ast.Module(body=[method], type_ignores=[]), str(src / "training/coach.py"), "exec"), ns)
     save_dict = ns["get_save_dict"](types.SimpleNamespace(net=net, opts=opts))
-    name = f"psp_{RES}.pt"
+    name = f"{tag}_{RES}.pt"
     torch.save(save_dict, out / name)  # as the coach's checkpoint_me does
     g = torch.Generator().manual_seed(123)
     z = torch.randn(2, ZDIM, generator=g)
-    codes = net.latent_avg + 0.5 * torch.randn(2, net.opts.n_styles, ZDIM, generator=g)  # W+ codes
+    codes = net.latent_avg + 0.5 * torch.randn(2, n_styles, ZDIM, generator=g)  # W+ codes
     with torch.no_grad():
         img_z, _ = net.decoder([z], randomize_noise=False)
         img_wplus, _ = net.decoder([codes], input_is_latent=True, randomize_noise=False)
@@ -354,5 +366,5 @@ def psp(out: Path):
 if __name__ == "__main__":
     which, out = sys.argv[1], Path(sys.argv[2]).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    refs = {"ada": ada, "sg3": sg3, "ros": ros, "psp": psp}[which](out)
+    refs = {"ada": ada, "sg3": sg3, "ros": ros, "psp": psp, "e4e": e4e}[which](out)
     torch.save(refs, out / f"refs_{which}.pt")
