@@ -1,8 +1,9 @@
 """Checkpoints written by the reference codebases themselves load, and render what that code rendered.
 
-The files in tests/data (``ada_*``, ``sg3_*``, ``ros_train_16.pt``, ``psp_16.pt``, ``e4e_16.pt``) were made
-by NVlabs/stylegan2-ada-pytorch, NVlabs/stylegan3, rosinality/stylegan2-pytorch, eladrich/pixel2style2pixel and
-omertov/encoder4editing (tests/data/README.md says how), with their outputs for fixed inputs in
+The files in tests/data (``ada_*``, ``sg3_*``, ``ros_train_16.pt``, ``psp_16.pt``, ``e4e_16.pt``,
+``restyle_16.pt``) were made by NVlabs/stylegan2-ada-pytorch, NVlabs/stylegan3, rosinality/stylegan2-pytorch,
+eladrich/pixel2style2pixel, omertov/encoder4editing and yuval-alaluf/restyle-encoder (tests/data/README.md says
+how), with their outputs for fixed inputs in
 ``reference_outputs_16.pt``. Values are checked on the exact convolution path (``use_impl("ref")``) and on the
 CPU inference path (``use_impl("fast")`` under ``no_grad``: Winograd at 16 px), both to the fixtures' 1e-5
 (max-norm relative); NVIDIA's outputs are its float32 ones (``force_fp32=True``), as our networks compute the
@@ -165,10 +166,11 @@ def test_first_load_does_not_import_dynamo(tmp_path):
     assert out.stdout.strip() == "False"
 
 
-@pytest.mark.parametrize("name, size_option", [("psp_16.pt", "output_size"), ("e4e_16.pt", "stylegan_size")])
+@pytest.mark.parametrize("name, size_option", [("psp_16.pt", "output_size"), ("e4e_16.pt", "stylegan_size"),
+                                               ("restyle_16.pt", "output_size")])
 def test_psp_checkpoint_renders_its_decoder(refs, conv_path, name, size_option):
-    """pSp's (and e4e's) own code built the network (models/psp.py) and its coach's ``__get_save_dict`` wrote
-    the file: ``state_dict`` (encoder. + decoder.), ``opts``, ``latent_avg`` repeated per style."""
+    """pSp's (and e4e's, ReStyle's) own code built the network (models/psp.py) and its coach's ``__get_save_dict``
+    wrote the file: ``state_dict`` (encoder. + decoder.), ``opts``, ``latent_avg`` repeated per style."""
     ref = refs[name]
     assert ref["keys"] == ["latent_avg", "opts", "state_dict"]
     ckpt = load_checkpoint(DATA / name)

@@ -1,15 +1,17 @@
 """Builds the checkpoint fixtures of this folder with the reference repositories' own code (see README.md).
 
 Run outside the test suite, once per codebase, with the repository checked out beside this script
-(HERE / "NVlabs+stylegan2-ada-pytorch", "NVlabs+stylegan3", "rosinality+stylegan2-pytorch"):
+(HERE / "NVlabs+stylegan2-ada-pytorch", "NVlabs+stylegan3", "rosinality+stylegan2-pytorch", ...,
+"yuval-alaluf+restyle-encoder"):
 
     python make_checkpoint_fixtures.py ada OUT_DIR   # NVlabs/stylegan2-ada-pytorch d72cc7d
     python make_checkpoint_fixtures.py sg3 OUT_DIR   # NVlabs/stylegan3 c233a91
     python make_checkpoint_fixtures.py ros OUT_DIR   # rosinality/stylegan2-pytorch bef283a
     python make_checkpoint_fixtures.py psp OUT_DIR   # eladrich/pixel2style2pixel 5cfff38
     python make_checkpoint_fixtures.py e4e OUT_DIR   # omertov/encoder4editing 99ea505
+    python make_checkpoint_fixtures.py restyle OUT_DIR   # yuval-alaluf/restyle-encoder 5e80276
 
-Then reference_outputs_16.pt = the three refs_*.pt merged, with EasyDicts as plain dicts.
+Then reference_outputs_16.pt = the refs_*.pt merged, with EasyDicts as plain dicts.
 """
 import copy
 import os
@@ -281,18 +283,28 @@ def e4e(out: Path):
     return _psp_family(out, "omertov+encoder4editing", "e4e", "--stylegan_size")
 
 
-def _psp_family(out: Path, repo: str, tag: str, size_option: str):
-    """pSp's (or e4e's) own construction (models/psp.py, starting from a StyleGAN checkpoint as its training
-    does) and its coach's save dict (training/coach.py ``__get_save_dict``: state_dict, opts, latent_avg),
+def restyle(out: Path):
+    # ReStyle's pSp variant: models/psp.py imports both encoder modules and utils/model_utils.py; its encoder
+    # reads opts.input_nc (6: image + current reconstruction) and its coach is training/coach_restyle_psp.py
+    return _psp_family(out, "yuval-alaluf+restyle-encoder", "restyle", "--output_size",
+                       extra_files=("models/encoders/fpn_encoders.py", "models/encoders/restyle_psp_encoders.py",
+                                    "models/encoders/map2style.py", "utils/__init__.py", "utils/model_utils.py"),
+                       coach_file="training/coach_restyle_psp.py")
+
+
+def _psp_family(out: Path, repo: str, tag: str, size_option: str, extra_files=("models/encoders/psp_encoders.py",),
+                coach_file="training/coach.py"):
+    """pSp's (or e4e's, ReStyle's) own construction (models/psp.py, starting from a StyleGAN checkpoint as its
+    training does) and its coach's save dict (``coach_file``'s ``__get_save_dict``: state_dict, opts, latent_avg),
     small, on the CPU."""
     import ast
     src = HERE / repo
     work = out / f"_{tag}"
     # a copy of the models/configs/options packages, with the one change: a small channel table in model.py
     for rel in ("models/__init__.py", "models/psp.py", "models/encoders/__init__.py", "models/encoders/helpers.py",
-                "models/encoders/psp_encoders.py", "models/encoders/model_irse.py", "models/stylegan2/__init__.py",
+                "models/encoders/model_irse.py", "models/stylegan2/__init__.py",
                 "models/stylegan2/model.py", "configs/__init__.py", "configs/paths_config.py",
-                "options/__init__.py", "options/train_options.py"):
+                "options/__init__.py", "options/train_options.py") + tuple(extra_files):
         (work / rel).parent.mkdir(parents=True, exist_ok=True)
         (work / rel).write_text((src / rel).read_text())
     model = (work / "models/stylegan2/model.py").read_text()
@@ -314,16 +326,20 @@ def _psp_family(out: Path, repo: str, tag: str, size_option: str):
     n_styles = 2 * int(np.log2(RES)) - 2
 
     class TinyEncoder(torch.nn.Module):  # stands in for the IR-SE50 encoder (not the part tested)
-        def __init__(self, n_styles):
+        def __init__(self, n_styles, input_nc=None):
             super().__init__()
             self.n_styles = self.style_count = n_styles  # style_count: e4e's name
+            if input_nc is not None:  # ReStyle widens the IR-SE50 input conv `input_layer.0` to input_nc channels
+                self.input_layer = torch.nn.Sequential(torch.nn.Conv2d(input_nc, 3, 1, bias=False))
             self.linear = torch.nn.Linear(3 * 4 * 4, n_styles * ZDIM)
 
         def forward(self, x):
+            if hasattr(self, "input_layer"):
+                x = self.input_layer(x)
             x = torch.nn.functional.adaptive_avg_pool2d(x, 4).flatten(1)
             return self.linear(x).view(-1, self.n_styles, ZDIM)
 
-    psp_module.pSp.set_encoder = lambda self: TinyEncoder(n_styles)
+    psp_module.pSp.set_encoder = lambda self: TinyEncoder(n_styles, self.opts.input_nc if tag == "restyle" else None)
     # the pretrained StyleGAN pSp starts from (a rosinality checkpoint: g_ema + latent_avg), random weights
     torch.manual_seed(6)
     g_ema = Generator(RES, ZDIM, 8).eval()
@@ -333,7 +349,7 @@ def _psp_family(out: Path, repo: str, tag: str, size_option: str):
                 p.normal_(0, 0.2)  # non-zero biases, so that they are checked
         latent_avg = g_ema.mean_latent(4096)[0]
     torch.save({"g_ema": g_ema.state_dict(), "latent_avg": latent_avg}, work / "stylegan.pt")
-    torch.save(TinyEncoder(n_styles).state_dict(), work / "encoder.pt")
+    torch.save(TinyEncoder(n_styles, 3 if tag == "restyle" else None).state_dict(), work / "encoder.pt")  # RGB
     psp_module.model_paths["ir_se50"] = str(work / "encoder.pt")
     # train.py's options: its parser's defaults plus what pSp's training command line sets
     opts = TrainOptions().parser.parse_args(["--exp_dir", str(work / "exp"), size_option, str(RES),
@@ -343,12 +359,12 @@ def _psp_family(out: Path, repo: str, tag: str, size_option: str):
     net = psp_module.pSp(opts).eval()
     # the coach's own save-dict method, compiled from training/coach.py (importing coach.py needs its training
     # stack: tensorboard, the losses' weights, datasets)
-    tree = ast.parse((src / "training/coach.py").read_text())
+    tree = ast.parse((src / coach_file).read_text())
     coach = next(n for n in tree.body if isinstance(n, ast.ClassDef) and n.name == "Coach")
     method = next(n for n in coach.body if isinstance(n, ast.FunctionDef) and n.name == "__get_save_dict")
     method.name = "get_save_dict"
     ns = {}
-    exec(compile(ast.Module(body=[method], type_ignores=[]), str(src / "training/coach.py"), "exec"), ns)
+    exec(compile(ast.Module(body=[method], type_ignores=[]), str(src / coach_file), "exec"), ns)
     save_dict = ns["get_save_dict"](types.SimpleNamespace(net=net, opts=opts))
     name = f"{tag}_{RES}.pt"
     torch.save(save_dict, out / name)  # as the coach's checkpoint_me does
@@ -366,5 +382,5 @@ def _psp_family(out: Path, repo: str, tag: str, size_option: str):
 if __name__ == "__main__":
     which, out = sys.argv[1], Path(sys.argv[2]).resolve()
     out.mkdir(parents=True, exist_ok=True)
-    refs = {"ada": ada, "sg3": sg3, "ros": ros, "psp": psp, "e4e": e4e}[which](out)
+    refs = {"ada": ada, "sg3": sg3, "ros": ros, "psp": psp, "e4e": e4e, "restyle": restyle}[which](out)
     torch.save(refs, out / f"refs_{which}.pt")
