@@ -191,6 +191,9 @@ def test_inversion_file_round_trip_and_mismatched_generator(registered, generato
     with pytest.raises(Exception, match="same config but other weights"):
         Inversion.load(path, other_weights)
     assert Inversion.load(path, other_weights, check_weights=False).space == "w+"
+    network_file = save_networks(tmp_path / "net.safetensors", {"encoder": TinyNet(TinyConfig())})
+    with pytest.raises(Exception, match="not an inversion file: .*format='sg2-toolkit'"):
+        Inversion.load(network_file, generator)
     bigger = Generator(generator.config.replace(w_dim=16, z_dim=16))
     with pytest.raises(Exception, match="another config .*w_dim: file 8, generator 16"):
         Inversion.load(path, bigger)

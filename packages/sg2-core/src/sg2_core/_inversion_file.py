@@ -15,7 +15,7 @@ import torch
 
 from .checkpoints._io import atomic_write, check_input, one_line
 from .checkpoints.errors import CheckpointError
-from .checkpoints.native import _decode, _encode_extra, _safetensors
+from .checkpoints.native import _decode, _encode_extra, _safetensors, read_tagged
 from .inversion import FILE_FORMAT, FILE_VERSION, Inversion
 
 _OFFSET_PREFIX = "offset."
@@ -50,18 +50,7 @@ def save_inversion(inversion: Inversion, path, *, overwrite: bool = False) -> Pa
 
 def load_inversion(path, generator, *, check_weights: bool = True) -> Inversion:
     path = check_input(path)
-    try:
-        with _safetensors().safe_open(str(path), framework="pt", device="cpu") as f:
-            metadata = dict(f.metadata() or {})
-            tensors = {k: f.get_tensor(k) for k in f.keys()}
-    except Exception as exc:  # noqa: BLE001 - safetensors' errors, re-raised with the file name
-        raise CheckpointError(f"cannot read the file as safetensors (corrupt or truncated?): {one_line(exc)}",
-                              path) from exc
-    if metadata.get("format") != FILE_FORMAT:
-        raise CheckpointError(f"not an inversion file: its metadata has format={metadata.get('format')!r}, "
-                              f"expected {FILE_FORMAT!r}", path)
-    if metadata.get("format_version") != FILE_VERSION:
-        raise CheckpointError(f"unsupported inversion format_version {metadata.get('format_version')!r}", path)
+    metadata, tensors = read_tagged(path, FILE_FORMAT, FILE_VERSION, "an inversion file")
     recorded = json.loads(metadata["generator_config"])
     own = json.loads(json.dumps(generator.config.to_dict()))  # tuples as lists, as stored
     differ = sorted(k for k in {*recorded, *own} if recorded.get(k) != own.get(k))

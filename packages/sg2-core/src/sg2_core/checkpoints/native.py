@@ -238,7 +238,9 @@ def read_header(path) -> dict:
                               path) from exc
 
 
-def _read(path) -> tuple[dict, dict]:
+def read_tagged(path, tag: str, version: str, what: str) -> tuple[dict, dict]:
+    """``(metadata, tensors)`` of a safetensors file whose metadata says ``format=tag``, ``format_version=version``;
+    a CheckpointError names the file otherwise (``what``: the kind of file expected, for the message)."""
     try:
         with _safetensors().safe_open(str(path), framework="pt", device="cpu") as f:
             metadata = dict(f.metadata() or {})
@@ -246,12 +248,12 @@ def _read(path) -> tuple[dict, dict]:
     except Exception as exc:  # noqa: BLE001 - safetensors' errors, re-raised with the file name
         raise CheckpointError(f"cannot read the file as safetensors (corrupt or truncated?): {one_line(exc)}",
                               path) from exc
-    if metadata.get("format") != FORMAT_TAG:
-        raise CheckpointError(f"not an sg2-toolkit file: its safetensors metadata has format="
-                              f"{metadata.get('format')!r}, expected {FORMAT_TAG!r}", path)
-    if metadata.get("format_version") != FORMAT_VERSION:
+    if metadata.get("format") != tag:
+        raise CheckpointError(f"not {what}: its safetensors metadata has format={metadata.get('format')!r}, "
+                              f"expected {tag!r}", path)
+    if metadata.get("format_version") != version:
         raise CheckpointError(f"unsupported format_version {metadata.get('format_version')!r} (this sg2-core reads "
-                              f"{FORMAT_VERSION!r}; the file may come from a newer version)", path)
+                              f"{version!r}; the file may come from a newer version)", path)
     return metadata, tensors
 
 
@@ -270,7 +272,7 @@ def load_networks(path, device=None) -> LoadedNetworks:
     :class:`CheckpointKeyError` listing every missing, unexpected and mis-shaped tensor.
     """
     path = check_input(path)
-    metadata, tensors = _read(path)
+    metadata, tensors = read_tagged(path, FORMAT_TAG, FORMAT_VERSION, "an sg2-toolkit file")
     if "networks" in metadata:
         names = json.loads(metadata["networks"])
     else:
