@@ -52,8 +52,7 @@ def main(argv=None) -> None:
     stats = w_statistics(generator)
 
     print(f"projection (W, {args.project_steps} steps):")
-    projector = Projector(generator, steps=args.project_steps, distance=distance, seed=0)
-    projector._w_stats = stats
+    projector = Projector(generator, steps=args.project_steps, distance=distance, seed=0, w_stats=stats)
     projector(images[:1], steps=2)  # warm-up
     batched, t_batch = _timed(lambda: projector(images))
     singles, t_single = _timed(lambda: Inversion.cat([projector(images[i:i + 1], seed=i) for i in range(n)]))

@@ -186,8 +186,7 @@ class Collab(Method):
         if self.iterator is None:
             no_w_stats = (images.new_zeros(self.generator.w_dim), 0.0)  # the start is given and there is no w noise
             refined = ProjectorWPlus(self.generator, steps=steps, lr=self.lr, distance=self.distance, mse=self.mse,
-                                     callback=self._refine_callback, **ITERATOR_OPTIONS)
-            refined._w_stats = no_w_stats
+                                     callback=self._refine_callback, w_stats=no_w_stats, **ITERATOR_OPTIONS)
         else:
             refined = self.iterator
         result = refined(images, init=start)

@@ -192,7 +192,7 @@ class Projector(Method):
 
     ``preset``: ``'official'`` (1000 steps) or ``'hyperinverter'`` (W 600, W+ 2000 steps); an explicit
     ``steps`` wins (0 returns the start: the mean w, or ``init``). The w statistics are computed once per
-    method object. Called with ``init=``, the projection starts from that inversion's codes.
+    method object, or given as ``w_stats=(mean, spread)``. Called with ``init=``, the projection starts from that inversion's codes.
     """
 
     # What `python -m inv_metrics.report` uses on its embedded default (32 demo images on a CPU in minutes).
@@ -203,7 +203,7 @@ class Projector(Method):
                  lr: float = 0.1, distance=None, mse: float = 0.0, noise_regularize=NOISE_REGULARIZE_WEIGHT,
                  noise: str = "optimize", optimize_noise: bool | None = None, w_avg_samples: int = 10000, seed=0,
                  device=None, callback=None, stop_distance: float | None = None, keep_best: bool = False,
-                 **schedule):
+                 w_stats=None, **schedule):
         super().__init__(generator, callback=callback, device=device)
         if space not in ("w", "w+"):
             raise ValueError(f"space must be 'w' or 'w+', got {space!r}")
@@ -227,7 +227,7 @@ class Projector(Method):
                             stop_distance=stop_distance, keep_best=keep_best, callback=callback, **schedule)
         self.distance = Distance(distance or default_distance(generator))
         self.w_avg_samples = w_avg_samples
-        self._w_stats = None
+        self._w_stats = w_stats  # (mean w, spread): computed at the first call unless given
 
     def invert(self, images: torch.Tensor, init: Inversion | None) -> Inversion:
         if self._w_stats is None:

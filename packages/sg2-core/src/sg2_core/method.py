@@ -32,8 +32,6 @@ WEIGHTS = ("generator", "discriminator", "face-network", "own-weights")
 """What a method may need besides images: the generator (always), its discriminator (adversarial
 losses), a face-identity network (ID losses on faces), its own trained file (encoders, hypernetworks)."""
 
-CLASS_ATTRIBUTES = ("name", "space", "trainable", "trainer", "demo_options", "input_resolution", "input_channels",
-                    "needs")
 
 
 @dataclass
