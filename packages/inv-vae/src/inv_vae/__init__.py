@@ -1,9 +1,18 @@
-"""AgileGAN: VAE-based StyleGAN2 inversion and stylisation.
+"""AgileGAN (Song et al., SIGGRAPH 2021): hierarchical VAE inversion into Z+ and an attribute-aware generator.
 
-Placeholder in 0.1.0: this package holds no functionality yet.
+- :mod:`inv_vae.networks`: the VAE encoder (:class:`VAEStyleEncoder`, per-layer mu / logvar in Z+);
+- :mod:`inv_vae.losses`: its KL term;
+- :func:`load`: an official AgileGAN encoder checkpoint (or our native file) into it;
+- :mod:`inv_vae.method`: the method ``agilegan`` (sg2_core.Method, space ``'z+'``);
+- :mod:`inv_vae.attribute_generator`: a generator whose low-resolution blocks have one path per attribute.
 """
 
 from importlib.metadata import version as _version
 
+from .losses import KL_WEIGHT, kl_divergence
+from .networks import VAEConfig, VAEOutput, VAEStyleEncoder, reparameterize
+
 # Single source of truth: the version in pyproject.toml, as installed.
 __version__ = _version("inv-vae")
+
+__all__ = ["KL_WEIGHT", "VAEConfig", "VAEOutput", "VAEStyleEncoder", "kl_divergence", "reparameterize"]
