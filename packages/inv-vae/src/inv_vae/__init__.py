@@ -9,10 +9,11 @@
 
 from importlib.metadata import version as _version
 
+from .checkpoint import AgileCheckpoint, load
 from .losses import KL_WEIGHT, kl_divergence
 from .networks import VAEConfig, VAEOutput, VAEStyleEncoder, reparameterize
 
 # Single source of truth: the version in pyproject.toml, as installed.
 __version__ = _version("inv-vae")
 
-__all__ = ["KL_WEIGHT", "VAEConfig", "VAEOutput", "VAEStyleEncoder", "kl_divergence", "reparameterize"]
+__all__ = ["AgileCheckpoint", "KL_WEIGHT", "VAEConfig", "VAEOutput", "VAEStyleEncoder", "kl_divergence", "load", "reparameterize"]

@@ -1,0 +1,126 @@
+"""AgileGAN's inversion as an ``sg2_core.Method``: ``agilegan``, one Gaussian posterior per W+ entry in Z+.
+
+The VAE encoder gives ``mu`` and ``logvar`` for each of the generator's ``num_ws`` layers; the result is the
+Z+ inversion ``mu`` (test time uses the mean, as the reference does), which ``Inversion.ws`` maps through the
+generator's frozen mapping network entry by entry. ``extras`` holds ``mu`` and ``logvar`` ``[N, num_ws, z_dim]``.
+
+``init=``: the encoder was trained against the N(0, I) prior; an init moves that prior's mean to the init's
+Z+ codes ``z0``. For a Gaussian posterior N(mu, s^2) this gives the mean ``mu + s^2 * z0`` (``s^2`` capped at
+1, the prior's own variance): the init matters where the encoder is unsure and hardly where it is sure. A
+W or W+ init is first brought to Z+ by fitting one z per entry through the frozen mapping network.
+
+Weights: ``weights=`` an AgileGAN encoder file (official ``encoder.pt`` layout or our native file, read by
+:func:`inv_vae.load`) or a :class:`VAEStyleEncoder`. Without it, a generator with the demo's config uses the
+shipped ``inv_vae/assets/agilegan_fmnist32.safetensors`` when the package has it; none is shipped yet, so
+otherwise the method refuses to build unless ``allow_untrained=True`` (random, seeded weights: tests only).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from importlib.resources import files
+from pathlib import Path
+
+import torch
+
+from sg2_core import Inversion, Method, StepInfo
+from sg2_core.encoders import DEFAULT_WIDTHS
+from sg2_core.generator import normalize_2nd_moment
+
+from .checkpoint import check_generator, load
+from .networks import VAEConfig, VAEStyleEncoder
+
+__all__ = ["DEMO_WEIGHTS", "AgileGAN", "default_weights", "fit_z"]
+
+DEMO_WEIGHTS = "agilegan_fmnist32.safetensors"  # the encoder for sg2_core.demo's generator, once shipped
+FIT_STEPS, FIT_LR = 100, 0.1
+
+
+def default_weights(generator) -> Path | None:
+    """The shipped encoder file for ``generator`` (one with the demo generator's config), or None."""
+    from sg2_core import demo
+
+    if getattr(generator, "config", None) != demo.GENERATOR_CONFIG:
+        return None
+    path = files("inv_vae").joinpath("assets", DEMO_WEIGHTS)
+    return Path(str(path)) if path.is_file() else None
+
+
+def fit_z(generator, ws: torch.Tensor, steps: int = FIT_STEPS, lr: float = FIT_LR) -> tuple[torch.Tensor, torch.Tensor]:
+    """Z+ codes ``[N, num_ws, z_dim]`` whose mapping approximates W+ ``ws`` ``[N, num_ws, w_dim]`` (Adam from a
+    fixed start, each entry on its own; scaled to the prior's second moment, as the mapping ignores the scale),
+    and the per-image mean squared error of the fit. The generator gets no gradient."""
+    n, num_ws, _ = ws.shape
+    target = ws.detach().reshape(n * num_ws, -1)
+    start = torch.randn(generator.z_dim, generator=torch.Generator().manual_seed(0))
+    z = start.to(ws).expand(n * num_ws, -1).clone().requires_grad_(True)
+    optimizer = torch.optim.Adam([z], lr=lr)
+    with torch.enable_grad():
+        for _ in range(steps):
+            loss = (generator.mapping(z)[:, 0] - target).pow(2).mean(dim=1).sum()
+            (grad,) = torch.autograd.grad(loss, z)  # not .backward(): nothing lands in the generator's .grad
+            z.grad = grad
+            optimizer.step()
+    with torch.no_grad():
+        z = normalize_2nd_moment(z.detach(), dim=1)
+        error = (generator.mapping(z)[:, 0] - target).pow(2).mean(dim=1).reshape(n, num_ws).mean(dim=1)
+    return z.reshape(n, num_ws, -1), error
+
+
+class AgileGAN(Method):
+    """AgileGAN (Song et al., SIGGRAPH 2021): a hierarchical VAE encoder inverting into Z+ (mu at test time)."""
+
+    name, space = "agilegan", "z+"
+    needs = ("generator", "own-weights")
+    trainable = False  # the training command is not written yet
+
+    def __init__(self, generator=None, *, weights=None, allow_untrained: bool = False,
+                 widths: Sequence[int] = DEFAULT_WIDTHS, input_size: int | None = None, weights_seed: int = 0,
+                 callback=None, device=None):
+        super().__init__(generator, callback=callback, device=device)
+        dtype = next(self.generator.parameters()).dtype
+        net = self._network(weights, allow_untrained, widths, input_size, weights_seed)
+        self.net = net.to(self.device, dtype).eval().requires_grad_(False)
+        check_generator(self.net.config, self.generator)
+        self.input_resolution = self.net.config.input_size
+        self.input_channels = self.net.config.in_channels
+
+    def _network(self, weights, allow_untrained, widths, input_size, weights_seed) -> VAEStyleEncoder:
+        if weights is None and not allow_untrained:
+            weights = default_weights(self.generator)
+            if weights is None:
+                raise FileNotFoundError(
+                    f"agilegan: no trained encoder weights are shipped yet (the demo's would be "
+                    f"inv_vae/assets/{DEMO_WEIGHTS}); pass weights= (an AgileGAN encoder.pt or a native file "
+                    "saved with sg2_core.save_networks, see inv_vae.load) or allow_untrained=True for a random "
+                    "encoder (tests only)")
+        if isinstance(weights, (str, Path)):
+            return load(weights, generator=self.generator).encoder
+        if isinstance(weights, VAEStyleEncoder):
+            return weights
+        if weights is not None:
+            raise ValueError(f"weights must be a checkpoint path or a VAEStyleEncoder, got {type(weights).__name__}")
+        g = self.generator
+        config = VAEConfig(n_styles=g.num_ws, z_dim=g.z_dim, in_channels=g.img_channels,
+                           input_size=input_size or g.img_resolution, widths=tuple(widths))
+        with torch.random.fork_rng(devices=[]):  # the same options give the same random network
+            torch.manual_seed(weights_seed)
+            return VAEStyleEncoder(config)
+
+    def invert(self, images: torch.Tensor, init: Inversion | None) -> Inversion:
+        g = self.generator
+        dtype = next(g.parameters()).dtype
+        extras = {}
+        with torch.no_grad():
+            mu, logvar = (t.to(dtype) for t in self.net.posterior(images.to(dtype)))
+            z = mu
+        self.report(StepInfo(1, 1, stage="encode"))
+        if init is not None:
+            if init.space == "z+":
+                z0 = init.latents.detach().to(mu)
+            else:
+                z0, extras["init_fit_error"] = fit_z(g, init.ws.detach().to(mu))
+            with torch.no_grad():
+                z = mu + logvar.exp().clamp(max=1.0) * z0
+        extras.update(mu=mu, logvar=logvar)
+        return Inversion(z.detach(), "z+", g, extras=extras)
