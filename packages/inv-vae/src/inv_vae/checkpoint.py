@@ -136,6 +136,8 @@ def from_dict(obj, path=None, generator=None) -> AgileCheckpoint:
     latent_avg = obj.get("latent_avg")
     if generator is None and _prefixed(state, "decoder."):
         decoder = {"state_dict": {k: v for k, v in state.items() if k.startswith("decoder.")}}
+        if latent_avg is not None:  # pSp's W average of the decoder: its w_avg
+            decoder["latent_avg"] = latent_avg
         generator = rosinality.from_dict(decoder, path).generator
     if generator is not None:
         check_generator(config, generator, path)
