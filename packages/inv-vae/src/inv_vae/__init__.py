@@ -9,6 +9,7 @@
 
 from importlib.metadata import version as _version
 
+from .attribute_generator import AttributeGenerator, AttributeGeneratorConfig
 from .checkpoint import AgileCheckpoint, load
 from .losses import KL_WEIGHT, kl_divergence
 from .networks import VAEConfig, VAEOutput, VAEStyleEncoder, reparameterize
@@ -16,4 +17,5 @@ from .networks import VAEConfig, VAEOutput, VAEStyleEncoder, reparameterize
 # Single source of truth: the version in pyproject.toml, as installed.
 __version__ = _version("inv-vae")
 
-__all__ = ["AgileCheckpoint", "KL_WEIGHT", "VAEConfig", "VAEOutput", "VAEStyleEncoder", "kl_divergence", "load", "reparameterize"]
+__all__ = ["AgileCheckpoint", "AttributeGenerator", "AttributeGeneratorConfig", "KL_WEIGHT", "VAEConfig", "VAEOutput",
+           "VAEStyleEncoder", "kl_divergence", "load", "reparameterize"]
