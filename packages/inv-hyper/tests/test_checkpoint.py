@@ -38,7 +38,7 @@ def test_the_full_size_official_layout_loads_strictly_on_meta():
     with torch.device("meta"):
         G = Generator(GENERATOR_PRESETS["ffhq1024-f"])
     nets = networks_from_state(state, layouts["opts"], G)
-    assert nets.config == HyperConfig(with_discriminator=True)  # the official sizes are the defaults
+    assert nets.config.sizes() == HyperConfig() and nets.config.discriminator  # the official sizes are the defaults
     for prefix in ("w_encoder.", "w_bar_encoder.", "hypernet.", "discriminator."):
         part = getattr(nets, prefix[:-1]).state_dict()
         assert all(v.is_meta for v in part.values())
@@ -62,8 +62,9 @@ def test_a_small_official_file_loads_and_predicts_the_reference_deltas(tmp_path,
     ckpt = small_checkpoint(generator)
     torch.save(ckpt, tmp_path / "hyper.pt")
     method = inv_hyper.load(tmp_path / "hyper.pt", generator, input_resolution=None)
-    assert method.networks.config == HyperConfig(widths=(16, 32, 48, 64), feature_dim=32, hidden_dim=8,
-                                                 extractor_dim=16, with_discriminator=True)
+    assert method.networks.config.sizes() == HyperConfig(widths=(16, 32, 48, 64), feature_dim=32, hidden_dim=8,
+                                                         extractor_dim=16)
+    assert method.networks.config.discriminator
     own = method.networks.state_dict()
     assert set(own) == set(ckpt["state_dict"])
     assert all(torch.equal(own[k], v.to(own[k].dtype)) for k, v in ckpt["state_dict"].items())

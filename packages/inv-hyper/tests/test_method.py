@@ -116,14 +116,15 @@ def test_a_non_w_phase1_is_refused(phase1_methods, generator):
 
 
 def test_without_weights_it_refuses_to_build_random_networks(generator):
-    with pytest.raises(FileNotFoundError, match="hyperinverter: no trained weights are shipped yet; pass weights="):
+    with pytest.raises(FileNotFoundError, match="hyperinverter: the shipped weights are for the demo generator "
+                                                "only; for this generator pass weights="):
         HyperInverter(generator)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         HyperInverter(generator, weights="/nonexistent/hyper.pt")
 
 
-def test_input_resolution_is_the_reference_256_unless_configured(generator, images):
-    assert HyperInverter.input_resolution == 256
+def test_input_resolution_is_the_generators_unless_configured(generator, images):
+    assert HyperInverter.input_resolution is None
     method = HyperInverter(generator, **{**TINY, "input_resolution": 256})
     with pytest.raises(ValueError, match=r"images must have shape \[N, 3, 256, 256\]"):
         method(images)

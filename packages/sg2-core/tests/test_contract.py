@@ -173,7 +173,8 @@ def test_the_train_command_dispatches_by_method_name(registered, capsys):
     assert train_main(package, ["--method", "tiny-encoder", "--steps", "3"]) == 0
     assert train.calls[-1] == ["--steps", "3"]
     assert train_main(package, ["--list"]) == 0 and "tiny-encoder" in capsys.readouterr().out
-    assert train_main(package, []) == 2 and "--method is required" in capsys.readouterr().err
+    assert train_main(package, ["--steps", "4"]) == 0 and train.calls[-1] == ["--steps", "4"]  # its one trainer
+    assert train_main(package, ["--method", "nope"]) == 2 and "not a trainable method" in capsys.readouterr().err
 
 
 def test_inversion_file_round_trip_and_mismatched_generator(registered, generator, images, tmp_path):

@@ -98,11 +98,11 @@ def networks_from_state(state: dict, opts: dict | None, generator, *, where: str
         widths=widths, w_encoder_widths=w_widths if w_widths != widths else None, num_layers=num_layers,
         feature_dim=int(state["w_bar_encoder.styles.0.convs.0.weight"].shape[0]), hidden_dim=hidden,
         extractor_dim=int(state[f"{regressor}.feature_extractor.0.weight"].shape[0]),
-        encoder_size=256,  # the reference always encodes at 256 px
-        with_discriminator=any(k.startswith("discriminator.") for k in state))
+        encoder_size=256)  # the reference always encodes at 256 px
     device = next(iter(state.values())).device
     with torch.device(device):
-        networks = HyperNetworks(generator, config)
+        networks = HyperNetworks.for_generator(generator, config,
+                                               with_discriminator=any(k.startswith("discriminator.") for k in state))
     _load_strict(networks, state, where)
     return networks
 
@@ -124,10 +124,13 @@ def _load_strict(networks: HyperNetworks, state: dict, where: str) -> None:
 
 
 def read_networks(path, generator) -> HyperNetworks:
-    """The networks of the official checkpoint at ``path`` for ``generator`` (read on the CPU)."""
+    """The networks at ``path`` for ``generator`` (read on the CPU): an official checkpoint, or a
+    ``.safetensors`` file of ours (``python -m inv_hyper.train``, sg2-core's native network format)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"HyperInverter checkpoint {str(path)!r} does not exist")
+    if path.suffix == ".safetensors":
+        return _read_native(path, generator)
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # pickled code, a truncated file, not a torch file
@@ -140,6 +143,23 @@ def read_networks(path, generator) -> HyperNetworks:
     if not isinstance(opts, dict):  # argparse Namespaces cannot come through weights_only; dicts can
         opts = {}
     return networks_from_state(ckpt["state_dict"], opts, generator, where=str(path))
+
+
+def _read_native(path: Path, generator) -> HyperNetworks:
+    from sg2_core import load_networks
+
+    loaded = load_networks(path)
+    networks = loaded.get("networks")
+    if not isinstance(networks, HyperNetworks):
+        raise CheckpointError(f"{path}: holds {sorted(loaded)} but no HyperInverter 'networks' (a file written by "
+                              "python -m inv_hyper.train)")
+    if not networks.matches(generator):
+        theirs = dict(networks.config.targets)
+        mine = target_shapes(generator)
+        diff = next((f"{k}: file {list(theirs.get(k, ()))}, generator {list(mine.get(k, ()))}"
+                     for k in {**mine, **theirs} if theirs.get(k) != mine.get(k)), "channels or w_dim differ")
+        raise CheckpointError(f"{path}: its networks were trained for another generator ({diff})")
+    return networks
 
 
 def load(path, generator, **options):

@@ -12,11 +12,15 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from importlib.resources import as_file, files
+
 from sg2_core import Inversion, Method, StepInfo, create_method, list_methods, method_spec
 
 from .networks import HyperConfig, HyperNetworks
 
-__all__ = ["HyperInverter"]
+__all__ = ["DEMO_WEIGHTS", "HyperInverter", "HyperInverterW"]
+
+DEMO_WEIGHTS = "hyperinverter_fmnist32.safetensors"  # phase I and II trained on the demo generator (see README)
 
 
 def resize(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -37,10 +41,11 @@ class HyperInverter(Method):
     """HyperInverter: a W-space phase I, then hypernetwork-predicted per-image generator weight offsets."""
 
     name, space, needs = "hyperinverter", "w+", ("generator", "own-weights")
-    input_resolution = 256  # the reference's input size (its FFHQ/church models take 256 px images)
+    trainable, trainer = True, "inv_hyper.train_hyper:main"
+    input_resolution = None  # the generator's; both encoders resize to their own size (256 px officially)
 
     def __init__(self, generator=None, *, weights=None, allow_untrained: bool = False, networks=None,
-                 phase1: str | None = None, phase1_options: dict | None = None, input_resolution: int | None = 256,
+                 phase1: str | None = None, phase1_options: dict | None = None, input_resolution: int | None = None,
                  widths=(64, 128, 256, 512), feature_dim: int = 512, hidden_dim: int = 128, extractor_dim: int = 64,
                  encoder_size: int = 256, init_seed: int = 0, callback=None, device=None):
         super().__init__(generator, callback=callback, device=device)
@@ -60,17 +65,25 @@ class HyperInverter(Method):
         self.phase1 = self._phase1(phase1, phase1_options)
 
     def _networks(self, weights, allow_untrained, config, init_seed) -> HyperNetworks:
-        if weights is not None:
-            from .checkpoint import read_networks
+        from .checkpoint import read_networks
 
+        if weights is not None:
             return read_networks(weights, self.generator)
         if not allow_untrained:
-            raise FileNotFoundError("hyperinverter: no trained weights are shipped yet; pass weights= (an official "
-                                    "HyperInverter checkpoint, see inv_hyper.load) or allow_untrained=True for "
-                                    "random networks (tests only)")
+            shipped = files("inv_hyper").joinpath("assets", DEMO_WEIGHTS)
+            if shipped.is_file():
+                with as_file(shipped) as path:
+                    try:
+                        return read_networks(path, self.generator)
+                    except ValueError:
+                        pass  # another generator than the demo's: say what to pass instead
+            raise FileNotFoundError(f"{self.name}: the shipped weights are for the demo generator only; for this "
+                                    "generator pass weights= (an official HyperInverter checkpoint, or a file from "
+                                    "python -m inv_hyper.train), or allow_untrained=True for random networks "
+                                    "(tests only)")
         with torch.random.fork_rng(devices=[]):  # random but reproducible, without touching the caller's RNG
             torch.manual_seed(init_seed)
-            return HyperNetworks(self.generator, config)
+            return HyperNetworks.for_generator(self.generator, config)
 
     def _phase1(self, phase1, options):
         if phase1 is None:
@@ -116,3 +129,19 @@ class HyperInverter(Method):
             self.report(StepInfo(1, 2, stage="phase2"))
         total = {name: t.detach() for name, t in _add_offsets(deltas, offsets).items()}
         return Inversion(ws, "w+", G, weight_offsets=total, extras={"phase1": ws})
+
+
+class HyperInverterW(HyperInverter):
+    """HyperInverter's phase I alone: its W encoder, one w per image (``w = E(x) + w_avg``; with ``init``:
+    plus the mean of its W+ instead of ``w_avg``, as pSp's W encoder)."""
+
+    name, space = "hyperinverter-w", "w"
+
+    def invert(self, images: torch.Tensor, init: Inversion | None) -> Inversion:
+        if self.phase1 is not None:
+            raise ValueError(f"{self.name} is HyperInverter's own W encoder; phase1= belongs to hyperinverter")
+        with torch.no_grad():
+            base = self.generator.mapping.w_avg if init is None else init.ws.to(images).mean(dim=1)
+            w = self.networks.w_encoder(resize(images, self.encoder_size)) + base
+        self.report(StepInfo(0, 1, stage="phase1"))
+        return Inversion(w, "w", self.generator)

@@ -7,12 +7,12 @@ and toRGB) and, when given, ``discriminator.`` (the generator's SG2-ADA discrimi
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
-import torch
 from torch import nn
 
-from sg2_core import Discriminator, DiscriminatorConfig
+from sg2_core import Discriminator, DiscriminatorConfig, register_network
+from sg2_core.config import Serializable
 from sg2_core.encoders import PyramidStyleEncoder, WEncoder
 
 from .hypernetwork import Hypernetwork, target_shapes
@@ -21,9 +21,10 @@ __all__ = ["HyperConfig", "HyperNetworks", "discriminator_config"]
 
 
 @dataclass(frozen=True)
-class HyperConfig:
-    """Network sizes. The defaults are the official ones (IR-SE50 at widths 64..512, C=512, D=128, extractor 64,
-    encoders at 256 px); tests and small domains shrink them."""
+class HyperConfig(Serializable):
+    """Network sizes, and what they are for (``targets``: the generator's ``(layer, weight shape)`` pairs).
+    The size defaults are the official ones (IR-SE50 at widths 64..512, C=512, D=128, extractor 64, encoders
+    at 256 px); tests and small domains shrink them. :meth:`for_generator` fills the generator's part."""
 
     widths: tuple[int, ...] = (64, 128, 256, 512)  # IR-SE trunk of both encoders
     w_encoder_widths: tuple[int, ...] | None = None  # None: the same as ``widths``
@@ -32,7 +33,26 @@ class HyperConfig:
     hidden_dim: int = 128  # D
     extractor_dim: int = 64
     encoder_size: int = 256  # both encoders read images resized to this size
-    with_discriminator: bool = False
+    img_channels: int = 3
+    w_dim: int = 512
+    targets: tuple = ()  # ((layer, weight shape), ...) of every synthesis conv and toRGB, generator order
+    discriminator: tuple = ()  # (resolution, img_channels, channel_base, channel_max) of a stored SG2-ADA D
+
+    def __post_init__(self):  # JSON brings the nested tuples back as lists
+        object.__setattr__(self, "targets", tuple((str(n), tuple(int(s) for s in shape)) for n, shape in self.targets))
+        object.__setattr__(self, "discriminator", tuple(int(v) for v in self.discriminator))
+
+    def for_generator(self, generator, *, with_discriminator: bool = False) -> HyperConfig:
+        """These sizes for ``generator``: its channels, w_dim, target layers (and its discriminator's config)."""
+        d = discriminator_config(generator)
+        return replace(self, img_channels=generator.img_channels, w_dim=generator.w_dim,
+                       targets=tuple(target_shapes(generator).items()),
+                       discriminator=(d.resolution, d.img_channels, d.channel_base, d.channel_max)
+                       if with_discriminator else ())
+
+    def sizes(self) -> HyperConfig:
+        """The sizes alone (the generator's part cleared): compare two configs' network sizes."""
+        return replace(self, img_channels=3, w_dim=512, targets=(), discriminator=())
 
 
 def discriminator_config(generator) -> DiscriminatorConfig:
@@ -42,16 +62,20 @@ def discriminator_config(generator) -> DiscriminatorConfig:
                                channel_max=g.channel_max)
 
 
+@register_network(config_class=HyperConfig)
 class HyperNetworks(nn.Module):
-    """The W encoder, the W-bar encoder and the hypernetwork for ``generator`` (built on the current device)."""
+    """The W encoder, the W-bar encoder and the hypernetwork for ``config.targets`` (built on the current
+    device); :meth:`for_generator` sizes them for a generator."""
 
-    def __init__(self, generator, config: HyperConfig = HyperConfig()):
+    def __init__(self, config: HyperConfig):
         super().__init__()
+        if not config.targets:
+            raise ValueError("HyperConfig.targets is empty: build with HyperNetworks.for_generator(G, config)")
         self.config = config
-        channels = generator.img_channels
-        self.w_encoder = WEncoder(channels, w_dim=generator.w_dim, num_layers=config.num_layers,
+        channels = config.img_channels
+        self.w_encoder = WEncoder(channels, w_dim=config.w_dim, num_layers=config.num_layers,
                                   widths=config.w_encoder_widths or config.widths)
-        self.hypernet = Hypernetwork(target_shapes(generator), input_dim=config.feature_dim,
+        self.hypernet = Hypernetwork(dict(config.targets), input_dim=config.feature_dim,
                                      hidden_dim=config.hidden_dim, extractor_dim=config.extractor_dim)
         size = config.encoder_size
         if not isinstance(size, int) or size < 64 or size & (size - 1):
@@ -63,5 +87,18 @@ class HyperNetworks(nn.Module):
                                                  num_layers=config.num_layers, widths=config.widths,
                                                  style_dim=config.feature_dim, style_spatial=8,
                                                  coarse=3 if size >= 256 else 0, middle=7 if size >= 128 else 0)
-        if config.with_discriminator:
-            self.discriminator = Discriminator(discriminator_config(generator))
+        if config.discriminator:
+            resolution, img_channels, channel_base, channel_max = config.discriminator
+            self.discriminator = Discriminator(DiscriminatorConfig(resolution=resolution, img_channels=img_channels,
+                                                                   channel_base=channel_base, channel_max=channel_max))
+
+    @classmethod
+    def for_generator(cls, generator, config: HyperConfig = HyperConfig(), *,
+                      with_discriminator: bool = False) -> HyperNetworks:
+        return cls(config.for_generator(generator, with_discriminator=with_discriminator))
+
+    def matches(self, generator) -> bool:
+        """Whether these networks were built for ``generator``'s layers, channels and w_dim."""
+        c = self.config
+        return (c.img_channels, c.w_dim, dict(c.targets)) == (generator.img_channels, generator.w_dim,
+                                                             target_shapes(generator))

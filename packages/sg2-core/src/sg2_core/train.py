@@ -163,12 +163,12 @@ def check_run_folder(out_dir, resume_from=None) -> Path | None:
     return snapshot
 
 
-def _trim_log(path: Path, images: int) -> None:
-    """Drop the log rows written after the resumed snapshot (the resumed run logs those ticks again)."""
+def _trim_log(path: Path, count: int, key: str = "images") -> None:
+    """Drop the log rows whose ``key`` passed the resumed snapshot's ``count`` (the resumed run logs them again)."""
     if not path.is_file():
         return
     lines = path.read_text().splitlines(keepends=True)
-    kept = [line for line in lines if line.strip() and json.loads(line).get("images", 0) <= images]
+    kept = [line for line in lines if line.strip() and json.loads(line).get(key, 0) <= count]
     if len(kept) != len(lines):
         tmp = path.with_name(path.name + ".tmp")
         tmp.write_text("".join(kept))

@@ -5,7 +5,7 @@ A family's ``train`` module is two lines::
     from sg2_core.train_method import main as _main
     def main(argv=None): return _main("inv_optim", argv)
 
-``--method NAME`` picks a trainable method of that family; its class names its trainer
+``--method NAME`` picks a trainable method of that family (optional when one trainer serves them all); its class names its trainer
 (``trainer = "module:function"``), which gets the remaining arguments (``function(argv) -> exit code``)
 and builds on sg2-core's training pieces (seeded steps, atomic snapshots, exact resume). ``--list``
 prints the family's trainable methods.
@@ -48,6 +48,8 @@ def main(package: str, argv=None) -> int:
         print(f"usage: {prog} --method NAME [options]   ({prog} --method NAME --help: its options)")
         print("trainable methods: " + (", ".join(sorted(methods)) or "none"))
         return 0
+    if not args.method and len(set(methods.values())) == 1:  # one trainer serves the family: no need to name it
+        args.method = min(methods)
     if not args.method:
         print(f"{prog}: error: --method is required; trainable methods: {', '.join(sorted(methods)) or 'none'}",
               file=sys.stderr)

@@ -1,0 +1,197 @@
+"""sg2_core.fit, the training loop of learned inversion methods: exact resume (after --steps and after a
+SIGTERM), refusals, and two gloo processes equal to one process with the whole batch."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import io
+import json
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import torch
+
+from safetensors.torch import load_file
+
+from sg2_core import Generator, GeneratorConfig, save_networks
+
+# A tiny learned method: a conv + linear encoder to W, trained with pixel MSE through a 16 px generator.
+# It has no batch norm, so the mean of two half-batch gradients is the whole batch's gradient.
+TRAINER = '''
+import sys
+from dataclasses import dataclass
+import torch
+from torch import nn
+from sg2_core import fit, register_network
+from sg2_core.config import Serializable
+
+@dataclass(frozen=True)
+class TinyConfig(Serializable):
+    w_dim: int = 16
+
+@register_network(config_class=TinyConfig)
+class TinyEncoder(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        self.config = config
+        self.conv = nn.Conv2d(1, 4, 3, stride=2, padding=1)
+        self.fc = nn.Linear(4 * 8 * 8, config.w_dim)
+    def forward(self, x):
+        return self.fc(torch.relu(self.conv(x)).flatten(1))
+
+class Tiny(fit.Objective):
+    def __init__(self, G, lr):
+        self.G, self.net = G, TinyEncoder(TinyConfig(G.w_dim))
+        self.networks = {"encoder": self.net}
+        self.optimizers = {"adam": torch.optim.Adam(self.net.parameters(), lr=lr)}
+    def reconstruct(self, x):
+        w = self.net(x) + self.G.mapping.w_avg
+        return self.G.synthesis(w[:, None].expand(-1, self.G.num_ws, -1), noise_mode="const")
+    def step(self, x, step):
+        loss = (self.reconstruct(x) - x).square().mean()
+        self.optimize(self.optimizers["adam"], loss)
+        return {"loss": loss.detach()}
+
+def main(argv):
+    p = fit.parser("tiny", "a tiny trainer")
+    p.add_argument("--lr", type=float, default=1e-3)
+    args = p.parse_args(argv)
+    return fit.run(args, lambda G, device: Tiny(G, args.lr), {"lr": args.lr}, name="tiny")
+
+if __name__ == "__main__":
+    torch.set_num_threads(1)
+    sys.exit(main(sys.argv[1:]))
+'''
+
+
+@pytest.fixture
+def setup(tmp_path):
+    G = Generator(GeneratorConfig(z_dim=16, w_dim=16, resolution=16, img_channels=1, mapping_layers=2,
+                                  channel_base=256, channel_max=16))
+    save_networks(tmp_path / "g.safetensors", {"G_ema": G})
+    images = torch.Generator().manual_seed(0)
+    data = (torch.rand(24, 16, 16, generator=images) * 255).to(torch.uint8).numpy()
+    np.save(tmp_path / "data.npy", data)
+    (tmp_path / "tiny_trainer.py").write_text(TRAINER)
+    return tmp_path
+
+
+_modules = {}
+
+
+def _trainer(root):
+    """The tiny trainer imported in this process (once per file: it registers its network class)."""
+    path = root / "tiny_trainer.py"
+    if path not in _modules:
+        spec = importlib.util.spec_from_file_location(f"tiny_trainer_{len(_modules)}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        _modules[path] = module
+    return _modules[path]
+
+
+def _args(root, run_dir, steps, *extra):
+    return [str(root / "tiny_trainer.py"), "--run-dir", str(run_dir), "--steps", str(steps),
+            "--generator", str(root / "g.safetensors"), "--data", str(root / "data.npy"),
+            "--val-data", str(root / "data.npy"), "--val-images", "4", "--batch-size", "4", "--snap-every", "3",
+            "--log-every", "1", "--no-progress", *extra]
+
+
+def _run(root, run_dir, steps, *extra, check=True):
+    """The trainer's main in this process: (exit code, stderr)."""
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = _trainer(root).main(_args(root, run_dir, steps, *extra)[1:])
+    if check:
+        assert code == 0, err.getvalue()
+    return code, err.getvalue()
+
+
+def _run_process(root, run_dir, steps, *extra):
+    done = subprocess.run([sys.executable, *_args(root, run_dir, steps, *extra)], capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stderr
+
+
+def _weights(path) -> dict:
+    return {k: v for k, v in load_file(path).items() if k.startswith("encoder.")}
+
+
+def _info(path) -> dict:
+    from sg2_core.checkpoints.native import read_header
+
+    return json.loads(read_header(path)["extra"])["training"]
+
+
+def _assert_same(a: dict, b: dict):
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_resume_continues_exactly_and_logs_each_step_once(setup):
+    _run(setup, setup / "straight", 8)
+    _run(setup, setup / "split", 4)
+    assert sorted(p.name for p in (setup / "split").glob("snapshot-*")) == ["snapshot-000000003.safetensors",
+                                                                            "snapshot-000000004.safetensors"]
+    _run(setup, setup / "split", 8, "--resume")
+    _assert_same(_weights(setup / "straight" / "final.safetensors"), _weights(setup / "split" / "final.safetensors"))
+    rows = [json.loads(line) for line in (setup / "split" / "log.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in rows if "loss" in r] == list(range(1, 9))
+    assert [r["step"] for r in rows if "val_mse" in r] == [3, 4, 6, 8]
+    assert (setup / "split" / "samples-000000008.png").is_file()
+    info = _info(setup / "split" / "final.safetensors")
+    assert info["steps"] == 8 and info["lr"] == 1e-3 and info["val_psnr"] > 0
+
+
+def test_a_sigterm_leaves_a_snapshot_that_resumes_exactly(setup):
+    steps = 200
+    _run_process(setup, setup / "straight", steps, "--snap-every", "1000")
+    run_dir = setup / "killed"
+    proc = subprocess.Popen([sys.executable, *_args(setup, run_dir, steps, "--snap-every", "1000")],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    log = run_dir / "log.jsonl"
+    deadline = time.monotonic() + 120
+    while not (log.is_file() and log.read_text().count("\n") >= 5) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGTERM)
+    _, err = proc.communicate(timeout=120)
+    if proc.returncode == 0:
+        pytest.skip("the run finished before the signal arrived")
+    assert proc.returncode == 128 + signal.SIGTERM, err
+    assert "stopped by SIGTERM" in err and "--resume" in err
+    assert len(list(run_dir.glob("snapshot-*"))) == 1
+    _run_process(setup, run_dir, steps, "--resume", "--snap-every", "1000")
+    _assert_same(_weights(setup / "straight" / "final.safetensors"), _weights(run_dir / "final.safetensors"))
+
+
+def test_refusals_name_the_problem(setup):
+    _run(setup, setup / "a", 3)
+    code, err = _run(setup, setup / "a", 6, check=False)
+    assert code == 2 and "is not empty" in err and "--resume" in err
+    code, err = _run(setup, setup / "a", 6, "--resume", "--lr", "0.01", check=False)
+    assert code == 2 and "other options (lr)" in err
+    code, err = _run(setup, setup / "a", 2, "--resume", check=False)
+    assert code == 2 and "already trained 3 steps" in err
+    code, err = _run(setup, setup / "a", 3, "--resume", check=False)
+    assert code == 0 and "nothing to train" in err
+    code, err = _run(setup, setup / "b", 3, "--batch-size", "100", check=False)
+    assert code == 2 and "larger than the 24 training images" in err
+    assert not (setup / "b").exists() or not any((setup / "b").iterdir())
+
+
+def test_two_gloo_processes_equal_one_process_with_the_whole_batch(setup):
+    _run(setup, setup / "one", 6)
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           *_args(setup, setup / "two", 6)]
+    done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "2 process(es)" in done.stdout
+    one, two = _weights(setup / "one" / "final.safetensors"), _weights(setup / "two" / "final.safetensors")
+    for k in one:
+        torch.testing.assert_close(two[k], one[k], rtol=1e-5, atol=1e-6)  # equal in math; rounding may differ
