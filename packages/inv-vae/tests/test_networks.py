@@ -1,6 +1,8 @@
 """The VAE encoder equals AgileGAN's VAEStyleEncoder on the reference fixtures (mu, logvar, the sampled z for
 the injected eps, the KL value) in float32 and float64, and round-trips through sg2-core's native format."""
 
+import copy
+
 import pytest
 import torch
 
@@ -41,12 +43,9 @@ def test_eval_mode_gives_mu_and_training_mode_samples(encoder, agile_data):
     x = agile_data["x"]
     out = encoder(x)
     assert torch.equal(out.z, out.mu)
-    encoder.train()  # batch-statistics BN: another mu, and z drawn around it
-    try:
-        torch.manual_seed(3)
-        sampled = encoder(x)
-    finally:
-        encoder.eval()
+    training = copy.deepcopy(encoder).train()  # a copy: training mode updates the BN running statistics
+    torch.manual_seed(3)
+    sampled = training(x)  # batch-statistics BN: another mu, and z drawn around it
     torch.manual_seed(3)
     eps = torch.randn_like(sampled.mu)
     assert not torch.allclose(sampled.z, sampled.mu)
@@ -88,7 +87,9 @@ def test_native_format_round_trip(encoder, agile_data, tmp_path):
     loaded = load_networks(path)["encoder"]
     assert isinstance(loaded, VAEStyleEncoder) and loaded.config == FIXTURE
     x = agile_data["x"]
-    assert torch.equal(loaded(x).mu, encoder(x).mu)
+    # the same tensors; the convolutions' memory layout may differ, so float32 round-off only
+    torch.testing.assert_close(loaded(x).mu, encoder(x).mu, rtol=0, atol=2e-5)
+    assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), encoder.state_dict().values()))
 
 
 def test_bad_input_is_refused(encoder):
