@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..layers import FullyConnectedLayer
+from .inference import SMALL_MAPS, conv, conv_im2col, takes_inference_path
 
 STYLE_BLOCK_SLOPE = 0.01
 
@@ -61,11 +62,24 @@ class GradualStyleBlock(nn.Module):
         if x.ndim != 4 or x.shape[1:] != (self.in_channels, self.spatial, self.spatial):
             raise ValueError(f"this style block takes [N, {self.in_channels}, {self.spatial}, {self.spatial}] "
                              f"maps, got {tuple(x.shape)}")
-        x = self.convs(x)
+        if takes_inference_path(self, x, self.convs[0].weight):
+            x = self.convs_inference(x)
+        else:
+            x = self.convs(x)
         return x if self.linear is None else self.linear(x.flatten(1))
+
+    def convs_inference(self, x: torch.Tensor) -> torch.Tensor:
+        """The convs with in-place activations, the ones on small maps as im2col matrix products."""
+        for layer in self.convs[::2]:
+            if x.shape[-1] <= SMALL_MAPS:
+                x = conv_im2col(x, layer)
+            else:
+                x = conv(x, layer.weight, layer.bias, layer.stride, layer.padding)
+            x = F.leaky_relu_(x, STYLE_BLOCK_SLOPE)
+        return x
 
 
 def upsample_add(top: torch.Tensor, lateral: torch.Tensor) -> torch.Tensor:
     """One feature-pyramid merge: ``top`` upsampled bilinearly (align_corners=True, as pSp) to ``lateral``'s size,
     plus ``lateral`` (already through its 1x1 latlayer)."""
-    return F.interpolate(top, size=lateral.shape[-2:], mode="bilinear", align_corners=True) + lateral
+    return F.interpolate(top, size=lateral.shape[-2:], mode="bilinear", align_corners=True).add_(lateral)

@@ -11,6 +11,9 @@ the four stages has stride 2.
 Feature taps, in the spirit of timm's ``feature_info`` / ``forward_intermediates``: tap 0 is the input layer
 (stride 1), taps 1-4 the ends of the four stages (strides 2, 4, 8, 16). For IR-SE50 taps 2, 3, 4 are the units
 6, 20 and 23 that pSp calls c1, c2 and c3.
+
+In eval mode without gradients the units take the inference path of :mod:`.inference` (BN folded,
+channels-last maps); training, gradients and ``sg2_core.use_impl("ref")`` run the modules as written.
 """
 
 from __future__ import annotations
@@ -18,7 +21,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
+import torch.nn.functional as F
 from torch import nn
+
+from .inference import cache_of, channels_last, conv, folded, takes_inference_path
 
 UNITS_PER_STAGE = {50: (3, 4, 14, 3), 100: (3, 13, 30, 3), 152: (3, 8, 36, 3)}
 DEFAULT_WIDTHS = (64, 128, 256, 512)
@@ -34,8 +40,17 @@ class SEModule(nn.Module):
         self.fc2 = nn.Conv2d(channels // reduction, channels, 1, bias=False)
 
     def forward(self, x):
-        scale = torch.sigmoid(self.fc2(torch.relu(self.fc1(x.mean(dim=(2, 3), keepdim=True)))))
-        return x * scale
+        return x * self.gate(x)
+
+    def gate(self, x):
+        """The per-channel scale ``[N, C, 1, 1]``; on the inference path the 1x1 convs are matrix products."""
+        pooled = x.mean(dim=(2, 3), keepdim=True)
+        if not takes_inference_path(self, x, self.fc1.weight):
+            return torch.sigmoid(self.fc2(torch.relu(self.fc1(pooled))))
+        w1, w2 = cache_of(self).get("flat", [self.fc1.weight, self.fc2.weight],
+                                    lambda: (self.fc1.weight.flatten(1).t(), self.fc2.weight.flatten(1).t()))
+        hidden = torch.relu(pooled.flatten(1) @ w1.to(x.dtype))
+        return torch.sigmoid(hidden @ w2.to(x.dtype))[:, :, None, None]
 
 
 class BottleneckIR(nn.Module):
@@ -55,7 +70,26 @@ class BottleneckIR(nn.Module):
         self.res_layer = nn.Sequential(*layers)
 
     def forward(self, x):
+        if takes_inference_path(self, x, self.res_layer[1].weight):
+            return self.forward_inference(x)
         return self.res_layer(x) + self.shortcut_layer(x)
+
+    def forward_inference(self, x):
+        """The same unit with the BNs after convolutions folded, the identity / subsampling shortcut as a view
+        and the SE scale and the sum in one pass (see :mod:`.inference`)."""
+        bn0, conv1, prelu, conv2, bn2 = self.res_layer[:5]
+        r = F.batch_norm(x, bn0.running_mean, bn0.running_var, bn0.weight, bn0.bias, False, 0.0, bn0.eps)
+        r = F.prelu(conv(r, channels_last(conv1), None, 1, 1), prelu.weight.to(x.dtype))
+        r = conv(r, *folded(conv2, bn2), conv2.stride, 1)
+        if isinstance(self.shortcut_layer, nn.MaxPool2d):
+            stride = self.shortcut_layer.stride
+            shortcut = x if stride == 1 else x[:, :, ::stride, ::stride]
+        else:
+            sc_conv, sc_bn = self.shortcut_layer
+            shortcut = conv(x, *folded(sc_conv, sc_bn), sc_conv.stride, 0)
+        if len(self.res_layer) > 5:
+            return torch.addcmul(shortcut, r, self.res_layer[5].gate(r))
+        return r.add_(shortcut)
 
 
 def _check_config(num_layers, mode, in_channels, widths) -> int:
@@ -125,17 +159,27 @@ class IRTrunk(nn.Module):
         """Body output; or, with ``taps``, the outputs of those body units (-1 = the input layer), in the order
         given, running the body only as far as the deepest one."""
         self.check_input(x)
-        x = self.input_layer(x)
+        if taps and (max(taps) >= len(self.body) or min(taps) < -1):
+            raise ValueError(f"unit taps must lie in [-1, {len(self.body) - 1}], got {tuple(taps)}")
+        x = self.forward_input_layer(x)
         if len(taps) == 0:
             return self.body(x)
-        last = max(taps)
-        if last >= len(self.body) or min(taps) < -1:
-            raise ValueError(f"unit taps must lie in [-1, {len(self.body) - 1}], got {tuple(taps)}")
-        found = {-1: x}
-        for i, unit in enumerate(self.body[:last + 1]):
+        wanted = set(taps)
+        found = {-1: x} if -1 in wanted else {}
+        for i, unit in enumerate(self.body[:max(taps) + 1]):
             x = unit(x)
-            found[i] = x
+            if i in wanted:  # keep only the taps, not all 24 maps (the peak memory)
+                found[i] = x
         return [found[t] for t in taps]
+
+    def forward_input_layer(self, x: torch.Tensor) -> torch.Tensor:
+        """conv, BN, PReLU; on the inference path as one folded conv on channels-last maps (the layout every
+        later map keeps)."""
+        conv0, bn, prelu = self.input_layer
+        if not takes_inference_path(self, x, conv0.weight):
+            return self.input_layer(x)
+        x = x.contiguous(memory_format=torch.channels_last)
+        return F.prelu(conv(x, *folded(conv0, bn), 1, 1), prelu.weight.to(x.dtype))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.forward_features(x)
