@@ -4,24 +4,13 @@ generator, refuse to build without weights unless asked, and do what pSp / e4e /
 import pytest
 import torch
 
-from sg2_core import Inversion, create_method, register_method
-from sg2_core.registry import unregister_method
+from sg2_core import Inversion, create_method
 from sg2_core.testing import check_method
 
 from inv_encoders.methods import METHODS
 from inv_encoders.networks import StyleEncoder, StyleEncoderConfig
 
 SMALL = {"allow_untrained": True, "widths": (16, 32, 48, 64)}
-
-
-@pytest.fixture(scope="module", autouse=True)
-def registered():
-    # No entry points yet (no shipped weights): registered in this process only.
-    for name, cls in METHODS.items():
-        register_method(name, replace=True)(cls)
-    yield
-    for name in METHODS:
-        unregister_method(name)
 
 
 @pytest.fixture(scope="module")
@@ -39,9 +28,9 @@ def test_method_keeps_the_contract(name, generator, images):
 
 @pytest.mark.parametrize("name", sorted(METHODS))
 def test_without_weights_it_refuses(name, generator):
-    with pytest.raises(ValueError, match=rf"method '{name}' has no trained weights: pass weights=<an official .* "
-                                         r"checkpoint file, or a StyleEncoder> \(none are shipped yet\), or "
-                                         r"allow_untrained=True"):
+    with pytest.raises(ValueError, match=rf"method '{name}' has trained weights for the demo generator only: pass "
+                                         r"weights=<an official .* checkpoint, a file from python -m "
+                                         r"inv_encoders.train, or a StyleEncoder>, or allow_untrained=True"):
         create_method(name, generator=generator)
 
 

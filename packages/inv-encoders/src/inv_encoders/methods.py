@@ -1,8 +1,9 @@
 """The encoder methods on the ``sg2_core.Method`` contract: ``psp``, ``e4e``, ``restyle-psp``, ``restyle-e4e``.
 
-Each takes ``weights=`` (an official checkpoint file, read by :func:`inv_encoders.load` with the given
-generator, or a :class:`StyleEncoder`). No trained weights are shipped yet, so without ``weights`` a method
-refuses to build unless ``allow_untrained=True`` (random weights, seeded: for tests and plumbing).
+Each takes ``weights=``: an official checkpoint file (read by :func:`inv_encoders.load` with the given
+generator), a ``.safetensors`` file from ``python -m inv_encoders.train``, or a :class:`StyleEncoder`.
+Without ``weights`` the encoder trained on the demo generator is used (shipped for every method); for another
+generator a method refuses to build unless ``allow_untrained=True`` (random weights, seeded: for tests).
 
 ``init=``: pSp and e4e add their codes to ``init``'s W+ instead of ``latent_avg``; ReStyle starts its
 iterations from ``init`` (its latents and its rendered image) instead of ``latent_avg`` and the average image
@@ -12,6 +13,7 @@ iterations from ``init`` (its latents and its rendered image) instead of ``laten
 from __future__ import annotations
 
 from collections.abc import Sequence
+from importlib.resources import as_file, files
 from pathlib import Path
 
 import torch
@@ -24,12 +26,33 @@ from .checkpoints import NAMES, load
 from .networks import StyleEncoder, StyleEncoderConfig
 
 
+def demo_weights_file(kind: str) -> str:
+    """The shipped encoder of ``kind`` for the demo generator (``inv_encoders/assets``)."""
+    return f"{kind}_fmnist32.safetensors"
+
+
+def read_trained(path, kind: str, generator) -> StyleEncoder:
+    """The ``encoder`` of a ``python -m inv_encoders.train`` file, checked against ``kind`` and ``generator``."""
+    from sg2_core import load_networks
+
+    loaded = load_networks(path)
+    net = loaded.get("encoder")
+    if not isinstance(net, StyleEncoder):
+        raise ValueError(f"{path}: holds {sorted(loaded)} but no 'encoder' StyleEncoder (a file written by "
+                         "python -m inv_encoders.train)")
+    if net.config.kind != kind:
+        raise ValueError(f"{path}: holds a {NAMES[net.config.kind]} encoder, not a {NAMES[kind]} one")
+    return net
+
+
 class EncoderMethod(Method):
-    """Shared construction: the encoder from ``weights`` or, with ``allow_untrained``, random ones."""
+    """Shared construction: the encoder from ``weights``, the shipped demo one, or (``allow_untrained``)
+    random ones."""
 
     kind = "psp"
     space = "w+"
     needs = ("generator", "own-weights")
+    trainable = True
 
     def __init__(self, generator=None, *, callback=None, device=None, weights=None, allow_untrained: bool = False,
                  widths: Sequence[int] = DEFAULT_WIDTHS, input_size: int | None = None, weights_seed: int = 0,
@@ -53,6 +76,8 @@ class EncoderMethod(Method):
 
     def _network(self, weights, allow_untrained, widths, input_size, weights_seed) -> StyleEncoder:
         if isinstance(weights, (str, Path)):
+            if Path(weights).suffix == ".safetensors":
+                return read_trained(weights, self.kind, self.generator)
             return load(weights, generator=self.generator, kind=self.kind).encoder
         if isinstance(weights, StyleEncoder):
             if weights.config.kind != self.kind:
@@ -60,11 +85,17 @@ class EncoderMethod(Method):
             return weights
         if weights is not None:
             raise ValueError(f"weights must be a checkpoint path or a StyleEncoder, got {type(weights).__name__}")
-        if not allow_untrained:
-            raise ValueError(f"method {self.name!r} has no trained weights: pass weights=<an official "
-                             f"{NAMES[self.kind]} checkpoint file, or a StyleEncoder> (none are shipped yet), or "
-                             "allow_untrained=True for random weights")
         g = self.generator
+        if not allow_untrained:
+            from sg2_core import demo
+
+            shipped = files("inv_encoders").joinpath("assets", demo_weights_file(self.kind))
+            if g.config == demo.GENERATOR_CONFIG and shipped.is_file():
+                with as_file(shipped) as path:
+                    return read_trained(path, self.kind, g)
+            raise ValueError(f"method {self.name!r} has trained weights for the demo generator only: pass "
+                             f"weights=<an official {NAMES[self.kind]} checkpoint, a file from python -m "
+                             "inv_encoders.train, or a StyleEncoder>, or allow_untrained=True for random weights")
         restyle = self.kind.startswith("restyle")
         config = StyleEncoderConfig(kind=self.kind, n_styles=g.num_ws, style_dim=g.w_dim, widths=tuple(widths),
                                     in_channels=g.img_channels * (2 if restyle else 1), pyramid=not restyle,
@@ -85,6 +116,7 @@ class PSP(EncoderMethod):
     ``mix_alpha * injected + (1 - mix_alpha) * code`` (``mix_alpha=None``: replaced)."""
 
     name, kind = "psp", "psp"
+    trainer = "inv_encoders.train_encoders:train_psp"
 
     def __init__(self, generator=None, *, latent_mask: Sequence[int] | None = None, mix_alpha: float | None = None,
                  seed: int | Sequence[int] = 0, **options):
@@ -134,6 +166,7 @@ class PSPW(EncoderMethod):
     """pSp's W-only encoder: one w per image plus ``latent_avg`` (with ``init``: plus the mean of its W+)."""
 
     name, kind, space = "psp-w", "psp-w", "w"
+    trainer = "inv_encoders.train_encoders:train_psp_w"
 
     def invert(self, images: torch.Tensor, init: Inversion | None) -> Inversion:
         with torch.no_grad():
@@ -147,6 +180,7 @@ class E4E(PSP):
     """e4e (Tov et al. 2021): one base w plus per-entry deltas; ``stage`` limits the deltas (0 = W only)."""
 
     name, kind = "e4e", "e4e"
+    trainer = "inv_encoders.train_encoders:train_e4e"
 
 
 class ReStylePSP(EncoderMethod):
@@ -155,6 +189,7 @@ class ReStylePSP(EncoderMethod):
     ``extras['iteration_latents']`` ``[N, n_iters, num_ws, w_dim]`` keep every iteration."""
 
     name, kind = "restyle-psp", "restyle-psp"
+    trainer = "inv_encoders.train_encoders:train_restyle_psp"
 
     def __init__(self, generator=None, *, n_iters: int | None = None, **options):
         super().__init__(generator, **options)
@@ -191,6 +226,7 @@ class ReStyleE4E(ReStylePSP):
     """ReStyle over e4e's progressive encoder (base w plus deltas at every iteration)."""
 
     name, kind = "restyle-e4e", "restyle-e4e"
+    trainer = "inv_encoders.train_encoders:train_restyle_e4e"
 
 
 METHODS = {cls.name: cls for cls in (PSP, PSPW, E4E, ReStylePSP, ReStyleE4E)}

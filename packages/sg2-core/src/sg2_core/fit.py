@@ -258,14 +258,14 @@ class _Run:
 def validate(objective: Objective, images: torch.Tensor) -> tuple[dict[str, float], torch.Tensor]:
     """MSE and PSNR (peak-to-peak 2, images in [-1, 1]) of the reconstructions of ``images``, every network
     in eval mode meanwhile (batch norm's running statistics)."""
-    modes = {name: net.training for name, net in objective.networks.items()}
+    modes = {m: m.training for net in objective.networks.values() for m in net.modules()}  # frozen parts stay eval
     for net in objective.networks.values():
         net.eval()
     try:
         out = torch.cat([objective.reconstruct(chunk) for chunk in images.split(32)])
     finally:
-        for name, net in objective.networks.items():
-            net.train(modes[name])
+        for m, training in modes.items():
+            m.training = training
     mse = (out.float() - images).square().flatten(1).mean(1)
     psnr = 10 * torch.log10(4 / mse.clamp_min(1e-10))
     return {"val_mse": mse.mean().item(), "val_psnr": psnr.mean().item()}, out
@@ -347,7 +347,7 @@ def _run(args, build, options, name, rank, size) -> int:
                     bar.update(1)
                 if state.step % args.log_every == 0 or state.step == args.steps:
                     row = {"step": state.step, "seconds": round(time.perf_counter() - start, 2),
-                           **{k: sum(float(r[k]) for r in recent) / len(recent) for k in recent[0]}}
+                           **_means(recent)}
                     recent = []
                     if bar is not None:
                         bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if k not in ("step", "seconds")},
@@ -379,6 +379,12 @@ def _run(args, build, options, name, rank, size) -> int:
                   f"{run_dir} --resume", file=sys.stderr)
         return 128 + stop.signum
     return 0
+
+
+def _means(rows: list[dict]) -> dict[str, float]:
+    """Each loss's mean over the rows that have it (some terms run only every few steps, like R1)."""
+    keys = dict.fromkeys(k for row in rows for k in row)
+    return {k: sum(float(r[k]) for r in rows if k in r) / sum(k in r for r in rows) for k in keys}
 
 
 def _should_stop(stop, args, start, step, size) -> bool:

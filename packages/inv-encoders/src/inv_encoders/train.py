@@ -1,0 +1,17 @@
+"""Train an encoder: ``python -m inv_encoders.train --method psp|psp-w|e4e|restyle-psp|restyle-e4e ...``
+(``--list`` lists them, ``--method NAME --help`` shows the options; the trainer is
+:mod:`inv_encoders.train_encoders`)."""
+
+from __future__ import annotations
+
+import sys
+
+from sg2_core.train_method import main as _main
+
+
+def main(argv=None) -> int:
+    return _main("inv_encoders", argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,233 @@
+"""Train pSp, e4e or ReStyle: ``python -m inv_encoders.train --method NAME --steps S --run-dir DIR [options]``.
+
+The papers' losses and optimiser are the defaults: L2 1.0, LPIPS 0.8 (the Fashion-MNIST perceptual distance
+on the demo), ID 0.1 with a face network; pSp's ``--w-norm`` (0, the FFHQ setting); e4e's delta regulariser
+2e-4, its latent discriminator (weight 0.1; Adam 2e-5, logistic loss, R1 gamma 10 every 16 steps; real codes
+are ``mapping(z)``) and the progressive schedule (stage 0 = one w until ``--progressive-start``, one more delta
+every ``--progressive-every`` steps); ReStyle's loss at each of ``--n-iters`` iterations, the previous estimate
+and image detached, one optimiser step per batch. Ranger (RAdam + Lookahead) at lr 1e-4. The run's shape
+(snapshots, exact ``--resume``, samples, validation, torchrun) is ``sg2_core.fit``'s; the output holds
+``encoder`` (a StyleEncoder), which ``create_method(NAME, generator=G, weights=FILE)`` reads.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from sg2_core import fit, register_network
+from sg2_core.config import Serializable
+from sg2_core.optim import Ranger
+
+from .networks import LatentCodesDiscriminator, StyleEncoder, StyleEncoderConfig
+
+METHODS = ("psp", "psp-w", "e4e", "restyle-psp", "restyle-e4e")
+
+
+@dataclass(frozen=True)
+class LatentDiscriminatorConfig(Serializable):
+    style_dim: int = 512
+    n_mlp: int = 4
+
+
+@register_network(config_class=LatentDiscriminatorConfig)
+class LatentDiscriminator(LatentCodesDiscriminator):
+    """e4e's latent discriminator built from a config (so snapshots of a run can hold it)."""
+
+    def __init__(self, config: LatentDiscriminatorConfig):
+        super().__init__(config.style_dim, config.n_mlp)
+        self.config = config
+
+
+def progressive_stage(step: int, start: int, every: int, n_styles: int) -> int:
+    """e4e's stage at ``step``: 0 (W only) before ``start``, then one more delta every ``every`` steps."""
+    if step < start:
+        return 0
+    return min(n_styles - 1, 1 + (step - start) // every)
+
+
+def build_encoder(kind: str, generator, widths, input_size=None) -> StyleEncoder:
+    restyle = kind.startswith("restyle")
+    config = StyleEncoderConfig(kind=kind, n_styles=generator.num_ws, style_dim=generator.w_dim, widths=tuple(widths),
+                                in_channels=generator.img_channels * (2 if restyle else 1), pyramid=not restyle,
+                                input_size=input_size or generator.img_resolution)
+    net = StyleEncoder(config)
+    net.set_latent_avg(generator.mapping.w_avg.detach().float().cpu())
+    return net
+
+
+class EncoderObjective(fit.Objective):
+    """pSp / pSp-W / e4e / ReStyle training for a frozen generator."""
+
+    def __init__(self, kind: str, generator, encoder: StyleEncoder, loss, *, lr: float = 1e-4, w_norm: float = 0.0,
+                 delta_norm: float = 2e-4, w_disc: float = 0.1, d_lr: float = 2e-5, r1_gamma: float = 10.0,
+                 r1_every: int = 16, progressive_start: int = 0, progressive_every: int = 100, n_iters: int = 5):
+        self.kind, self.G, self.net, self.loss = kind, generator, encoder.train(), loss
+        self.progressive = kind in ("e4e", "restyle-e4e")
+        self.w_norm, self.delta_norm = w_norm, delta_norm if self.progressive else 0.0
+        self.w_disc = w_disc if self.progressive else 0.0
+        self.r1_gamma, self.r1_every, self.n_iters = r1_gamma, r1_every, n_iters
+        self.start, self.every = progressive_start, progressive_every
+        self.networks = {"encoder": encoder}
+        self.optimizers = {"encoder": Ranger(encoder.parameters(), lr=lr)}
+        self.stage: int | None = None if not self.progressive else 0
+        if self.w_disc:
+            device = next(encoder.parameters()).device
+            with torch.device(device):
+                self.D = LatentDiscriminator(LatentDiscriminatorConfig(generator.w_dim))
+            self.networks["discriminator"] = self.D
+            self.optimizers["discriminator"] = torch.optim.Adam(self.D.parameters(), lr=d_lr)
+
+    def final(self):
+        return {"encoder": self.net}
+
+    def _pool(self, y: torch.Tensor) -> torch.Tensor:
+        size = self.net.config.input_size
+        return y if y.shape[-1] == size else F.adaptive_avg_pool2d(y, (size, size))
+
+    def _render(self, codes: torch.Tensor) -> torch.Tensor:
+        if codes.ndim == 2:  # psp-w: one w for every layer
+            codes = codes[:, None].expand(-1, self.G.num_ws, -1)
+        return self.G.synthesis(codes, noise_mode="const")
+
+    def _iterations(self, images: torch.Tensor):
+        """ReStyle's loop: yields (codes, reconstruction) per iteration, each from the detached previous one."""
+        n = images.shape[0]
+        avg = self.net.latent_avg
+        with torch.no_grad():
+            ws = avg.expand(n, -1, -1)
+            y = self._pool(self.G.synthesis(avg[None], noise_mode="const")).expand(n, -1, -1, -1)
+        for _ in range(self.n_iters):
+            codes = self.net(torch.cat([images, y], dim=1), base=ws, stage=self.stage)
+            out = self._render(codes)
+            yield codes, out
+            ws, y = codes.detach(), self._pool(out).detach()
+
+    def step(self, images, step):
+        if self.progressive:
+            self.stage = progressive_stage(step, self.start, self.every, self.G.num_ws)
+        if self.kind.startswith("restyle"):
+            total, terms = 0.0, {}
+            for t, (codes, out) in enumerate(self._iterations(images)):
+                loss_t, parts = self._loss(codes, out, images)
+                total = total + loss_t  # the previous estimates are detached: the sum's gradient is each loss's
+                terms[f"loss_iter{t + 1}"] = loss_t.detach()
+            terms.update(parts)
+        else:
+            codes = self.net(images, stage=self.stage)
+            total, terms = self._loss(codes, self._render(codes), images)
+        self.optimize(self.optimizers["encoder"], total)
+        out = {"loss": total.detach(), **terms}
+        if self.w_disc:
+            out.update(self._train_discriminator(codes.detach(), step))
+        if self.progressive:
+            out["stage"] = torch.tensor(float(self.stage))
+        return out
+
+    def _active(self, codes: torch.Tensor) -> torch.Tensor:
+        """The codes e4e's discriminator sees: each sample's active entries (0..stage), flattened."""
+        return codes[:, : (self.stage or 0) + 1].reshape(-1, codes.shape[-1])
+
+    def _loss(self, codes, out, images):
+        from inv_metrics.losses import delta_regularizer, w_norm
+
+        total, terms = self.loss(out, images)
+        if self.w_norm and codes.ndim == 3:
+            terms["w_norm"] = w_norm(codes, self.net.latent_avg)
+            total = total + self.w_norm * terms["w_norm"]
+        if self.delta_norm and self.stage:
+            terms["delta"] = delta_regularizer(codes, self.stage)
+            total = total + self.delta_norm * terms["delta"]
+        if self.w_disc:
+            self.D.requires_grad_(False)
+            terms["w_disc"] = F.softplus(-self.D(self._active(codes))).mean()
+            self.D.requires_grad_(True)
+            total = total + self.w_disc * terms["w_disc"]
+        return total, {k: v.detach() for k, v in terms.items()}
+
+    def _train_discriminator(self, codes, step) -> dict:
+        with torch.no_grad():
+            z = torch.randn(codes.shape[0], self.G.z_dim, device=codes.device)
+            real = self.G.mapping(z)
+            real = real[:, 0] if real.ndim == 3 else real
+        fake = self._active(codes)
+        loss = F.softplus(self.D(fake)).mean() + F.softplus(-self.D(real)).mean()
+        parts = {"d_loss": loss.detach()}
+        if step % self.r1_every == 0:
+            real = real.detach().requires_grad_(True)
+            grad, = torch.autograd.grad(self.D(real).sum(), real, create_graph=True)
+            penalty = grad.square().sum(1).mean()
+            loss = loss + self.r1_gamma / 2 * self.r1_every * penalty
+            parts["d_r1"] = penalty.detach()
+        self.optimize(self.optimizers["discriminator"], loss)
+        return parts
+
+    def reconstruct(self, images):
+        if self.kind.startswith("restyle"):
+            out = None
+            for _, out in self._iterations(images):
+                pass
+            return out
+        return self._render(self.net(images, stage=self.stage))
+
+    def state(self):
+        return {"stage": self.stage}
+
+    def load_state(self, state):
+        self.stage = state.get("stage")
+
+
+def trainer(kind: str):
+    """The ``trainer`` entry of method ``kind``: ``main(argv)`` for ``--method kind``."""
+    def main(argv=None) -> int:
+        return train(kind, argv)
+    return main
+
+
+def train(kind: str, argv=None) -> int:
+    from inv_metrics.losses import add_loss_arguments, loss_from_arguments
+
+    p = fit.parser(f"python -m inv_encoders.train --method {kind}", __doc__)
+    p.add_argument("--lr", type=float, default=1e-4, help="Ranger's learning rate")
+    p.add_argument("--widths", type=int, nargs=4, default=(64, 128, 256, 512), help="IR-SE50 stage widths")
+    p.add_argument("--input-size", type=int, help="the encoder's input size (default: the generator's)")
+    p.add_argument("--w-norm", type=float, default=0.0, help="pSp's latent-norm weight")
+    p.add_argument("--delta-norm", type=float, default=2e-4, help="e4e: delta regulariser weight")
+    p.add_argument("--w-disc", type=float, default=0.1, help="e4e: latent discriminator weight (0: none)")
+    p.add_argument("--d-lr", type=float, default=2e-5)
+    p.add_argument("--r1-gamma", type=float, default=10.0)
+    p.add_argument("--r1-every", type=int, default=16)
+    p.add_argument("--progressive-start", type=int, default=None, help="e4e: steps at stage 0 (default: a fifth "
+                   "of --steps)")
+    p.add_argument("--progressive-every", type=int, default=None, help="e4e: steps per added delta (default: "
+                   "spread over the rest of the run)")
+    p.add_argument("--n-iters", type=int, default=5, help="ReStyle: iterations per batch")
+    add_loss_arguments(p)
+    args = p.parse_args(argv)
+    start = args.steps // 5 if args.progressive_start is None else args.progressive_start
+    options = {"lr": args.lr, "widths": list(args.widths), "input_size": args.input_size, "w_norm": args.w_norm}
+    if kind in ("e4e", "restyle-e4e"):
+        options.update(delta_norm=args.delta_norm, w_disc=args.w_disc, d_lr=args.d_lr, r1_gamma=args.r1_gamma,
+                       r1_every=args.r1_every, progressive_start=start)
+    if kind.startswith("restyle"):
+        options["n_iters"] = args.n_iters
+
+    def build(generator, device):
+        loss, loss_options = loss_from_arguments(args, generator, device)
+        options["loss"] = loss_options
+        every = args.progressive_every or max(1, (args.steps - start) // max(1, generator.num_ws))
+        options["progressive_every"] = every
+        with torch.device(device):
+            encoder = build_encoder(kind, generator, args.widths, args.input_size)
+        return EncoderObjective(kind, generator, encoder, loss, lr=args.lr, w_norm=args.w_norm,
+                                delta_norm=args.delta_norm, w_disc=args.w_disc, d_lr=args.d_lr,
+                                r1_gamma=args.r1_gamma, r1_every=args.r1_every, progressive_start=start,
+                                progressive_every=every, n_iters=args.n_iters)
+
+    return fit.run(args, build, options, name=kind)
+
+
+train_psp, train_psp_w, train_e4e = trainer("psp"), trainer("psp-w"), trainer("e4e")
+train_restyle_psp, train_restyle_e4e = trainer("restyle-psp"), trainer("restyle-e4e")

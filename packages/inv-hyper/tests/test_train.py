@@ -1,0 +1,66 @@
+"""python -m inv_hyper.train --phase 1|2 on the demo: a few steps each, the adversarial phase, the result
+loads into HyperInverter, and bad input."""
+
+import contextlib
+import io
+
+import pytest
+import torch
+
+from sg2_core import Generator, GeneratorConfig, demo, save_networks
+
+from inv_hyper import HyperInverter
+from inv_hyper.train import main
+
+TINY = ["--widths", "16", "32", "48", "64", "--feature-dim", "16", "--hidden-dim", "4", "--extractor-dim", "8",
+        "--encoder-size", "64", "--batch-size", "4", "--num-images", "16", "--val-images", "4", "--threads", "1",
+        "--no-progress", "--log-every", "1", "--snap-every", "2", "--lr", "1e-3"]
+
+
+def _train(*args):
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        code = main(list(args))
+    return code, err.getvalue()
+
+
+@pytest.fixture(scope="module")
+def phase1(tmp_path_factory):
+    run = tmp_path_factory.mktemp("hyper") / "phase1"
+    code, err = _train("--phase", "1", "--steps", "2", "--run-dir", str(run), *TINY)
+    assert code == 0, err
+    return run / "final.safetensors"
+
+
+def test_phase_two_trains_the_hypernetwork_with_the_adversarial_loss(phase1, tmp_path):
+    before = HyperInverter(demo.load_generator(), weights=phase1).networks.state_dict()
+    run = tmp_path / "phase2"
+    code, err = _train("--phase", "2", "--phase1", str(phase1), "--steps", "3", "--run-dir", str(run),
+                       "--adv-start", "1", "--r1-every", "1", *TINY)
+    assert code == 0, err
+    log = (run / "log.jsonl").read_text()
+    assert '"adv"' in log and '"r1"' in log and '"d_loss"' in log
+    method = HyperInverter(demo.load_generator(), weights=run / "final.safetensors")
+    after = method.networks.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before if k.startswith("w_encoder."))  # phase I frozen
+    assert not all(torch.equal(before[k], after[k]) for k in before if k.startswith("hypernet."))
+    result = method(demo.load_test_images()[0][:2])
+    assert result.weight_offsets and torch.isfinite(result.render()).all()
+
+
+def test_bad_input_names_the_problem(phase1, tmp_path):
+    code, err = _train("--phase", "2", "--steps", "1", "--run-dir", str(tmp_path / "a"), *TINY)
+    assert code == 2 and "--phase 2 needs --phase1 FILE" in err
+    other = Generator(GeneratorConfig(z_dim=16, w_dim=16, resolution=32, img_channels=1, mapping_layers=2,
+                                      channel_base=256, channel_max=16))
+    g_only = save_networks(tmp_path / "g.safetensors", {"G_ema": other})
+    code, err = _train("--phase", "2", "--phase1", str(phase1), "--generator", str(g_only), "--steps", "1",
+                       "--run-dir", str(tmp_path / "b"), *TINY)
+    assert code == 2 and "trained for another generator" in err
+    with pytest.raises(ValueError, match="trained for another generator"):
+        HyperInverter(other, weights=phase1)
+    save_networks(tmp_path / "demo_g.safetensors", {"G_ema": demo.load_generator()})
+    code, err = _train("--phase", "2", "--phase1", str(phase1), "--generator", str(tmp_path / "demo_g.safetensors"),
+                       "--steps", "1", "--run-dir", str(tmp_path / "c"), *TINY)
+    assert code == 2 and "holds none (only a generator); pass --adv 0" in err
+    assert not (tmp_path / "c").exists() or not any((tmp_path / "c").iterdir())
