@@ -17,7 +17,7 @@ SMALL = {"allow_untrained": True, "widths": (16, 32, 48, 64)}
 def test_registered_with_its_declaration():
     assert "agilegan" in list_methods(space="z+")
     spec = method_spec("agilegan")
-    assert (spec.space, spec.trainable, spec.needs) == ("z+", False, ("generator", "own-weights"))
+    assert (spec.space, spec.trainable, spec.needs) == ("z+", True, ("generator", "own-weights"))
 
 
 def test_keeps_the_contract_on_a_small_generator(generator, images):

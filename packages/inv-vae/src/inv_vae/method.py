@@ -72,7 +72,7 @@ class AgileGAN(Method):
 
     name, space = "agilegan", "z+"
     needs = ("generator", "own-weights")
-    trainable = False  # the training command is not written yet
+    trainable, trainer = True, "inv_vae.train_vae:main"  # python -m inv_vae.train encoder|style
 
     def __init__(self, generator=None, *, weights=None, allow_untrained: bool = False,
                  widths: Sequence[int] = DEFAULT_WIDTHS, input_size: int | None = None, weights_seed: int = 0,
