@@ -123,6 +123,13 @@ ROWS = [
     # python -m sg2_core.convert
     Row("sg2_core.convert", ("{w}/user.safetensors", "{w}/user.safetensors"),
         "refusing to overwrite the input file", keep=("user.safetensors",)),
+    # python -m inv_encoders.bench (the official code's checkout is given by the user)
+    Row("inv_encoders.bench", ("--psp-repo", "{w}/missing"),
+        "inv_encoders.bench: error: --psp-repo {w}/missing: no such folder (a checkout of pixel2style2pixel)"),
+    Row("inv_encoders.bench", ("--psp-repo", "{w}/grey"), "error: --psp-repo {w}/grey: no models/encoders/"
+        "psp_encoders.py there (not a checkout of pixel2style2pixel)"),
+    Row("inv_encoders.bench", ("--psp-repo", "{w}/grey", "--e4e-repo", "{w}/missing", "--batches", "0"),
+        "error: --batches must be >= 1, got [0]"),
     # python -m inv_optim.train (the trainers of the method contract)
     Row("inv_optim.train", ("--method", "nope"), "error: 'nope' is not a trainable method of inv_optim"),
 ]
@@ -185,7 +192,8 @@ def test_every_command_has_rows():
     """The commands that take files or options from a user; a new one must bring its rows."""
     assert {r.module for r in ROWS} >= {"sg2_core.train", "inv_metrics.fid", "inv_metrics.report",
                                          "inv_metrics.train_fmnist_features", "inv_optim.train_collab",
-                                         "sg2_core.invert", "sg2_core.convert", "inv_optim.train"}
+                                         "sg2_core.invert", "sg2_core.convert", "inv_optim.train",
+                                         "inv_encoders.bench"}
 
 
 def test_train_collab_sigint_saves_the_network_and_exits_130(workspace, tmp_path):

@@ -117,6 +117,9 @@ class StyleEncoder(nn.Module):
         return self.encoder(x)
 
     def forward(self, x: torch.Tensor, base: torch.Tensor | None = None, stage: int | None = None) -> torch.Tensor:
+        self.encoder.check_input(x)  # channels (and, for the pyramid encoders, the size) named in the error
+        if not x.is_meta and not torch.isfinite(x).all():
+            raise ValueError(f"the {self.config.kind} encoder's input contains NaN or inf")
         codes = self.offsets(x, stage)
         if base is None:
             avg = self.latent_avg[0] if self.config.kind == "psp-w" else self.latent_avg
