@@ -82,11 +82,12 @@ def test_rows_errors_and_columns(report):
     assert "kaboom" in rows["test-explode"]["error"] and rows["test-explode"]["metrics"] == {}
     assert "unknown method 'no-such-method'" in rows["no-such-method"]["error"]
     ok = rows["test-mean-w"]
-    assert ok["error"] is None and set(ok["metrics"]) == {"mse", "psnr", "ssim"}
+    assert ok["error"] is None and set(ok["metrics"]) == {"mse", "psnr", "ssim", "w_spread"}
+    assert ok["metrics"]["w_spread"] == 0  # one w for every layer
     assert ok["seconds_per_image"] > 0 and ok["seconds_per_image"] * ok["images_per_second"] == pytest.approx(1)
     assert len(ok["batch_seconds"]) == 2  # 6 images in batches of 4
     labels = [c["label"] for c in rep["columns"]]
-    assert labels == ["MSE (L2 on [-1,1])", "PSNR (dB)", "SSIM"]
+    assert labels == ["MSE (L2 on [-1,1])", "PSNR (dB)", "SSIM", "W+ spread"]
     assert rep["notes"]["MS-SSIM"].startswith("MS-SSIM needs > 160 px")
     assert "--lpips-weights" in rep["notes"]["LPIPS (lpips-alex)"]
     assert "1x32x32" in rep["notes"]["fmnist-features"]
@@ -273,3 +274,20 @@ def test_report_reads_a_folder_a_batch_at_a_time(methods, generator, tmp_path):
     assert isinstance(source, ImageSource) and len(source) == 5
     rep = run_report(generator, source, tmp_path / "o", methods=["test-mean-w"], batch_size=2, progress=False)
     assert rep["rows"][0]["error"] is None and len(rep["rows"][0]["batch_seconds"]) == 3
+
+
+def test_latent_stats_measure_the_spread_and_every_iteration(generator, images):
+    from sg2_core import Inversion
+
+    from inv_metrics.report.latent_stats import LatentStats
+
+    ws = torch.zeros(2, generator.num_ws, generator.w_dim)
+    ws[0, 0, 0], ws[1, :, 1] = 2.0, 5.0  # image 0: one layer off the mean; image 1: one w repeated
+    steps = torch.stack([images[:2] + 0.5, images[:2] + 0.1], dim=1)
+    stats = LatentStats()
+    stats.add(images[:2], Inversion(ws, "w+", generator, extras={"reconstructions": steps}))
+    out = stats.result()
+    L = generator.num_ws
+    # image 0: the off layer is 2 (L-1)/L from the mean, the others 2/L
+    assert out["w_spread"] == pytest.approx((2 * (L - 1) / L + (L - 1) * 2 / L) / L / 2)
+    assert out["per_iteration_mse"] == pytest.approx([0.25, 0.01])

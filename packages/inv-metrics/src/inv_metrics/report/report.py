@@ -26,6 +26,8 @@ def _progress(total: int, desc: str, enabled: bool, unit: str = "img"):
 
 def _row(result, values: dict, metric_errors: dict) -> dict:
     timing = result.timing
+    if result.details.get("w_spread") is not None:
+        values = {**values, "w_spread": result.details["w_spread"]}
     return {
         "method": result.name,
         "options": {k: v for k, v in result.options.items() if not callable(v)},
@@ -36,6 +38,8 @@ def _row(result, values: dict, metric_errors: dict) -> dict:
         "images_per_second": timing.images_per_second if timing else None,
         "batch_seconds": timing.batch_seconds if timing else None,
         "error": result.error,
+        **({"per_iteration_mse": result.details["per_iteration_mse"]} if "per_iteration_mse" in result.details
+           else {}),
     }
 
 
@@ -97,17 +101,29 @@ def run_report(generator, images, out_dir, *, methods=None, options=None, batch_
     direction = sefa(generator).vectors[0].to(device)
     notes["edit"] = f"{EDIT_DIRECTION}, strength {edit_strength}, applied to every W+ entry"
 
+    edit_metrics = [m for m in metrics if not m.per_image and m.key.startswith("fid")][:1]  # the domain's FID
+    if edit_metrics:
+        notes["edit FID"] = (f"{edit_metrics[0].label} of every image edited ({EDIT_DIRECTION}, strength "
+                             f"{edit_strength}) against the inputs: how well edits stay in the domain")
+    notes["W+ spread"] = ("mean over images of the mean over layers of ||w_l - mean_l w||: 0 for one w repeated "
+                          "(W), larger the further the codes leave W")
     results, rows = [], []
     with _progress(len(methods), "methods", progress, unit="method") as outer:
         for name in methods:
             outer.set_postfix_str(name)
             accumulator = MetricAccumulator(metrics, input_features)
+            edited = MetricAccumulator(edit_metrics, input_features) if edit_metrics else None
             with _progress(n, name, progress) as bar:
                 result = run_method(name, generator, source, batch_size=batch_size, options=options.get(name, {}),
                                     direction=direction, edit_strength=edit_strength, edit_count=grid_images,
                                     warmup_images=WARMUP_IMAGES, progress=bar, on_batch=accumulator.add,
-                                    on_step=_step_reporter(bar) if progress else None)
+                                    on_step=_step_reporter(bar) if progress else None,
+                                    on_edits=edited.add if edited is not None else None)
             values, metric_errors = accumulator.result() if result.error is None else ({}, {})
+            if edited is not None and result.error is None:
+                edit_values, edit_errors = edited.result()
+                values.update({f"edit_{k}": v for k, v in edit_values.items()})
+                metric_errors.update({f"edit_{k}": v for k, v in edit_errors.items()})
             results.append(result)
             rows.append(_row(result, values, metric_errors))
             outer.update(1)
@@ -126,7 +142,10 @@ def run_report(generator, images, out_dir, *, methods=None, options=None, batch_
             "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
         },
         "columns": [{"key": m.key, "label": m.label, "network": m.network, "higher_is_better": m.higher_is_better,
-                     **({"std_key": f"{m.key}_std"} if m.std else {})} for m in metrics],
+                     **({"std_key": f"{m.key}_std"} if m.std else {})} for m in metrics]
+                   + [{"key": f"edit_{m.key}", "label": f"edit {m.label}", "network": m.network,
+                       "higher_is_better": False} for m in edit_metrics]
+                   + [{"key": "w_spread", "label": "W+ spread", "network": "latents", "higher_is_better": False}],
         "rows": rows,
         "notes": notes,
         "problems": problems,

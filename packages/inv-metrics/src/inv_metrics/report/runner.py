@@ -16,6 +16,7 @@ import torch
 
 from ..timing import Timer, TimingResult
 from .inputs import as_source
+from .latent_stats import LatentStats
 
 
 @dataclass
@@ -57,14 +58,15 @@ def accepts_callback(name: str) -> bool:
 
 def run_method(name: str, generator, images, *, batch_size: int, options: dict, direction=None,
                edit_strength: float = 3.0, edit_count: int = 8, warmup_images: int = 1, progress=None,
-               on_batch=None, on_step=None) -> MethodResult:
+               on_batch=None, on_step=None, on_edits=None) -> MethodResult:
     """Build ``name`` with ``options`` and run it on ``images`` (a tensor or an ``ImageSource``) batch by batch.
 
     The warm-up is one untimed call on the first ``warmup_images`` images. Each batch's timed span runs
     from the method call to its rendered reconstruction, the device synchronised at both ends.
     ``on_batch(inputs, reconstructions)`` receives every batch after its timed span; ``on_step(batch,
     batches, info)`` every ``sg2_core.StepInfo`` of methods that take ``callback=``; ``progress`` (a tqdm bar
-    or None) is advanced by the number of images of each batch.
+    or None) is advanced by the number of images of each batch; ``on_edits(inputs, edited)`` receives every
+    batch's edit along ``direction`` (untimed). ``details`` gets :class:`LatentStats`' figures.
     """
     from sg2_core import create_method
 
@@ -81,7 +83,7 @@ def run_method(name: str, generator, images, *, batch_size: int, options: dict, 
         stage = "the warm-up call"
         current["batch"] = -1  # the warm-up
         method(source.batch(0, warmup_images))
-        kept, edits, seconds = [], [], []
+        kept, edits, seconds, stats = [], [], [], LatentStats()
         for i, batch in enumerate(source.batches(batch_size)):
             stage, current["batch"] = f"batch {i}", i
             with Timer(batch.device) as t:
@@ -93,12 +95,18 @@ def run_method(name: str, generator, images, *, batch_size: int, options: dict, 
                 raise ValueError(f"the reconstructions have shape {list(recon.shape)}, the images {list(batch.shape)}")
             if on_batch is not None:
                 on_batch(batch, recon)
+            stats.add(batch, inversion)
+            edited = None
+            if direction is not None and (on_edits is not None or sum(len(e) for e in edits) < edit_count):
+                with torch.no_grad():
+                    edited = inversion.edit(direction, edit_strength).render().detach()
+                if on_edits is not None:
+                    on_edits(batch, edited)
             held = sum(len(k) for k in kept)
             if held < edit_count:
                 kept.append(recon[: edit_count - held])
-                if direction is not None:
-                    with torch.no_grad():
-                        edits.append(inversion[: edit_count - held].edit(direction, edit_strength).render().detach())
+                if edited is not None:
+                    edits.append(edited[: edit_count - held])
             if progress is not None:
                 progress.update(len(batch))
     except Exception as error:  # noqa: BLE001 - a failing method becomes a row with its error
@@ -108,6 +116,7 @@ def run_method(name: str, generator, images, *, batch_size: int, options: dict, 
     total, count = sum(seconds), len(source)
     result.timing = TimingResult(total / count, count / total if total > 0 else float("inf"), total, count,
                                  warmup_batches=1, batch_seconds=seconds)
+    result.details.update(stats.result())
     result.reconstructions = torch.cat(kept)
     result.edits = torch.cat(edits) if edits else None
     return result

@@ -56,6 +56,13 @@ def write_markdown(report: dict, path) -> None:
     lines = [f"# Inversion report", "", *(f"- {k}: {v}" for k, v in report["setup"].items()), "",
              "| " + " | ".join(map(_md_cell, header)) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(map(_md_cell, cells)) + " |" for cells in rows]
+    iterative = [r for r in report["rows"] if r.get("per_iteration_mse")]
+    if iterative:
+        most = max(len(r["per_iteration_mse"]) for r in iterative)
+        lines += ["", "MSE after each iteration (iterative methods):", "",
+                  "| method | " + " | ".join(str(t + 1) for t in range(most)) + " |", "|" + "---|" * (most + 1)]
+        lines += [f"| {r['method']} | " + " | ".join(_fmt(v) for v in r["per_iteration_mse"]) + " |"
+                  for r in iterative]
     lines += ["", "Notes:", *(f"- {k}: {v}" for k, v in report["notes"].items())]
     if report["problems"]:
         lines += ["", "Problems:", *(f"- {p}" for p in report["problems"])]
