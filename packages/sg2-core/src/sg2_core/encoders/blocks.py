@@ -16,7 +16,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..layers import FullyConnectedLayer
-from .inference import SMALL_MAPS, conv, conv_im2col, takes_inference_path
+from .inference import SMALL_MAPS, cache_of, conv, conv_im2col, takes_inference_path
 
 STYLE_BLOCK_SLOPE = 0.01
 
@@ -62,11 +62,16 @@ class GradualStyleBlock(nn.Module):
         if x.ndim != 4 or x.shape[1:] != (self.in_channels, self.spatial, self.spatial):
             raise ValueError(f"this style block takes [N, {self.in_channels}, {self.spatial}, {self.spatial}] "
                              f"maps, got {tuple(x.shape)}")
-        if takes_inference_path(self, x, self.convs[0].weight):
-            x = self.convs_inference(x)
-        else:
+        if not takes_inference_path(self, x, self.convs[0].weight):
             x = self.convs(x)
-        return x if self.linear is None else self.linear(x.flatten(1))
+            return x if self.linear is None else self.linear(x.flatten(1))
+        x = self.convs_inference(x)
+        if self.linear is None:
+            return x
+        lin = self.linear  # its scaled weight once, not at every call
+        w, b = cache_of(self).get("linear", [lin.weight, lin.bias], lambda: (
+            (lin.weight * lin.weight_gain).t(), lin.bias * lin.bias_gain))
+        return torch.addmm(b.to(x.dtype), x.flatten(1), w.to(x.dtype))
 
     def convs_inference(self, x: torch.Tensor) -> torch.Tensor:
         """The convs with in-place activations, the ones on small maps as im2col matrix products."""

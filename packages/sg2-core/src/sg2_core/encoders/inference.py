@@ -9,7 +9,8 @@ only, so the results differ from the exact path by float rounding (see the tests
 - the identity shortcut is the map itself, the stride-2 one a strided view (the references copy through a
   1x1 max-pool), and the squeeze-excitation's 1x1 convs on a 1x1 map are matrix products;
 - the style blocks' convolutions on maps of :data:`SMALL_MAPS` pixels or less are one matrix product
-  (im2col): there the convolution's per-call weight reorder costs more than the arithmetic.
+  (im2col): there the convolution's per-call weight reorder costs more than the arithmetic; the style
+  blocks' EqualLinear keeps its scaled weight.
 
 What is derived from the weights is kept in an :class:`InferenceCache` on the module and recomputed when a
 source tensor changes (a new tensor, an in-place update, another device or dtype). It is not part of the
@@ -28,10 +29,10 @@ from torch import nn
 from ..layers import conv_path
 
 CL = torch.channels_last
-SMALL_MAPS = 16
-"""Side (pixels) of the input maps at and below which a style block's 3x3 convolution runs as im2col and one
-matrix product. Measured on the 2-core CPU with 512 channels: at 8, 4 and 2 px it was 2-90x faster than the
-convolution at batch 1 and 1.3-2x at batch 8; at 16 px the convolution was as fast or faster."""
+SMALL_MAPS = 4
+"""Side (pixels) of the input maps at and below which a style block's 3x3 convolution runs as patches and one
+matrix product. Measured interleaved on the shared 2-core CPU (512 channels, channels-last, load ~9): at 4 and
+2 px 1.3-4x faster than the convolution at batch 1 and 8; at 8 and 16 px 1.0-2x slower."""
 
 
 class InferenceCache:
@@ -102,12 +103,15 @@ def conv(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, strid
 
 
 def conv_im2col(x: torch.Tensor, layer: nn.Conv2d) -> torch.Tensor:
-    """``layer(x)`` as one matrix product of the unfolded input with the flat weight; channels-last out."""
-    n, _, h, w = x.shape
+    """``layer(x)`` as one matrix product of the input's patches with the flat weight; channels-last out.
+
+    The patches are strided views of the padded input gathered by one copy, in the weight's (C, kh, kw) order
+    (``F.unfold`` took 100x longer on channels-last maps at batch 8)."""
+    n = x.shape[0]
     (kh, kw), (sh, sw), (ph, pw) = layer.kernel_size, layer.stride, layer.padding
-    oh, ow = (h + 2 * ph - kh) // sh + 1, (w + 2 * pw - kw) // sw + 1
-    flat = cache_of(layer).get("flat", [layer.weight], lambda: layer.weight.reshape(layer.out_channels, -1).t())
-    cols = F.unfold(x, layer.kernel_size, padding=layer.padding, stride=layer.stride).transpose(1, 2)
-    cols = cols.reshape(n * oh * ow, -1)
-    out = cols @ flat.to(x.dtype) if layer.bias is None else torch.addmm(layer.bias.to(x.dtype), cols, flat.to(x.dtype))
+    patches = F.pad(x, (pw, pw, ph, ph)).unfold(2, kh, sh).unfold(3, kw, sw)  # [N, C, oh, ow, kh, kw]
+    oh, ow = patches.shape[2:4]
+    cols = patches.permute(0, 2, 3, 1, 4, 5).reshape(n * oh * ow, -1)
+    flat = layer.weight.reshape(layer.out_channels, -1).t().to(x.dtype)  # a view: no copy of the weight
+    out = cols @ flat if layer.bias is None else torch.addmm(layer.bias.to(x.dtype), cols, flat)
     return out.reshape(n, oh, ow, -1).permute(0, 3, 1, 2)
