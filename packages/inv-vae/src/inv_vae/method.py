@@ -11,8 +11,9 @@ W or W+ init is first brought to Z+ by fitting one z per entry through the froze
 
 Weights: ``weights=`` an AgileGAN encoder file (official ``encoder.pt`` layout or our native file, read by
 :func:`inv_vae.load`) or a :class:`VAEStyleEncoder`. Without it, a generator with the demo's config uses the
-shipped ``inv_vae/assets/agilegan_fmnist32.safetensors`` when the package has it; none is shipped yet, so
-otherwise the method refuses to build unless ``allow_untrained=True`` (random, seeded weights: tests only).
+shipped ``inv_vae/assets/agilegan_fmnist32.safetensors`` (trained by ``python -m inv_vae.train encoder``, see
+the README); for any other generator the method refuses to build without weights unless ``allow_untrained=True``
+(random, seeded weights: tests only).
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from .networks import VAEConfig, VAEStyleEncoder
 
 __all__ = ["DEMO_WEIGHTS", "AgileGAN", "default_weights", "fit_z"]
 
-DEMO_WEIGHTS = "agilegan_fmnist32.safetensors"  # the encoder for sg2_core.demo's generator, once shipped
+DEMO_WEIGHTS = "agilegan_fmnist32.safetensors"  # the shipped encoder for sg2_core.demo's generator
 FIT_STEPS, FIT_LR = 100, 0.1
 
 
@@ -90,7 +91,7 @@ class AgileGAN(Method):
             weights = default_weights(self.generator)
             if weights is None:
                 raise FileNotFoundError(
-                    f"agilegan: no trained encoder weights are shipped yet (the demo's would be "
+                    f"agilegan: no trained encoder weights are shipped for this generator (only for the demo's: "
                     f"inv_vae/assets/{DEMO_WEIGHTS}); pass weights= (an AgileGAN encoder.pt or a native file "
                     "saved with sg2_core.save_networks, see inv_vae.load) or allow_untrained=True for a random "
                     "encoder (tests only)")

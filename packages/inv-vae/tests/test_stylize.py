@@ -1,0 +1,68 @@
+"""python -m inv_vae.stylize with the shipped demo encoder and style, and its refusals."""
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from sg2_core import Generator, create_method, demo, save_networks
+from inv_vae.stylize import check_style, load_style, main, stylize
+
+
+def test_demo_default_writes_the_grids_and_keeps_what_exists(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert main(["--out", str(out)]) == 0
+    grid = np.asarray(Image.open(out / "grid.png"))
+    assert grid.shape == (3 * 32, 8 * 32)  # rows: input, source rendering, stylised; 8 demo test images
+    pair = np.asarray(Image.open(out / "demo_test_0_stylized.png"))
+    assert pair.shape == (32, 64)
+    assert "one image took" in capsys.readouterr().out
+    before = (out / "grid.png").read_bytes()
+    assert main(["--out", str(out)]) == 2
+    assert "grid.png exists (and 8 more); pass --overwrite" in capsys.readouterr().err
+    assert (out / "grid.png").read_bytes() == before
+
+
+def test_image_files_are_stylised_as_the_api_does(tmp_path):
+    images = demo.load_test_images()[0][:2]
+    paths = []
+    for i, x in enumerate(images):
+        paths.append(tmp_path / f"in{i}.png")
+        Image.fromarray(((x[0] + 1) * 127.5).round().byte().numpy()).save(paths[-1])
+    assert main([*map(str, paths), "--out", str(tmp_path / "out")]) == 0
+    G = demo.load_generator()
+    agile, style = create_method("agilegan", generator=G), load_style("edges", G)
+    read = torch.from_numpy(np.asarray(Image.open(paths[0]), dtype=np.float32))[None, None] / 127.5 - 1
+    source, stylised = stylize(agile, style, read)
+    assert not torch.allclose(source, stylised, atol=1e-2)  # the style changed the rendering
+    pair = np.asarray(Image.open(tmp_path / "out" / "in0_stylized.png")).astype(np.float32) / 127.5 - 1
+    assert np.abs(pair[:, 32:] - stylised[0, 0].clamp(-1, 1).numpy()).max() <= 1 / 127.5 + 1e-6
+
+
+def test_an_image_of_another_size_is_named(tmp_path, capsys):
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "small.png")
+    assert main([str(tmp_path / "small.png"), "--out", str(tmp_path / "out")]) == 2
+    assert "small.png is 28x28, the generator makes 32x32 images" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_style_generator_of_another_architecture_is_refused(tmp_path, capsys):
+    G = demo.load_generator()
+    other = Generator(G.config.replace(resolution=16))
+    with pytest.raises(ValueError, match=r"another architecture than the encoder's generator: resolution 16 "
+                                         r"\(encoder's generator: 32\)"):
+        check_style(other, G)
+    path = save_networks(tmp_path / "style16.safetensors", {"generator": other})
+    assert main(["--style", str(path), "--out", str(tmp_path / "out")]) == 2
+    assert "style16.safetensors has another architecture" in capsys.readouterr().err
+
+
+def test_a_file_without_a_generator_and_a_missing_style_are_named(tmp_path, capsys):
+    encoder_file = "agilegan_fmnist32.safetensors"
+    from importlib.resources import files
+
+    path = str(files("inv_vae").joinpath("assets", encoder_file))
+    assert main(["--style", path, "--out", str(tmp_path / "a")]) == 2
+    assert "holds no 'generator' (it has ['encoder'])" in capsys.readouterr().err
+    assert main(["--style", "watercolour", "--out", str(tmp_path / "b")]) == 2
+    assert "--style watercolour: no such file, and not a shipped style (edges)" in capsys.readouterr().err
