@@ -1,14 +1,24 @@
 """Images/s of batched projection and batched PTI against one image at a time, measured in one process.
 
-    python -m inv_optim.bench [--n 8] [--project-steps 50] [--pti-steps 50] [--device cpu] [--threads 1]
+    python -m inv_optim.bench [--n 8] [--project-steps 50] [--pti-steps 50] [--repeats 3] [--device cpu]
+                              [--threads 1]
 
 Both sides run the same images, seeds, steps and distance (no early stop, so equal work), and the
-mean final distance and MSE are printed beside the speed, so the quality is seen to be equal.
+mean final distance and MSE are printed beside the speed, so the quality is seen to be equal. PTI's two
+ways (batched per-sample weight offsets, and a generator copy per image tuned one after the other) run
+interleaved ``--repeats`` times: the median speed of each and the peak memory growth of one run of each
+(resident memory on the CPU, allocated memory on CUDA). ``--project-steps 0`` skips the projection timing
+(the pivot is then ``w_avg``).
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import gc
+import os
+import statistics
+import threading
 import time
 
 import torch
@@ -26,9 +36,46 @@ def _timed(fn):
     return result, time.perf_counter() - start
 
 
-def _row(label, n, seconds, inv):
+def _rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+def peak_growth(fn, device) -> tuple[object, int]:
+    """(fn(), peak memory growth in bytes while it ran): CUDA's allocator peak, or the resident set sampled
+    every millisecond (after giving freed heap back, so each run starts from the same point)."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+        torch.cuda.reset_peak_memory_stats(device)
+        start = torch.cuda.memory_allocated(device)
+        out = fn()
+        torch.cuda.synchronize(device)
+        return out, torch.cuda.max_memory_allocated(device) - start
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
+    start, peak, done = _rss(), [0], threading.Event()
+
+    def sample():
+        while not done.is_set():
+            peak[0] = max(peak[0], _rss())
+            time.sleep(0.001)
+
+    thread = threading.Thread(target=sample)
+    thread.start()
+    try:
+        out = fn()
+    finally:
+        done.set()
+        thread.join()
+    return out, max(peak[0], _rss()) - start
+
+
+def _row(label, n, seconds, inv, extra=""):
     print(f"  {label:<22} {n / seconds:8.2f} img/s  distance {inv.extras['distance'].mean().item():.4f}  "
-          f"mse {(inv.render() - inv.extras['_target']).square().mean().item():.5f}")
+          f"mse {(inv.render() - inv.extras['_target']).square().mean().item():.5f}{extra}")
 
 
 def main(argv=None) -> None:
@@ -36,10 +83,13 @@ def main(argv=None) -> None:
     parser.add_argument("--n", type=int, default=8, help="images (default 8)")
     parser.add_argument("--project-steps", type=int, default=50)
     parser.add_argument("--pti-steps", type=int, default=50)
+    parser.add_argument("--repeats", type=int, default=3, help="interleaved PTI runs of each way (default 3)")
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
     parser.add_argument("--distance", default=None, help="inv-metrics distance name (default fmnist)")
     args = parser.parse_args(argv)
+    if args.repeats < 1 or args.n < 1:
+        parser.error("--n and --repeats must be positive")
     if args.threads:
         torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -51,29 +101,38 @@ def main(argv=None) -> None:
     n = images.shape[0]
     stats = w_statistics(generator)
 
-    print(f"projection (W, {args.project_steps} steps):")
     projector = Projector(generator, steps=args.project_steps, distance=distance, seed=0, w_stats=stats)
-    projector(images[:1], steps=2)  # warm-up
-    batched, t_batch = _timed(lambda: projector(images))
-    singles, t_single = _timed(lambda: Inversion.cat([projector(images[i:i + 1], seed=i) for i in range(n)]))
-    for inv in (batched, singles):
-        inv.extras["_target"] = images
-    _row("batched", n, t_batch, batched)
-    _row("one by one", n, t_single, singles)
-    print(f"  speed-up batched / one by one: {t_single / t_batch:.2f}x")
+    pivot = projector(images)
+    if args.project_steps > 0:
+        print(f"projection (W, {args.project_steps} steps):")
+        projector(images[:1], steps=2)  # warm-up
+        batched, t_batch = _timed(lambda: projector(images))
+        singles, t_single = _timed(lambda: Inversion.cat([projector(images[i:i + 1], seed=i) for i in range(n)]))
+        for inv in (batched, singles):
+            inv.extras["_target"] = images
+        _row("batched", n, t_batch, batched)
+        _row("one by one", n, t_single, singles)
+        print(f"  speed-up batched / one by one: {t_single / t_batch:.2f}x")
+        pivot = batched
 
-    print(f"PTI ({args.pti_steps} tuning steps, no early stop, same W pivot):")
-    pivot = batched
-    offsets = PTI(generator, steps=args.pti_steps, distance=distance, stop_distance=None, mode="offsets")
-    copies = PTI(generator, steps=args.pti_steps, distance=distance, stop_distance=None, mode="copy")
-    offsets(images[:1], pivot=pivot[0])  # warm-up
-    tuned_b, t_b = _timed(lambda: offsets(images, pivot=pivot))
-    tuned_s, t_s = _timed(lambda: copies(images, pivot=pivot))
-    for inv in (tuned_b, tuned_s):
+    print(f"PTI ({args.pti_steps} tuning steps, no early stop, same W pivot; median of {args.repeats} "
+          f"interleaved runs):")
+    ways = {"batched offsets": PTI(generator, steps=args.pti_steps, distance=distance, stop_distance=None,
+                                   mode="offsets"),
+            "sequential copies": PTI(generator, steps=args.pti_steps, distance=distance, stop_distance=None,
+                                     mode="copy")}
+    ways["batched offsets"](images[:1], init=pivot[0])  # warm-up
+    results, memory, times = {}, {}, {k: [] for k in ways}
+    for name, method in ways.items():  # output and memory
+        results[name], memory[name] = peak_growth(lambda: method(images, init=pivot), device)
+    for _ in range(args.repeats):
+        for name, method in ways.items():
+            times[name].append(_timed(lambda: method(images, init=pivot))[1])
+    for name, inv in results.items():
         inv.extras["_target"] = images
-    _row("batched offsets", n, t_b, tuned_b)
-    _row("sequential copies", n, t_s, tuned_s)
-    print(f"  speed-up batched / sequential: {t_s / t_b:.2f}x")
+        _row(name, n, statistics.median(times[name]), inv, f"  peak memory growth {memory[name] / 2**20:.1f} MB")
+    ratio = statistics.median(times["sequential copies"]) / statistics.median(times["batched offsets"])
+    print(f"  speed-up batched / sequential: {ratio:.2f}x")
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
 :func:`sg2_core.layers.modulated_conv2d` sends a convolution here when ``sg2_core.use_impl`` allows the fast
 paths (the default ``"auto"`` does when no gradient is recorded, e.g. under ``torch.no_grad()``) and
 :func:`applies` holds: float32 CPU tensors with a 3x3 weight shared by the batch. The results differ from the
-exact path by float rounding only (tested to 1e-4 of the output's range).
+exact path by float rounding only (tested to 1e-4 of the output's range). Per-sample weights (weight offsets)
+do not come here: a Winograd transform per sample and per render cost more than it saves, measured against
+the exact path's grouped convolution (``layers._per_sample_conv``).
 
 - 3x3 convolutions (and the upsampling ones) on maps of :data:`WINOGRAD_SIZES` run through
   ``sg2_kernels.winograd`` with the styles and the demodulation applied by its tile transforms, so one
@@ -19,6 +21,7 @@ This module imports only sg2-kernels.
 
 from __future__ import annotations
 
+import functools
 import math
 import threading
 import weakref
@@ -121,6 +124,24 @@ def applies(x, weight) -> bool:
             and x.dtype == weight.dtype == torch.float32)
 
 
+@functools.cache
+def _transform_matrix(up: int) -> torch.Tensor:
+    """``[64, 9]``: row ``p`` maps a 3x3 kernel's taps to transform point ``p`` of ``winograd.transform_weight``
+    (the Kronecker product of the per-axis weight transforms, the points ``conv3x3`` reads)."""
+    g = winograd.matrices(up)[1]
+    every_point = torch.einsum("pk,ql->pqkl", g, g).reshape(-1, 9)
+    return every_point[winograd._first_points(up)].to(torch.float32).contiguous()
+
+
+def transform_weight(w: torch.Tensor, up: int) -> torch.Tensor:
+    """``winograd.transform_weight(w, up)`` (``[O, I, 3, 3]`` to ``[64, I, O]``) as one ``[64, 9] x [9, I*O]``
+    matrix product, equal to float rounding and several times faster (an einsum over all 169 points of ``up=2``
+    is not computed): a generator copy, whose caches start empty, transforms every weight again."""
+    o, i = w.shape[:2]
+    taps = w.reshape(o, i, 9).permute(2, 1, 0).reshape(9, i * o)
+    return (_transform_matrix(up).to(w.dtype) @ taps).reshape(winograd.WEIGHT_POINTS, i, o)
+
+
 def _use_winograd(x, weight, up) -> bool:
     return (x.shape[2] in WINOGRAD_SIZES.get(up, ())
             and x.shape[1] % winograd.LANES == 0 and weight.shape[0] % winograd.LANES == 0
@@ -137,7 +158,7 @@ def modulated_conv2d(x, weight, styles, up, padding, resample_filter, demodulate
         square_sums = derived(weight, "square_sums", lambda w: w.square().sum(dim=[2, 3]))
         dcoefs = (styles.square() @ square_sums.t() + 1e-8).rsqrt()  # [N, O]
     if _use_winograd(x, weight, up):
-        u = derived(weight, f"winograd{up}", lambda w: winograd.transform_weight(w, up=up))
+        u = derived(weight, f"winograd{up}", lambda w: transform_weight(w, up))
         if up == 1:
             return winograd.conv3x3(x, u, in_scale=styles, out_scale=dcoefs)
         size = [winograd.output_size(s, up) for s in x.shape[2:]]

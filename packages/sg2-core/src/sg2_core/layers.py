@@ -14,9 +14,10 @@ import math
 import os
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
-from sg2_kernels import ACTIVATIONS, bias_act, conv2d_resample, noise_bias_lrelu_, setup_filter
+from sg2_kernels import ACTIVATIONS, bias_act, blur_transposed, conv2d_resample, noise_bias_lrelu_, setup_filter
 
 from . import cpu_inference
 
@@ -151,7 +152,8 @@ def modulated_conv2d(x, weight, styles, noise=None, up=1, padding=0, resample_fi
     ``weight`` is ``[O, I, k, k]`` shared by the batch, or ``[N, O, I, k, k]`` per sample (how per-sample
     weight offsets enter); ``styles`` is ``[N, I]``. ``noise`` is added after the convolution. The path is
     :func:`conv_path`'s. On the exact path this is NVIDIA's order of operations: per-sample weights (and a
-    batch of one) as one grouped convolution with modulated and demodulated weights, a shared weight as one
+    batch of one) as one grouped convolution with modulated and demodulated weights (per-sample weights
+    with the demodulation as ``sum_i s_i^2 sum_k w^2``, see :func:`_per_sample_conv`), a shared weight as one
     batched convolution with the styles and demodulation applied to the activations (their training path),
     and 1x1 kernels (toRGB) as a batched matrix product. On the inference path a shared 3x3 weight goes to
     :mod:`sg2_core.cpu_inference`; ``cache`` is the owning layer's ``cpu_inference.WeightCache``.
@@ -167,13 +169,15 @@ def modulated_conv2d(x, weight, styles, noise=None, up=1, padding=0, resample_fi
         y = cpu_inference.modulated_conv2d(x, weight, styles, up, padding, resample_filter, demodulate, cache)
         return y if noise is None else y.add_(noise.to(y.dtype))
     nnpack = path != "exact"
+    if per_sample and k > 1:
+        return _per_sample_conv(x, weight, styles, noise, up, padding, resample_filter, demodulate, nnpack)
     w = (weight if per_sample else weight.unsqueeze(0)) * styles.reshape(n, 1, -1, 1, 1)
     dcoefs = (w.square().sum(dim=[2, 3, 4]) + 1e-8).rsqrt() if demodulate else None  # [N, O]
     if k == 1 and up == 1:
         if dcoefs is not None:
             w = w * dcoefs.reshape(n, -1, 1, 1, 1)
         y = torch.matmul(w[..., 0, 0].to(x.dtype), x.reshape(n, in_channels, h * w_)).reshape(n, out_channels, h, w_)
-    elif per_sample or n == 1:
+    elif n == 1:
         if dcoefs is not None:
             w = w * dcoefs.reshape(n, -1, 1, 1, 1)
         y = conv2d_resample(x.reshape(1, n * in_channels, h, w_), w.reshape(n * out_channels, in_channels, k, k).to(x.dtype),
@@ -184,4 +188,38 @@ def modulated_conv2d(x, weight, styles, noise=None, up=1, padding=0, resample_fi
                             up=up, padding=padding, nnpack=nnpack)
         if dcoefs is not None:
             y = y * dcoefs.to(y.dtype).reshape(n, -1, 1, 1)
+    return y if noise is None else y.add_(noise.to(y.dtype))
+
+
+def _per_sample_conv(x, weights, styles, noise, up, padding, resample_filter, demodulate, nnpack):
+    """Per-sample weights ``[N, O, I, k, k]`` as one grouped convolution. The styles and the demodulation
+    become one ``[N, O, I]`` scale and one multiply of the weights, with the demodulation from
+    ``sum_i s_i^2 sum_k w^2`` (a pass over the weights, not over a modulated copy); forward and backward then
+    touch the ``[N, O, I, k, k]`` weights twice instead of four times. Upsampling ones: :func:`_per_sample_conv_up`."""
+    n, in_channels, h, w_ = x.shape
+    out_channels, k = weights.shape[1], weights.shape[-1]
+    scale = styles.unsqueeze(1)  # [N, 1, I]
+    if demodulate:
+        square_sums = weights.square().sum(dim=[3, 4])  # [N, O, I]
+        dcoefs = (torch.bmm(square_sums, styles.square().unsqueeze(2)) + 1e-8).rsqrt()  # [N, O, 1]
+        scale = scale * dcoefs
+    w = (weights * scale.unsqueeze(-1).unsqueeze(-1)).to(x.dtype)
+    if up > 1:  # torch's grouped transposed convolution is its slow generic one (measured 10-25x this, with backward)
+        return _per_sample_conv_up(x, w, noise, up, padding, resample_filter)
+    y = conv2d_resample(x.reshape(1, n * in_channels, h, w_), w.reshape(n * out_channels, in_channels, k, k),
+                        resample_filter, up=up, padding=padding, groups=n, nnpack=nnpack)
+    y = y.reshape(n, out_channels, y.shape[2], y.shape[3])
+    return y if noise is None else y.add_(noise.to(y.dtype))
+
+
+def _per_sample_conv_up(x, w, noise, up, padding, resample_filter):
+    """``conv2d_resample(..., up=up, groups=N)`` for modulated per-sample weights ``w [N, O, I, k, k]``: the
+    stride-``up`` transposed convolution as one batched matrix product (every input pixel times every tap,
+    ``[N, O*k*k, H*W]``) whose columns ``F.fold`` adds into the full output, then the same blur."""
+    n, in_channels, h, w_ = x.shape
+    out_channels, k = w.shape[1], w.shape[-1]
+    taps = w.permute(0, 1, 3, 4, 2).reshape(n, out_channels * k * k, in_channels)
+    columns = torch.bmm(taps, x.reshape(n, in_channels, h * w_))
+    full = F.fold(columns, ((h - 1) * up + k, (w_ - 1) * up + k), k, stride=up)
+    y = blur_transposed(full, resample_filter, up, padding, k)
     return y if noise is None else y.add_(noise.to(y.dtype))

@@ -50,10 +50,18 @@ def check_offsets(synthesis, offsets, n: int | None = None) -> dict[str, torch.T
         if list(offset.shape) != expected:
             raise ValueError(f"weight_offsets[{raw_name!r}] must have shape {expected} ([N, *weight shape]), "
                              f"got {list(offset.shape)}")
-        if offset.is_floating_point() and not torch.isfinite(offset).all():
+        if offset.is_floating_point() and not _all_finite(offset):
             raise ValueError(f"weight_offsets[{raw_name!r}] contains NaN or inf")
         checked[name] = offset
     return checked
+
+
+def _all_finite(t: torch.Tensor) -> bool:
+    """``torch.isfinite(t).all()`` at the cost of one sum (a NaN or inf makes the sum NaN or inf), which matters
+    since every render with offsets checks them; the full test only when the sum is not finite (NaN or inf
+    inside, or finite values summing past float's range)."""
+    t = t.detach()
+    return bool(torch.isfinite(t.sum())) or bool(torch.isfinite(t).all())
 
 
 def _scale(synthesis, name: str) -> float:
