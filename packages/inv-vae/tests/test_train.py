@@ -110,3 +110,13 @@ def test_missing_exemplar_folder_is_named(tmp_path, capsys):
     argv[argv.index("fmnist-edges")] = str(tmp_path / "nowhere")
     assert main(argv) == 2
     assert "nowhere: no such folder" in capsys.readouterr().err
+
+
+def test_the_dispatcher_lists_agilegan_and_passes_the_kind_on(capsys):
+    assert main(["--list"]) == 0
+    assert "trainable methods: agilegan" in capsys.readouterr().out
+    assert main(["--method", "agilegan", "style", "--help"]) == 0
+    assert "--exemplars" in capsys.readouterr().out
+    with pytest.raises(SystemExit):  # called directly (no dispatcher), argparse's --help exits
+        main(["encoder", "--help"])
+    assert "--kl KL" in capsys.readouterr().out
