@@ -150,3 +150,21 @@ print(json.dumps({
     # And it is our code: the installed inv_hyper is byte for byte the source.
     installed = Path(report["modules"]["inv_hyper"][2])
     assert installed.read_bytes() == (REPO / "packages/inv-hyper/src/inv_hyper/__init__.py").read_bytes()
+
+    # With nothing else of ours installed by hand, the registered method inverts the demo images with the
+    # shipped weights, better than its own phase I, and the interpolation command runs.
+    works = """
+import json, torch
+from sg2_core import create_method, demo, list_methods
+G = demo.load_generator()
+x = demo.load_test_images()[0][:16]
+full, phase1 = create_method("hyperinverter", generator=G)(x), create_method("hyperinverter-w", generator=G)(x)
+mse = lambda inv: float((inv.render() - x).square().mean())
+print(json.dumps({"methods": list_methods(), "mse": mse(full), "mse_phase1": mse(phase1),
+                  "offsets": len(full.weight_offsets)}))
+"""
+    result = json.loads(_run([python, "-c", works], env=env, cwd=tmp_path).stdout)
+    assert {"hyperinverter", "hyperinverter-w"} <= set(result["methods"])
+    assert result["offsets"] == 11 and result["mse"] < result["mse_phase1"], result
+    _run([python, "-m", "inv_hyper.interpolate", "--steps", "3", "--out", "grid.png"], env=env, cwd=tmp_path)
+    assert (tmp_path / "grid.png").stat().st_size > 0

@@ -169,3 +169,22 @@ def test_warnings_are_not_raised_for_a_plain_save(tmp_path, g32, d32):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         native.save(tmp_path / "a.safetensors", G=g32, D=d32)
+
+
+def test_networks_stored_as_float16_load_back_as_float32(tmp_path):
+    from safetensors.torch import load_file
+
+    G = Generator(GeneratorConfig(z_dim=8, w_dim=8, resolution=8, img_channels=1, mapping_layers=1,
+                                  channel_base=64, channel_max=8))
+    path = native.save_networks(tmp_path / "half.safetensors", {"G_ema": G}, extra={"note": torch.ones(2)},
+                                dtype=torch.float16)
+    stored = load_file(path)
+    assert stored["G_ema.synthesis.b4.conv1.weight"].dtype == torch.float16
+    extras = [v for k, v in stored.items() if k.startswith("extra.")]
+    assert [v.dtype for v in extras] == [torch.float32]  # extras are kept as they are
+    back = native.load_networks(path)["G_ema"]
+    for key, value in G.state_dict().items():
+        got = back.state_dict()[key]
+        assert got.dtype == value.dtype
+        if value.is_floating_point():
+            assert torch.equal(got, value.half().float())

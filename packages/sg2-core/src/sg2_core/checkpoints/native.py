@@ -171,13 +171,15 @@ def _encode_extra(extra: Mapping | None) -> tuple[dict, dict]:
 
 
 def save_networks(path, networks: Mapping[str, nn.Module], extra: Mapping | None = None, *,
-                  overwrite: bool = True) -> Path:
+                  overwrite: bool = True, dtype: torch.dtype | None = None) -> Path:
     """Write ``networks`` (``{name: module}``, each of a :func:`register_network` class) and ``extra`` to
     one safetensors file, atomically (a failure leaves ``path`` as it was).
 
     ``extra`` may hold JSON-like values and tensors; a top-level entry that cannot be stored (e.g. an
     optimizer state with integer keys) is left out with a :class:`CheckpointWarning` naming it.
-    ``overwrite=False`` refuses an existing ``path``.
+    ``overwrite=False`` refuses an existing ``path``. ``dtype`` (e.g. ``torch.float16``) stores the networks'
+    floating tensors in that type: half the file for shipped weights; :func:`load_networks` casts them back to
+    each network's own dtype.
     """
     from .. import __version__
 
@@ -198,6 +200,8 @@ def save_networks(path, networks: Mapping[str, nn.Module], extra: Mapping | None
         metadata[f"{name}_config"] = json.dumps(net.config.to_dict())
         metadata[f"{name}_class"] = _class_path(type(net))
         tensors.update(_stored_tensors(name, net, seen))
+    if dtype is not None:
+        tensors = {k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}
     encoded, extra_tensors = _encode_extra(extra)
     tensors.update(extra_tensors)
     metadata["extra"] = json.dumps(encoded)
