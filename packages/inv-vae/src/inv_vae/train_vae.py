@@ -24,6 +24,7 @@ The run's shape (snapshots, exact ``--resume``, samples, validation, torchrun) i
 from __future__ import annotations
 
 import copy
+import sys
 
 import torch
 
@@ -32,6 +33,7 @@ from sg2_core.losses import PathLengthRegularizer, d_logistic_loss, g_nonsaturat
 from sg2_core.losses import r1_penalty
 from sg2_core.optim import Ranger
 
+from .exemplars import resolve_exemplars
 from .losses import KL_WEIGHT, kl_divergence
 from .networks import VAEConfig, VAEStyleEncoder
 
@@ -90,6 +92,10 @@ def freeze_discriminator(D, blocks: int) -> list[str]:
     return names[:blocks]
 
 
+def _trainable(net) -> list:
+    return [p for p in net.parameters() if p.requires_grad]
+
+
 class StyleObjective(fit.Objective):
     """Transfer learning of a copy of ``source`` on style exemplars, latents from the Z+ prior."""
 
@@ -107,12 +113,11 @@ class StyleObjective(fit.Objective):
         self.r1_gamma, self.r1_every, self.pl_weight, self.pl_every = r1_gamma, r1_every, pl_weight, pl_every
         self.threshold, self.fidelity_every = fidelity_threshold, fidelity_every
         self.path_length = PathLengthRegularizer().to(next(self.G.parameters()).device)
-        trainable = lambda net: [p for p in net.parameters() if p.requires_grad]  # noqa: E731
         self.networks = {"generator": self.G, "discriminator": self.D}
         self.optimizers = {
-            "generator": torch.optim.Adam(trainable(self.G), **lazy_optimizer_settings(
+            "generator": torch.optim.Adam(_trainable(self.G), **lazy_optimizer_settings(
                 lr, betas, pl_every if pl_weight > 0 else None)),
-            "discriminator": torch.optim.Adam(trainable(self.D), **lazy_optimizer_settings(
+            "discriminator": torch.optim.Adam(_trainable(self.D), **lazy_optimizer_settings(
                 lr, betas, r1_every if r1_gamma > 0 else None))}
         device = next(self.G.parameters()).device
         fixed = torch.Generator().manual_seed(FIDELITY_SEED)  # its own generator: the run's RNG stream is untouched
@@ -208,7 +213,7 @@ def train_encoder(argv=None) -> int:
     add_loss_arguments(p)
     args = p.parse_args(argv)
     if args.kl < 0:
-        print("error: --kl must be >= 0", file=__import__("sys").stderr)
+        print(f"error: --kl must be >= 0, got {args.kl}", file=sys.stderr)
         return 2
     options = {"lr": args.lr, "widths": list(args.widths), "input_size": args.input_size, "kl": args.kl}
 
@@ -222,8 +227,6 @@ def train_encoder(argv=None) -> int:
 
 
 def train_style(argv=None) -> int:
-    import sys
-
     from inv_metrics.distances import load_distance
 
     p = fit.parser("python -m inv_vae.train style", __doc__)
@@ -259,9 +262,8 @@ def train_style(argv=None) -> int:
         options["distance"] = name
         encoder = None
         if args.encoder or args.generator == "demo":
-            from .method import default_weights
-
             from .checkpoint import load
+            from .method import default_weights
 
             weights = args.encoder or default_weights(generator)
             encoder = None if weights is None else load(weights, generator=generator).encoder.to(device).eval()
@@ -272,8 +274,8 @@ def train_style(argv=None) -> int:
 
     try:  # the exemplars are checked against the generator before any training work
         generator, _ = fit.load_generator(args.generator, "cpu")
-        folder, _ = __import__("inv_vae.exemplars", fromlist=["resolve_exemplars"]).resolve_exemplars(
-            args.exemplars, args.batch_size, generator.img_channels, generator.img_resolution)
+        folder, _ = resolve_exemplars(args.exemplars, args.batch_size, generator.img_channels,
+                                      generator.img_resolution)
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -283,8 +285,6 @@ def train_style(argv=None) -> int:
 
 def main(argv=None) -> int:
     """``encoder ...`` or ``style ...`` (the first word picks the trainer; ``encoder`` when none is given)."""
-    import sys
-
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv and argv[0] in KINDS:
         kind, argv = argv[0], argv[1:]
