@@ -1,6 +1,6 @@
 """sg2_core.encoders against the reference encoders (shared/fixtures/encoders, reduced widths, float16 weights).
 
-Fixture checks run the plain torch path (these modules have no CPU fast path) in float32 against the
+Fixture checks run the encoders as users do (in eval mode without gradients: the inference path) in float32 against the
 reference's float32 values, and in float64 against its float64 values (``*_f64``). Tolerances: the fixture
 README's for float32; for float64 against float64, 1e-9, which any float32 step would exceed by 1e3 (the
 float32-float64 gap is 8e-6 on the codes) while leaving room for another summation order.
