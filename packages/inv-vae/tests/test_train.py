@@ -120,3 +120,12 @@ def test_the_dispatcher_lists_agilegan_and_passes_the_kind_on(capsys):
     with pytest.raises(SystemExit):  # called directly (no dispatcher), argparse's --help exits
         main(["encoder", "--help"])
     assert "--kl KL" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--freeze-d", "4"], "--freeze-d 4: this discriminator has 3 blocks before its epilogue (b32, b16, b8)"),
+    (["--data", "fmnist-test"], "style training reads --exemplars, not --data"),
+])
+def test_bad_style_options_are_named(tmp_path, capsys, extra, message):
+    assert main(["style", "--steps", "2", "--run-dir", str(tmp_path / "run"), *STYLE, *extra]) == 2
+    assert message in capsys.readouterr().err

@@ -246,6 +246,9 @@ def train_style(argv=None) -> int:
     p.add_argument("--fidelity-every", type=int, default=50)
     p.set_defaults(val_images=16, batch_size=8)
     args = p.parse_args(argv)
+    if args.data != p.get_default("data"):
+        print("error: style training reads --exemplars, not --data", file=sys.stderr)
+        return 2
     if args.fidelity_every < 1:
         print(f"error: --fidelity-every must be >= 1, got {args.fidelity_every}", file=sys.stderr)
         return 2
