@@ -132,6 +132,21 @@ ROWS = [
         "error: --batches must be >= 1, got [0]"),
     # python -m inv_optim.train (the trainers of the method contract)
     Row("inv_optim.train", ("--method", "nope"), "error: 'nope' is not a trainable method of inv_optim"),
+    # python -m inv_hyper.train and inv_encoders.train (sg2_core.fit), inv_hyper.interpolate
+    Row("inv_hyper.train", ("--phase", "2", "--steps", "2", "--run-dir", "{w}/new"),
+        "error: --phase 2 needs --phase1 FILE"),
+    Row("inv_hyper.train", ("--phase", "1", "--steps", "0", "--run-dir", "{w}/new"), "error: --steps must be >= 1, got 0"),
+    Row("inv_hyper.train", ("--phase", "1", "--steps", "2", "--run-dir", "{w}/run"),
+        "error: --run-dir {w}/run is not empty", keep=("run",)),
+    Row("inv_hyper.train", ("--phase", "2", "--phase1", "{w}/user.safetensors", "--steps", "2", "--run-dir",
+                            "{w}/new", "--data", "{w}/c32.npy"),
+        "cannot read the file as safetensors", keep=("user.safetensors",)),
+    Row("inv_hyper.interpolate", ("{w}/grey",), "error: give two images (A and B), got 1"),
+    Row("inv_hyper.interpolate", ("--steps", "1"), "error: --steps must be >= 2, got 1"),
+    Row("inv_hyper.interpolate", ("--out", "{w}/inv_done/grid.png"), "exists; pass --overwrite", keep=("inv_done",)),
+    Row("inv_encoders.train", ("--method", "nope"), "error: 'nope' is not a trainable method of inv_encoders"),
+    Row("inv_encoders.train", ("--method", "psp", "--steps", "2", "--run-dir", "{w}/new", "--data", "{w}/c32.npy",
+                               "--id-weights", "{w}/missing-arcface.pth"), "missing-arcface.pth"),
 ]
 
 
@@ -193,7 +208,8 @@ def test_every_command_has_rows():
     assert {r.module for r in ROWS} >= {"sg2_core.train", "inv_metrics.fid", "inv_metrics.report",
                                          "inv_metrics.train_fmnist_features", "inv_optim.train_collab",
                                          "sg2_core.invert", "sg2_core.convert", "inv_optim.train",
-                                         "inv_encoders.bench"}
+                                         "inv_encoders.bench", "inv_hyper.train", "inv_hyper.interpolate",
+                                         "inv_encoders.train"}
 
 
 def test_train_collab_sigint_saves_the_network_and_exits_130(workspace, tmp_path):

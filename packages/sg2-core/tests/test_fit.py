@@ -61,7 +61,7 @@ def main(argv):
     p = fit.parser("tiny", "a tiny trainer")
     p.add_argument("--lr", type=float, default=1e-3)
     args = p.parse_args(argv)
-    return fit.run(args, lambda G, device: Tiny(G, args.lr), {"lr": args.lr}, name="tiny")
+    return fit.run(args, lambda G, device: Tiny(G, args.lr), {"lr": args.lr, "sizes": (4, 8)}, name="tiny")
 
 if __name__ == "__main__":
     torch.set_num_threads(1)

@@ -71,12 +71,15 @@ class HyperInverter(Method):
             return read_networks(weights, self.generator)
         if not allow_untrained:
             shipped = files("inv_hyper").joinpath("assets", DEMO_WEIGHTS)
-            if shipped.is_file():
-                with as_file(shipped) as path:
-                    try:
-                        return read_networks(path, self.generator)
-                    except ValueError:
-                        pass  # another generator than the demo's: say what to pass instead
+            if not shipped.is_file():
+                raise FileNotFoundError(f"{self.name}: the demo weights {DEMO_WEIGHTS} are missing from the "
+                                        f"inv_hyper package (expected at {shipped}); reinstall inv-hyper, or pass "
+                                        "weights=")
+            with as_file(shipped) as path:
+                try:
+                    return read_networks(path, self.generator)
+                except ValueError:
+                    pass  # another generator than the demo's: say what to pass instead
             raise FileNotFoundError(f"{self.name}: the shipped weights are for the demo generator only; for this "
                                     "generator pass weights= (an official HyperInverter checkpoint, or a file from "
                                     "python -m inv_hyper.train), or allow_untrained=True for random networks "

@@ -12,6 +12,8 @@ Adam with lr 1e-4. The run's shape (snapshots, exact ``--resume``, samples, vali
 
 from __future__ import annotations
 
+import sys
+
 import torch
 
 from sg2_core import fit
@@ -144,7 +146,8 @@ def main(argv=None) -> int:
     add_loss_arguments(p)
     args = p.parse_args(argv)
     if args.phase == 2 and not args.phase1:
-        p.error("--phase 2 needs --phase1 FILE (the result of --phase 1)")
+        print("error: --phase 2 needs --phase1 FILE (the result of --phase 1)", file=sys.stderr)
+        return 2
     adv_start = args.steps // 2 if args.adv_start is None else args.adv_start
     config = HyperConfig(widths=tuple(args.widths), feature_dim=args.feature_dim, hidden_dim=args.hidden_dim,
                          extractor_dim=args.extractor_dim, encoder_size=args.encoder_size)

@@ -219,7 +219,9 @@ class _Run:
     """The state :func:`run` saves and restores: objective, data order, RNG, step."""
 
     def __init__(self, objective: Objective, order: DataOrder, options: dict):
-        self.objective, self.order, self.options, self.step = objective, order, options, 0
+        # as the snapshot stores them (JSON: tuples become lists), so a resume compares like with like
+        self.objective, self.order, self.step = objective, order, 0
+        self.options = json.loads(json.dumps(options))
 
     def save(self, folder: Path) -> Path:
         o = self.objective
