@@ -113,10 +113,10 @@ class HyperInverter(Method):
     @torch.no_grad()
     def predict_offsets(self, images: torch.Tensor, w_images: torch.Tensor) -> dict[str, torch.Tensor]:
         """Phase II: ``{layer: [N, *weight shape]}`` from the input and the phase-I image."""
-        encoder = self.networks.w_bar_encoder
         size = self.encoder_size
-        w_bar_codes = encoder(resize(images, size))
-        w_image_codes = encoder(resize(w_images, size))
+        # one encoder pass over both stacks (eval mode: batch norm uses its running statistics)
+        both = self.networks.w_bar_encoder(torch.cat([resize(w_images, size), resize(images, size).to(w_images)]))
+        w_image_codes, w_bar_codes = both.split(len(images))
         return self.networks.hypernet(w_image_codes, w_bar_codes)
 
     def invert(self, images: torch.Tensor, init: Inversion | None) -> Inversion:
