@@ -21,13 +21,10 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import ctypes
-import gc
 import importlib
 import os
 import statistics
 import sys
-import threading
 import time
 import types
 from pathlib import Path
@@ -35,6 +32,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from inv_metrics.memory import peak_growth
 from sg2_core import use_impl
 
 from .checkpoints import from_dict
@@ -44,7 +42,6 @@ OPTS = {"psp": {"encoder_type": "GradualStyleEncoder", "output_size": 1024, "inp
                 "start_from_latent_avg": True},
         "e4e": {"encoder_type": "Encoder4Editing", "stylegan_size": 1024, "start_from_latent_avg": True}}
 REPOS = {"psp": ("pixel2style2pixel", "GradualStyleEncoder"), "e4e": ("encoder4editing", "Encoder4Editing")}
-PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 # ------------------------------------------------------------------------------------------------ weights
@@ -128,48 +125,6 @@ def reference_encoder(cls: type, method: str, state: dict) -> nn.Module:
 
 # --------------------------------------------------------------------------------------------- measuring
 
-def _rss() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * PAGE
-
-
-def _trim():
-    """Give freed heap back to the OS, so each measurement starts from the same resident set."""
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
-def peak_growth(fn, device: torch.device) -> int:
-    """Peak memory growth in bytes while ``fn()`` ran: the CUDA allocator's peak, or the resident set sampled
-    every millisecond on the CPU."""
-    _trim()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        start = torch.cuda.memory_allocated(device)
-        fn()
-        torch.cuda.synchronize(device)
-        return torch.cuda.max_memory_allocated(device) - start
-    start, peak, done = _rss(), [0], threading.Event()
-
-    def sample():
-        while not done.is_set():
-            peak[0] = max(peak[0], _rss())
-            time.sleep(0.001)
-
-    thread = threading.Thread(target=sample)
-    thread.start()
-    try:
-        fn()
-    finally:
-        done.set()
-        thread.join()
-    return max(peak[0], _rss()) - start
-
-
 def _timed(fn, device: torch.device) -> float:
     if device.type == "cuda":
         torch.cuda.synchronize(device)
@@ -209,7 +164,7 @@ def run(psp_repo, e4e_repo=None, batches=(1, 8), repeats: int = 3, device="cpu",
             with torch.inference_mode(), autocast():
                 for name, fn in ways.items():  # warm-up (and the caches of the inference path), then memory
                     outs[name] = fn(x).float()
-                    memory[name] = peak_growth(lambda fn=fn: fn(x), device)
+                    memory[name] = peak_growth(lambda fn=fn: fn(x), device)[1]
                 for _ in range(repeats):  # interleaved
                     for name, fn in ways.items():
                         times[name].append(_timed(lambda fn=fn: fn(x), device))

@@ -14,58 +14,18 @@ from __future__ import annotations
 
 import argparse
 import copy
-import ctypes
-import gc
-import os
 import statistics
-import threading
 import time
 
 import torch
 
+from inv_metrics.memory import peak_growth
 from sg2_core import Generator, GeneratorConfig
 
 from .hypernetwork import Hypernetwork
 
 BENCH_CONFIG = GeneratorConfig(resolution=256, z_dim=256, w_dim=256, channel_base=8192, channel_max=256,
                                mapping_layers=2)
-PAGE = os.sysconf("SC_PAGE_SIZE")
-
-
-def _rss() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * PAGE
-
-
-def _trim():
-    """Give freed heap back to the OS, so each measurement starts from the same resident set."""
-    gc.collect()
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-
-
-def peak_growth(fn) -> tuple[object, int]:
-    """(fn(), peak RSS growth in bytes while it ran), sampling /proc/self/statm every millisecond."""
-    _trim()
-    start, peak, done = _rss(), [0], threading.Event()
-
-    def sample():
-        while not done.is_set():
-            peak[0] = max(peak[0], _rss())
-            time.sleep(0.001)
-
-    thread = threading.Thread(target=sample)
-    thread.start()
-    try:
-        out = fn()
-    finally:
-        done.set()
-        thread.join()
-    return out, max(peak[0], _rss()) - start
-
-
 def batched(G, ws, deltas):
     with torch.no_grad():
         return G.synthesis(ws, weight_offsets=deltas, noise_mode="const")

@@ -14,15 +14,12 @@ interleaved ``--repeats`` times: the median speed of each and the peak memory gr
 from __future__ import annotations
 
 import argparse
-import ctypes
-import gc
-import os
 import statistics
-import threading
 import time
 
 import torch
 
+from inv_metrics.memory import peak_growth
 from sg2_core import Inversion
 
 from ._demo import demo_generator, demo_images, resolve_demo_distance
@@ -34,43 +31,6 @@ def _timed(fn):
     start = time.perf_counter()
     result = fn()
     return result, time.perf_counter() - start
-
-
-def _rss() -> int:
-    with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-def peak_growth(fn, device) -> tuple[object, int]:
-    """(fn(), peak memory growth in bytes while it ran): CUDA's allocator peak, or the resident set sampled
-    every millisecond (after giving freed heap back, so each run starts from the same point)."""
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-        torch.cuda.reset_peak_memory_stats(device)
-        start = torch.cuda.memory_allocated(device)
-        out = fn()
-        torch.cuda.synchronize(device)
-        return out, torch.cuda.max_memory_allocated(device) - start
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass
-    start, peak, done = _rss(), [0], threading.Event()
-
-    def sample():
-        while not done.is_set():
-            peak[0] = max(peak[0], _rss())
-            time.sleep(0.001)
-
-    thread = threading.Thread(target=sample)
-    thread.start()
-    try:
-        out = fn()
-    finally:
-        done.set()
-        thread.join()
-    return out, max(peak[0], _rss()) - start
 
 
 def _row(label, n, seconds, inv, extra=""):

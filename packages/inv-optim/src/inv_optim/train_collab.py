@@ -33,6 +33,7 @@ from pathlib import Path
 
 import torch
 from sg2_core import CheckpointWarning, load_networks, save_networks
+from sg2_core.fit import DataOrder
 
 from .collab import LatentCache, iterator_loss, refine_wplus
 from .distance import Distance, default_distance
@@ -111,28 +112,6 @@ class CollabTrainer:
         self.cache.codes.copy_(state["cache"]["codes"])
         self.cache.loss.copy_(state["cache"]["loss"])
         self.steps = int(state["steps"])
-
-
-class DataOrder:
-    """Batches of dataset indices: a seeded permutation per epoch, dropping the last partial batch."""
-
-    def __init__(self, n: int, batch_size: int, seed: int):
-        self.n, self.batch_size = n, batch_size
-        self.generator = torch.Generator().manual_seed(seed)
-        self.order, self.cursor = torch.randperm(n, generator=self.generator), 0
-
-    def next(self) -> torch.Tensor:
-        if self.cursor + self.batch_size > self.n:
-            self.order, self.cursor = torch.randperm(self.n, generator=self.generator), 0
-        self.cursor += self.batch_size
-        return self.order[self.cursor - self.batch_size:self.cursor]
-
-    def state(self) -> dict:
-        return {"order": self.order, "cursor": self.cursor, "generator": self.generator.get_state()}
-
-    def load_state(self, state: dict) -> None:
-        self.order, self.cursor = state["order"].clone(), int(state["cursor"])
-        self.generator.set_state(state["generator"])
 
 
 def save_snapshot(folder: Path, trainer: CollabTrainer, order: DataOrder, options: dict, seconds: float) -> Path:
