@@ -140,7 +140,6 @@ def parser(prog: str, description: str) -> argparse.ArgumentParser:
     return p
 
 
-COMMON_OPTIONS = ("generator", "data", "num_images", "batch_size", "seed")  # a resume must keep these
 
 
 def load_generator(spec: str, device) -> tuple[nn.Module, str]:
