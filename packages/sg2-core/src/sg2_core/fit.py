@@ -140,8 +140,6 @@ def parser(prog: str, description: str) -> argparse.ArgumentParser:
     return p
 
 
-
-
 def load_generator(spec: str, device) -> tuple[nn.Module, str]:
     """The frozen generator a method trains for: the demo's, or a checkpoint's G_ema."""
     if spec in (None, "demo"):
