@@ -33,7 +33,7 @@ from pathlib import Path
 
 import torch
 from sg2_core import CheckpointWarning, load_networks, save_networks
-from sg2_core.fit import DataOrder
+from sg2_core.fit import DataOrder, check_out_file, check_run_dir
 
 from .collab import LatentCache, iterator_loss, refine_wplus
 from .distance import Distance, default_distance
@@ -278,7 +278,6 @@ def _check_args(args) -> tuple[torch.device, Path | None]:
     """The device and the snapshot to resume (or None), after refusing what would fail or lose work later
     (before the generator is even loaded)."""
     from sg2_core.devices import resolve_device
-    from sg2_core.train import latest_snapshot
 
     if args.steps is not None and args.steps < 1:
         raise ValueError(f"--steps must be >= 1, got {args.steps}")
@@ -289,26 +288,8 @@ def _check_args(args) -> tuple[torch.device, Path | None]:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.num_images is not None and args.num_images < 1:
         raise ValueError(f"--num-images must be >= 1, got {args.num_images}")
-    snapshot = None
-    if args.run_dir is not None:
-        run_dir = Path(args.run_dir)
-        if run_dir.exists() and not run_dir.is_dir():
-            raise ValueError(f"--run-dir {run_dir} is a file, not a folder")
-        if args.resume:
-            snapshot = latest_snapshot(run_dir)
-        elif run_dir.is_dir() and any(run_dir.iterdir()):
-            held = sorted(p.name for p in run_dir.iterdir())
-            shown = ", ".join(held[:3]) + (", ..." if len(held) > 3 else "")
-            raise ValueError(f"--run-dir {run_dir} is not empty ({shown}); continue that run with --resume, "
-                             "or give a new or empty folder")
-    if args.out is not None:
-        out = Path(args.out)
-        if out.is_dir():
-            raise ValueError(f"--out {out} is a folder; give a file name")
-        if out.exists() and not args.overwrite:
-            raise ValueError(f"--out {out} exists; pass --overwrite to replace it, or choose another file")
-        if not out.parent.is_dir():
-            raise ValueError(f"--out {out}: the folder {out.parent} does not exist")
+    snapshot = None if args.run_dir is None else check_run_dir(args.run_dir, args.resume)
+    check_out_file(args.out, args.overwrite)
     return resolve_device(args.device), snapshot
 
 

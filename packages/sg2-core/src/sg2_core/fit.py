@@ -190,20 +190,29 @@ def check_args(args) -> Path | None:
     _, size = world()
     if args.batch_size % size:
         raise ValueError(f"--batch-size {args.batch_size} does not split over {size} processes")
-    if args.out is not None:
-        out = Path(args.out)
-        if out.is_dir():
-            raise ValueError(f"--out {out} is a folder; give a file name")
-        if out.exists() and not args.overwrite:
-            raise ValueError(f"--out {out} exists; pass --overwrite to replace it, or choose another file")
-        if not out.parent.is_dir():
-            raise ValueError(f"--out {out}: the folder {out.parent} does not exist")
-    if args.run_dir is None:
-        return None
-    run_dir = Path(args.run_dir)
+    check_out_file(args.out, args.overwrite)
+    return None if args.run_dir is None else check_run_dir(args.run_dir, args.resume)
+
+
+def check_out_file(out, overwrite: bool) -> None:
+    """Refuse an ``--out`` that is a folder, exists (unless ``overwrite``) or lies in a missing folder."""
+    if out is None:
+        return
+    out = Path(out)
+    if out.is_dir():
+        raise ValueError(f"--out {out} is a folder; give a file name")
+    if out.exists() and not overwrite:
+        raise ValueError(f"--out {out} exists; pass --overwrite to replace it, or choose another file")
+    if not out.parent.is_dir():
+        raise ValueError(f"--out {out}: the folder {out.parent} does not exist")
+
+
+def check_run_dir(run_dir, resume: bool) -> Path | None:
+    """The snapshot to resume (``resume``), or None for a fresh run, which needs a new or empty folder."""
+    run_dir = Path(run_dir)
     if run_dir.exists() and not run_dir.is_dir():
         raise ValueError(f"--run-dir {run_dir} is a file, not a folder")
-    if args.resume:
+    if resume:
         return latest_snapshot(run_dir)
     if run_dir.is_dir() and any(run_dir.iterdir()):
         held = sorted(p.name for p in run_dir.iterdir())
