@@ -127,11 +127,11 @@ def test_metadata_is_read_without_building(registered):
 
 def test_invalid_declarations_are_named(generator):
     class Bad(TinyEncoder):
-        space, trainer = "s", None
+        space, trainer, input_condition = "s", None, "sketch"
 
     register_method("tiny-bad")(Bad)
     try:
-        with pytest.raises(TypeError, match="space must be one of .* a trainable method names its trainer"):
+        with pytest.raises(TypeError, match="space must be one of .* input_condition must be None or one of \\['edges', 'lowres'\\], got 'sketch'.* a trainable method names its trainer"):
             method_spec("tiny-bad")
     finally:
         unregister_method("tiny-bad")

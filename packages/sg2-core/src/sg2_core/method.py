@@ -10,6 +10,8 @@ without building anything::
     demo_options      options for the embedded demo (what ``python -m inv_metrics.report`` passes)
     input_resolution  the image size it takes; None: the generator's (an encoder at 256 px on a 1024 px G)
     input_channels    the channel count it takes; None: the generator's (pSp image-to-image: 1 for sketches)
+    input_condition   None for an inversion; for an image-to-image method the name of the condition map it
+                      takes instead of the image (``sg2_core.conditions``: 'edges', 'lowres')
     needs             weights it needs, from :data:`WEIGHTS`
 
 It is built as ``Method(generator=G, callback=None, **options)`` and called as ``method(images, init=None)``:
@@ -17,7 +19,8 @@ It is built as ``Method(generator=G, callback=None, **options)`` and called as `
 its weight offsets where the method tunes weights): ReStyle's iterations, PTI's pivot, HyperInverter's
 phase II and the collaborative iterator all start this way. ``callback`` receives a :class:`StepInfo`
 after each optimisation step. Subclasses implement :meth:`Method.invert`; ``__call__`` checks the images
-and ``init`` first, so every method refuses bad input with the same messages.
+and ``init`` first, so every method refuses bad input with the same messages. :meth:`Method.showcase` may
+add rows to the report's image grid (AgileGAN's stylised renderings).
 """
 
 from __future__ import annotations
@@ -81,6 +84,7 @@ class Method:
     demo_options: dict = {}
     input_resolution: int | None = None
     input_channels: int | None = None
+    input_condition: str | None = None
     needs: tuple[str, ...] = ("generator",)
 
     def __init__(self, generator=None, *, callback=None, device=None):
@@ -110,6 +114,11 @@ class Method:
         in ``torch.no_grad()`` itself. Returns detached tensors."""
         raise NotImplementedError
 
+    def showcase(self, inversion: Inversion) -> dict[str, torch.Tensor]:
+        """Extra renderings of ``inversion`` for the report's grid, ``{row label: images [N, C, H, W]}`` in
+        [-1, 1] (e.g. the inputs rendered through a stylised generator); none by default."""
+        return {}
+
     def report(self, info: StepInfo) -> None:
         """Hands ``info`` to the callback, if any."""
         if self.callback is not None:
@@ -132,6 +141,12 @@ def check_declaration(cls) -> list[str]:
         value = getattr(cls, attr, None)
         if value is not None and (not isinstance(value, int) or value < 1):
             problems.append(f"{attr} must be None or a positive int, got {value!r}")
+    condition = getattr(cls, "input_condition", None)
+    if condition is not None:
+        from .conditions import CONDITIONS
+
+        if condition not in CONDITIONS:
+            problems.append(f"input_condition must be None or one of {sorted(CONDITIONS)}, got {condition!r}")
     needs = getattr(cls, "needs", ("generator",))
     unknown = [n for n in needs if n not in WEIGHTS] if isinstance(needs, (tuple, list)) else [needs]
     if unknown:

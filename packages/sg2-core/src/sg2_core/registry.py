@@ -85,6 +85,7 @@ class MethodSpec:
     demo_options: dict
     input_resolution: int | None
     input_channels: int | None
+    input_condition: str | None
     needs: tuple[str, ...]
     summary: str
     source: str
@@ -231,6 +232,7 @@ def method_spec(name: str) -> MethodSpec:
         demo_options=dict(getattr(factory, "demo_options", {}) or {}),
         input_resolution=getattr(factory, "input_resolution", None),
         input_channels=getattr(factory, "input_channels", None),
+        input_condition=getattr(factory, "input_condition", None),
         needs=tuple(getattr(factory, "needs", ("generator",))),
         summary=doc.splitlines()[0] if doc else "",
         source=info.source,
