@@ -291,3 +291,45 @@ def test_latent_stats_measure_the_spread_and_every_iteration(generator, images):
     # image 0: the off layer is 2 (L-1)/L from the mean, the others 2/L
     assert out["w_spread"] == pytest.approx((2 * (L - 1) / L + (L - 1) * 2 / L) / L / 2)
     assert out["per_iteration_mse"] == pytest.approx([0.25, 0.01])
+
+
+class FromLowres(sg2_core.Method):
+    """An image-to-image stand-in: takes the 4x low-resolution maps, renders the mean w, shows its negative."""
+
+    name, space, input_condition = "test-from-lowres", "w", "lowres"
+    given: list = []
+
+    def invert(self, images, init):
+        FromLowres.given.append(images.clone())
+        w = self.generator.mapping.w_avg.to(images.device)
+        return Inversion(w.expand(len(images), -1).clone(), "w", self.generator)
+
+    def showcase(self, inversion):
+        return {"negative": -inversion.render(), "wrong size": torch.zeros(len(inversion), 1, 4, 4)}
+
+
+def test_image_to_image_methods_get_their_condition_and_showcase_rows(methods, generator, images, tmp_path):
+    from sg2_core.conditions import apply_condition
+
+    sg2_core.register_method("test-from-lowres", replace=True)(FromLowres)
+    FromLowres.given.clear()
+    try:
+        rep = run_report(generator, images, tmp_path, methods=["test-mean-w", "test-from-lowres"], batch_size=BATCH,
+                         progress=False, grid_images=N)
+    finally:
+        sg2_core.registry.unregister_method("test-from-lowres")
+    lowres = apply_condition("lowres", images)
+    assert torch.equal(torch.cat(FromLowres.given[1:]), lowres)  # after the warm-up: every batch's maps
+    mean_w, from_lowres = rep["rows"]
+    assert from_lowres["input_condition"] == "lowres" and mean_w["input_condition"] is None
+    assert from_lowres["metrics"]["mse"] == pytest.approx(mean_w["metrics"]["mse"])  # scored against the images
+    assert rep["grid"]["rows"] == ["inputs", "test-mean-w: reconstruction", "test-mean-w: edit",
+                                   "test-from-lowres: input (lowres)", "test-from-lowres: output",
+                                   "test-from-lowres: edit", "test-from-lowres: negative"]
+    grid = np.array(Image.open(tmp_path / "grid.png"))[:, rep["grid"]["label_width"]:]
+    rows = {label: grid[i * RES:(i + 1) * RES] for i, label in enumerate(rep["grid"]["rows"])}
+    first = lambda x: sg2_core.images.to_uint8(x)[0, 0].numpy()  # noqa: E731
+    assert np.array_equal(rows["test-from-lowres: input (lowres)"][:, :RES], first(lowres))
+    recon = generator.synthesis(generator.mapping.w_avg[None].expand(1, generator.num_ws, -1), noise_mode="const")
+    assert np.array_equal(rows["test-from-lowres: negative"][:, :RES], first(-recon))
+    assert "test-from-lowres (from lowres)" in (tmp_path / "report.md").read_text()

@@ -1,5 +1,6 @@
 """The report's image grid: a row of inputs, then per method a row of reconstructions and a row of edits,
-each labelled on its left."""
+each labelled on its left; an image-to-image method's condition maps come before its outputs, and a
+method's showcase rows (``Method.showcase``, e.g. stylised renderings) after them."""
 
 from __future__ import annotations
 
@@ -10,15 +11,24 @@ import torch
 
 
 def grid_rows(inputs: torch.Tensor, results, count: int) -> list[tuple[str, torch.Tensor]]:
-    """``[(label, images [k, C, R, R])]``; methods that failed or returned no edit are left out."""
+    """``[(label, images [k, C, R, R])]``; methods that failed are left out, and rows of fewer than ``k``
+    images (no edit) or of another shape."""
     k = min(count, len(inputs))
     rows = [("inputs", inputs[:k])]
+
+    def add(label, images):
+        if images is not None and len(images) >= k and tuple(images.shape[1:]) == tuple(inputs.shape[1:]):
+            rows.append((label, images[:k]))
+
     for r in results:
         if r.reconstructions is None:
             continue
-        rows.append((f"{r.name}: reconstruction", r.reconstructions[:k]))
-        if r.edits is not None and len(r.edits) >= k:
-            rows.append((f"{r.name}: edit", r.edits[:k]))
+        if r.condition is not None:
+            add(f"{r.name}: input ({r.condition})", r.inputs)
+        add(f"{r.name}: {'output' if r.condition is not None else 'reconstruction'}", r.reconstructions)
+        add(f"{r.name}: edit", r.edits)
+        for label, images in r.showcase.items():
+            add(label if label.startswith(r.name) else f"{r.name}: {label}", images)
     return rows
 
 

@@ -32,6 +32,7 @@ def _row(result, values: dict, metric_errors: dict) -> dict:
         "method": result.name,
         "options": {k: v for k, v in result.options.items() if not callable(v)},
         "space": result.space,
+        "input_condition": result.condition,
         "metrics": values,
         "metric_errors": metric_errors,
         "seconds_per_image": timing.seconds_per_image if timing else None,
@@ -105,6 +106,8 @@ def run_report(generator, images, out_dir, *, methods=None, options=None, batch_
     if edit_metrics:
         notes["edit FID"] = (f"{edit_metrics[0].label} of every image edited ({EDIT_DIRECTION}, strength "
                              f"{edit_strength}) against the inputs: how well edits stay in the domain")
+    notes["image-to-image"] = ("a method with an input condition (e.g. 'edges') is given that map of each image "
+                               "(sg2_core.conditions, made before the timed span) and scored against the image")
     notes["W+ spread"] = ("mean over images of the mean over layers of ||w_l - mean_l w||: 0 for one w repeated "
                           "(W), larger the further the codes leave W")
     results, rows = [], []
@@ -154,7 +157,9 @@ def run_report(generator, images, out_dir, *, methods=None, options=None, batch_
         "grid": {"file": "grid.png", "rows": [label for label, _ in shown], "images_per_row": len(shown[0][1]),
                  "label_width": label_width,
                  "caption": f"first {len(shown[0][1])} images: inputs, then per method its reconstructions and "
-                            f"the edit ({EDIT_DIRECTION}, strength {edit_strength})"},
+                            f"the edit ({EDIT_DIRECTION}, strength {edit_strength}); an image-to-image method's "
+                            "condition maps (made from the inputs) before its outputs, and a method's extra "
+                            "renderings (e.g. stylised) after them"},
     }
     report["wall_seconds"] = time.perf_counter() - start
     write_json(report, out_dir / "report.json")

@@ -3,7 +3,8 @@
 Whatever goes wrong (an unknown name, bad options, an exception while inverting) ends up in
 ``MethodResult.error`` instead of stopping the report. Reconstructions are handed batch by batch to
 ``on_batch`` (the metrics) and only the first ``keep`` are kept (the grid), so memory does not grow with
-the number of images.
+the number of images. An image-to-image method (``input_condition``, e.g. 'edges') is given the condition
+maps of the images (``sg2_core.conditions``) and scored against the images themselves.
 """
 
 from __future__ import annotations
@@ -25,6 +26,9 @@ class MethodResult:
     options: dict
     reconstructions: torch.Tensor | None = None  # the first ``keep`` reconstructions [k, C, R, R]
     edits: torch.Tensor | None = None  # the first ``keep`` images edited
+    condition: str | None = None  # an image-to-image method's input condition
+    inputs: torch.Tensor | None = None  # the first ``keep`` condition maps it was given
+    showcase: dict = field(default_factory=dict)  # {label: the first ``keep`` images} from Method.showcase
     timing: TimingResult | None = None
     space: str | None = None
     error: str | None = None
@@ -66,9 +70,11 @@ def run_method(name: str, generator, images, *, batch_size: int, options: dict, 
     ``on_batch(inputs, reconstructions)`` receives every batch after its timed span; ``on_step(batch,
     batches, info)`` every ``sg2_core.StepInfo`` of methods that take ``callback=``; ``progress`` (a tqdm bar
     or None) is advanced by the number of images of each batch; ``on_edits(inputs, edited)`` receives every
-    batch's edit along ``direction`` (untimed). ``details`` gets :class:`LatentStats`' figures.
+    batch's edit along ``direction`` (untimed). ``details`` gets :class:`LatentStats`' figures. The condition
+    maps of an image-to-image method are made before the timed span (a user hands them in).
     """
     from sg2_core import create_method
+    from sg2_core.conditions import apply_condition
 
     source = as_source(images)
     result = MethodResult(name, options)
@@ -80,14 +86,22 @@ def run_method(name: str, generator, images, *, batch_size: int, options: dict, 
             extra["callback"] = lambda info: on_step(current["batch"], num_batches, info)
         method = create_method(name, generator=generator, **options, **extra)
         result.space = method.space
+        result.condition = getattr(method, "input_condition", None)
+
+        def given(images):
+            return images if result.condition is None else apply_condition(result.condition, images)
+
         stage = "the warm-up call"
         current["batch"] = -1  # the warm-up
-        method(source.batch(0, warmup_images))
-        kept, edits, seconds, stats = [], [], [], LatentStats()
+        method(given(source.batch(0, warmup_images)))
+        kept, edits, inputs, seconds, stats = [], [], [], [], LatentStats()
+        showcase = getattr(method, "showcase", None)
+        shown: dict[str, list] = {}
         for i, batch in enumerate(source.batches(batch_size)):
             stage, current["batch"] = f"batch {i}", i
+            method_input = given(batch)
             with Timer(batch.device) as t:
-                inversion = method(batch)
+                inversion = method(method_input)
                 with torch.no_grad():
                     recon = inversion.render().detach()
             seconds.append(t.seconds)
@@ -105,8 +119,14 @@ def run_method(name: str, generator, images, *, batch_size: int, options: dict, 
             held = sum(len(k) for k in kept)
             if held < edit_count:
                 kept.append(recon[: edit_count - held])
+                inputs.append(method_input[: edit_count - held])
                 if edited is not None:
                     edits.append(edited[: edit_count - held])
+                if showcase is not None:
+                    stage = f"batch {i}'s showcase"
+                    with torch.no_grad():
+                        for label, images in showcase(inversion).items():
+                            shown.setdefault(label, []).append(images.detach()[: edit_count - held])
             if progress is not None:
                 progress.update(len(batch))
     except Exception as error:  # noqa: BLE001 - a failing method becomes a row with its error
@@ -119,4 +139,6 @@ def run_method(name: str, generator, images, *, batch_size: int, options: dict, 
     result.details.update(stats.result())
     result.reconstructions = torch.cat(kept)
     result.edits = torch.cat(edits) if edits else None
+    result.inputs = torch.cat(inputs) if result.condition is not None else None
+    result.showcase = {label: torch.cat(images) for label, images in shown.items()}
     return result

@@ -35,7 +35,8 @@ def table_cells(report: dict) -> tuple[list[str], list[list[str]]]:
     rows = []
     for row in report["rows"]:
         values = row["metrics"]
-        cells = [row["method"]] + [_cell(values, c) for c in columns]
+        condition = row.get("input_condition")
+        cells = [row["method"] + (f" (from {condition})" if condition else "")] + [_cell(values, c) for c in columns]
         cells += [_fmt(row["seconds_per_image"]), _fmt(row["images_per_second"]), row["error"] or ""]
         rows.append(cells)
     return header, rows
