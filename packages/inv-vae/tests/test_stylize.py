@@ -66,3 +66,38 @@ def test_a_file_without_a_generator_and_a_missing_style_are_named(tmp_path, caps
     assert "holds no 'generator' (it has ['encoder'])" in capsys.readouterr().err
     assert main(["--style", "watercolour", "--out", str(tmp_path / "b")]) == 2
     assert "--style watercolour: no such file, and not a shipped style (edges)" in capsys.readouterr().err
+
+
+def test_the_methods_showcase_is_the_stylised_rendering_on_the_demo(generator, tmp_path):
+    G = demo.load_generator()
+    images = demo.load_test_images()[0][:3]
+    agile = create_method("agilegan", generator=G)
+    rows = agile.showcase(agile(images))
+    assert list(rows) == ["agilegan stylised (edges)"]
+    _, stylised = stylize(agile, load_style("edges", G), images)
+    assert torch.equal(rows["agilegan stylised (edges)"], stylised)
+    assert create_method("agilegan", generator=G, style=False).showcase(agile(images)) == {}
+    # another generator has no shipped style: no rows unless style= names one
+    small = create_method("agilegan", generator=generator, allow_untrained=True, widths=(16, 32, 48, 64))
+    inv = small(demo_like(generator))
+    assert small.showcase(inv) == {}
+    path = save_networks(tmp_path / "my_style.safetensors", {"generator": generator})
+    styled = create_method("agilegan", generator=generator, allow_untrained=True, widths=(16, 32, 48, 64),
+                           style=str(path))
+    rows = styled.showcase(inv)
+    assert list(rows) == ["agilegan stylised (my_style)"]
+    torch.testing.assert_close(rows["agilegan stylised (my_style)"], inv.render(), rtol=0, atol=1e-5)
+
+
+def test_a_showcase_style_of_another_architecture_is_refused(generator):
+    G = demo.load_generator()
+    agile = create_method("agilegan", generator=G, style=generator)
+    with pytest.raises(ValueError, match=r"another architecture than the encoder's generator: .*z_dim 32 "
+                                         r"\(encoder's generator: 128\)"):
+        agile.showcase(agile(demo.load_test_images()[0][:1]))
+
+
+def demo_like(generator):
+    with torch.no_grad():
+        return generator(torch.randn(2, generator.z_dim, generator=torch.Generator().manual_seed(0)),
+                         noise_mode="const").clamp(-1, 1)

@@ -9,6 +9,11 @@ Z+ codes ``z0``. For a Gaussian posterior N(mu, s^2) this gives the mean ``mu + 
 1, the prior's own variance): the init matters where the encoder is unsure and hardly where it is sure. A
 W or W+ init is first brought to Z+ by fitting one z per entry through the frozen mapping network.
 
+Showcase (the report's extra grid rows): ``style=`` a style generator (a shipped name such as ``edges``, a file
+written by ``python -m inv_vae.train style``, or a Generator); on the demo generator the shipped ``edges`` style
+by default, elsewhere none (``style=False``: none). :meth:`AgileGAN.showcase` renders the inversion through it,
+as ``python -m inv_vae.stylize`` does.
+
 Weights: ``weights=`` an AgileGAN encoder file (official ``encoder.pt`` layout or our native file, read by
 :func:`inv_vae.load`) or a :class:`VAEStyleEncoder`. Without it, a generator with the demo's config uses the
 shipped ``inv_vae/assets/agilegan_fmnist32.safetensors`` (trained by ``python -m inv_vae.train encoder``, see
@@ -24,7 +29,7 @@ from pathlib import Path
 
 import torch
 
-from sg2_core import Inversion, Method, StepInfo
+from sg2_core import Inversion, Method, StepInfo, demo
 from sg2_core.encoders import DEFAULT_WIDTHS
 from sg2_core.generator import normalize_2nd_moment
 
@@ -34,13 +39,12 @@ from .networks import VAEConfig, VAEStyleEncoder
 __all__ = ["DEMO_WEIGHTS", "AgileGAN", "default_weights", "fit_z"]
 
 DEMO_WEIGHTS = "agilegan_fmnist32.safetensors"  # the shipped encoder for sg2_core.demo's generator
+DEMO_STYLE = "edges"  # the shipped style generator for it (inv_vae.stylize.SHIPPED_STYLES), the showcase's default
 FIT_STEPS, FIT_LR = 100, 0.1
 
 
 def default_weights(generator) -> Path | None:
     """The shipped encoder file for ``generator`` (one with the demo generator's config), or None."""
-    from sg2_core import demo
-
     if getattr(generator, "config", None) != demo.GENERATOR_CONFIG:
         return None
     path = files("inv_vae").joinpath("assets", DEMO_WEIGHTS)
@@ -77,7 +81,7 @@ class AgileGAN(Method):
 
     def __init__(self, generator=None, *, weights=None, allow_untrained: bool = False,
                  widths: Sequence[int] = DEFAULT_WIDTHS, input_size: int | None = None, weights_seed: int = 0,
-                 callback=None, device=None):
+                 style=None, callback=None, device=None):
         super().__init__(generator, callback=callback, device=device)
         dtype = next(self.generator.parameters()).dtype
         net = self._network(weights, allow_untrained, widths, input_size, weights_seed)
@@ -85,6 +89,31 @@ class AgileGAN(Method):
         check_generator(self.net.config, self.generator)
         self.input_resolution = self.net.config.input_size
         self.input_channels = self.net.config.in_channels
+        if style is None and getattr(self.generator, "config", None) == demo.GENERATOR_CONFIG:
+            style = DEMO_STYLE
+        self.style_spec, self._style = (None if style is False else style), None
+
+    def style_generator(self):
+        """The style generator of ``style=`` (loaded once and checked against the generator), or None."""
+        from .stylize import check_style, load_style
+
+        if self._style is None and self.style_spec is not None:
+            if isinstance(self.style_spec, (str, Path)):
+                self._style = load_style(self.style_spec, self.generator)
+            else:
+                check_style(self.style_spec, self.generator)
+                self._style = self.style_spec.eval().requires_grad_(False)
+        return self._style
+
+    def showcase(self, inversion: Inversion) -> dict[str, torch.Tensor]:
+        """``{'agilegan stylised (STYLE)': inversion rendered through the style generator}``; {} without one."""
+        style = self.style_generator()
+        if style is None:
+            return {}
+        spec = self.style_spec
+        label = Path(spec).stem if isinstance(spec, (str, Path)) else "style"  # 'edges', or the file's name
+        with torch.no_grad():
+            return {f"agilegan stylised ({label})": inversion.render(generator=style)}
 
     def _network(self, weights, allow_untrained, widths, input_size, weights_seed) -> VAEStyleEncoder:
         if weights is None and not allow_untrained:
