@@ -45,14 +45,21 @@ class TinyEncoder(nn.Module):
         return self.fc(torch.relu(self.conv(x)).flatten(1))
 
 class Tiny(fit.Objective):
-    def __init__(self, G, lr):
-        self.G, self.net = G, TinyEncoder(TinyConfig(G.w_dim))
+    def __init__(self, G, lr, stop_after=None):
+        self.G, self.net, self.stop_after, self.steps = G, TinyEncoder(TinyConfig(G.w_dim)), stop_after, 0
         self.networks = {"encoder": self.net}
         self.optimizers = {"adam": torch.optim.Adam(self.net.parameters(), lr=lr)}
     def reconstruct(self, x):
         w = self.net(x) + self.G.mapping.w_avg
         return self.G.synthesis(w[:, None].expand(-1, self.G.num_ws, -1), noise_mode="const")
+    def done(self):
+        return self.stop_after is not None and self.steps >= self.stop_after
+    def state(self):
+        return {"steps": self.steps}
+    def load_state(self, state):
+        self.steps = state["steps"]
     def step(self, x, step):
+        self.steps += 1
         loss = (self.reconstruct(x) - x).square().mean()
         self.optimize(self.optimizers["adam"], loss)
         return {"loss": loss.detach()}
@@ -60,8 +67,10 @@ class Tiny(fit.Objective):
 def main(argv):
     p = fit.parser("tiny", "a tiny trainer")
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--stop-after", type=int)
     args = p.parse_args(argv)
-    return fit.run(args, lambda G, device: Tiny(G, args.lr), {"lr": args.lr, "sizes": (4, 8)}, name="tiny")
+    return fit.run(args, lambda G, device: Tiny(G, args.lr, args.stop_after), {"lr": args.lr, "sizes": (4, 8)},
+                   name="tiny")
 
 if __name__ == "__main__":
     torch.set_num_threads(1)
@@ -168,6 +177,17 @@ def test_a_sigterm_leaves_a_snapshot_that_resumes_exactly(setup):
     assert len(list(run_dir.glob("snapshot-*"))) == 1
     _run_process(setup, run_dir, steps, "--resume", "--snap-every", "1000")
     _assert_same(_weights(setup / "straight" / "final.safetensors"), _weights(run_dir / "final.safetensors"))
+
+
+def test_the_objective_can_end_training_early_and_stays_done_on_resume(setup):
+    _run(setup, setup / "early", 8, "--stop-after", "5")
+    assert _info(setup / "early" / "final.safetensors")["steps"] == 5
+    rows = [json.loads(line) for line in (setup / "early" / "log.jsonl").read_text().splitlines()]
+    assert max(r["step"] for r in rows) == 5
+    _run(setup, setup / "straight", 5)
+    _assert_same(_weights(setup / "straight" / "final.safetensors"), _weights(setup / "early" / "final.safetensors"))
+    code, _ = _run(setup, setup / "early", 8, "--resume", "--stop-after", "5")
+    assert code == 0 and _info(setup / "early" / "final.safetensors")["steps"] == 5
 
 
 def test_refusals_name_the_problem(setup):

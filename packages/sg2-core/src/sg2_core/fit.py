@@ -35,7 +35,7 @@ from torch import nn
 from .checkpoints.native import load_networks, save_networks
 from .devices import resolve_device
 from .images import save_grid
-from .train import _StopOnSignal, _trim_log, latest_snapshot
+from .train import StopOnSignal, trim_log, latest_snapshot
 from .trainer import _optimizer_state_in, _optimizer_state_out
 
 SNAPSHOT = "snapshot-{:09d}.safetensors"  # sg2_core.train's pattern: latest_snapshot finds the newest
@@ -67,6 +67,11 @@ class Objective:
     def final(self) -> dict[str, nn.Module]:
         """The networks of the output file (default: all of :attr:`networks`)."""
         return self.networks
+
+    def done(self) -> bool:
+        """True once the objective's own criterion ends training early (e.g. a fidelity threshold crossed);
+        checked before every step, the ranks agreeing. A resumed run that was done stays done."""
+        return False
 
     def state(self) -> dict:
         """Training state beyond networks and optimisers (JSON values and tensors), for exact resumes."""
@@ -329,7 +334,7 @@ def _run(args, build, options, name, rank, size) -> int:
     writer = rank == 0
     if writer and run_dir is not None:
         run_dir.mkdir(parents=True, exist_ok=True)
-        _trim_log(run_dir / "log.jsonl", state.step, key="step")
+        trim_log(run_dir / "log.jsonl", state.step, key="step")
     if size > 1:
         dist.barrier()
     out = Path(args.out) if args.out is not None else run_dir / "final.safetensors"
@@ -343,9 +348,9 @@ def _run(args, build, options, name, rank, size) -> int:
     share = args.batch_size // size
     start, recent, snapped = time.perf_counter(), [], state.step
     try:
-        with _StopOnSignal() as stop:
+        with StopOnSignal() as stop:
             while state.step < args.steps:
-                if _should_stop(stop, args, start, state.step, size):
+                if _should_stop(stop, args, start, state.step, size, objective):
                     break
                 batch = order.next()[rank * share:(rank + 1) * share]
                 losses = objective.step(_as_float(data[batch], device), state.step)
@@ -379,7 +384,8 @@ def _run(args, build, options, name, rank, size) -> int:
         metrics, _ = validate(objective, val)
         info = {"training": {**state.options, "steps": state.step, **metrics}}
         path = save_networks(out, {k: v.eval() for k, v in objective.final().items()}, extra=info)
-        print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB) after {state.step} steps: "
+        early = " (the objective stopped early)" if state.step < args.steps and objective.done() else ""
+        print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB) after {state.step} steps{early}: "
               + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()), flush=True)
     if stop.signum is not None and state.step < args.steps:
         if writer:
@@ -395,9 +401,11 @@ def _means(rows: list[dict]) -> dict[str, float]:
     return {k: sum(float(r[k]) for r in rows if k in r) / sum(k in r for r in rows) for k in keys}
 
 
-def _should_stop(stop, args, start, step, size) -> bool:
-    """A signal, or ``--minutes`` spent; with several processes every rank agrees (one all-reduce a step)."""
+def _should_stop(stop, args, start, step, size, objective) -> bool:
+    """A signal, ``--minutes`` spent, or the objective done; with several processes every rank agrees (one
+    all-reduce a step)."""
     mine = stop.signum is not None or (args.minutes is not None and time.perf_counter() - start > 60 * args.minutes)
+    mine = mine or objective.done()
     if size == 1:
         return mine
     flag = torch.tensor([float(mine)])

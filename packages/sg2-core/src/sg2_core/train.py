@@ -163,7 +163,7 @@ def check_run_folder(out_dir, resume_from=None) -> Path | None:
     return snapshot
 
 
-def _trim_log(path: Path, count: int, key: str = "images") -> None:
+def trim_log(path: Path, count: int, key: str = "images") -> None:
     """Drop the log rows whose ``key`` passed the resumed snapshot's ``count`` (the resumed run logs them again)."""
     if not path.is_file():
         return
@@ -208,7 +208,7 @@ class TrainingInterrupted(Exception):
         super().__init__(f"{signal.Signals(signum).name} at {images} images{where}")
 
 
-class _StopOnSignal:
+class StopOnSignal:
     """Turns the first SIGINT/SIGTERM into a flag that the loop checks; a second one acts at once."""
 
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -273,7 +273,7 @@ def train(data, out_dir, *, preset: str = "small", resolution: int | None = None
     if rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
         if snapshot is not None:
-            _trim_log(out_dir / "log.jsonl", trainer.images_seen)
+            trim_log(out_dir / "log.jsonl", trainer.images_seen)
         if not (out_dir / "run.json").exists():
             (out_dir / "run.json").write_text(json.dumps({
                 "data": str(data), "preset": preset, "G": g_config.to_dict(), "D": d_config.to_dict(),
@@ -289,7 +289,7 @@ def train(data, out_dir, *, preset: str = "small", resolution: int | None = None
     log = (out_dir / "log.jsonl").open("a") if rank == 0 else None
     tick_stats, tick_start, tick_images = {}, time.perf_counter(), trainer.images_seen
     last_snapshot = snapshot
-    with _StopOnSignal() as stop:
+    with StopOnSignal() as stop:
         try:
             while trainer.images_seen < total:
                 images, _ = next(loader)
@@ -329,7 +329,7 @@ def train(data, out_dir, *, preset: str = "small", resolution: int | None = None
     return trainer
 
 
-def _stop_agreed(stop: _StopOnSignal, device) -> bool:
+def _stop_agreed(stop: StopOnSignal, device) -> bool:
     """Whether any rank was signalled (all ranks call this at the same step)."""
     flag = torch.tensor([0.0 if stop.signum is None else 1.0], device=device)
     dist.all_reduce(flag, op=dist.ReduceOp.MAX)
