@@ -1,4 +1,5 @@
-"""The encoder methods on the ``sg2_core.Method`` contract: ``psp``, ``e4e``, ``restyle-psp``, ``restyle-e4e``.
+"""The encoder methods on the ``sg2_core.Method`` contract: ``psp``, ``psp-w``, ``psp-edges``, ``e4e``,
+``restyle-psp``, ``restyle-e4e``.
 
 Each takes ``weights=``: an official checkpoint file (read by :func:`inv_encoders.load` with the given
 generator), a ``.safetensors`` file from ``python -m inv_encoders.train``, or a :class:`StyleEncoder`.
@@ -31,8 +32,13 @@ def demo_weights_file(kind: str) -> str:
     return f"{kind}_fmnist32.safetensors"
 
 
-def read_trained(path, kind: str, generator) -> StyleEncoder:
-    """The ``encoder`` of a ``python -m inv_encoders.train`` file, checked against ``kind`` and ``generator``."""
+def _inputs(condition: str | None) -> str:
+    return "images" if condition is None else f"{condition!r} maps"
+
+
+def read_trained(path, kind: str, generator, condition: str | None = None) -> StyleEncoder:
+    """The ``encoder`` of a ``python -m inv_encoders.train`` file, checked against ``kind`` and the input
+    ``condition`` it was trained on (when the file records it)."""
     from sg2_core import load_networks
 
     loaded = load_networks(path)
@@ -42,6 +48,10 @@ def read_trained(path, kind: str, generator) -> StyleEncoder:
                          "python -m inv_encoders.train)")
     if net.config.kind != kind:
         raise ValueError(f"{path}: holds a {NAMES[net.config.kind]} encoder, not a {NAMES[kind]} one")
+    training = loaded.extra.get("training") if isinstance(loaded.extra, dict) else None
+    if isinstance(training, dict) and training.get("condition") != condition:
+        raise ValueError(f"{path}: holds an encoder trained on {_inputs(training.get('condition'))}, this method "
+                         f"takes {_inputs(condition)}")
     return net
 
 
@@ -53,6 +63,7 @@ class EncoderMethod(Method):
     space = "w+"
     needs = ("generator", "own-weights")
     trainable = True
+    demo_file: str | None = None  # the shipped asset's name when it is not demo_weights_file(kind)
 
     def __init__(self, generator=None, *, callback=None, device=None, weights=None, allow_untrained: bool = False,
                  widths: Sequence[int] = DEFAULT_WIDTHS, input_size: int | None = None, weights_seed: int = 0,
@@ -77,7 +88,7 @@ class EncoderMethod(Method):
     def _network(self, weights, allow_untrained, widths, input_size, weights_seed) -> StyleEncoder:
         if isinstance(weights, (str, Path)):
             if Path(weights).suffix == ".safetensors":
-                return read_trained(weights, self.kind, self.generator)
+                return read_trained(weights, self.kind, self.generator, self.input_condition)
             return load(weights, generator=self.generator, kind=self.kind).encoder
         if isinstance(weights, StyleEncoder):
             if weights.config.kind != self.kind:
@@ -89,10 +100,10 @@ class EncoderMethod(Method):
         if not allow_untrained:
             from sg2_core import demo
 
-            shipped = files("inv_encoders").joinpath("assets", demo_weights_file(self.kind))
+            shipped = files("inv_encoders").joinpath("assets", self.demo_file or demo_weights_file(self.kind))
             if g.config == demo.GENERATOR_CONFIG and shipped.is_file():
                 with as_file(shipped) as path:
-                    return read_trained(path, self.kind, g)
+                    return read_trained(path, self.kind, g, self.input_condition)
             raise ValueError(f"method {self.name!r} has trained weights for the demo generator only: pass "
                              f"weights=<an official {NAMES[self.kind]} checkpoint, a file from python -m "
                              "inv_encoders.train, or a StyleEncoder>, or allow_untrained=True for random weights")
@@ -176,6 +187,16 @@ class PSPW(EncoderMethod):
         return Inversion(w, "w", self.generator)
 
 
+class PSPEdges(PSP):
+    """Image-to-image pSp: an edge drawing (``sg2_core.conditions.apply_condition("edges", images)``) in, the
+    generator's image out; one input channel per image channel (1 on the demo). Style mixing as ``psp``."""
+
+    name = "psp-edges"
+    input_condition = "edges"
+    demo_file = "psp_edges_fmnist32.safetensors"
+    trainer = "inv_encoders.train_encoders:train_psp_edges"
+
+
 class E4E(PSP):
     """e4e (Tov et al. 2021): one base w plus per-entry deltas; ``stage`` limits the deltas (0 = W only)."""
 
@@ -229,4 +250,4 @@ class ReStyleE4E(ReStylePSP):
     trainer = "inv_encoders.train_encoders:train_restyle_e4e"
 
 
-METHODS = {cls.name: cls for cls in (PSP, PSPW, E4E, ReStylePSP, ReStyleE4E)}
+METHODS = {cls.name: cls for cls in (PSP, PSPW, PSPEdges, E4E, ReStylePSP, ReStyleE4E)}

@@ -3,9 +3,11 @@
 The papers' losses and optimiser are the defaults: L2 1.0, LPIPS 0.8 (the Fashion-MNIST perceptual distance
 on the demo), ID 0.1 with a face network; pSp's ``--w-norm`` (0, the FFHQ setting); e4e's delta regulariser
 2e-4, its latent discriminator (weight 0.1; Adam 2e-5, logistic loss, R1 gamma 10 every 16 steps; real codes
-are ``mapping(z)``) and the progressive schedule (stage 0 = one w until ``--progressive-start``, one more delta
+are ``mapping(z)``; with ``--w-pool-size`` 50, e4e's history pools of real and fake codes, 0 = none) and the progressive schedule (stage 0 = one w until ``--progressive-start``, one more delta
 every ``--progressive-every`` steps); ReStyle's loss at each of ``--n-iters`` iterations, the previous estimate
-and image detached, one optimiser step per batch. Ranger (RAdam + Lookahead) at lr 1e-4. The run's shape
+and image detached, one optimiser step per batch. ``psp-edges`` is pSp image-to-image: the encoder reads
+``sg2_core.conditions.apply_condition("edges", images)`` (in training and validation) and its losses compare
+the generator's output with the original images. Ranger (RAdam + Lookahead) at lr 1e-4. The run's shape
 (snapshots, exact ``--resume``, samples, validation, torchrun) is ``sg2_core.fit``'s; the output holds
 ``encoder`` (a StyleEncoder), which ``create_method(NAME, generator=G, weights=FILE)`` reads.
 """
@@ -18,12 +20,15 @@ import torch
 import torch.nn.functional as F
 
 from sg2_core import fit, register_network
+from sg2_core.conditions import apply_condition
 from sg2_core.config import Serializable
 from sg2_core.optim import Ranger
 
 from .networks import LatentCodesDiscriminator, StyleEncoder, StyleEncoderConfig
+from .pools import LatentPool
 
-METHODS = ("psp", "psp-w", "e4e", "restyle-psp", "restyle-e4e")
+METHODS = ("psp", "psp-w", "psp-edges", "e4e", "restyle-psp", "restyle-e4e")
+KINDS = {"psp-edges": ("psp", "edges")}  # method -> (encoder kind, input condition); others: (method, None)
 
 
 @dataclass(frozen=True)
@@ -63,8 +68,10 @@ class EncoderObjective(fit.Objective):
 
     def __init__(self, kind: str, generator, encoder: StyleEncoder, loss, *, lr: float = 1e-4, w_norm: float = 0.0,
                  delta_norm: float = 2e-4, w_disc: float = 0.1, d_lr: float = 2e-5, r1_gamma: float = 10.0,
-                 r1_every: int = 16, progressive_start: int = 0, progressive_every: int = 100, n_iters: int = 5):
+                 r1_every: int = 16, progressive_start: int = 0, progressive_every: int = 100, n_iters: int = 5,
+                 condition: str | None = None, w_pool_size: int = 0, pool_seed: int = 0):
         self.kind, self.G, self.net, self.loss = kind, generator, encoder.train(), loss
+        self.condition = condition
         self.progressive = kind in ("e4e", "restyle-e4e")
         self.w_norm, self.delta_norm = w_norm, delta_norm if self.progressive else 0.0
         self.w_disc = w_disc if self.progressive else 0.0
@@ -79,6 +86,9 @@ class EncoderObjective(fit.Objective):
                 self.D = LatentDiscriminator(LatentDiscriminatorConfig(generator.w_dim))
             self.networks["discriminator"] = self.D
             self.optimizers["discriminator"] = torch.optim.Adam(self.D.parameters(), lr=d_lr)
+        # e4e's history pools (size 0: none); their own seeded generators, so resume is exact
+        self.pools = {which: LatentPool(w_pool_size if self.w_disc else 0, generator.w_dim, 2 * pool_seed + i)
+                      for i, which in enumerate(("real", "fake"))}
 
     def final(self):
         return {"encoder": self.net}
@@ -105,6 +115,10 @@ class EncoderObjective(fit.Objective):
             yield codes, out
             ws, y = codes.detach(), self._pool(out).detach()
 
+    def _inputs(self, images: torch.Tensor) -> torch.Tensor:
+        """What the encoder reads: the images, or their condition maps (image-to-image pSp)."""
+        return images if self.condition is None else apply_condition(self.condition, images)
+
     def step(self, images, step):
         if self.progressive:
             self.stage = progressive_stage(step, self.start, self.every, self.G.num_ws)
@@ -116,7 +130,7 @@ class EncoderObjective(fit.Objective):
                 terms[f"loss_iter{t + 1}"] = loss_t.detach()
             terms.update(parts)
         else:
-            codes = self.net(images, stage=self.stage)
+            codes = self.net(self._inputs(images), stage=self.stage)
             total, terms = self._loss(codes, self._render(codes), images)
         self.optimize(self.optimizers["encoder"], total)
         out = {"loss": total.detach(), **terms}
@@ -152,7 +166,10 @@ class EncoderObjective(fit.Objective):
             z = torch.randn(codes.shape[0], self.G.z_dim, device=codes.device)
             real = self.G.mapping(z)
             real = real[:, 0] if real.ndim == 3 else real
-        fake = self._active(codes)
+        if self.pools["fake"].size:  # e4e with pools: one random active code per sample, through the history
+            real, fake = self.pools["real"].query(real), self.pools["fake"].query(codes[:, : (self.stage or 0) + 1])
+        else:
+            fake = self._active(codes)
         loss = F.softplus(self.D(fake)).mean() + F.softplus(-self.D(real)).mean()
         parts = {"d_loss": loss.detach()}
         if step % self.r1_every == 0:
@@ -170,26 +187,32 @@ class EncoderObjective(fit.Objective):
             for _, out in self._iterations(images):
                 pass
             return out
-        return self._render(self.net(images, stage=self.stage))
+        return self._render(self.net(self._inputs(images), stage=self.stage))
 
     def state(self):
-        return {"stage": self.stage}
+        state = {"stage": self.stage}
+        if self.pools["fake"].size:
+            state["pools"] = {k: pool.state() for k, pool in self.pools.items()}
+        return state
 
     def load_state(self, state):
         self.stage = state.get("stage")
+        for k, pool_state in state.get("pools", {}).items():
+            self.pools[k].load_state(pool_state)
 
 
-def trainer(kind: str):
-    """The ``trainer`` entry of method ``kind``: ``main(argv)`` for ``--method kind``."""
+def trainer(method: str):
+    """The ``trainer`` entry of ``method``: ``main(argv)`` for ``--method method``."""
     def main(argv=None) -> int:
-        return train(kind, argv)
+        return train(method, argv)
     return main
 
 
-def train(kind: str, argv=None) -> int:
+def train(method: str, argv=None) -> int:
     from inv_metrics.losses import add_loss_arguments, loss_from_arguments
 
-    p = fit.parser(f"python -m inv_encoders.train --method {kind}", __doc__)
+    kind, condition = KINDS.get(method, (method, None))
+    p = fit.parser(f"python -m inv_encoders.train --method {method}", __doc__)
     p.add_argument("--lr", type=float, default=1e-4, help="Ranger's learning rate")
     p.add_argument("--widths", type=int, nargs=4, default=(64, 128, 256, 512), help="IR-SE50 stage widths")
     p.add_argument("--input-size", type=int, help="the encoder's input size (default: the generator's)")
@@ -199,6 +222,8 @@ def train(kind: str, argv=None) -> int:
     p.add_argument("--d-lr", type=float, default=2e-5)
     p.add_argument("--r1-gamma", type=float, default=10.0)
     p.add_argument("--r1-every", type=int, default=16)
+    p.add_argument("--w-pool-size", type=int, default=50, help="e4e: history pools of latent codes for the latent "
+                   "discriminator, this many codes each (0: none)")
     p.add_argument("--progressive-start", type=int, default=None, help="e4e: steps at stage 0 (default: a fifth "
                    "of --steps)")
     p.add_argument("--progressive-every", type=int, default=None, help="e4e: steps per added delta (default: "
@@ -206,11 +231,15 @@ def train(kind: str, argv=None) -> int:
     p.add_argument("--n-iters", type=int, default=5, help="ReStyle: iterations per batch")
     add_loss_arguments(p)
     args = p.parse_args(argv)
+    if args.w_pool_size < 0:
+        p.error(f"--w-pool-size must be >= 0 (0: no history pools), got {args.w_pool_size}")
     start = args.steps // 5 if args.progressive_start is None else args.progressive_start
     options = {"lr": args.lr, "widths": list(args.widths), "input_size": args.input_size, "w_norm": args.w_norm}
+    if condition is not None:  # in the output file too: the methods refuse a file trained on other inputs
+        options["condition"] = condition
     if kind in ("e4e", "restyle-e4e"):
         options.update(delta_norm=args.delta_norm, w_disc=args.w_disc, d_lr=args.d_lr, r1_gamma=args.r1_gamma,
-                       r1_every=args.r1_every, progressive_start=start)
+                       r1_every=args.r1_every, progressive_start=start, w_pool_size=args.w_pool_size)
     if kind.startswith("restyle"):
         options["n_iters"] = args.n_iters
 
@@ -224,10 +253,12 @@ def train(kind: str, argv=None) -> int:
         return EncoderObjective(kind, generator, encoder, loss, lr=args.lr, w_norm=args.w_norm,
                                 delta_norm=args.delta_norm, w_disc=args.w_disc, d_lr=args.d_lr,
                                 r1_gamma=args.r1_gamma, r1_every=args.r1_every, progressive_start=start,
-                                progressive_every=every, n_iters=args.n_iters)
+                                progressive_every=every, n_iters=args.n_iters, condition=condition,
+                                w_pool_size=args.w_pool_size, pool_seed=args.seed + 1000 * fit.world()[0])
 
-    return fit.run(args, build, options, name=kind)
+    return fit.run(args, build, options, name=method)
 
 
 train_psp, train_psp_w, train_e4e = trainer("psp"), trainer("psp-w"), trainer("e4e")
+train_psp_edges = trainer("psp-edges")
 train_restyle_psp, train_restyle_e4e = trainer("restyle-psp"), trainer("restyle-e4e")
