@@ -101,3 +101,88 @@ def demo_like(generator):
     with torch.no_grad():
         return generator(torch.randn(2, generator.z_dim, generator=torch.Generator().manual_seed(0)),
                          noise_mode="const").clamp(-1, 1)
+
+
+@pytest.fixture(scope="module")
+def two_path_style():
+    """The shipped edges style split into 'clothes' / 'shoes' paths, the shoes path's 8 px block changed."""
+    from inv_vae import AttributeGenerator
+
+    G = demo.load_generator()
+    ag = AttributeGenerator.from_generator(load_style("edges", G), ("clothes", "shoes"))
+    with torch.no_grad():
+        ag.paths[1]["b8"].conv1.weight.mul_(-1)
+    return ag.eval()
+
+
+def test_attribute_paths_are_predicted_by_the_fmnist_class_group(two_path_style, tmp_path, capsys):
+    from inv_metrics.fmnist import load_fmnist_net
+    from inv_vae.attributes import FMNIST_GROUPS, FMNISTGroupClassifier
+
+    G = demo.load_generator()
+    images, labels = demo.load_test_images()
+    images, labels = images[:8], labels[:8]
+    shoes = torch.tensor([int(c) in FMNIST_GROUPS["shoes"] for c in labels])
+    assert 0 < shoes.sum() < 8  # both groups among the first 8 demo test images
+    predicted = FMNISTGroupClassifier(("clothes", "shoes"))(images)
+    logits = load_fmnist_net()(images)
+    p = logits.softmax(1)
+    expected = ["shoes" if p[i, [5, 7, 9]].sum() > p[i, [0, 1, 2, 3, 4, 6]].sum() else "clothes" for i in range(8)]
+    assert predicted == expected
+    bags = labels == 8  # no bags path here: a bag takes the more probable of the two
+    assert predicted[2] == "shoes" and bags[2]
+    assert [x for x, b in zip(predicted, bags) if not b] == ["shoes" if s else "clothes" for s in shoes[~bags]]
+    all_images, all_labels = demo.load_test_images()
+    truth = [next(g for g, members in FMNIST_GROUPS.items() if int(c) in members) for c in all_labels]
+    right = sum(a == b for a, b in zip(FMNISTGroupClassifier()(all_images), truth))
+    assert right == 253  # of the 256 demo test images (98.8 %), the three groups
+
+    agile = create_method("agilegan", generator=G)
+    inv = agile(images)
+    _, auto = stylize(agile, two_path_style, images)
+    for i, name in enumerate(predicted):
+        torch.testing.assert_close(auto[i], inv[i].render(generator=two_path_style.path(name))[0], rtol=0, atol=1e-5)
+    _, given = stylize(agile, two_path_style, images, attributes="shoes")
+    torch.testing.assert_close(given, inv.render(generator=two_path_style.path("shoes")), rtol=0, atol=1e-5)
+    assert (given[~shoes] - auto[~shoes]).abs().max() > 1e-2  # the clothes took the other path
+    # a user's classifier: every image on the clothes path
+    _, mine = stylize(agile, two_path_style, images, classifier=lambda x: ["clothes"] * len(x))
+    torch.testing.assert_close(mine, inv.render(generator=two_path_style.path("clothes")), rtol=0, atol=1e-5)
+
+    path = save_networks(tmp_path / "two.safetensors", {"generator": two_path_style})
+    assert main(["--style", str(path), "--out", str(tmp_path / "out")]) == 0
+    assert f"attribute paths: {', '.join(predicted)}" in capsys.readouterr().out
+    pair = np.asarray(Image.open(tmp_path / "out" / "demo_test_0_stylized.png")).astype(np.float32) / 127.5 - 1
+    assert np.abs(pair[:, 32:] - auto[0, 0].clamp(-1, 1).numpy()).max() <= 1 / 127.5 + 1e-6
+
+
+def test_unknown_attribute_names_are_refused(two_path_style, generator, tmp_path, capsys):
+    from inv_vae import AttributeGenerator
+    from inv_vae.attributes import FMNISTGroupClassifier
+
+    G = demo.load_generator()
+    agile = create_method("agilegan", generator=G)
+    images = demo.load_test_images()[0][:2]
+    with pytest.raises(ValueError, match=r"unknown attribute 'hats'; this generator's attributes are "
+                                         r"\['clothes', 'shoes'\]"):
+        stylize(agile, two_path_style, images, attributes="hats")
+    with pytest.raises(ValueError, match=r"unknown attribute name\(s\) \['female'\] for the Fashion-MNIST class "
+                                         r"groups \(clothes, shoes, bags\)"):
+        FMNISTGroupClassifier(("female", "shoes"))
+    odd = AttributeGenerator.from_generator(G, ("female", "male"))
+    with pytest.raises(ValueError, match=r"unknown attribute name\(s\) \['female', 'male'\]"):
+        stylize(agile, odd, images)
+    with pytest.raises(ValueError, match="attributes were given but the style generator has no attribute paths"):
+        stylize(agile, load_style("edges", G), images, attributes="shoes")
+    path = save_networks(tmp_path / "two.safetensors", {"generator": two_path_style})
+    assert main(["--style", str(path), "--attribute", "hats", "--out", str(tmp_path / "out")]) == 2
+    assert "error: unknown attribute 'hats'; this generator's attributes are" in capsys.readouterr().err
+    assert main(["--style", str(path), "--attribute", "shoes", "clothes", "--out", str(tmp_path / "out")]) == 2
+    assert "one attribute per image (8) or one for all, got 2" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+    # elsewhere there is no default classifier: the attribute is asked for
+    other = AttributeGenerator.from_generator(generator, ("a", "b"))
+    small = create_method("agilegan", generator=generator, allow_untrained=True, widths=(16, 16, 16, 16))
+    with pytest.raises(ValueError, match=r"attribute paths \['a', 'b'\]: give the attribute of each image, or a "
+                                         "classifier"):
+        stylize(small, other, demo_like(generator))

@@ -1,6 +1,8 @@
 """python -m inv_vae.train encoder|style on the demo with tiny widths and a few steps: output files that the
 method and stylize read, exact resumes, the fidelity early stop, and the bad exemplar folders."""
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -129,3 +131,22 @@ def test_the_dispatcher_lists_agilegan_and_passes_the_kind_on(capsys):
 def test_bad_style_options_are_named(tmp_path, capsys, extra, message):
     assert main(["style", "--steps", "2", "--run-dir", str(tmp_path / "run"), *STYLE, *extra]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_encoder_two_gloo_processes_equal_one_process_with_the_whole_batch(tmp_path):
+    # as sg2-core's test_fit: torchrun splits every batch; the batch norms see the whole batch's statistics
+    # (inv_vae.sync_batchnorm) and each image gets the same reparameterisation noise in both runs
+    args = ["-m", "inv_vae.train", "encoder", "--steps", "2", "--snap-every", "2", *ENCODER, "--threads", "1"]
+    torchrun = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    runs = [subprocess.Popen([sys.executable, *launcher, *args, "--run-dir", str(tmp_path / name)], text=True,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+            for name, launcher in (("one", []), ("two", torchrun))]  # side by side: half the wall time
+    (one_out, one_err), (two_out, two_err) = (run.communicate(timeout=300) for run in runs)
+    assert runs[0].returncode == 0, one_err
+    assert runs[1].returncode == 0, two_err
+    assert "2 process(es)" in two_out
+    a, b = (_state(tmp_path / run / "final.safetensors", "encoder") for run in ("one", "two"))
+    assert a.keys() == b.keys()
+    assert not torch.equal(a["fc_mu.weight"], torch.zeros_like(a["fc_mu.weight"]))  # it trained
+    for k in a:  # equal in maths; the sums over ranks round differently
+        torch.testing.assert_close(b[k], a[k], rtol=1e-5, atol=1e-5, msg=k)

@@ -112,8 +112,11 @@ class AgileGAN(Method):
             return {}
         spec = self.style_spec
         label = Path(spec).stem if isinstance(spec, (str, Path)) else "style"  # 'edges', or the file's name
-        with torch.no_grad():
-            return {f"agilegan stylised ({label})": inversion.render(generator=style)}
+        from .stylize import render_style
+
+        with torch.no_grad():  # attribute paths: predicted from the source rendering (the input is not at hand)
+            source = inversion.render() if hasattr(style, "paths") else None
+            return {f"agilegan stylised ({label})": render_style(inversion, style, source)}
 
     def _network(self, weights, allow_untrained, widths, input_size, weights_seed) -> VAEStyleEncoder:
         if weights is None and not allow_untrained:

@@ -3,7 +3,10 @@
 Each image goes through the VAE encoder to its posterior mean ``mu`` in Z+, the source generator's frozen
 mapping gives the W+ codes, and the style generator (a transfer-learned copy of the source, see
 ``python -m inv_vae.train style``) renders them: ``Inversion.render(generator=stylised)``. With no IMAGE on the
-demo generator, the first demo test images are stylised with the shipped ``edges`` style. Writes
+demo generator, the first demo test images are stylised with the shipped ``edges`` style. A style generator with
+attribute paths (an ``inv_vae.AttributeGenerator``) renders each image with its attribute's path: ``--attribute
+NAME`` (one for all, or one per image), or predicted from the input (the default, ``auto``: on the demo the
+Fashion-MNIST class group by the shipped feature network, see :mod:`inv_vae.attributes`). Writes
 ``DIR/grid.png`` (rows: input, the source rendering of the inversion, the stylised image) and one
 ``<name>_stylized.png`` per input (input | stylised); nothing existing is overwritten without ``--overwrite``.
 """
@@ -20,6 +23,9 @@ import torch
 
 from sg2_core import create_method
 
+from .attribute_generator import AttributeGenerator
+from .attributes import resolve_attributes
+
 __all__ = ["SHIPPED_STYLES", "check_style", "load_style", "stylize"]
 
 SHIPPED_STYLES = {"edges": "style_edges_fmnist32.safetensors"}  # name -> inv_vae/assets file (demo generator)
@@ -28,9 +34,13 @@ DEMO_IMAGES = 8
 
 def check_style(style, generator, where: str = "the style generator") -> None:
     """Refuse a style generator of another architecture than ``generator`` (the encoder's), naming the fields."""
-    if not hasattr(style, "synthesis") or not hasattr(style, "config"):
+    if isinstance(style, AttributeGenerator):
+        theirs = style.config.generator  # its paths are Generators of this config
+    elif not hasattr(style, "synthesis") or not hasattr(style, "config"):
         raise ValueError(f"{where} is not an sg2_core Generator ({type(style).__name__})")
-    ours, theirs = generator.config, style.config
+    else:
+        theirs = style.config
+    ours = generator.config
     if ours != theirs:
         differ = [f"{k} {getattr(theirs, k)!r} (encoder's generator: {getattr(ours, k)!r})"
                   for k in ours.__dataclass_fields__ if getattr(ours, k) != getattr(theirs, k)]
@@ -62,10 +72,33 @@ def load_style(spec, generator):
 
 
 @torch.no_grad()
-def stylize(method, style, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """(source rendering, stylised rendering) of ``images`` ``[N, C, R, R]`` in [-1, 1]."""
+def stylize(method, style, images: torch.Tensor, attributes=None,
+            classifier=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(source rendering, stylised rendering) of ``images`` ``[N, C, R, R]`` in [-1, 1].
+
+    With an :class:`AttributeGenerator` ``style`` each image takes its attribute's path: ``attributes`` (one
+    name/index, or one per image) or, when None/'auto', ``classifier(images)`` (see
+    :func:`inv_vae.attributes.resolve_attributes`; the demo has a default)."""
     inv = method(images)
-    return inv.render(), inv.render(generator=style)
+    return inv.render(), render_style(inv, style, images, attributes, classifier)
+
+
+@torch.no_grad()
+def render_style(inv, style, images: torch.Tensor, attributes=None, classifier=None) -> torch.Tensor:
+    """``inv`` rendered through ``style``; per attribute path for an AttributeGenerator (as :func:`stylize`)."""
+    if not isinstance(style, AttributeGenerator):
+        if attributes not in (None, "auto"):
+            raise ValueError("attributes were given but the style generator has no attribute paths")
+        return inv.render(generator=style)
+    index = torch.tensor(resolve_attributes(style, inv.generator, images, attributes, classifier))
+    out = None
+    for p in index.unique().tolist():
+        rows = (index == p).nonzero().squeeze(1)
+        part = inv[rows].render(generator=style.path(p))
+        if out is None:
+            out = part.new_empty(len(inv), *part.shape[1:])
+        out[rows.to(part.device)] = part
+    return out
 
 
 def _read(path: Path, channels: int, resolution: int) -> torch.Tensor:
@@ -94,6 +127,8 @@ def main(argv=None) -> int:
     p.add_argument("--out", default="stylized", help="output folder (default ./stylized)")
     p.add_argument("--generator", default="demo", help="the encoder's source generator checkpoint, or 'demo'")
     p.add_argument("--encoder", help="AgileGAN encoder file (default: the shipped demo encoder)")
+    p.add_argument("--attribute", nargs="+", help="for a style with attribute paths: a path name for all images, "
+                   "one per image, or auto (default: predicted; on the demo the Fashion-MNIST class group)")
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     args = p.parse_args(argv)
@@ -118,11 +153,17 @@ def main(argv=None) -> int:
         if held and not args.overwrite:
             raise ValueError(f"{held[0]} exists{f' (and {len(held) - 1} more)' if len(held) > 1 else ''}; pass "
                              "--overwrite or choose another --out")
-        stylize(method, style, images[:1])  # warm-up: the first call pays one-off costs
+        attributes = None if args.attribute in (None, ["auto"]) else \
+            args.attribute[0] if len(args.attribute) == 1 else args.attribute
+        if isinstance(style, AttributeGenerator):
+            index = resolve_attributes(style, generator, images, attributes)
+            attributes = [style.config.attributes[i] for i in index]  # predicted once, also for the timing
+        source, stylised = stylize(method, style, images, attributes)
+        first = attributes[:1] if isinstance(attributes, list) else attributes
+        stylize(method, style, images[:1], first)  # warm-up: the first call pays one-off costs
         start = time.perf_counter()
-        stylize(method, style, images[:1])
+        stylize(method, style, images[:1], first)
         one = time.perf_counter() - start
-        source, stylised = stylize(method, style, images)
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
@@ -131,8 +172,9 @@ def main(argv=None) -> int:
     save_grid(torch.cat([images, source.clamp(-1, 1), stylised.clamp(-1, 1)]), targets[0], nrow=n)
     for i, target in enumerate(targets[1:]):
         save_grid(torch.stack([images[i], stylised[i].clamp(-1, 1)]), target, nrow=2)
+    paths = f"; attribute paths: {', '.join(attributes)}" if isinstance(style, AttributeGenerator) else ""
     print(f"stylised {n} image(s) with {args.style} into {out} (grid.png: input / source rendering / stylised); "
-          f"one image took {one * 1000:.1f} ms ({torch.get_num_threads()} threads)")
+          f"one image took {one * 1000:.1f} ms ({torch.get_num_threads()} threads){paths}")
     return 0
 
 

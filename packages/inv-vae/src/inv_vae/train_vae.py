@@ -36,6 +36,7 @@ from sg2_core.optim import Ranger
 from .exemplars import resolve_exemplars
 from .losses import KL_WEIGHT, kl_divergence
 from .networks import VAEConfig, VAEStyleEncoder
+from .sync_batchnorm import synchronize_batchnorm
 
 KINDS = ("encoder", "style")
 FIDELITY_LATENTS, FIDELITY_SEED = 64, 1234
@@ -63,14 +64,20 @@ class EncoderObjective(fit.Objective):
 
     def __init__(self, generator, encoder: VAEStyleEncoder, loss, *, lr: float = 1e-4, kl_weight: float = KL_WEIGHT):
         self.G, self.net, self.loss, self.kl_weight = generator.requires_grad_(False), encoder.train(), loss, kl_weight
+        synchronize_batchnorm(encoder)  # several processes: batch statistics of the whole batch
         self.networks = {"encoder": encoder}
         self.optimizers = {"encoder": Ranger(encoder.parameters(), lr=lr)}
 
     def _render(self, z: torch.Tensor) -> torch.Tensor:
         return self.G.synthesis(map_zplus(self.G, z), noise_mode="const")
 
+    def _eps(self, n: int, z_dim: int, device) -> torch.Tensor:
+        """This rank's rows of the whole batch's noise: every process count draws the same numbers per image."""
+        rank, size = fit.world()
+        return torch.randn(n * size, self.G.num_ws, z_dim, device=device)[rank * n:(rank + 1) * n]
+
     def step(self, images, step):
-        z, mu, logvar = self.net(images)
+        z, mu, logvar = self.net(images, eps=self._eps(images.shape[0], self.net.config.z_dim, images.device))
         total, terms = self.loss(self._render(z), images)
         kl = kl_divergence(mu, logvar)
         total = total + self.kl_weight * kl
