@@ -4,13 +4,16 @@
 - :mod:`inv_vae.losses`: its KL term;
 - :func:`load`: an official AgileGAN encoder checkpoint (or our native file) into it;
 - :mod:`inv_vae.method`: the method ``agilegan`` (sg2_core.Method, space ``'z+'``);
-- :mod:`inv_vae.attribute_generator`: a generator whose low-resolution blocks have one path per attribute.
+- :mod:`inv_vae.attribute_generator`: a generator whose low-resolution blocks have one path per attribute;
+- :func:`load_dual`: the official AgileGAN two-path generator (``DualGenerator``) into one;
+- :mod:`inv_vae.attributes`: each image's path, given or predicted (the demo: Fashion-MNIST class groups).
 """
 
 from importlib.metadata import version as _version
 
 from .attribute_generator import AttributeGenerator, AttributeGeneratorConfig
 from .checkpoint import AgileCheckpoint, load
+from .dual_checkpoint import load_dual
 from .losses import KL_WEIGHT, kl_divergence
 from .networks import VAEConfig, VAEOutput, VAEStyleEncoder, reparameterize
 
@@ -18,4 +21,5 @@ from .networks import VAEConfig, VAEOutput, VAEStyleEncoder, reparameterize
 __version__ = _version("inv-vae")
 
 __all__ = ["AgileCheckpoint", "AttributeGenerator", "AttributeGeneratorConfig", "KL_WEIGHT", "VAEConfig", "VAEOutput",
-           "VAEStyleEncoder", "kl_divergence", "load", "reparameterize"]
+           "VAEStyleEncoder", "kl_divergence", "load", "load_dual",
+           "reparameterize"]

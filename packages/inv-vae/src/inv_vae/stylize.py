@@ -48,8 +48,8 @@ def check_style(style, generator, where: str = "the style generator") -> None:
 
 
 def load_style(spec, generator):
-    """A style generator from a shipped name (``edges``) or a native file holding ``generator``; checked
-    against ``generator``."""
+    """A style generator from a shipped name (``edges``), a native file holding ``generator``, or a ``.pt`` file
+    (an official AgileGAN two-path generator, or a rosinality generator); checked against ``generator``."""
     from sg2_core import load_networks
 
     if isinstance(spec, str) and spec in SHIPPED_STYLES:
@@ -62,13 +62,32 @@ def load_style(spec, generator):
         if not path.is_file():
             raise FileNotFoundError(f"--style {spec}: no such file, and not a shipped style "
                                     f"({', '.join(SHIPPED_STYLES)})")
+        if path.suffix in (".pt", ".pth"):  # an official AgileGAN / rosinality style generator
+            return _checked(_load_pt_style(path), generator, spec)
         nets = load_networks(path)
     if "generator" not in nets:
         raise ValueError(f"--style {spec} holds no 'generator' (it has {sorted(nets)}); give the output of "
                          "python -m inv_vae.train style")
-    style = nets["generator"].eval().requires_grad_(False)
+    return _checked(nets["generator"], generator, spec)
+
+
+def _checked(style, generator, spec):
+    style = style.eval().requires_grad_(False)
     check_style(style, generator, f"the style generator {spec}")
     return style.to(next(generator.parameters()).device)
+
+
+def _load_pt_style(path: Path):
+    """A ``.pt`` style: the two-path DualGenerator (``inv_vae.load_dual``) or a plain rosinality ``g_ema``."""
+    from sg2_core.checkpoints import load_checkpoint
+
+    from .dual_checkpoint import is_dual_state_dict, load_dual
+
+    obj = torch.load(path, map_location="cpu", weights_only=True)
+    state = obj.get("g_ema", obj) if isinstance(obj, dict) else None
+    if isinstance(state, dict) and is_dual_state_dict(state):
+        return load_dual(path)
+    return load_checkpoint(path).G_ema
 
 
 @torch.no_grad()
