@@ -92,3 +92,12 @@ def test_stylize_reads_it_as_a_style_generator(fixture):
     with pytest.raises(ValueError, match=r"has another architecture than the encoder's generator: resolution 128 "
                                          r"\(encoder's generator: 64\)"):
         load_style(str(FIXTURE), Generator(G.config.replace(resolution=64)))
+
+
+def test_an_unreadable_pt_style_is_named(tmp_path, capsys):
+    from inv_vae.stylize import main
+
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    assert main(["--style", str(tmp_path / "junk.pt"), "--out", str(tmp_path / "out")]) == 2
+    assert "junk.pt: not a readable torch checkpoint" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

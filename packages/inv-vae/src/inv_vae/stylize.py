@@ -26,7 +26,7 @@ from sg2_core import create_method
 from .attribute_generator import AttributeGenerator
 from .attributes import resolve_attributes
 
-__all__ = ["SHIPPED_STYLES", "check_style", "load_style", "stylize"]
+__all__ = ["SHIPPED_STYLES", "check_style", "load_style", "render_style", "stylize"]
 
 SHIPPED_STYLES = {"edges": "style_edges_fmnist32.safetensors"}  # name -> inv_vae/assets file (demo generator)
 DEMO_IMAGES = 8
@@ -83,7 +83,10 @@ def _load_pt_style(path: Path):
 
     from .dual_checkpoint import is_dual_state_dict, load_dual
 
-    obj = torch.load(path, map_location="cpu", weights_only=True)
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)  # never runs code from the file
+    except Exception as error:  # unpickling, zip and weights-only refusals all mean: not a readable style
+        raise ValueError(f"--style {path}: not a readable torch checkpoint ({str(error).splitlines()[0]})") from None
     state = obj.get("g_ema", obj) if isinstance(obj, dict) else None
     if isinstance(state, dict) and is_dual_state_dict(state):
         return load_dual(path)
@@ -106,7 +109,7 @@ def stylize(method, style, images: torch.Tensor, attributes=None,
 def render_style(inv, style, images: torch.Tensor, attributes=None, classifier=None) -> torch.Tensor:
     """``inv`` rendered through ``style``; per attribute path for an AttributeGenerator (as :func:`stylize`)."""
     if not isinstance(style, AttributeGenerator):
-        if attributes not in (None, "auto"):
+        if attributes is not None and not (isinstance(attributes, str) and attributes == "auto"):
             raise ValueError("attributes were given but the style generator has no attribute paths")
         return inv.render(generator=style)
     index = torch.tensor(resolve_attributes(style, inv.generator, images, attributes, classifier))
