@@ -16,7 +16,7 @@ prior the encoder matches: Z+, one z per layer, each through the mapping network
 (``--pl-weight`` every 4 steps) from ``sg2_core.losses``, Adam with the lazy ratio; FreezeD keeps the first
 ``--freeze-d`` discriminator blocks (from the input) fixed. Early stop: ``--steps``, or the fidelity criterion:
 every ``--fidelity-every`` steps the perceptual distance between the source and the tuned generator on 64 fixed
-Z+ latents; once it exceeds ``--fidelity-threshold`` the run stops there (the remaining steps do nothing).
+Z+ latents; once it exceeds ``--fidelity-threshold`` the run ends there (``Objective.done``).
 The output holds ``generator``, the stylised copy, for ``python -m inv_vae.stylize --style FILE``.
 The run's shape (snapshots, exact ``--resume``, samples, validation, torchrun) is ``sg2_core.fit``'s.
 """
@@ -146,9 +146,10 @@ class StyleObjective(fit.Objective):
         b = self.G.synthesis(ws, noise_mode="const")
         return float(self.distance(a, b).mean())
 
+    def done(self) -> bool:
+        return self.stopped_at is not None  # the fidelity criterion ended the run (fit stops there)
+
     def step(self, reals, step):
-        if self.stopped_at is not None:  # the fidelity criterion stopped the run: nothing more changes
-            return {"stopped_at": torch.tensor(float(self.stopped_at))}
         n, device = reals.shape[0], reals.device
         out = {}
         self.D.requires_grad_(False)
