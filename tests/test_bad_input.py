@@ -147,6 +147,17 @@ ROWS = [
     Row("inv_encoders.train", ("--method", "nope"), "error: 'nope' is not a trainable method of inv_encoders"),
     Row("inv_encoders.train", ("--method", "psp", "--steps", "2", "--run-dir", "{w}/new", "--data", "{w}/c32.npy",
                                "--id-weights", "{w}/missing-arcface.pth"), "missing-arcface.pth"),
+    # python -m inv_vae.stylize and inv_vae.train (AgileGAN)
+    Row("inv_vae.stylize", ("--attribute", "hats", "--out", "{w}/new"),
+        "error: attributes were given but the style generator has no attribute paths"),
+    Row("inv_vae.stylize", ("--style", "{w}/user.safetensors", "--out", "{w}/new"),
+        "user.safetensors: cannot read the file as safetensors", keep=("user.safetensors",)),
+    Row("inv_vae.stylize", ("--out", "{w}/inv_done"), "inv_done/grid.png exists; pass --overwrite", keep=("inv_done",)),
+    Row("inv_vae.stylize", ("{w}/grey28.png", "--out", "{w}/new"),
+        "grey28.png is 28x28, the generator makes 32x32 images"),
+    Row("inv_vae.train", ("style", "--exemplars", "{w}/grey", "--batch-size", "8", "--steps", "2", "--run-dir",
+                          "{w}/new"), "holds 3 images, fewer than --batch-size 8"),
+    Row("inv_vae.train", ("encoder", "--steps", "0", "--run-dir", "{w}/new"), "error: --steps must be >= 1, got 0"),
 ]
 
 
@@ -173,6 +184,7 @@ def workspace(tmp_path_factory) -> Path:
     (w / "grey").mkdir()
     for i in range(3):
         Image.fromarray((np.random.default_rng(i).random((32, 32)) * 255).astype(np.uint8)).save(w / "grey" / f"{i}.png")
+    Image.fromarray(np.zeros((28, 28), np.uint8)).save(w / "grey28.png")
     (w / "inv_done").mkdir()
     (w / "inv_done" / "grid.png").write_bytes(b"a grid the user made earlier")
     (w / "other").mkdir()
@@ -209,7 +221,7 @@ def test_every_command_has_rows():
                                          "inv_metrics.train_fmnist_features", "inv_optim.train_collab",
                                          "sg2_core.invert", "sg2_core.convert", "inv_optim.train",
                                          "inv_encoders.bench", "inv_hyper.train", "inv_hyper.interpolate",
-                                         "inv_encoders.train"}
+                                         "inv_encoders.train", "inv_vae.stylize", "inv_vae.train"}
 
 
 def test_train_collab_sigint_saves_the_network_and_exits_130(workspace, tmp_path):
