@@ -3,8 +3,9 @@
 The papers' losses and optimiser are the defaults: L2 1.0, LPIPS 0.8 (the Fashion-MNIST perceptual distance
 on the demo), ID 0.1 with a face network; pSp's ``--w-norm`` (0, the FFHQ setting); e4e's delta regulariser
 2e-4, its latent discriminator (weight 0.1; Adam 2e-5, logistic loss, R1 gamma 10 every 16 steps; real codes
-are ``mapping(z)``; with ``--w-pool-size`` 50, e4e's history pools of real and fake codes, 0 = none) and the progressive schedule (stage 0 = one w until ``--progressive-start``, one more delta
-every ``--progressive-every`` steps); ReStyle's loss at each of ``--n-iters`` iterations, the previous estimate
+are ``mapping(z)``; ``--w-pool-size`` 50: e4e's history pools of real and fake codes, 0 = none) and the
+progressive schedule (stage 0 = one w until ``--progressive-start``, one more delta every ``--progressive-every``
+steps); ReStyle's loss at each of ``--n-iters`` iterations, the previous estimate
 and image detached, one optimiser step per batch. ``psp-edges`` is pSp image-to-image: the encoder reads
 ``sg2_core.conditions.apply_condition("edges", images)`` (in training and validation) and its losses compare
 the generator's output with the original images. Ranger (RAdam + Lookahead) at lr 1e-4. The run's shape
