@@ -1,10 +1,10 @@
 import gzip
 import json
-import lzma
 from pathlib import Path
 
 import pytest
 import torch
+from sg2_core.fixture_packs import unpack_state as unpack, unsqueeze
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -16,24 +16,6 @@ def _one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(threads)
-
-
-def unsqueeze(packed: torch.Tensor, shape) -> torch.Tensor:
-    """float32 from the lzma-compressed float16 bytes of build_test_data.py."""
-    raw = bytearray(lzma.decompress(packed.numpy().tobytes()))
-    return torch.frombuffer(raw, dtype=torch.float16).reshape(shape).float()
-
-
-def unpack(weights: dict) -> dict:
-    values = unsqueeze(weights["values_f16_lzma"], (-1,))
-    state, start = {}, 0
-    for key, shape in zip(weights["keys"], weights["shapes"]):
-        n = int(torch.tensor(shape).prod()) if shape else 1
-        state[key] = values[start:start + n].reshape(shape)
-        start += n
-    assert start == values.numel()
-    state.update({k: torch.zeros((), dtype=torch.int64) for k in weights["zero_int64"]})
-    return state
 
 
 def _load(name):

@@ -6,7 +6,6 @@ README's for float32; for float64 against float64, 1e-9, which any float32 step 
 float32-float64 gap is 8e-6 on the codes) while leaving room for another summation order.
 """
 
-import math
 import re
 from pathlib import Path
 
@@ -23,6 +22,7 @@ from sg2_core.encoders import (
     WEncoder,
     ir_se,
 )
+from sg2_core.fixture_packs import unpack_state as unpack
 
 DATA = Path(__file__).parent / "data" / "encoders"
 SMALL = dict(widths=(16, 32, 48, 64))  # config R of the fixture README
@@ -33,15 +33,6 @@ MAPS_TOL = dict(atol=2e-4, rtol=1e-4)
 
 def load(name):
     return torch.load(DATA / name, weights_only=True)
-
-
-def unpack(packed, dtype=torch.float32):
-    """The state dict stored flat by build_test_data.py: float16 values cast to ``dtype``."""
-    sizes = [math.prod(s) for s in packed["shapes"]]
-    values = packed["values"].to(dtype).split(sizes)
-    state = {k: v.reshape(s) for k, v, s in zip(packed["keys"], values, packed["shapes"])}
-    state.update({k: torch.zeros((), dtype=torch.int64) for k in packed["zero_int64"]})
-    return state
 
 
 def loaded(module, packed, dtype):

@@ -8,7 +8,6 @@ float64: 1e-12 of it (measured 2.5e-15).
 """
 
 import copy
-import math
 import pickle
 from pathlib import Path
 
@@ -19,6 +18,7 @@ import torch.nn.functional as F
 from sg2_core import use_impl
 from sg2_core.encoders import GradualStyleBlock, IRBackbone, IRTrunk, PyramidStyleEncoder, WEncoder
 from sg2_core.encoders.inference import cache_of, conv_im2col
+from sg2_core.fixture_packs import unpack_state as unpack
 
 DATA = Path(__file__).parent / "data" / "encoders"
 SMALL = dict(widths=(16, 32, 48, 64))
@@ -34,13 +34,6 @@ def assert_fast_close(fast, exact):
 
 def load(name):
     return torch.load(DATA / name, weights_only=True)
-
-
-def unpack(packed):
-    sizes = [math.prod(s) for s in packed["shapes"]]
-    values = packed["values"].float().split(sizes)
-    state = {k: v.reshape(s) for k, v, s in zip(packed["keys"], values, packed["shapes"])}
-    return state | {k: torch.zeros((), dtype=torch.int64) for k in packed["zero_int64"]}
 
 
 @pytest.fixture(scope="module")

@@ -3,35 +3,25 @@
     python build_test_data.py /work/shared/fixtures/encoders
 
 Weights keep their float16 values, stored as one lzma-compressed flat buffer per network (keys and shapes
-alongside); ``tests/fixtures.py`` rebuilds the state dicts. Inputs keep sample 0 only; outputs keep both
+alongside); ``sg2_core.fixture_packs.unpack_state`` rebuilds the state dicts. Inputs keep sample 0 only; outputs keep both
 samples' codes only where the inputs are kept, so only sample 0.
 """
 
 import gzip
 import json
-import lzma
 import sys
 from pathlib import Path
 
 import torch
+
+from sg2_core.fixture_packs import pack_state, squeeze
 
 src = Path(sys.argv[1])
 out = Path(__file__).resolve().parent
 load = lambda name: torch.load(src / name, weights_only=True)  # noqa: E731
 
 
-def squeeze(t: torch.Tensor) -> torch.Tensor:
-    raw = lzma.compress(t.contiguous().numpy().tobytes(), preset=9 | lzma.PRESET_EXTREME)
-    return torch.frombuffer(bytearray(raw), dtype=torch.uint8)
-
-
-def pack(state_dict):
-    floats = {k: v for k, v in state_dict.items() if v.is_floating_point()}
-    assert all(v.dtype == torch.float16 for v in floats.values())
-    assert all(not v.any() for k, v in state_dict.items() if k not in floats)  # num_batches_tracked zeros
-    return {"keys": list(floats), "shapes": [list(v.shape) for v in floats.values()],
-            "values_f16_lzma": squeeze(torch.cat([v.flatten() for v in floats.values()])),
-            "zero_int64": [k for k in state_dict if k not in floats]}
+pack = pack_state
 
 
 first = lambda io, names: {k: io[k][:1].clone() for k in names}  # noqa: E731

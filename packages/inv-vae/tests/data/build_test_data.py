@@ -3,18 +3,19 @@
     python build_test_data.py /work/shared/fixtures/encoders
 
 The AgileGAN VAEStyleEncoder weights keep their float16 values as one lzma-compressed flat buffer (keys and
-shapes alongside; ``tests/conftest.py`` rebuilds the state dict). Of the input images only sample 0 of ``x256``
+shapes alongside; ``sg2_core.fixture_packs.unpack_state`` rebuilds the state dict). Of the input images only sample 0 of ``x256``
 is kept (lzma-compressed float16 bytes); the outputs (``z``, ``mu``, ``logvar`` and their float64 versions,
 ``[2, 10, 32]`` each), the injected ``eps`` and the KL values are kept whole, as they are small.
 """
 
 import gzip
 import json
-import lzma
 import sys
 from pathlib import Path
 
 import torch
+
+from sg2_core.fixture_packs import pack_state, squeeze
 
 src = Path(sys.argv[1])
 out = Path(__file__).resolve().parent
@@ -24,19 +25,9 @@ def load(name):
     return torch.load(src / name, weights_only=True)
 
 
-def squeeze(t: torch.Tensor) -> torch.Tensor:
-    raw = lzma.compress(t.contiguous().numpy().tobytes(), preset=9 | lzma.PRESET_EXTREME)
-    return torch.frombuffer(bytearray(raw), dtype=torch.uint8)
-
-
 weights, io, inputs = load("agile_vae_weights.pt"), load("agile_vae_io.pt"), load("inputs.pt")
 state = weights["state_dict"]
-floats = {k: v for k, v in state.items() if v.is_floating_point()}
-assert all(v.dtype == torch.float16 for v in floats.values())
-assert all(not v.any() for k, v in state.items() if k not in floats)  # num_batches_tracked zeros
-packed = {"keys": list(floats), "shapes": [list(v.shape) for v in floats.values()],
-          "values_f16_lzma": squeeze(torch.cat([v.flatten() for v in floats.values()])),
-          "zero_int64": [k for k in state if k not in floats]}
+packed = pack_state(state)
 assert inputs["x256"].dtype == torch.float16
 torch.save({"weights": packed, "class": weights["class"], "commit": weights["commit"],
             "x256_0_f16_lzma": squeeze(inputs["x256"][:1]), "eps": inputs["agile_eps"].float(),

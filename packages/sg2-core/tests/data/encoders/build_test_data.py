@@ -14,18 +14,15 @@ from pathlib import Path
 
 import torch
 
+from sg2_core.fixture_packs import pack_state
+
 src = Path(sys.argv[1])
 out = Path(__file__).resolve().parent
 load = lambda name: torch.load(src / name, weights_only=True)  # noqa: E731
 
 
 def pack(state_dict):
-    floats = {k: v for k, v in state_dict.items() if v.is_floating_point()}
-    assert all(v.dtype == torch.float16 for v in floats.values())
-    assert all(not v.is_floating_point() and not v.any() for k, v in state_dict.items() if k not in floats)
-    return {"keys": list(floats), "shapes": [list(v.shape) for v in floats.values()],
-            "values": torch.cat([v.flatten() for v in floats.values()]),
-            "zero_int64": [k for k in state_dict if k not in floats]}  # num_batches_tracked, all 0
+    return pack_state(state_dict, compress=False)
 
 
 inputs = load("inputs.pt")
