@@ -182,28 +182,3 @@ def test_trunk_taps_on_the_inference_path(inputs):
     assert len(fast) == 5
     for f, e in zip(fast, exact):
         assert_fast_close(f, e)
-
-
-def test_styles_reading_one_map_share_one_first_convolution(psp, inputs):
-    enc = copy.deepcopy(psp[0])
-    x = inputs["x256_0"]
-    with torch.no_grad():
-        maps = enc.forward_pyramid(x)
-        one_by_one = [style(maps[src]) for style, src in zip(enc.styles, enc.style_sources)]
-        merged = enc.forward_styles(maps)
-    groups = {src: [j for j, s in enumerate(enc.style_sources) if s == src] for src in ("c3", "p2", "p1")}
-    assert sorted(cache_of(enc)._entries) == sorted(f"stacked_first_convs{tuple(js)}" for js in groups.values())
-    with torch.no_grad():
-        subset = enc.forward_styles(maps, [8, 0, 4, 9])  # any subset and order (e4e's stages ask for a prefix)
-    for a, b in zip(merged, one_by_one):  # the same dot products: equal to rounding (measured identical)
-        torch.testing.assert_close(a, b, atol=1e-6 * b.abs().max().item(), rtol=0)
-    for a, j in zip(subset, [8, 0, 4, 9]):
-        torch.testing.assert_close(a, merged[j], atol=1e-6 * merged[j].abs().max().item(), rtol=0)
-    with torch.no_grad():
-        enc.styles[8].convs[0].weight.mul_(0.5)  # in place: the stacked weight must follow
-    fast, exact = both_paths(lambda: enc(x))
-    assert (fast[:, 8] - torch.stack(merged, 1)[:, 8]).abs().max() > 1e-3
-    assert_fast_close(fast, exact)
-    with pytest.raises(ValueError, match=r"this style block takes \[N, 64, 64, 64\] maps, got \(1, 64, 32, 32\)"):
-        with torch.no_grad():
-            enc.forward_styles(maps | {"p1": maps["p2"]}, [9, 8])

@@ -62,11 +62,12 @@ class StyleEncoderConfig(Serializable):
 
 def progressive_codes(encoder: PyramidStyleEncoder, x: torch.Tensor, stage: int | None = None) -> torch.Tensor:
     """e4e's combination: ``styles[0]`` repeated, plus the deltas of styles ``1..stage`` (None: all)."""
-    last = encoder.n_styles - 1 if stage is None else min(int(stage), encoder.n_styles - 1)
-    w0, *deltas = encoder.forward_styles(encoder.forward_pyramid(x), range(last + 1))
+    maps = encoder.forward_pyramid(x)
+    w0 = encoder.styles[0](maps[encoder.style_sources[0]])
     codes = [w0] * encoder.n_styles
-    for i, delta in enumerate(deltas, start=1):
-        codes[i] = w0 + delta
+    last = encoder.n_styles - 1 if stage is None else min(int(stage), encoder.n_styles - 1)
+    for i in range(1, last + 1):
+        codes[i] = w0 + encoder.styles[i](maps[encoder.style_sources[i]])
     return torch.stack(codes, dim=1)
 
 

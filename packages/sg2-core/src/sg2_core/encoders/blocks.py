@@ -58,20 +58,14 @@ class GradualStyleBlock(nn.Module):
         self.convs = nn.Sequential(*layers)
         self.linear = EqualLinear(out_channels, out_channels) if out_spatial == 1 else None
 
-    def check_input(self, x: torch.Tensor) -> None:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1:] != (self.in_channels, self.spatial, self.spatial):
             raise ValueError(f"this style block takes [N, {self.in_channels}, {self.spatial}, {self.spatial}] "
                              f"maps, got {tuple(x.shape)}")
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        self.check_input(x)
         if not takes_inference_path(self, x, self.convs[0].weight):
             x = self.convs(x)
             return x if self.linear is None else self.linear(x.flatten(1))
-        return self.finish_inference(self.convs_inference(x))
-
-    def finish_inference(self, x: torch.Tensor) -> torch.Tensor:
-        """The EqualLinear (if any) on the convs' output, on the inference path."""
+        x = self.convs_inference(x)
         if self.linear is None:
             return x
         lin = self.linear  # its scaled weight once, not at every call
@@ -79,10 +73,9 @@ class GradualStyleBlock(nn.Module):
             (lin.weight * lin.weight_gain).t(), lin.bias * lin.bias_gain))
         return torch.addmm(b.to(x.dtype), x.flatten(1), w.to(x.dtype))
 
-    def convs_inference(self, x: torch.Tensor, start: int = 0) -> torch.Tensor:
-        """The convs from the ``start``-th on, with in-place activations, the ones on small maps as im2col
-        matrix products."""
-        for layer in self.convs[2 * start::2]:
+    def convs_inference(self, x: torch.Tensor) -> torch.Tensor:
+        """The convs with in-place activations, the ones on small maps as im2col matrix products."""
+        for layer in self.convs[::2]:
             if x.shape[-1] <= SMALL_MAPS:
                 x = conv_im2col(x, layer)
             else:

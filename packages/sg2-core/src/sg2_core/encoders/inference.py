@@ -10,17 +10,15 @@ only, so the results differ from the exact path by float rounding (see the tests
   1x1 max-pool), and the squeeze-excitation's 1x1 convs on a 1x1 map are matrix products;
 - the style blocks' convolutions on maps of :data:`SMALL_MAPS` pixels or less are one matrix product
   (im2col): there the convolution's per-call weight reorder costs more than the arithmetic; the style
-  blocks' EqualLinear keeps its scaled weight;
-- the first convolutions of the style blocks that read the same pyramid map run as one convolution with their
-  weights stacked (``PyramidStyleEncoder.forward_styles``): measured on the shared 2-core CPU at full size
-  (load ~8) 1.20x on pSp's 11 fine styles' first convs alone and 1.08x (median) on the whole style stage at
-  batch 8, identical outputs; at batch 1 the peak memory of a call grows ~120 MB (oneDNN's copy of the
-  stacked weight).
+  blocks' EqualLinear keeps its scaled weight.
 
-Measured and not adopted (the same shapes, same load): oneDNN's blocked layout (``to_mkldnn``) and prepacked
-weights (``mkldnn._convolution_pointwise``) were 0.84-1.06x of the channels-last convolution; Winograd
-F(6x6, 3x3) (``sg2_kernels.winograd``) 1.2x and 1.4x on the trunk's 32 and 16 px convs but 0.9x at 64 px,
-at 2e-5 relative error per convolution.
+Measured and not adopted (full size, the shared 2-core CPU): oneDNN's blocked layout (``to_mkldnn``) and
+prepacked weights (``mkldnn._convolution_pointwise``) were 0.84-1.06x of the channels-last convolution;
+Winograd F(6x6, 3x3) (``sg2_kernels.winograd``) 1.2x and 1.4x on the trunk's 32 and 16 px convs but 0.9x at
+64 px, at 2e-5 relative error per convolution; the first convolutions of the styles that read one map stacked
+into one convolution, 1.08x (median) on the style stage at batch 8 but nothing on the whole encoder
+(``python -m inv_encoders.bench``, pSp at batch 8: 1.27x the reference before and after, load 6-9) for a
+second copy of those weights (~100 MB at 1024 px).
 
 What is derived from the weights is kept in an :class:`InferenceCache` on the module and recomputed when a
 source tensor changes (a new tensor, an in-place update, another device or dtype). It is not part of the

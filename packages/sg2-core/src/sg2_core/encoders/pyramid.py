@@ -16,11 +16,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
-from .blocks import STYLE_BLOCK_SLOPE, GradualStyleBlock, upsample_add
-from .inference import CL, SMALL_MAPS, cache_of, conv, takes_inference_path
+from .blocks import GradualStyleBlock, upsample_add
 from .trunk import DEFAULT_WIDTHS, IRTrunk
 
 PYRAMID_TAPS = (2, 3, 4)  # feature_info positions of c1, c2, c3
@@ -72,36 +70,6 @@ class PyramidStyleEncoder(IRTrunk):
             maps["p1"] = upsample_add(maps["p2"], self.latlayer2(c1))
         return maps
 
-    def forward_styles(self, maps: dict[str, torch.Tensor], indices: Sequence[int] | None = None) -> list[torch.Tensor]:
-        """``styles[j](maps[style_sources[j]])`` for each j of ``indices`` (None: all), in that order.
-
-        On the inference path the styles that read the same map have their first convolutions run as one
-        (their weights stacked along the output channels, kept in the cache): one pass over the map instead
-        of one per style. Each output channel is the same dot product, so only oneDNN's blocking could
-        change the rounding (measured: identical)."""
-        indices = range(self.n_styles) if indices is None else list(indices)
-        groups: dict[str, list[int]] = {}
-        for j in indices:
-            groups.setdefault(self.style_sources[j], []).append(j)
-        out = {}
-        for src, js in groups.items():
-            x, first = maps[src], self.styles[js[0]].convs[0]
-            if len(js) == 1 or x.shape[-1] <= SMALL_MAPS or not takes_inference_path(self, x, first.weight):
-                out.update((j, self.styles[j](x)) for j in js)  # small maps: the blocks' im2col path
-                continue
-            self.styles[js[0]].check_input(x)
-            weight, bias = self._stacked_first_convs(js)
-            y = F.leaky_relu_(conv(x, weight, bias, first.stride, first.padding), STYLE_BLOCK_SLOPE)
-            for k, j in enumerate(js):
-                part = y[:, k * first.out_channels:(k + 1) * first.out_channels]
-                out[j] = self.styles[j].finish_inference(self.styles[j].convs_inference(part, start=1))
-        return [out[j] for j in indices]
-
-    def _stacked_first_convs(self, js: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
-        layers = [self.styles[j].convs[0] for j in js]
-        return cache_of(self).get(f"stacked_first_convs{tuple(js)}", [t for c in layers for t in (c.weight, c.bias)],
-                                  lambda: (torch.cat([c.weight for c in layers]).contiguous(memory_format=CL),
-                                           torch.cat([c.bias for c in layers])))
-
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return torch.stack(self.forward_styles(self.forward_pyramid(x)), dim=1)
+        maps = self.forward_pyramid(x)
+        return torch.stack([style(maps[src]) for style, src in zip(self.styles, self.style_sources)], dim=1)
