@@ -119,7 +119,8 @@ def run_method(name: str, generator, images, *, batch_size: int, options: dict, 
             held = sum(len(k) for k in kept)
             if held < edit_count:
                 kept.append(recon[: edit_count - held])
-                inputs.append(method_input[: edit_count - held])
+                if result.condition is not None:
+                    inputs.append(method_input[: edit_count - held])
                 if edited is not None:
                     edits.append(edited[: edit_count - held])
                 if showcase is not None:
