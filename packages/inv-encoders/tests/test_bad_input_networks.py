@@ -15,7 +15,7 @@ def nets():
     torch.manual_seed(0)
     return {kind: StyleEncoder(StyleEncoderConfig(kind=kind, in_channels=6 if kind.startswith("restyle") else 3,
                                                   pyramid=not kind.startswith("restyle"), **SMALL)).eval()
-            for kind in ("psp", "e4e", "restyle-psp", "psp-w")}
+            for kind in ("psp", "e4e", "restyle-psp", "psp-w", "e4e-w")}
 
 
 @pytest.mark.parametrize("kind, shape, message", [
@@ -32,7 +32,7 @@ def test_wrong_channels_or_size_are_named(nets, kind, shape, message):
         nets[kind](torch.zeros(shape))
 
 
-@pytest.mark.parametrize("kind", ["psp", "e4e", "restyle-psp", "psp-w"])
+@pytest.mark.parametrize("kind", ["psp", "e4e", "restyle-psp", "psp-w", "e4e-w"])
 @pytest.mark.parametrize("bad", [float("nan"), float("inf")])
 def test_nan_or_inf_input_is_refused(nets, kind, bad):
     x = torch.zeros(2, nets[kind].config.in_channels, 64, 64)

@@ -25,7 +25,12 @@ OFFICIAL = {
                                                 "start_from_latent_avg": True}, "restyle-e4e"),
     "psp_BackboneEncoderUsingLastLayerIntoW": ({"encoder_type": "BackboneEncoderUsingLastLayerIntoW", "input_nc": 3,
                                                 "output_size": 1024, "start_from_latent_avg": True}, "psp-w"),
+    # the same layout written by e4e's training code (its options have the latent discriminator's weight)
+    "e4e_BackboneEncoderUsingLastLayerIntoW": ({"encoder_type": "BackboneEncoderUsingLastLayerIntoW",
+                                                "stylegan_size": 1024, "start_from_latent_avg": True,
+                                                "w_discriminator_lambda": 0.1}, "e4e-w"),
 }
+LAYOUT = {"e4e_BackboneEncoderUsingLastLayerIntoW": "psp_BackboneEncoderUsingLastLayerIntoW"}
 
 
 def meta_state(layout, prefix=""):
@@ -36,6 +41,7 @@ def meta_state(layout, prefix=""):
 @pytest.mark.parametrize("name", sorted(OFFICIAL))
 def test_full_size_official_layouts_load_strictly_on_meta(name, layouts):
     opts, kind = OFFICIAL[name]
+    name = LAYOUT.get(name, name)
     state = meta_state(layouts[name], "encoder.")
     extra = {}
     if kind == "e4e":
@@ -134,6 +140,16 @@ def test_another_methods_file_is_refused_naming_both(tmp_path, psp_data, g64):
                         g64, torch.zeros(10, 32), name="psp.pt")
     with pytest.raises(CheckpointError, match="this is a pSp checkpoint .* not a e4e one"):
         load(psp, kind="e4e")
+
+
+def test_the_two_w_encoders_share_a_layout_and_the_caller_may_name_either(layouts):
+    state = meta_state(layouts["psp_BackboneEncoderUsingLastLayerIntoW"], "encoder.")
+    obj = {"state_dict": state, "opts": {"encoder_type": "BackboneEncoderUsingLastLayerIntoW", "output_size": 1024},
+           "latent_avg": torch.empty(18, 512, device="meta")}
+    assert inv_encoders.checkpoints.from_dict(obj).kind == "psp-w"  # pSp's options
+    assert inv_encoders.checkpoints.from_dict(obj, kind="e4e-w").kind == "e4e-w"
+    with pytest.raises(CheckpointError, match="this is a pSp W-encoder checkpoint .* not a pSp one"):
+        inv_encoders.checkpoints.from_dict(obj, kind="psp")
 
 
 def test_a_truncated_file_is_one_error(tmp_path, psp_data, g64):

@@ -6,7 +6,8 @@ generator, optionally ``discriminator.*``), ``opts`` (the training options, a pl
 ``discriminator_state_dict``. It is read with ``torch.load(weights_only=True)`` (sg2-core's reader), so
 loading never runs code from the file. Which method wrote the file is told by its options: ReStyle's have
 ``n_iters_per_batch``; ``encoder_type`` names the encoder (pSp's default ``GradualStyleEncoder``, e4e's
-``Encoder4Editing``). Widths, depth, input size and style width are read from the tensors' shapes, so the
+``Encoder4Editing``; the W-only ``BackboneEncoderUsingLastLayerIntoW`` is ``e4e-w`` when the options are e4e's,
+which have ``w_discriminator_lambda``, and ``psp-w`` otherwise). Widths, depth, input size and style width are read from the tensors' shapes, so the
 reduced test layouts load through the same code as the full-size ones.
 """
 
@@ -26,7 +27,7 @@ from sg2_core.checkpoints._io import check_input, torch_load
 from sg2_core.checkpoints.base import check_state
 from sg2_core.encoders import UNITS_PER_STAGE
 
-from .networks import KINDS, LatentCodesDiscriminator, StyleEncoder, StyleEncoderConfig, widths_of
+from .networks import KINDS, W_ONLY, LatentCodesDiscriminator, StyleEncoder, StyleEncoderConfig, widths_of
 
 # opts.encoder_type -> (kind, pyramid) for pSp / e4e files and for ReStyle files
 ENCODER_TYPES = {"GradualStyleEncoder": ("psp", True), "Encoder4Editing": ("e4e", True),
@@ -34,7 +35,8 @@ ENCODER_TYPES = {"GradualStyleEncoder": ("psp", True), "Encoder4Editing": ("e4e"
 RESTYLE_TYPES = {"BackboneEncoder": ("restyle-psp", False), "GradualStyleEncoder": ("restyle-psp", True),
                  "ProgressiveBackboneEncoder": ("restyle-e4e", False), "Encoder4Editing": ("restyle-e4e", True)}
 NAMES = {"psp": "pSp", "e4e": "e4e", "restyle-psp": "ReStyle-pSp", "restyle-e4e": "ReStyle-e4e",
-         "psp-w": "pSp W-encoder"}
+         "psp-w": "pSp W-encoder", "e4e-w": "e4e W-encoder"}
+E4E_OPTIONS = ("w_discriminator_lambda", "delta_norm_lambda", "progressive_start")  # in e4e's opts, not pSp's
 DEFAULT_OUTPUT_SIZE = 1024  # pSp's inference script fills it in when older files lack it
 
 
@@ -67,7 +69,10 @@ def detect_kind(opts: Mapping, path=None) -> tuple[str, bool]:
         origin = "ReStyle" if restyle else "pSp/e4e"
         raise CheckpointError(f"{origin} encoder_type {encoder_type!r} is not supported (supported: "
                               f"{', '.join(sorted(table))})", path)
-    return table[encoder_type]
+    kind, pyramid = table[encoder_type]
+    if kind == "psp-w" and any(k in opts for k in E4E_OPTIONS):
+        kind = "e4e-w"
+    return kind, pyramid
 
 
 def _units(state: Mapping) -> int:
@@ -76,7 +81,7 @@ def _units(state: Mapping) -> int:
 
 def encoder_config(kind: str, pyramid: bool, opts: Mapping, state: Mapping, start: bool, path=None):
     """Our config from the options (sizes, input channels) and the tensors (widths, depth, style width)."""
-    linear = "linear.weight" if kind == "psp-w" else "styles.0.linear.weight"
+    linear = "linear.weight" if kind in W_ONLY else "styles.0.linear.weight"
     needed = ["input_layer.0.weight", linear]
     missing = [k for k in needed if k not in state]
     if missing:
@@ -88,7 +93,8 @@ def encoder_config(kind: str, pyramid: bool, opts: Mapping, state: Mapping, star
         raise CheckpointError(f"the encoder trunk has {units} units; IR-SE 50/100/152 have "
                               f"{sorted(depths)}", path)
     num_layers = depths[units]
-    size = opts.get("stylegan_size" if kind == "e4e" else "output_size") or DEFAULT_OUTPUT_SIZE
+    size = opts.get("stylegan_size" if kind in ("e4e", "e4e-w") else "output_size") or opts.get("output_size") \
+        or DEFAULT_OUTPUT_SIZE
     if not isinstance(size, int) or size < 4 or size & (size - 1):
         raise CheckpointError(f"opts output size {size!r} is not a power of two", path)
     convs = len({k for k in state if re.match(r"styles\.0\.convs\.\d+\.weight$", k)})
@@ -134,7 +140,9 @@ def from_dict(obj, path=None, generator=None, kind: str | None = None) -> Encode
     if kind is not None:
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
-        if kind != found:
+        if kind in W_ONLY and found in W_ONLY:
+            found = kind  # one network, two trainings: the caller names it
+        elif kind != found:
             raise CheckpointError(f"this is a {NAMES[found]} checkpoint (opts.encoder_type "
                                   f"{opts.get('encoder_type')!r}), not a {NAMES[kind]} one; use the {found!r} "
                                   f"method or load(path, kind={found!r})", path)
@@ -182,7 +190,8 @@ def load(path, generator=None, *, kind: str | None = None, device=None) -> Encod
     Args:
         generator: use this generator instead of reading ``decoder.*`` (its ``num_ws`` and ``w_dim`` must
             match the encoder's codes).
-        kind: refuse a file of another method (``'psp'``, ``'e4e'``, ``'restyle-psp'``, ``'restyle-e4e'``).
+        kind: refuse a file of another method (``'psp'``, ``'e4e'``, ``'restyle-psp'``, ``'restyle-e4e'``;
+            ``'psp-w'`` and ``'e4e-w'`` read either W-encoder file, as they share the network).
         device: move the networks read from the file there (a given generator is never moved).
 
     Raises:

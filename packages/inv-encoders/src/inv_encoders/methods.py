@@ -1,5 +1,5 @@
 """The encoder methods on the ``sg2_core.Method`` contract: ``psp``, ``psp-w``, ``psp-edges``, ``e4e``,
-``restyle-psp``, ``restyle-e4e``.
+``e4e-w``, ``restyle-psp``, ``restyle-e4e``.
 
 Each takes ``weights=``: an official checkpoint file (read by :func:`inv_encoders.load` with the given
 generator), a ``.safetensors`` file from ``python -m inv_encoders.train``, or a :class:`StyleEncoder`.
@@ -187,6 +187,14 @@ class PSPW(EncoderMethod):
         return Inversion(w, "w", self.generator)
 
 
+class E4EW(PSPW):
+    """e4e's W-only encoder: pSp-W's network trained with e4e's latent discriminator, so its codes stay closer
+    to the mapped distribution (HyperInverter's "e4e W-encoder"; ``phase1="e4e-w"``)."""
+
+    name, kind = "e4e-w", "e4e-w"
+    trainer = "inv_encoders.train_encoders:train_e4e_w"
+
+
 class PSPEdges(PSP):
     """Image-to-image pSp: an edge drawing (``sg2_core.conditions.apply_condition("edges", images)``) in, the
     generator's image out; one input channel per image channel (1 on the demo). Style mixing as ``psp``."""
@@ -250,4 +258,4 @@ class ReStyleE4E(ReStylePSP):
     trainer = "inv_encoders.train_encoders:train_restyle_e4e"
 
 
-METHODS = {cls.name: cls for cls in (PSP, PSPW, PSPEdges, E4E, ReStylePSP, ReStyleE4E)}
+METHODS = {cls.name: cls for cls in (PSP, PSPW, PSPEdges, E4E, E4EW, ReStylePSP, ReStyleE4E)}

@@ -10,8 +10,9 @@ One class, :class:`StyleEncoder`, covers the four encoders, because they differ 
 - ``restyle-psp`` / ``restyle-e4e``: the same two rules on a 6-channel input (target, current
   reconstruction), added to the previous estimate (``latent_avg`` at the first iteration), usually without
   the pyramid (ReStyle's ``BackboneEncoder``: every style reads the last 16x16 map);
-- ``psp-w``: pSp's W-only ``BackboneEncoderUsingLastLayerIntoW`` (trunk, global pool, EqualLinear): one w
-  ``[N, style_dim]`` plus ``latent_avg[0]`` (HyperInverter's phase I).
+- ``psp-w`` / ``e4e-w``: pSp's W-only ``BackboneEncoderUsingLastLayerIntoW`` (trunk, global pool, EqualLinear):
+  one w ``[N, style_dim]`` plus ``latent_avg[0]`` (HyperInverter's phase I). The two share the network and
+  differ in training: ``e4e-w`` is trained with e4e's latent discriminator (HyperInverter's "e4e W-encoder").
 
 State-dict keys: ``encoder.*`` are exactly the official checkpoint's ``encoder.*`` keys, ``latent_avg`` is a
 buffer ``[n_styles, style_dim]``.
@@ -29,8 +30,9 @@ from sg2_core import register_network
 from sg2_core.config import Serializable
 from sg2_core.encoders import DEFAULT_WIDTHS, PyramidStyleEncoder, WEncoder
 
-KINDS = ("psp", "e4e", "restyle-psp", "restyle-e4e", "psp-w")
+KINDS = ("psp", "e4e", "restyle-psp", "restyle-e4e", "psp-w", "e4e-w")
 PROGRESSIVE = ("e4e", "restyle-e4e")
+W_ONLY = ("psp-w", "e4e-w")  # one w per image, the W-only network
 DISC_SLOPE = 0.2  # e4e's latent discriminator (the style blocks use 0.01)
 
 
@@ -77,13 +79,14 @@ class StyleEncoder(nn.Module):
 
     ``forward(x, base=None, stage=None)``: ``base`` is what the encoder's output is added to (default
     ``latent_avg`` when ``start_from_latent_avg``, else nothing; ReStyle passes its previous estimate);
-    ``stage`` limits e4e's deltas (ignored by the non-progressive kinds). ``psp-w`` gives ``[N, style_dim]``."""
+    ``stage`` limits e4e's deltas (ignored by the non-progressive kinds). ``psp-w`` and ``e4e-w`` give
+    ``[N, style_dim]``."""
 
     def __init__(self, config: StyleEncoderConfig | None = None, **kwargs):
         super().__init__()
         config = config if config is not None else StyleEncoderConfig(**kwargs)
         self.config = config
-        if config.kind == "psp-w":
+        if config.kind in W_ONLY:
             self.encoder = WEncoder(config.in_channels, w_dim=config.style_dim, num_layers=config.num_layers,
                                     mode=config.mode, widths=config.widths)
         else:
@@ -122,7 +125,7 @@ class StyleEncoder(nn.Module):
             raise ValueError(f"the {self.config.kind} encoder's input contains NaN or inf")
         codes = self.offsets(x, stage)
         if base is None:
-            avg = self.latent_avg[0] if self.config.kind == "psp-w" else self.latent_avg
+            avg = self.latent_avg[0] if self.config.kind in W_ONLY else self.latent_avg
             return codes + avg if self.config.start_from_latent_avg else codes
         return codes + base
 

@@ -1,4 +1,5 @@
-"""Train an encoder: ``python -m inv_encoders.train --method psp|psp-w|psp-edges|e4e|restyle-psp|restyle-e4e ...``
+"""Train an encoder: ``python -m inv_encoders.train --method psp|psp-w|psp-edges|e4e|e4e-w|restyle-psp|
+restyle-e4e ...``
 (``--list`` lists them, ``--method NAME --help`` shows the options; the trainer is
 :mod:`inv_encoders.train_encoders`)."""
 

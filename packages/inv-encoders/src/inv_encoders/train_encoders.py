@@ -5,7 +5,8 @@ on the demo), ID 0.1 with a face network; pSp's ``--w-norm`` (0, the FFHQ settin
 2e-4, its latent discriminator (weight 0.1; Adam 2e-5, logistic loss, R1 gamma 10 every 16 steps; real codes
 are ``mapping(z)``; ``--w-pool-size`` 50: e4e's history pools of real and fake codes, 0 = none) and the
 progressive schedule (stage 0 = one w until ``--progressive-start``, one more delta every ``--progressive-every``
-steps); ReStyle's loss at each of ``--n-iters`` iterations, the previous estimate
+steps); ``e4e-w`` is the W-only encoder trained with e4e's latent discriminator on its one w (no deltas, no
+stages); ReStyle's loss at each of ``--n-iters`` iterations, the previous estimate
 and image detached, one optimiser step per batch. ``psp-edges`` is pSp image-to-image: the encoder reads
 ``sg2_core.conditions.apply_condition("edges", images)`` (in training and validation) and its losses compare
 the generator's output with the original images. Ranger (RAdam + Lookahead) at lr 1e-4. The run's shape
@@ -28,7 +29,8 @@ from sg2_core.optim import Ranger
 from .networks import LatentCodesDiscriminator, StyleEncoder, StyleEncoderConfig
 from .pools import LatentPool
 
-METHODS = ("psp", "psp-w", "psp-edges", "e4e", "restyle-psp", "restyle-e4e")
+METHODS = ("psp", "psp-w", "psp-edges", "e4e", "e4e-w", "restyle-psp", "restyle-e4e")
+ADVERSARIAL = ("e4e", "e4e-w", "restyle-e4e")  # trained with e4e's latent discriminator
 KINDS = {"psp-edges": ("psp", "edges")}  # method -> (encoder kind, input condition); others: (method, None)
 
 
@@ -65,7 +67,7 @@ def build_encoder(kind: str, generator, widths, input_size=None) -> StyleEncoder
 
 
 class EncoderObjective(fit.Objective):
-    """pSp / pSp-W / e4e / ReStyle training for a frozen generator."""
+    """pSp / pSp-W / e4e / e4e-W / ReStyle training for a frozen generator."""
 
     def __init__(self, kind: str, generator, encoder: StyleEncoder, loss, *, lr: float = 1e-4, w_norm: float = 0.0,
                  delta_norm: float = 2e-4, w_disc: float = 0.1, d_lr: float = 2e-5, r1_gamma: float = 10.0,
@@ -75,7 +77,7 @@ class EncoderObjective(fit.Objective):
         self.condition = condition
         self.progressive = kind in ("e4e", "restyle-e4e")
         self.w_norm, self.delta_norm = w_norm, delta_norm if self.progressive else 0.0
-        self.w_disc = w_disc if self.progressive else 0.0
+        self.w_disc = w_disc if kind in ADVERSARIAL else 0.0
         self.r1_gamma, self.r1_every, self.n_iters = r1_gamma, r1_every, n_iters
         self.start, self.every = progressive_start, progressive_every
         self.networks = {"encoder": encoder}
@@ -99,7 +101,7 @@ class EncoderObjective(fit.Objective):
         return y if y.shape[-1] == size else F.adaptive_avg_pool2d(y, (size, size))
 
     def _render(self, codes: torch.Tensor) -> torch.Tensor:
-        if codes.ndim == 2:  # psp-w: one w for every layer
+        if codes.ndim == 2:  # psp-w / e4e-w: one w for every layer
             codes = codes[:, None].expand(-1, self.G.num_ws, -1)
         return self.G.synthesis(codes, noise_mode="const")
 
@@ -142,8 +144,8 @@ class EncoderObjective(fit.Objective):
         return out
 
     def _active(self, codes: torch.Tensor) -> torch.Tensor:
-        """The codes e4e's discriminator sees: each sample's active entries (0..stage), flattened."""
-        return codes[:, : (self.stage or 0) + 1].reshape(-1, codes.shape[-1])
+        """The codes e4e's discriminator sees: each sample's active entries (0..stage), flattened (e4e-w: its w)."""
+        return codes if codes.ndim == 2 else codes[:, : (self.stage or 0) + 1].reshape(-1, codes.shape[-1])
 
     def _loss(self, codes, out, images):
         from inv_metrics.losses import delta_regularizer, w_norm
@@ -168,7 +170,8 @@ class EncoderObjective(fit.Objective):
             real = self.G.mapping(z)
             real = real[:, 0] if real.ndim == 3 else real
         if self.pools["fake"].size:  # e4e with pools: one random active code per sample, through the history
-            real, fake = self.pools["real"].query(real), self.pools["fake"].query(codes[:, : (self.stage or 0) + 1])
+            active = codes if codes.ndim == 2 else codes[:, : (self.stage or 0) + 1]
+            real, fake = self.pools["real"].query(real), self.pools["fake"].query(active)
         else:
             fake = self._active(codes)
         loss = F.softplus(self.D(fake)).mean() + F.softplus(-self.D(real)).mean()
@@ -239,8 +242,10 @@ def train(method: str, argv=None) -> int:
     if condition is not None:  # in the output file too: the methods refuse a file trained on other inputs
         options["condition"] = condition
     if kind in ("e4e", "restyle-e4e"):
-        options.update(delta_norm=args.delta_norm, w_disc=args.w_disc, d_lr=args.d_lr, r1_gamma=args.r1_gamma,
-                       r1_every=args.r1_every, progressive_start=start, w_pool_size=args.w_pool_size)
+        options.update(delta_norm=args.delta_norm, progressive_start=start)
+    if kind in ADVERSARIAL:
+        options.update(w_disc=args.w_disc, d_lr=args.d_lr, r1_gamma=args.r1_gamma, r1_every=args.r1_every,
+                       w_pool_size=args.w_pool_size)
     if kind.startswith("restyle"):
         options["n_iters"] = args.n_iters
 
@@ -261,5 +266,6 @@ def train(method: str, argv=None) -> int:
 
 
 train_psp, train_psp_w, train_e4e = trainer("psp"), trainer("psp-w"), trainer("e4e")
+train_e4e_w = trainer("e4e-w")
 train_psp_edges = trainer("psp-edges")
 train_restyle_psp, train_restyle_e4e = trainer("restyle-psp"), trainer("restyle-e4e")
