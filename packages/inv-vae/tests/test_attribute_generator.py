@@ -106,7 +106,7 @@ def test_unknown_attributes_are_refused(g128):
         ag.synthesize(ws, torch.tensor([0, 2]))
     with pytest.raises(ValueError, match=r"unknown attribute 'child'; this generator's attributes are"):
         ag.synthesize(ws, ["female", "child"])
-    with pytest.raises(ValueError, match=r"one attribute per sample \(2\), got 3"):
+    with pytest.raises(ValueError, match=r"one attribute per sample \(2\) or one for all, got 3"):
         ag.synthesize(ws, [0, 1, 1])
     with pytest.raises(ValueError, match="attributes must be a 1-d integer tensor"):
         ag.synthesize(ws, torch.tensor([0.0, 1.0]))

@@ -178,7 +178,7 @@ def test_unknown_attribute_names_are_refused(two_path_style, generator, tmp_path
     assert main(["--style", str(path), "--attribute", "hats", "--out", str(tmp_path / "out")]) == 2
     assert "error: unknown attribute 'hats'; this generator's attributes are" in capsys.readouterr().err
     assert main(["--style", str(path), "--attribute", "shoes", "clothes", "--out", str(tmp_path / "out")]) == 2
-    assert "one attribute per image (8) or one for all, got 2" in capsys.readouterr().err
+    assert "one attribute per sample (8) or one for all, got 2" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
     # elsewhere there is no default classifier: the attribute is asked for
     other = AttributeGenerator.from_generator(generator, ("a", "b"))

@@ -137,7 +137,8 @@ class AttributeGenerator(nn.Module):
         """Path ``attribute`` (index or name) as a plain Generator sharing this generator's modules."""
         return self._views[self.attribute_index(attribute)]
 
-    def _indices(self, attributes, n: int, device) -> torch.Tensor:
+    def attribute_indices(self, attributes, n: int, device=None) -> torch.Tensor:
+        """``[n]`` path indices from one name/index for all samples, one per sample, or a 1-d integer tensor."""
         if isinstance(attributes, torch.Tensor):
             if attributes.is_floating_point() or attributes.is_complex() or attributes.ndim != 1:
                 raise ValueError(f"attributes must be a 1-d integer tensor, got {attributes.dtype} "
@@ -147,7 +148,8 @@ class AttributeGenerator(nn.Module):
             attributes = [attributes] * n
         attributes = list(attributes)
         if len(attributes) != n:
-            raise ValueError(f"attributes must give one attribute per sample ({n}), got {len(attributes)}")
+            raise ValueError(f"attributes must give one attribute per sample ({n}) or one for all, got "
+                             f"{len(attributes)}")
         return torch.tensor([self.attribute_index(a) for a in attributes], dtype=torch.long, device=device)
 
     def synthesize(self, ws: torch.Tensor, attributes, noise_mode: str = "random", noise=None,
@@ -155,7 +157,7 @@ class AttributeGenerator(nn.Module):
         """Render W+ ``ws [N, num_ws, w_dim]``, each sample with its attribute's path (the other arguments as
         ``SynthesisNetwork.forward``; per-sample noise maps and offsets follow their samples)."""
         n = ws.shape[0]
-        index = self._indices(attributes, n, ws.device)
+        index = self.attribute_indices(attributes, n, ws.device)
         out = None
         for p in index.unique().tolist():
             rows = (index == p).nonzero().squeeze(1)

@@ -68,11 +68,4 @@ def resolve_attributes(style, generator, images: torch.Tensor, attributes=None, 
                 raise ValueError(f"the style generator has attribute paths {list(style.config.attributes)}: give "
                                  "the attribute of each image, or a classifier that predicts it")
         attributes = classifier(images)
-        if isinstance(attributes, torch.Tensor):
-            attributes = attributes.tolist()
-    elif isinstance(attributes, (str, int)):
-        attributes = [attributes] * n
-    attributes = list(attributes)
-    if len(attributes) != n:
-        raise ValueError(f"one attribute per image ({n}) or one for all, got {len(attributes)}")
-    return [style.attribute_index(a) for a in attributes]
+    return style.attribute_indices(attributes, n).tolist()
