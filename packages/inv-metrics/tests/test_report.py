@@ -298,13 +298,15 @@ class FromLowres(sg2_core.Method):
 
     name, space, input_condition = "test-from-lowres", "w", "lowres"
     given: list = []
+    shown: list = []  # what showcase was handed
 
     def invert(self, images, init):
         FromLowres.given.append(images.clone())
         w = self.generator.mapping.w_avg.to(images.device)
         return Inversion(w.expand(len(images), -1).clone(), "w", self.generator)
 
-    def showcase(self, inversion):
+    def showcase(self, inversion, images=None):
+        FromLowres.shown.append(images.clone())
         return {"negative": -inversion.render(), "wrong size": torch.zeros(len(inversion), 1, 4, 4)}
 
 
@@ -313,6 +315,7 @@ def test_image_to_image_methods_get_their_condition_and_showcase_rows(methods, g
 
     sg2_core.register_method("test-from-lowres", replace=True)(FromLowres)
     FromLowres.given.clear()
+    FromLowres.shown.clear()
     try:
         rep = run_report(generator, images, tmp_path, methods=["test-mean-w", "test-from-lowres"], batch_size=BATCH,
                          progress=False, grid_images=N)
@@ -320,6 +323,8 @@ def test_image_to_image_methods_get_their_condition_and_showcase_rows(methods, g
         sg2_core.registry.unregister_method("test-from-lowres")
     lowres = apply_condition("lowres", images)
     assert torch.equal(torch.cat(FromLowres.given[1:]), lowres)  # after the warm-up: every batch's maps
+    shown = torch.cat(FromLowres.shown)  # the showcase gets what the method inverted, for the grid's images
+    assert len(shown) >= N and torch.equal(shown, lowres[: len(shown)])
     mean_w, from_lowres = rep["rows"]
     assert from_lowres["input_condition"] == "lowres" and mean_w["input_condition"] is None
     assert from_lowres["metrics"]["mse"] == pytest.approx(mean_w["metrics"]["mse"])  # scored against the images

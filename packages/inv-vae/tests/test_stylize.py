@@ -156,6 +156,24 @@ def test_attribute_paths_are_predicted_by_the_fmnist_class_group(two_path_style,
     assert np.abs(pair[:, 32:] - auto[0, 0].clamp(-1, 1).numpy()).max() <= 1 / 127.5 + 1e-6
 
 
+def test_the_showcase_predicts_attribute_paths_from_the_inputs(two_path_style):
+    from inv_vae.attributes import FMNIST_GROUPS
+
+    G = demo.load_generator()
+    images, labels = demo.load_test_images()
+    shoes = torch.tensor([int(c) in FMNIST_GROUPS["shoes"] for c in labels])
+    clothes = images[~shoes][:3]
+    agile = create_method("agilegan", generator=G, style=two_path_style)
+    inv = agile(clothes)
+    rows = agile.showcase(inv, clothes)  # as stylize: the paths of the inputs
+    _, stylised = stylize(agile, two_path_style, clothes)
+    torch.testing.assert_close(rows["agilegan stylised (style)"], stylised, rtol=0, atol=0)
+    # the paths follow the images handed in: shoe images put every sample on the shoes path
+    on_shoes = agile.showcase(inv, images[shoes][:3])["agilegan stylised (style)"]
+    torch.testing.assert_close(on_shoes, inv.render(generator=two_path_style.path("shoes")), rtol=0, atol=1e-5)
+    assert (on_shoes - stylised).abs().max() > 1e-2
+
+
 def test_unknown_attribute_names_are_refused(two_path_style, generator, tmp_path, capsys):
     from inv_vae import AttributeGenerator
     from inv_vae.attributes import FMNISTGroupClassifier

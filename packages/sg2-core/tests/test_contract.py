@@ -110,6 +110,22 @@ def test_the_example_keeps_the_contract(registered, generator, images):
     check_method("tiny-encoder", generator, images)
 
 
+def test_a_bad_showcase_is_named(generator, images):
+    class BadShowcase(TinyEncoder):
+        name = "tiny-bad-showcase"
+
+        def showcase(self, inversion, images=None):
+            return {"first only": inversion.render()[:1]}
+
+    register_method("tiny-bad-showcase")(BadShowcase)
+    try:
+        with pytest.raises(AssertionError, match=r"showcase row 'first only' must be images \[3, C, H, W\] under a "
+                                                 r"str label, got \[1, 1, 16, 16\]"):
+            check_method("tiny-bad-showcase", generator, images)
+    finally:
+        unregister_method("tiny-bad-showcase")
+
+
 def test_metadata_is_read_without_building(registered):
     spec = method_spec("tiny-encoder")
     assert (spec.space, spec.trainable, spec.needs, spec.trainer) == ("w+", True, ("generator", "own-weights"),

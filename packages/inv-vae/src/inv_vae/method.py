@@ -105,8 +105,10 @@ class AgileGAN(Method):
                 self._style = self.style_spec.eval().requires_grad_(False)
         return self._style
 
-    def showcase(self, inversion: Inversion) -> dict[str, torch.Tensor]:
-        """``{'agilegan stylised (STYLE)': inversion rendered through the style generator}``; {} without one."""
+    def showcase(self, inversion: Inversion, images: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """``{'agilegan stylised (STYLE)': inversion rendered through the style generator}``; {} without one.
+        An attribute-aware style generator's paths are predicted from ``images`` (the inputs), else from the
+        inversion's rendering."""
         style = self.style_generator()
         if style is None:
             return {}
@@ -114,8 +116,8 @@ class AgileGAN(Method):
         label = Path(spec).stem if isinstance(spec, (str, Path)) else "style"  # 'edges', or the file's name
         from .stylize import render_style
 
-        with torch.no_grad():  # attribute paths: predicted from the source rendering (the input is not at hand)
-            source = inversion.render() if hasattr(style, "paths") else None
+        with torch.no_grad():  # attribute paths: predicted from the inputs, as stylize does
+            source = None if not hasattr(style, "paths") else images if images is not None else inversion.render()
             return {f"agilegan stylised ({label})": render_style(inversion, style, source)}
 
     def _network(self, weights, allow_untrained, widths, input_size, weights_seed) -> VAEStyleEncoder:

@@ -114,9 +114,10 @@ class Method:
         in ``torch.no_grad()`` itself. Returns detached tensors."""
         raise NotImplementedError
 
-    def showcase(self, inversion: Inversion) -> dict[str, torch.Tensor]:
+    def showcase(self, inversion: Inversion, images: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Extra renderings of ``inversion`` for the report's grid, ``{row label: images [N, C, H, W]}`` in
-        [-1, 1] (e.g. the inputs rendered through a stylised generator); none by default."""
+        [-1, 1] (e.g. the inputs rendered through a stylised generator); none by default. ``images``: what the
+        method inverted (the report passes them), for showcases that read the input itself."""
         return {}
 
     def report(self, info: StepInfo) -> None:

@@ -55,6 +55,7 @@ def check_method(name: str, generator, images: torch.Tensor, *, options: dict | 
     - ``init=`` is honoured: started from another inversion, the result differs from the one without it
       by more than ``init_tolerance``;
     - the result renders, edits along a W direction, interpolates, slices and concatenates;
+    - ``showcase(result, images)`` gives ``{str label: images [N, C, H, W]}`` (none by default);
     - no gradient leaks into the generator: its weights, ``requires_grad`` flags and ``.grad`` are as before.
     """
     options = dict(options or {})
@@ -113,6 +114,7 @@ def check_method(name: str, generator, images: torch.Tensor, *, options: dict | 
         raise _fail(name, "init= was ignored: started from another inversion, it returned the same result")
 
     _check_uses(name, result, generator)
+    _check_showcase(name, method, result, images, n)
 
     after = _weights_state(generator)
     if any(not torch.equal(a, b) for a, b in zip(weights_before, after)):
@@ -121,6 +123,17 @@ def check_method(name: str, generator, images: torch.Tensor, *, options: dict | 
         raise _fail(name, "it changed the generator's requires_grad flags")
     if any(p.grad is not None for p in generator.parameters()):
         raise _fail(name, "it left gradients in the generator's .grad")
+
+
+def _check_showcase(name, method, result, images, n) -> None:
+    rows = method.showcase(result, images)
+    if not isinstance(rows, dict):
+        raise _fail(name, f"showcase returned a {type(rows).__name__}, not a dict {{label: images}}")
+    for label, shown in rows.items():
+        if not isinstance(label, str) or not isinstance(shown, torch.Tensor) or shown.ndim != 4 \
+                or shown.shape[0] != n:
+            got = list(shown.shape) if isinstance(shown, torch.Tensor) else type(shown).__name__
+            raise _fail(name, f"showcase row {label!r} must be images [{n}, C, H, W] under a str label, got {got}")
 
 
 def _offsets_equal(a: Inversion, b: Inversion) -> bool:

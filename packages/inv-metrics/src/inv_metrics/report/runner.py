@@ -126,7 +126,7 @@ def run_method(name: str, generator, images, *, batch_size: int, options: dict, 
                 if showcase is not None:
                     stage = f"batch {i}'s showcase"
                     with torch.no_grad():
-                        for label, images in showcase(inversion).items():
+                        for label, images in showcase(inversion, method_input).items():
                             shown.setdefault(label, []).append(images.detach()[: edit_count - held])
             if progress is not None:
                 progress.update(len(batch))
