@@ -143,6 +143,8 @@ ROWS = [
         "cannot read the file as safetensors", keep=("user.safetensors",)),
     Row("inv_hyper.interpolate", ("{w}/grey",), "error: give two images (A and B), got 1"),
     Row("inv_hyper.interpolate", ("--steps", "1"), "error: --steps must be >= 2, got 1"),
+    Row("inv_hyper.interpolate", ("--phase1", "sg2-w+", "--out", "{w}/x.png"),
+        "error: phase1='sg2-w+' is a 'w+'-space method; HyperInverter's phase I must be a W-space method"),
     Row("inv_hyper.interpolate", ("--out", "{w}/inv_done/grid.png"), "exists; pass --overwrite", keep=("inv_done",)),
     Row("inv_encoders.train", ("--method", "nope"), "error: 'nope' is not a trainable method of inv_encoders"),
     Row("inv_encoders.train", ("--method", "psp", "--steps", "2", "--run-dir", "{w}/new", "--data", "{w}/c32.npy",

@@ -2,6 +2,7 @@
 phase I by name / by init, and the refusals."""
 
 import copy
+import warnings
 
 import pytest
 import torch
@@ -11,6 +12,8 @@ from sg2_core.registry import register_method, unregister_method
 from sg2_core.testing import check_method
 
 from inv_hyper import HyperInverter
+from inv_hyper.method import HyperInverterW
+from inv_hyper.networks import HyperConfig, HyperNetworks
 from inv_hyper.hypernetwork import target_shapes
 
 # Untrained networks in the fixtures' reduced widths, encoding at 64 px so a call takes a fraction of a second.
@@ -105,6 +108,34 @@ def test_an_init_with_offsets_renders_its_phase1_image_with_them_and_keeps_them(
         deltas = method.predict_offsets(images, w_images)
     torch.testing.assert_close(inv.weight_offsets["b32.torgb"], deltas["b32.torgb"] + 0.05, rtol=0, atol=1e-7)
     torch.testing.assert_close(inv.weight_offsets["b8.conv0"], deltas["b8.conv0"], rtol=0, atol=0)
+
+
+def test_networks_trained_on_a_methods_codes_use_that_method(phase1_methods, generator, images):
+    sizes = {k: TINY[k] for k in ("feature_dim", "hidden_dim", "extractor_dim", "encoder_size")}
+    config = HyperConfig(widths=TINY["widths"], phase1="test-shift-w", **sizes)
+    torch.manual_seed(3)
+    networks = HyperNetworks.for_generator(generator, config)
+    assert networks.w_encoder is None and not any(k.startswith("w_encoder.") for k in networks.state_dict())
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # its own phase I: no warning
+        method = HyperInverter(generator, networks=networks)
+    assert method.phase1.name == "test-shift-w"
+    torch.testing.assert_close(method(images).ws, ShiftW(generator)(images).ws, rtol=0, atol=0)
+    with pytest.raises(ValueError, match="hyperinverter-w: these networks refine the codes of 'test-shift-w' and "
+                                         "have no W encoder of their own; use the 'test-shift-w' method itself"):
+        HyperInverterW(generator, networks=networks)(images)
+
+
+def test_naming_another_phase1_than_the_trained_one_warns(phase1_methods, generator, images):
+    torch.manual_seed(3)
+    sizes = {k: TINY[k] for k in ("feature_dim", "hidden_dim", "extractor_dim", "encoder_size")}
+    own = HyperNetworks.for_generator(generator, HyperConfig(widths=TINY["widths"], **sizes))
+    with pytest.warns(UserWarning, match="its phase II was trained to refine the codes of its own W encoder, not "
+                                         "those of phase1='test-shift-w'.*--phase 2 --phase1 test-shift-w"):
+        HyperInverter(generator, networks=own, phase1="test-shift-w")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # random networks (allow_untrained) were trained on nothing
+        HyperInverter(generator, phase1="test-shift-w", **TINY)
 
 
 def test_a_non_w_phase1_is_refused(phase1_methods, generator):

@@ -7,7 +7,8 @@ import io
 import pytest
 import torch
 
-from sg2_core import Generator, GeneratorConfig, demo, save_networks
+from sg2_core import Generator, GeneratorConfig, Inversion, Method, demo, save_networks
+from sg2_core.registry import register_method, unregister_method
 
 from inv_hyper import HyperInverter
 from inv_hyper.train import main
@@ -46,6 +47,41 @@ def test_phase_two_trains_the_hypernetwork_with_the_adversarial_loss(phase1, tmp
     assert not all(torch.equal(before[k], after[k]) for k in before if k.startswith("hypernet."))
     result = method(demo.load_test_images()[0][:2])
     assert result.weight_offsets and torch.isfinite(result.render()).all()
+
+
+class MeanW(Method):
+    """A W-space stand-in for e4e-w: w_avg moved by the image mean."""
+    name, space = "test-mean-w", "w"
+
+    def invert(self, images, init):
+        return Inversion((self.generator.mapping.w_avg + images.mean(dim=(1, 2, 3))[:, None]).detach(), "w",
+                         self.generator)
+
+
+class MeanWPlus(MeanW):
+    name, space = "test-mean-w+", "w+"
+
+
+def test_phase_two_on_a_registered_methods_codes(tmp_path):
+    register_method("test-mean-w", replace=True)(MeanW)
+    register_method("test-mean-w+", replace=True)(MeanWPlus)
+    try:
+        run = tmp_path / "on-method"
+        code, err = _train("--phase", "2", "--phase1", "test-mean-w", "--steps", "2", "--run-dir", str(run),
+                           "--adv", "0", *TINY)
+        assert code == 0, err
+        G = demo.load_generator()
+        method = HyperInverter(G, weights=run / "final.safetensors")
+        assert method.networks.config.phase1 == "test-mean-w" and method.networks.w_encoder is None
+        images = demo.load_test_images()[0][:2]
+        result = method(images)
+        torch.testing.assert_close(result.ws, MeanW(G)(images).ws, rtol=0, atol=0)  # its phase I is the method
+        code, err = _train("--phase", "2", "--phase1", "test-mean-w+", "--steps", "1", "--run-dir",
+                           str(tmp_path / "x"), *TINY)
+        assert code == 2 and "--phase1 test-mean-w+ is not a W-space method" in err
+    finally:
+        unregister_method("test-mean-w")
+        unregister_method("test-mean-w+")
 
 
 def test_bad_input_names_the_problem(phase1, tmp_path):

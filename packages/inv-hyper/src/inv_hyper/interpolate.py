@@ -58,6 +58,7 @@ def main(argv=None) -> int:
     p.add_argument("--overwrite", action="store_true")
     p.add_argument("--generator", help="a generator checkpoint (default: the demo generator)")
     p.add_argument("--weights", help="HyperInverter weights for --generator (an official checkpoint or ours)")
+    p.add_argument("--phase1", help="a registered W-space method as phase I (e.g. e4e-w; default: the weights' own)")
     p.add_argument("--device", default=None)
     args = p.parse_args(argv)
     try:
@@ -75,7 +76,7 @@ def main(argv=None) -> int:
         device = resolve_device(args.device)
         G = demo.load_generator(device) if args.generator is None else \
             load_checkpoint(args.generator).G_ema.to(device).eval().requires_grad_(False)
-        method = HyperInverter(G, weights=args.weights, device=device)
+        method = HyperInverter(G, weights=args.weights, phase1=args.phase1, device=device)
         a, b, what = _pairs(args, G)
         rows = interpolate(method, a.to(device), b.to(device), args.steps)
     except (ValueError, FileNotFoundError) as error:

@@ -1,13 +1,20 @@
 """HyperInverter (Dinh et al., CVPR 2022) as an ``sg2_core.Method``: a W code, then per-image weight offsets.
 
 Phase I gives one w per image (its own W encoder plus ``G.mapping.w_avg``, any registered W-space method by
-name, or an ``init=`` Inversion). Phase II encodes the input and the phase-I image with the W-bar encoder, and
-the hypernetwork turns both stacks of 8x8 maps into a residual for the main weight of every synthesis conv and
-toRGB. The result renders as ``G.synthesis(ws, weight_offsets=deltas)`` in one batched pass; the reference
-deep-copies the generator for every image instead (``python -m inv_hyper.bench`` compares the two).
+name, or an ``init=`` Inversion). Phase II is trained on one phase I (``HyperConfig.phase1``): the weights
+trained on a method's codes use that method unless told otherwise, and naming another phase I than the one
+the weights were trained on warns, since the predicted offsets then miss (on the demo, ``phase1="psp-w"`` with
+the weights trained on the own W encoder: MSE 0.110 against pSp-W's own 0.098).
+
+Phase II encodes the input and the phase-I image with the W-bar encoder, and the hypernetwork turns both
+stacks of 8x8 maps into a residual for the main weight of every synthesis conv and toRGB. The result renders as
+``G.synthesis(ws, weight_offsets=deltas)`` in one batched pass; the reference deep-copies the generator for
+every image instead (``python -m inv_hyper.bench`` compares the two).
 """
 
 from __future__ import annotations
+
+import warnings
 
 import torch
 import torch.nn.functional as F
@@ -21,6 +28,12 @@ from .networks import HyperConfig, HyperNetworks
 __all__ = ["DEMO_WEIGHTS", "HyperInverter", "HyperInverterW"]
 
 DEMO_WEIGHTS = "hyperinverter_fmnist32.safetensors"  # phase I and II trained on the demo generator (see README)
+DEMO_WEIGHTS_BY_PHASE1 = {"e4e-w": "hyperinverter-e4e-w_fmnist32.safetensors"}  # phase II on that method's codes
+
+
+def demo_weights(phase1: str | None) -> str:
+    """The shipped file for the demo generator whose phase II was trained on ``phase1`` (else the default)."""
+    return DEMO_WEIGHTS_BY_PHASE1.get(phase1, DEMO_WEIGHTS)
 
 
 def resize(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -53,26 +66,36 @@ class HyperInverter(Method):
             raise ValueError(f"input_resolution must be a positive int or None (the generator's), "
                              f"got {input_resolution!r}")
         self.input_resolution = input_resolution
+        untrained = networks is None and weights is None and allow_untrained
         if networks is None:
             networks = self._networks(weights, allow_untrained, HyperConfig(
                 widths=tuple(widths), feature_dim=feature_dim, hidden_dim=hidden_dim, extractor_dim=extractor_dim,
-                encoder_size=encoder_size), init_seed)
+                encoder_size=encoder_size), init_seed, phase1)
         elif weights is not None:
             raise ValueError("give weights= (a file) or networks=, not both")
         dtype = next(generator.parameters()).dtype
         self.networks = networks.to(self.device, dtype).eval().requires_grad_(False)
         self.encoder_size = self.networks.config.encoder_size
+        trained_on = self.networks.config.phase1 or None
+        if phase1 is None:
+            phase1 = trained_on  # networks trained on a method's codes have no W encoder: that method is phase I
         self.phase1 = self._phase1(phase1, phase1_options)
+        if phase1 != trained_on and not untrained:
+            warnings.warn(f"{self.name}: its phase II was trained to refine the codes of "
+                          f"{repr(trained_on) if trained_on else 'its own W encoder'}, not those of phase1={phase1!r}, "
+                          f"so its weight offsets fit them worse; train a phase II for {phase1!r}: python -m "
+                          f"inv_hyper.train --method hyperinverter --phase 2 --phase1 {phase1}", stacklevel=2)
 
-    def _networks(self, weights, allow_untrained, config, init_seed) -> HyperNetworks:
+    def _networks(self, weights, allow_untrained, config, init_seed, phase1) -> HyperNetworks:
         from .checkpoint import read_networks
 
         if weights is not None:
             return read_networks(weights, self.generator)
         if not allow_untrained:
-            shipped = files("inv_hyper").joinpath("assets", DEMO_WEIGHTS)
+            name = demo_weights(phase1)
+            shipped = files("inv_hyper").joinpath("assets", name)
             if not shipped.is_file():
-                raise FileNotFoundError(f"{self.name}: the demo weights {DEMO_WEIGHTS} are missing from the "
+                raise FileNotFoundError(f"{self.name}: the demo weights {name} are missing from the "
                                         f"inv_hyper package (expected at {shipped}); reinstall inv-hyper, or pass "
                                         "weights=")
             with as_file(shipped) as path:
@@ -142,6 +165,9 @@ class HyperInverterW(HyperInverter):
 
     def invert(self, images: torch.Tensor, init: Inversion | None) -> Inversion:
         if self.phase1 is not None:
+            if self.networks.w_encoder is None:
+                raise ValueError(f"{self.name}: these networks refine the codes of {self.phase1.name!r} and have no "
+                                 f"W encoder of their own; use the {self.phase1.name!r} method itself")
             raise ValueError(f"{self.name} is HyperInverter's own W encoder; phase1= belongs to hyperinverter")
         with torch.no_grad():
             base = self.generator.mapping.w_avg if init is None else init.ws.to(images).mean(dim=1)

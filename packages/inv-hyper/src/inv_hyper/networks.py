@@ -1,6 +1,7 @@
 """HyperInverter's learned networks in one module whose state-dict prefixes are the official checkpoint's.
 
-``w_encoder.`` (phase I, pSp's BackboneEncoderUsingLastLayerIntoW), ``w_bar_encoder.`` (the LayerWiseEncoder:
+``w_encoder.`` (phase I, pSp's BackboneEncoderUsingLastLayerIntoW; absent when phase II was trained on another
+registered W-space method, ``HyperConfig.phase1``), ``w_bar_encoder.`` (the LayerWiseEncoder:
 pSp's pyramid with style blocks stopping at 8x8 maps), ``hypernet.`` (one weight regressor per synthesis conv
 and toRGB) and, when given, ``discriminator.`` (the generator's SG2-ADA discriminator, used only in training).
 """
@@ -37,6 +38,7 @@ class HyperConfig(Serializable):
     w_dim: int = 512
     targets: tuple = ()  # ((layer, weight shape), ...) of every synthesis conv and toRGB, generator order
     discriminator: tuple = ()  # (resolution, img_channels, channel_base, channel_max) of a stored SG2-ADA D
+    phase1: str = ""  # "": phase II was trained on the W encoder here; else on this registered W-space method
 
     def __post_init__(self):  # JSON brings the nested tuples back as lists
         object.__setattr__(self, "targets", tuple((str(n), tuple(int(s) for s in shape)) for n, shape in self.targets))
@@ -52,7 +54,7 @@ class HyperConfig(Serializable):
 
     def sizes(self) -> HyperConfig:
         """The sizes alone (the generator's part cleared): compare two configs' network sizes."""
-        return replace(self, img_channels=3, w_dim=512, targets=(), discriminator=())
+        return replace(self, img_channels=3, w_dim=512, targets=(), discriminator=(), phase1="")
 
 
 def discriminator_config(generator) -> DiscriminatorConfig:
@@ -73,8 +75,10 @@ class HyperNetworks(nn.Module):
             raise ValueError("HyperConfig.targets is empty: build with HyperNetworks.for_generator(G, config)")
         self.config = config
         channels = config.img_channels
-        self.w_encoder = WEncoder(channels, w_dim=config.w_dim, num_layers=config.num_layers,
-                                  widths=config.w_encoder_widths or config.widths)
+        # trained on another method's codes, the networks have no W encoder of their own
+        self.w_encoder = None if config.phase1 else WEncoder(channels, w_dim=config.w_dim,
+                                                             num_layers=config.num_layers,
+                                                             widths=config.w_encoder_widths or config.widths)
         self.hypernet = Hypernetwork(dict(config.targets), input_dim=config.feature_dim,
                                      hidden_dim=config.hidden_dim, extractor_dim=config.extractor_dim)
         size = config.encoder_size

@@ -1,7 +1,10 @@
 """Train HyperInverter: ``python -m inv_hyper.train --phase 1|2 --steps S --run-dir DIR [options]``.
 
 Phase 1 trains the W encoder (w = E(x) + w_avg, one w for every layer) with the image loss. Phase 2 keeps
-that encoder frozen (``--phase1 FILE``: a phase-1 result) and trains the W-bar encoder and the hypernetwork:
+that encoder frozen (``--phase1 FILE``: a phase-1 result) and trains the W-bar encoder and the hypernetwork;
+``--phase1 METHOD`` (a registered W-space method, e.g. ``e4e-w``, with its default weights) trains them on that
+method's codes instead, with networks of the size options and no W encoder of their own (the file records the
+method, which ``HyperInverter`` then uses as its phase I):
 the refined image is ``G.synthesis(w, weight_offsets=hypernet(...))``. After ``--adv-start`` steps phase 2
 adds the non-saturating adversarial loss (weight ``--adv``) against the generator's discriminator, which is
 fine-tuned alongside (logistic loss, R1 with gamma ``--r1-gamma`` every ``--r1-every`` steps). The defaults are
@@ -13,10 +16,11 @@ Adam with lr 1e-4. The run's shape (snapshots, exact ``--resume``, samples, vali
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import torch
 
-from sg2_core import fit
+from sg2_core import fit, list_methods
 from sg2_core.losses import d_logistic_loss, g_nonsaturating_loss, r1_penalty
 
 from .checkpoint import read_networks
@@ -49,14 +53,16 @@ class PhaseOne(fit.Objective):
 
 
 class PhaseTwo(PhaseOne):
-    """The W-bar encoder and the hypernetwork on a frozen phase-1 encoder; adversarial after a warm-up."""
+    """The W-bar encoder and the hypernetwork on a frozen phase I (the networks' W encoder, or ``phase1``: a
+    W-space method); adversarial after a warm-up."""
 
     def __init__(self, generator, networks: HyperNetworks, loss, lr: float, *, discriminator=None,
                  adv: float = 0.0, adv_start: int = 0, r1_gamma: float = 10.0, r1_every: int = 16,
-                 d_lr: float = 1e-4):
-        self.generator, self.loss, self.net = generator, loss, networks
+                 d_lr: float = 1e-4, phase1=None):
+        self.generator, self.loss, self.net, self.phase1 = generator, loss, networks, phase1
         networks.train()
-        networks.w_encoder.eval().requires_grad_(False)
+        if networks.w_encoder is not None:
+            networks.w_encoder.eval().requires_grad_(False)
         params = [*networks.w_bar_encoder.parameters(), *networks.hypernet.parameters()]
         self.networks = {"networks": networks}
         self.optimizers = {"hyper": torch.optim.Adam(params, lr=lr)}
@@ -66,6 +72,12 @@ class PhaseTwo(PhaseOne):
             self.D = discriminator.train().requires_grad_(True)
             self.networks["D"] = self.D
             self.optimizers["D"] = torch.optim.Adam(self.D.parameters(), lr=d_lr, betas=(0.0, 0.99))
+
+    def ws(self, images: torch.Tensor) -> torch.Tensor:
+        if self.phase1 is None:
+            return super().ws(images)
+        size = getattr(self.phase1, "input_resolution", None) or self.generator.img_resolution
+        return self.phase1(resize(images, size)).ws.detach()
 
     def refine(self, images: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
@@ -129,7 +141,8 @@ def main(argv=None) -> int:
 
     p = fit.parser("python -m inv_hyper.train", __doc__)
     p.add_argument("--phase", type=int, choices=(1, 2), required=True)
-    p.add_argument("--phase1", help="phase 2: the phase-1 result (a file written by --phase 1) whose W encoder it uses")
+    p.add_argument("--phase1", help="phase 2: the phase-1 result (a file written by --phase 1) whose W encoder it "
+                   "uses, or a registered W-space method (e.g. e4e-w) whose codes it refines")
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--adv", type=float, default=0.005, help="phase 2: adversarial weight (0: none)")
     p.add_argument("--adv-start", type=int, default=None, help="phase 2: steps before the adversarial loss "
@@ -137,7 +150,8 @@ def main(argv=None) -> int:
     p.add_argument("--d-lr", type=float, default=1e-4)
     p.add_argument("--r1-gamma", type=float, default=10.0)
     p.add_argument("--r1-every", type=int, default=16)
-    sizes = p.add_argument_group("network sizes (phase 1; phase 2 takes the phase-1 file's)")
+    sizes = p.add_argument_group("network sizes (phase 1, and phase 2 on a method; phase 2 on a file takes "
+                                 "the file's)")
     sizes.add_argument("--widths", type=int, nargs=4, default=(64, 128, 256, 512))
     sizes.add_argument("--feature-dim", type=int, default=512)
     sizes.add_argument("--hidden-dim", type=int, default=128)
@@ -147,6 +161,11 @@ def main(argv=None) -> int:
     args = p.parse_args(argv)
     if args.phase == 2 and not args.phase1:
         print("error: --phase 2 needs --phase1 FILE (the result of --phase 1)", file=sys.stderr)
+        return 2
+    phase1_method = args.phase == 2 and not Path(args.phase1).is_file() and args.phase1 in list_methods()
+    if phase1_method and args.phase1 not in list_methods(space="w"):
+        print(f"error: --phase1 {args.phase1} is not a W-space method; HyperInverter's phase I must be one of "
+              f"{list_methods(space='w')}", file=sys.stderr)
         return 2
     adv_start = args.steps // 2 if args.adv_start is None else args.adv_start
     config = HyperConfig(widths=tuple(args.widths), feature_dim=args.feature_dim, hidden_dim=args.hidden_dim,
@@ -163,10 +182,18 @@ def main(argv=None) -> int:
             with torch.device(device):
                 networks = HyperNetworks.for_generator(generator, config)
             return PhaseOne(generator, networks, loss, args.lr)
-        networks = read_networks(args.phase1, generator).to(device)
+        from sg2_core import create_method
+
+        if phase1_method:
+            with torch.device(device):
+                networks = HyperNetworks.for_generator(generator, config.replace(phase1=args.phase1))
+        else:
+            networks = read_networks(args.phase1, generator).to(device)
+        trained_on = networks.config.phase1  # a file trained on a method's codes goes on with that method
+        phase1 = create_method(trained_on, generator=generator, device=device) if trained_on else None
         D = _discriminator(args.generator, device) if args.adv else None
         return PhaseTwo(generator, networks, loss, args.lr, discriminator=D, adv=args.adv, adv_start=adv_start,
-                        r1_gamma=args.r1_gamma, r1_every=args.r1_every, d_lr=args.d_lr)
+                        r1_gamma=args.r1_gamma, r1_every=args.r1_every, d_lr=args.d_lr, phase1=phase1)
 
     return fit.run(args, build, options, name=f"hyperinverter phase {args.phase}")
 
