@@ -61,13 +61,15 @@ def main(argv=None) -> None:
     n = images.shape[0]
     stats = w_statistics(generator)
 
-    projector = Projector(generator, steps=args.project_steps, distance=distance, seed=0, w_stats=stats)
-    pivot = projector(images)
+    def projector(steps=args.project_steps, seed=0):  # seed: image i of a batch uses seed + i
+        return Projector(generator, steps=steps, distance=distance, seed=seed, w_stats=stats)
+
+    pivot = projector()(images)
     if args.project_steps > 0:
         print(f"projection (W, {args.project_steps} steps):")
-        projector(images[:1], steps=2)  # warm-up
-        batched, t_batch = _timed(lambda: projector(images))
-        singles, t_single = _timed(lambda: Inversion.cat([projector(images[i:i + 1], seed=i) for i in range(n)]))
+        projector(steps=2)(images[:1])  # warm-up
+        batched, t_batch = _timed(lambda: projector()(images))
+        singles, t_single = _timed(lambda: Inversion.cat([projector(seed=i)(images[i:i + 1]) for i in range(n)]))
         for inv in (batched, singles):
             inv.extras["_target"] = images
         _row("batched", n, t_batch, batched)
