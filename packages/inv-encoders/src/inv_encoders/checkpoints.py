@@ -7,8 +7,8 @@ generator, optionally ``discriminator.*``), ``opts`` (the training options, a pl
 loading never runs code from the file. Which method wrote the file is told by its options: ReStyle's have
 ``n_iters_per_batch``; ``encoder_type`` names the encoder (pSp's default ``GradualStyleEncoder``, e4e's
 ``Encoder4Editing``; the W-only ``BackboneEncoderUsingLastLayerIntoW`` is ``e4e-w`` when the options are e4e's,
-which have ``w_discriminator_lambda``, and ``psp-w`` otherwise). Widths, depth, input size and style width are read from the tensors' shapes, so the
-reduced test layouts load through the same code as the full-size ones.
+see :data:`E4E_OPTIONS`, and ``psp-w`` otherwise). Widths, depth, input size and style width are read from the
+tensors' shapes, so the reduced test layouts load through the same code as the full-size ones.
 """
 
 from __future__ import annotations
