@@ -79,6 +79,9 @@ def test_phase_two_on_a_registered_methods_codes(tmp_path):
         code, err = _train("--phase", "2", "--phase1", "test-mean-w+", "--steps", "1", "--run-dir",
                            str(tmp_path / "x"), *TINY)
         assert code == 2 and "--phase1 test-mean-w+ is not a W-space method" in err
+        code, err = _train("--phase", "2", "--phase1", str(tmp_path / "missing.safetensors"), "--steps", "1",
+                           "--run-dir", str(tmp_path / "y"), *TINY)
+        assert code == 2 and "missing.safetensors is neither a file nor a registered method" in err
     finally:
         unregister_method("test-mean-w")
         unregister_method("test-mean-w+")

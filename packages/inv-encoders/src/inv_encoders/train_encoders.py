@@ -26,7 +26,7 @@ from sg2_core.conditions import apply_condition
 from sg2_core.config import Serializable
 from sg2_core.optim import Ranger
 
-from .networks import LatentCodesDiscriminator, StyleEncoder, StyleEncoderConfig
+from .networks import PROGRESSIVE, LatentCodesDiscriminator, StyleEncoder, StyleEncoderConfig
 from .pools import LatentPool
 
 METHODS = ("psp", "psp-w", "psp-edges", "e4e", "e4e-w", "restyle-psp", "restyle-e4e")
@@ -75,7 +75,7 @@ class EncoderObjective(fit.Objective):
                  condition: str | None = None, w_pool_size: int = 0, pool_seed: int = 0):
         self.kind, self.G, self.net, self.loss = kind, generator, encoder.train(), loss
         self.condition = condition
-        self.progressive = kind in ("e4e", "restyle-e4e")
+        self.progressive = kind in PROGRESSIVE
         self.w_norm, self.delta_norm = w_norm, delta_norm if self.progressive else 0.0
         self.w_disc = w_disc if kind in ADVERSARIAL else 0.0
         self.r1_gamma, self.r1_every, self.n_iters = r1_gamma, r1_every, n_iters
@@ -144,8 +144,9 @@ class EncoderObjective(fit.Objective):
         return out
 
     def _active(self, codes: torch.Tensor) -> torch.Tensor:
-        """The codes e4e's discriminator sees: each sample's active entries (0..stage), flattened (e4e-w: its w)."""
-        return codes if codes.ndim == 2 else codes[:, : (self.stage or 0) + 1].reshape(-1, codes.shape[-1])
+        """The codes e4e's discriminator may see: each sample's active entries (0..stage), ``[N, k, D]``
+        (e4e-w: its one w, k = 1)."""
+        return codes[:, None] if codes.ndim == 2 else codes[:, : (self.stage or 0) + 1]
 
     def _loss(self, codes, out, images):
         from inv_metrics.losses import delta_regularizer, w_norm
@@ -159,7 +160,7 @@ class EncoderObjective(fit.Objective):
             total = total + self.delta_norm * terms["delta"]
         if self.w_disc:
             self.D.requires_grad_(False)
-            terms["w_disc"] = F.softplus(-self.D(self._active(codes))).mean()
+            terms["w_disc"] = F.softplus(-self.D(self._active(codes).flatten(0, 1))).mean()
             self.D.requires_grad_(True)
             total = total + self.w_disc * terms["w_disc"]
         return total, {k: v.detach() for k, v in terms.items()}
@@ -170,10 +171,11 @@ class EncoderObjective(fit.Objective):
             real = self.G.mapping(z)
             real = real[:, 0] if real.ndim == 3 else real
         if self.pools["fake"].size:  # e4e with pools: one random active code per sample, through the history
-            active = codes if codes.ndim == 2 else codes[:, : (self.stage or 0) + 1]
-            real, fake = self.pools["real"].query(real), self.pools["fake"].query(active)
+            # e4e-w's w goes in as [N, D]: no pick to draw, so its runs keep the pool's random sequence
+            real, fake = self.pools["real"].query(real), self.pools["fake"].query(
+                codes if codes.ndim == 2 else self._active(codes))
         else:
-            fake = self._active(codes)
+            fake = self._active(codes).flatten(0, 1)
         loss = F.softplus(self.D(fake)).mean() + F.softplus(-self.D(real)).mean()
         parts = {"d_loss": loss.detach()}
         if step % self.r1_every == 0:
@@ -241,7 +243,7 @@ def train(method: str, argv=None) -> int:
     options = {"lr": args.lr, "widths": list(args.widths), "input_size": args.input_size, "w_norm": args.w_norm}
     if condition is not None:  # in the output file too: the methods refuse a file trained on other inputs
         options["condition"] = condition
-    if kind in ("e4e", "restyle-e4e"):
+    if kind in PROGRESSIVE:
         options.update(delta_norm=args.delta_norm, progressive_start=start)
     if kind in ADVERSARIAL:
         options.update(w_disc=args.w_disc, d_lr=args.d_lr, r1_gamma=args.r1_gamma, r1_every=args.r1_every,

@@ -162,9 +162,10 @@ def main(argv=None) -> int:
     if args.phase == 2 and not args.phase1:
         print("error: --phase 2 needs --phase1 FILE (the result of --phase 1)", file=sys.stderr)
         return 2
-    phase1_method = args.phase == 2 and not Path(args.phase1).is_file() and args.phase1 in list_methods()
+    phase1_method = args.phase == 2 and not Path(args.phase1).is_file()
     if phase1_method and args.phase1 not in list_methods(space="w"):
-        print(f"error: --phase1 {args.phase1} is not a W-space method; HyperInverter's phase I must be one of "
+        what = "not a W-space method" if args.phase1 in list_methods() else "neither a file nor a registered method"
+        print(f"error: --phase1 {args.phase1} is {what}; HyperInverter's phase I must be a phase-1 file or one of "
               f"{list_methods(space='w')}", file=sys.stderr)
         return 2
     adv_start = args.steps // 2 if args.adv_start is None else args.adv_start

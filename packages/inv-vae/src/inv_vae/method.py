@@ -117,7 +117,9 @@ class AgileGAN(Method):
         from .stylize import render_style
 
         with torch.no_grad():  # attribute paths: predicted from the inputs, as stylize does
-            source = None if not hasattr(style, "paths") else images if images is not None else inversion.render()
+            source = images
+            if source is None and hasattr(style, "paths"):
+                source = inversion.render()
             return {f"agilegan stylised ({label})": render_style(inversion, style, source)}
 
     def _network(self, weights, allow_untrained, widths, input_size, weights_seed) -> VAEStyleEncoder:
