@@ -33,6 +33,8 @@ def test_hyperinverter_on_e4e_w_uses_the_networks_trained_on_its_codes(demo_batc
 
 def test_another_phase1_than_the_trained_one_warns(demo_batch):
     G, _ = demo_batch
-    with pytest.warns(UserWarning, match="its phase II was trained to refine the codes of its own W encoder, not "
-                                         "those of phase1='psp-w'"):
+    with pytest.warns(
+        UserWarning,
+        match="its phase II was trained to refine the codes of its own W encoder, not those of phase1='psp-w'",
+    ):
         create_method("hyperinverter", generator=G, phase1="psp-w")

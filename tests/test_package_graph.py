@@ -124,7 +124,9 @@ def test_checker_accepts_a_clean_tree(tmp_path):
 
 def test_checker_rejects_a_family_importing_another_family(tmp_path):
     _package(tmp_path, "inv-hyper", ["sg2-core>=0.1"], {"m.py": "def f():\n    from inv_vae import model\n"})
-    assert check_tree(tmp_path) == ["packages/inv-hyper/src/inv_hyper/m.py: imports inv_vae, which inv_hyper may not import"]
+    assert check_tree(tmp_path) == [
+        "packages/inv-hyper/src/inv_hyper/m.py: imports inv_vae, which inv_hyper may not import"
+    ]
 
 
 def test_checker_rejects_an_undeclared_import(tmp_path):
@@ -135,7 +137,12 @@ def test_checker_rejects_an_undeclared_import(tmp_path):
 
 
 def test_checker_rejects_a_forbidden_declaration_and_a_literal_import_module(tmp_path):
-    _package(tmp_path, "sg2-kernels", ["inv-metrics>=0.1"], {"a.py": "import importlib\nimportlib.import_module('sg2_core.x')\n"})
+    _package(
+        tmp_path,
+        "sg2-kernels",
+        ["inv-metrics>=0.1"],
+        {"a.py": "import importlib\nimportlib.import_module('sg2_core.x')\n"},
+    )
     assert check_tree(tmp_path) == [
         "packages/sg2-kernels: declares inv_metrics, which sg2_kernels may not depend on",
         "packages/sg2-kernels/src/sg2_kernels/a.py: imports sg2_core, which sg2_kernels may not import",
@@ -145,8 +152,11 @@ def test_checker_rejects_a_forbidden_declaration_and_a_literal_import_module(tmp
 def test_checker_rejects_a_violation_planted_in_a_copy_of_the_repository(tmp_path):
     for pyproject in (REPO / "packages").glob("*/pyproject.toml"):
         package_dir = pyproject.parent
-        shutil.copytree(package_dir / "src", tmp_path / "packages" / package_dir.name / "src",
-                        ignore=shutil.ignore_patterns("__pycache__", "*.so"))
+        shutil.copytree(
+            package_dir / "src",
+            tmp_path / "packages" / package_dir.name / "src",
+            ignore=shutil.ignore_patterns("__pycache__", "*.so"),
+        )
         shutil.copy(pyproject, tmp_path / "packages" / package_dir.name / "pyproject.toml")
     assert check_tree(tmp_path) == []
     planted = tmp_path / "packages" / "inv-optim" / "src" / "inv_optim" / "__init__.py"

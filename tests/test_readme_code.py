@@ -37,7 +37,7 @@ def python_blocks(readme: Path) -> list[dict]:
                 raise ValueError(f"{readme}:{i + 1}: a ```python block is never closed")
             above = next((lines[k] for k in range(i - 1, -1, -1) if lines[k].strip()), "")
             skip = SKIP.match(above)
-            blocks.append({"line": i + 1, "source": "\n".join(lines[i + 1:end]), "skip": skip and skip.group(1)})
+            blocks.append({"line": i + 1, "source": "\n".join(lines[i + 1 : end]), "skip": skip and skip.group(1)})
             i = end
         i += 1
     return blocks
@@ -93,8 +93,14 @@ def readme_results(readme: Path, tmp_path_factory) -> dict:
         name = str(readme.relative_to(ROOT))
         env = {**os.environ, "MPLBACKEND": "Agg", "TQDM_DISABLE": "1"}
         limit = BLOCK_TIMEOUT * max(1, len(BLOCKS[readme])) + 60
-        proc = subprocess.run([sys.executable, "-c", WORKER, str(work / "blocks.json"), name, str(BLOCK_TIMEOUT),
-                               str(results_path)], cwd=work, env=env, capture_output=True, text=True, timeout=limit)
+        proc = subprocess.run(
+            [sys.executable, "-c", WORKER, str(work / "blocks.json"), name, str(BLOCK_TIMEOUT), str(results_path)],
+            cwd=work,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=limit,
+        )
         results = json.loads(results_path.read_text()) if results_path.exists() else {}
         _results[readme] = {"results": results, "stderr": proc.stderr[-3000:], "returncode": proc.returncode}
     return _results[readme]
@@ -109,15 +115,21 @@ def test_readme_block_runs(readme, block, tmp_path_factory):
     if result is None:
         pytest.fail(f"the block did not run: the worker ended with status {run['returncode']}\n{run['stderr']}")
     if not result["ok"]:
-        pytest.fail(f"{readme.relative_to(ROOT)}:{block['line']} raised after {result['seconds']:.1f} s:\n"
-                    f"{result['error']}\nstdout:\n"
-                    f"{result['stdout']}", pytrace=False)
+        pytest.fail(
+            f"{readme.relative_to(ROOT)}:{block['line']} raised after {result['seconds']:.1f} s:\n"
+            f"{result['error']}\nstdout:\n"
+            f"{result['stdout']}",
+            pytrace=False,
+        )
 
 
 def test_blocks_are_found_and_markers_parsed(tmp_path):
     readme = tmp_path / "README.md"
-    readme.write_text("# x\n\n```python\na = 1\n```\n\n<!-- skip: needs FFHQ weights -->\n\n```python\nb = 2\n```\n"
-                      "```bash\nls\n```\n")
-    assert python_blocks(readme) == [{"line": 3, "source": "a = 1", "skip": None},
-                                     {"line": 9, "source": "b = 2", "skip": "needs FFHQ weights"}]
+    readme.write_text(
+        "# x\n\n```python\na = 1\n```\n\n<!-- skip: needs FFHQ weights -->\n\n```python\nb = 2\n```\n```bash\nls\n```\n"
+    )
+    assert python_blocks(readme) == [
+        {"line": 3, "source": "a = 1", "skip": None},
+        {"line": 9, "source": "b = 2", "skip": "needs FFHQ weights"},
+    ]
     assert len(CASES) >= 10  # the packages' READMEs hold python blocks; finding none would test nothing

@@ -102,9 +102,7 @@ def test_clean_venv_installs_inv_hyper_by_name(dist_dir, tmp_path):
     # The workspace pins, plus our own packages pinned to what was just built, so that a same-named
     # release on a registry can never stand in for them.
     constraints = tmp_path / "constraints.txt"
-    constraints.write_text(
-        (REPO / "constraints.txt").read_text() + "".join(f"{n}=={v}\n" for n, v in versions.items())
-    )
+    constraints.write_text((REPO / "constraints.txt").read_text() + "".join(f"{n}=={v}\n" for n, v in versions.items()))
     find_links = [str(wheelhouse), *filter(None, os.environ.get("UV_FIND_LINKS", "").split(","))]
     env = {k: v for k, v in os.environ.items() if k not in ("VIRTUAL_ENV", "PYTHONPATH", "PYTHONHOME")}
     env.update(UV_FIND_LINKS=",".join(find_links), UV_CONSTRAINT=str(constraints), UV_NO_BUILD="1")
@@ -119,7 +117,9 @@ def test_clean_venv_installs_inv_hyper_by_name(dist_dir, tmp_path):
     # CUDA stack, and with UV_NO_BUILD no isolated build environment with its own torch).
     ours_only = tmp_path / "ours.txt"
     ours_only.write_text("".join(f"{n}=={v}\n" for n, v in versions.items()))
-    installed = _run([uv, "pip", "install", "--python", python, "inv-hyper"], env={**env, "UV_CONSTRAINT": str(ours_only)})
+    installed = _run(
+        [uv, "pip", "install", "--python", python, "inv-hyper"], env={**env, "UV_CONSTRAINT": str(ours_only)}
+    )
     changed = [line.strip() for line in installed.stderr.splitlines() if line.strip()[:2] in ("+ ", "- ", "~ ")]
     assert f"+ inv-hyper=={versions['inv-hyper']}" in changed, installed.stderr  # uv's lines were read
     assert not [c for c in changed if c[2:].startswith(("torch==", "nvidia-", "triton"))], changed

@@ -145,8 +145,7 @@ def nvcc_version(cuda_home: str) -> str | None:
     if not nvcc.exists():
         return None
     try:
-        out = subprocess.run([str(nvcc), "--version"], capture_output=True, text=True,
-                             timeout=60).stdout
+        out = subprocess.run([str(nvcc), "--version"], capture_output=True, text=True, timeout=60).stdout
     except (OSError, subprocess.SubprocessError):
         return None
     m = re.search(r"release (\d+\.\d+)", out)
@@ -201,11 +200,13 @@ def plan(info: BuildInfo, wanted: set[str], setting: str) -> list:
 
     exts = []
     if "cpp" in wanted:
-        exts.append(CppExtension(
-            name=f"{PKG}._cpp",
-            sources=[str(CSRC / s) for s in CPP_SOURCES],
-            extra_compile_args={"cxx": cxx_flags()},
-        ))
+        exts.append(
+            CppExtension(
+                name=f"{PKG}._cpp",
+                sources=[str(CSRC / s) for s in CPP_SOURCES],
+                extra_compile_args={"cxx": cxx_flags()},
+            )
+        )
         info.skip("cpp", "build_ext did not run")
 
     if "cuda" in wanted:
@@ -352,8 +353,10 @@ class BuildExt(_base_build_ext()):
                     text = log_path.read_text(errors="replace")
                     sys.stdout.write(text)
                     INFO.skip(kind, f"compile failed: {first_error(text, e)}")
-                    log(f"WARNING: {ext.name} not built ({entry['reason']}); "
-                        "sg2_kernels will use its other implementations")
+                    log(
+                        f"WARNING: {ext.name} not built ({entry['reason']}); "
+                        "sg2_kernels will use its other implementations"
+                    )
                     self._remove_stale_inplace(ext)
                     continue
                 sys.stdout.write(log_path.read_text(errors="replace"))

@@ -4,7 +4,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from sg2_core.fixture_packs import unpack_state as unpack, unsqueeze
+
+from sg2_core.fixture_packs import unpack_state as unpack
+from sg2_core.fixture_packs import unsqueeze
 
 DATA = Path(__file__).resolve().parent / "data"
 
@@ -25,8 +27,11 @@ def _load(name):
 @pytest.fixture(scope="session")
 def inputs():
     raw = _load("inputs.pt")
-    return {"x256": unsqueeze(raw["x256_0_f16_lzma"], (1, 3, 256, 256)),
-            "y256": unsqueeze(raw["y256_0_f16_lzma"], (1, 3, 256, 256)), "disc_codes": raw["disc_codes"].float()}
+    return {
+        "x256": unsqueeze(raw["x256_0_f16_lzma"], (1, 3, 256, 256)),
+        "y256": unsqueeze(raw["y256_0_f16_lzma"], (1, 3, 256, 256)),
+        "disc_codes": raw["disc_codes"].float(),
+    }
 
 
 @pytest.fixture(scope="session")

@@ -13,20 +13,31 @@ SMALL = dict(n_styles=6, style_dim=16, widths=(16, 16, 16, 16), input_size=64)
 @pytest.fixture(scope="module")
 def nets():
     torch.manual_seed(0)
-    return {kind: StyleEncoder(StyleEncoderConfig(kind=kind, in_channels=6 if kind.startswith("restyle") else 3,
-                                                  pyramid=not kind.startswith("restyle"), **SMALL)).eval()
-            for kind in ("psp", "e4e", "restyle-psp", "psp-w", "e4e-w")}
+    return {
+        kind: StyleEncoder(
+            StyleEncoderConfig(
+                kind=kind,
+                in_channels=6 if kind.startswith("restyle") else 3,
+                pyramid=not kind.startswith("restyle"),
+                **SMALL,
+            )
+        ).eval()
+        for kind in ("psp", "e4e", "restyle-psp", "psp-w", "e4e-w")
+    }
 
 
-@pytest.mark.parametrize("kind, shape, message", [
-    ("psp", (1, 1, 64, 64), r"PyramidStyleEncoder takes images \[N, 3, H, W\], got \(1, 1, 64, 64\)"),
-    ("e4e", (2, 4, 64, 64), r"PyramidStyleEncoder takes images \[N, 3, H, W\], got \(2, 4, 64, 64\)"),
-    ("restyle-psp", (1, 3, 64, 64), r"PyramidStyleEncoder takes images \[N, 6, H, W\], got \(1, 3, 64, 64\)"),
-    ("psp-w", (1, 1, 64, 64), r"WEncoder takes images \[N, 3, H, W\], got \(1, 1, 64, 64\)"),
-    ("psp", (1, 3, 32, 32), "PyramidStyleEncoder was built for 64x64 inputs, got 32x32"),
-    ("e4e", (1, 3, 64, 128), "PyramidStyleEncoder was built for 64x64 inputs, got 64x128"),
-    ("psp", (3, 64, 64), r"PyramidStyleEncoder takes images \[N, 3, H, W\], got \(3, 64, 64\)"),
-])
+@pytest.mark.parametrize(
+    "kind, shape, message",
+    [
+        ("psp", (1, 1, 64, 64), r"PyramidStyleEncoder takes images \[N, 3, H, W\], got \(1, 1, 64, 64\)"),
+        ("e4e", (2, 4, 64, 64), r"PyramidStyleEncoder takes images \[N, 3, H, W\], got \(2, 4, 64, 64\)"),
+        ("restyle-psp", (1, 3, 64, 64), r"PyramidStyleEncoder takes images \[N, 6, H, W\], got \(1, 3, 64, 64\)"),
+        ("psp-w", (1, 1, 64, 64), r"WEncoder takes images \[N, 3, H, W\], got \(1, 1, 64, 64\)"),
+        ("psp", (1, 3, 32, 32), "PyramidStyleEncoder was built for 64x64 inputs, got 32x32"),
+        ("e4e", (1, 3, 64, 128), "PyramidStyleEncoder was built for 64x64 inputs, got 64x128"),
+        ("psp", (3, 64, 64), r"PyramidStyleEncoder takes images \[N, 3, H, W\], got \(3, 64, 64\)"),
+    ],
+)
 def test_wrong_channels_or_size_are_named(nets, kind, shape, message):
     with torch.no_grad(), pytest.raises(ValueError, match=message):
         nets[kind](torch.zeros(shape))

@@ -4,11 +4,10 @@ generator, refuse to build without weights unless asked, and do what pSp / e4e /
 import pytest
 import torch
 
-from sg2_core import Inversion, create_method
-from sg2_core.testing import check_method
-
 from inv_encoders.methods import METHODS
 from inv_encoders.networks import StyleEncoder, StyleEncoderConfig
+from sg2_core import Inversion, create_method
+from sg2_core.testing import check_method
 
 SMALL = {"allow_untrained": True, "widths": (16, 32, 48, 64)}
 
@@ -28,9 +27,12 @@ def test_method_keeps_the_contract(name, generator, images):
 
 @pytest.mark.parametrize("name", sorted(METHODS))
 def test_without_weights_it_refuses(name, generator):
-    with pytest.raises(ValueError, match=rf"method '{name}' has trained weights for the demo generator only: pass "
-                                         r"weights=<an official .* checkpoint, a file from python -m "
-                                         r"inv_encoders.train, or a StyleEncoder>, or allow_untrained=True"):
+    with pytest.raises(
+        ValueError,
+        match=rf"method '{name}' has trained weights for the demo generator only: pass "
+        r"weights=<an official .* checkpoint, a file from python -m "
+        r"inv_encoders.train, or a StyleEncoder>, or allow_untrained=True",
+    ):
         create_method(name, generator=generator)
 
 
@@ -83,8 +85,9 @@ def test_weights_of_another_kind_or_shape_are_refused(generator):
     with pytest.raises(ValueError, match="weights is a e4e encoder, not a pSp one"):
         create_method("psp", generator=generator, weights=e4e)
     wide = StyleEncoder(StyleEncoderConfig(kind="psp", n_styles=10, style_dim=32, input_size=32, widths=(16,) * 4))
-    with pytest.raises(ValueError, match="the encoder predicts 10 codes of width 32 but the generator takes 8 of "
-                                         "width 32"):
+    with pytest.raises(
+        ValueError, match="the encoder predicts 10 codes of width 32 but the generator takes 8 of width 32"
+    ):
         create_method("psp", generator=generator, weights=wide)
     method = create_method("psp", generator=generator, weights=e4e.__class__(e4e.config.replace(kind="psp")))
     assert method.input_resolution == 32 and method.input_channels == 3
@@ -93,14 +96,27 @@ def test_weights_of_another_kind_or_shape_are_refused(generator):
 
 
 def test_an_official_file_builds_the_method(tmp_path, generator, images):
-    net = StyleEncoder(StyleEncoderConfig(kind="restyle-e4e", n_styles=8, style_dim=32, input_size=32,
-                                          in_channels=6, pyramid=False, widths=(16,) * 4))
+    net = StyleEncoder(
+        StyleEncoderConfig(
+            kind="restyle-e4e", n_styles=8, style_dim=32, input_size=32, in_channels=6, pyramid=False, widths=(16,) * 4
+        )
+    )
     torch.nn.init.normal_(net.encoder.styles[0].linear.weight)
     avg = torch.randn(32)
     path = tmp_path / "restyle_e4e.pt"
-    torch.save({"state_dict": {f"encoder.{k}": v for k, v in net.encoder.state_dict().items()},
-                "opts": {"encoder_type": "ProgressiveBackboneEncoder", "input_nc": 6, "output_size": 32,
-                         "n_iters_per_batch": 2}, "latent_avg": avg.expand(8, 32).clone()}, path)
+    torch.save(
+        {
+            "state_dict": {f"encoder.{k}": v for k, v in net.encoder.state_dict().items()},
+            "opts": {
+                "encoder_type": "ProgressiveBackboneEncoder",
+                "input_nc": 6,
+                "output_size": 32,
+                "n_iters_per_batch": 2,
+            },
+            "latent_avg": avg.expand(8, 32).clone(),
+        },
+        path,
+    )
     method = create_method("restyle-e4e", generator=generator, weights=str(path))
     assert method.n_iters == 2 and torch.equal(method.net.latent_avg[3], avg)
     assert method(images).extras["iteration_latents"].shape[1] == 2
@@ -113,9 +129,19 @@ def test_an_official_w_encoder_file_builds_psp_w(tmp_path, generator, images):
     torch.nn.init.normal_(net.encoder.linear.weight)
     avg = torch.randn(32)
     path = tmp_path / "w_encoder.pt"
-    torch.save({"state_dict": {f"encoder.{k}": v for k, v in net.encoder.state_dict().items()},
-                "opts": {"encoder_type": "BackboneEncoderUsingLastLayerIntoW", "input_nc": 3, "output_size": 32,
-                         "start_from_latent_avg": True}, "latent_avg": avg}, path)
+    torch.save(
+        {
+            "state_dict": {f"encoder.{k}": v for k, v in net.encoder.state_dict().items()},
+            "opts": {
+                "encoder_type": "BackboneEncoderUsingLastLayerIntoW",
+                "input_nc": 3,
+                "output_size": 32,
+                "start_from_latent_avg": True,
+            },
+            "latent_avg": avg,
+        },
+        path,
+    )
     method = create_method("psp-w", generator=generator, weights=path)
     inv = method(torch.nn.functional.interpolate(images, size=256))  # the file's encoder takes 256 px
     assert inv.space == "w" and inv.latents.shape == (3, 32)
@@ -144,8 +170,7 @@ def test_psp_style_mixing(generator, images):
 
 
 def test_psp_with_mixing_keeps_the_contract(generator, images):
-    check_method("psp", generator, images, options=dict(SMALL, latent_mask=[6, 7], mix_alpha=0.5),
-                 batch_tolerance=1e-5)
+    check_method("psp", generator, images, options=dict(SMALL, latent_mask=[6, 7], mix_alpha=0.5), batch_tolerance=1e-5)
 
 
 def test_shipped_psp_edges_draws_clothing_from_edge_maps():
@@ -159,8 +184,10 @@ def test_shipped_psp_edges_draws_clothing_from_edge_maps():
     edges = apply_condition("edges", x)
     trained = create_method("psp-edges", generator=G)
     untrained = create_method("psp-edges", generator=G, **SMALL)
-    mse = {name: (m(edges).render() - x).square().mean().item() for name, m in [("trained", trained),
-                                                                               ("untrained", untrained)]}
+    mse = {
+        name: (m(edges).render() - x).square().mean().item()
+        for name, m in [("trained", trained), ("untrained", untrained)]
+    }
     assert mse["trained"] < 0.12 and mse["trained"] < 0.5 * mse["untrained"], mse
     with pytest.raises(ValueError, match=r"images must have shape \[N, 1, 32, 32\] with N >= 1, got \[16, 3, 32, 32\]"):
         trained(edges.repeat(1, 3, 1, 1))

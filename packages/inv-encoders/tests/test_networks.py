@@ -61,16 +61,30 @@ def test_e4e_at_inference_is_the_base_plus_psp_codes(psp_data, inputs):
 def test_restyle_codes_equal_the_reference(dtype, restyle_data, inputs):
     torch_dtype, suffix = DTYPES[dtype]
     x = torch.cat([inputs["x256"], inputs["y256"]], dim=1).to(torch_dtype)  # target first, then reconstruction
-    plain = build("restyle-psp", restyle_data["state_dict"], torch_dtype, in_channels=6, pyramid=False,
-                  start_from_latent_avg=False)
-    progressive = build("restyle-e4e", restyle_data["state_dict"], torch_dtype, in_channels=6, pyramid=False,
-                        start_from_latent_avg=False)
+    plain = build(
+        "restyle-psp",
+        restyle_data["state_dict"],
+        torch_dtype,
+        in_channels=6,
+        pyramid=False,
+        start_from_latent_avg=False,
+    )
+    progressive = build(
+        "restyle-e4e",
+        restyle_data["state_dict"],
+        torch_dtype,
+        in_channels=6,
+        pyramid=False,
+        start_from_latent_avg=False,
+    )
     with torch.no_grad():
         torch.testing.assert_close(plain(x), restyle_data[f"codes{suffix}"].to(torch_dtype), **TOL[torch_dtype])
         for stage in (0, 18):
-            torch.testing.assert_close(progressive(x, stage=stage),
-                                       restyle_data[f"progressive_w_stage{stage}{suffix}"].to(torch_dtype),
-                                       **TOL[torch_dtype])
+            torch.testing.assert_close(
+                progressive(x, stage=stage),
+                restyle_data[f"progressive_w_stage{stage}{suffix}"].to(torch_dtype),
+                **TOL[torch_dtype],
+            )
         # ReStyle adds the previous estimate
         base = torch.randn(1, 10, 32, dtype=torch_dtype)
         torch.testing.assert_close(plain(x, base=base) - base, plain(x), rtol=0, atol=1e-5)

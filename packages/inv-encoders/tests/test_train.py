@@ -7,15 +7,33 @@ import io
 import pytest
 import torch
 
-from sg2_core import create_method, demo, load_networks
-
-from sg2_core.conditions import apply_condition
-
 from inv_encoders.train import main
 from inv_encoders.train_encoders import EncoderObjective, build_encoder, progressive_stage
+from sg2_core import create_method, demo, load_networks
+from sg2_core.conditions import apply_condition
 
-TINY = ["--widths", "16", "32", "48", "64", "--batch-size", "4", "--num-images", "16", "--val-images", "4",
-        "--threads", "1", "--no-progress", "--log-every", "1", "--snap-every", "2", "--lr", "1e-3"]
+TINY = [
+    "--widths",
+    "16",
+    "32",
+    "48",
+    "64",
+    "--batch-size",
+    "4",
+    "--num-images",
+    "16",
+    "--val-images",
+    "4",
+    "--threads",
+    "1",
+    "--no-progress",
+    "--log-every",
+    "1",
+    "--snap-every",
+    "2",
+    "--lr",
+    "1e-3",
+]
 
 
 def _train(*args):
@@ -41,8 +59,12 @@ def test_each_method_trains_and_its_file_loads(method, tmp_path):
         assert ('"stage": 2.0' in log) == (method != "e4e-w")  # e4e-w: one w, no stages
     G = demo.load_generator()
     images = demo.load_test_images()[0][:2]
-    method_ = create_method(method, generator=G, weights=run / "final.safetensors", **(
-        {"n_iters": 2} if method.startswith("restyle") else {}))
+    method_ = create_method(
+        method,
+        generator=G,
+        weights=run / "final.safetensors",
+        **({"n_iters": 2} if method.startswith("restyle") else {}),
+    )
     assert torch.isfinite(method_(images).render()).all()
 
 
@@ -56,8 +78,17 @@ def test_bad_input_names_the_problem(tmp_path):
     G = demo.load_generator()
     with pytest.raises(ValueError, match="holds a pSp encoder, not a e4e one"):
         create_method("e4e", generator=G, weights=tmp_path / "a" / "final.safetensors")
-    code, err = _train("--method", "psp", "--steps", "1", "--run-dir", str(tmp_path / "b"), *TINY,
-                       "--id-weights", str(tmp_path / "missing-arcface.pth"))
+    code, err = _train(
+        "--method",
+        "psp",
+        "--steps",
+        "1",
+        "--run-dir",
+        str(tmp_path / "b"),
+        *TINY,
+        "--id-weights",
+        str(tmp_path / "missing-arcface.pth"),
+    )
     assert code != 0 and "missing-arcface.pth" in err
     assert not (tmp_path / "b").exists() or not any((tmp_path / "b").iterdir())
     code, err = _train("--method", "nope", "--steps", "1")
@@ -96,7 +127,7 @@ def test_psp_edges_trains_and_validates_on_the_conditioned_images():
     torch.manual_seed(0)
     encoder = build_encoder("psp", G, (16, 32, 48, 64))
     seen = []
-    loss = lambda out, images: (seen.append(images) or ((out - images).square().mean(), {}))  # noqa: E731
+    loss = lambda out, images: seen.append(images) or ((out - images).square().mean(), {})  # noqa: E731
     objective = EncoderObjective("psp", G, encoder, loss, condition="edges")
     with torch.no_grad():
         expected = G.synthesis(encoder(apply_condition("edges", x)), noise_mode="const")
@@ -108,8 +139,18 @@ def test_psp_edges_trains_and_validates_on_the_conditioned_images():
     assert torch.equal(seen[-1], x)
 
 
-E4E_POOL = ["--method", "e4e", "--progressive-start", "1", "--progressive-every", "1", "--r1-every", "2",
-            "--w-pool-size", "6"]
+E4E_POOL = [
+    "--method",
+    "e4e",
+    "--progressive-start",
+    "1",
+    "--progressive-every",
+    "1",
+    "--r1-every",
+    "2",
+    "--w-pool-size",
+    "6",
+]
 
 
 def test_e4e_with_history_pools_resumes_exactly(tmp_path):

@@ -9,12 +9,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from sg2_core import Discriminator, Generator, GeneratorConfig, GENERATOR_PRESETS
-from sg2_core.encoders import PyramidStyleEncoder, WEncoder
-
 import inv_hyper
 from inv_hyper.checkpoint import CheckpointError, networks_from_state
 from inv_hyper.networks import HyperConfig, discriminator_config
+from sg2_core import GENERATOR_PRESETS, Discriminator, Generator, GeneratorConfig
+from sg2_core.encoders import PyramidStyleEncoder, WEncoder
 
 DATA = Path(__file__).parent / "data"
 REF = torch.load(DATA / "hyper_hypernet.pt", weights_only=True)
@@ -30,10 +29,13 @@ def official_layout():
 
 def test_the_full_size_official_layout_loads_strictly_on_meta():
     layouts = official_layout()
-    state = {prefix + key: torch.empty(shape, device="meta", dtype=torch.int64 if key.endswith("num_batches_tracked")
-                                       else torch.float32)
-             for prefix in ("w_encoder.", "w_bar_encoder.", "hypernet.", "discriminator.")
-             for key, shape in layouts[prefix]["keys"].items()}
+    state = {
+        prefix + key: torch.empty(
+            shape, device="meta", dtype=torch.int64 if key.endswith("num_batches_tracked") else torch.float32
+        )
+        for prefix in ("w_encoder.", "w_bar_encoder.", "hypernet.", "discriminator.")
+        for key, shape in layouts[prefix]["keys"].items()
+    }
     assert len(state) == 387 + 477 + 364 + 82
     with torch.device("meta"):
         G = Generator(GENERATOR_PRESETS["ffhq1024-f"])
@@ -49,21 +51,32 @@ def small_checkpoint(generator, **opts):
     """A file in the official layout for the 32 px fixture generator: the reference hypernetwork (tests/data),
     W and W-bar encoders in the fixture widths (random), and the generator's discriminator."""
     torch.manual_seed(3)
-    parts = {"w_encoder": WEncoder(3, w_dim=generator.w_dim, **SMALL),
-             "w_bar_encoder": PyramidStyleEncoder(8, 3, style_dim=32, style_spatial=8, **SMALL),
-             "discriminator": Discriminator(discriminator_config(generator))}
+    parts = {
+        "w_encoder": WEncoder(3, w_dim=generator.w_dim, **SMALL),
+        "w_bar_encoder": PyramidStyleEncoder(8, 3, style_dim=32, style_spatial=8, **SMALL),
+        "discriminator": Discriminator(discriminator_config(generator)),
+    }
     state = {f"{p}.{k}": v for p, m in parts.items() for k, v in m.state_dict().items()}
     state.update({f"hypernet.{k}": v for k, v in REF["hypernet"].items()})  # float16, as the fixture stores it
-    return {"state_dict": state, "opts": {"hidden_dim": 8, "output_size": 32, "target_shape_name": "conv_without_bias",
-                                          "encoder_type": "LayerWiseEncoder", **opts}}
+    return {
+        "state_dict": state,
+        "opts": {
+            "hidden_dim": 8,
+            "output_size": 32,
+            "target_shape_name": "conv_without_bias",
+            "encoder_type": "LayerWiseEncoder",
+            **opts,
+        },
+    }
 
 
 def test_a_small_official_file_loads_and_predicts_the_reference_deltas(tmp_path, generator):
     ckpt = small_checkpoint(generator)
     torch.save(ckpt, tmp_path / "hyper.pt")
     method = inv_hyper.load(tmp_path / "hyper.pt", generator, input_resolution=None)
-    assert method.networks.config.sizes() == HyperConfig(widths=(16, 32, 48, 64), feature_dim=32, hidden_dim=8,
-                                                         extractor_dim=16)
+    assert method.networks.config.sizes() == HyperConfig(
+        widths=(16, 32, 48, 64), feature_dim=32, hidden_dim=8, extractor_dim=16
+    )
     assert method.networks.config.discriminator
     own = method.networks.state_dict()
     assert set(own) == set(ckpt["state_dict"])
@@ -82,17 +95,26 @@ def test_a_small_official_file_loads_and_predicts_the_reference_deltas(tmp_path,
 def test_a_checkpoint_for_another_generator_is_refused_naming_the_layer_and_both_shapes(tmp_path, generator):
     torch.save(small_checkpoint(generator), tmp_path / "hyper.pt")
     wider = Generator(GeneratorConfig(resolution=32, z_dim=32, w_dim=32, channel_base=1024, channel_max=64))
-    with pytest.raises(CheckpointError, match=r"predicts b4\.conv1 weights of shape \[32, 32, 3, 3\], but the "
-                                              r"generator's b4\.conv1\.weight is \[64, 64, 3, 3\]"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"predicts b4\.conv1 weights of shape \[32, 32, 3, 3\], but the "
+        r"generator's b4\.conv1\.weight is \[64, 64, 3, 3\]",
+    ):
         inv_hyper.load(tmp_path / "hyper.pt", wider)
     smaller = Generator(GeneratorConfig(resolution=16, z_dim=32, w_dim=32, channel_base=512, channel_max=32))
-    with pytest.raises(CheckpointError, match=r"trained for a 32 px generator \(opts.output_size\), the given "
-                                              r"generator is 16 px"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"trained for a 32 px generator \(opts.output_size\), the given "
+        r"generator is 16 px",
+    ):
         inv_hyper.load(tmp_path / "hyper.pt", smaller)
     ckpt = small_checkpoint(generator)
     del ckpt["opts"]["output_size"]  # opts say nothing: the shapes still do
-    with pytest.raises(CheckpointError, match=r"predicts layers the generator does not have: \['b32\.conv0', "
-                                              r"'b32\.conv1', 'b32\.torgb'\]"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"predicts layers the generator does not have: \['b32\.conv0', "
+        r"'b32\.conv1', 'b32\.torgb'\]",
+    ):
         networks_from_state(ckpt["state_dict"], ckpt["opts"], smaller)
 
 
@@ -102,9 +124,12 @@ def test_missing_unexpected_and_mis_shaped_keys_are_listed(tmp_path, generator):
     del state["w_bar_encoder.latlayer1.bias"]
     state["hypernet.extra"] = torch.zeros(1)
     state["w_encoder.linear.bias"] = torch.zeros(7)
-    with pytest.raises(CheckpointError, match=r"missing keys \['w_bar_encoder\.latlayer1\.bias'\]; unexpected keys "
-                                              r"\['hypernet\.extra'\]; mis-shaped \['w_encoder\.linear\.bias: file \[7\], "
-                                              r"expected \[32\]'\]"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"missing keys \['w_bar_encoder\.latlayer1\.bias'\]; unexpected keys "
+        r"\['hypernet\.extra'\]; mis-shaped \['w_encoder\.linear\.bias: file \[7\], "
+        r"expected \[32\]'\]",
+    ):
         networks_from_state(state, ckpt["opts"], generator)
     state = small_checkpoint(generator)["state_dict"]
     state["encoder.x"] = torch.zeros(1)
@@ -115,11 +140,14 @@ def test_missing_unexpected_and_mis_shaped_keys_are_listed(tmp_path, generator):
         networks_from_state(state, {}, generator)
 
 
-@pytest.mark.parametrize("opts, message", [
-    ({"output_size": 1024}, "trained for a 1024 px generator"),
-    ({"hidden_dim": 128}, "opts.hidden_dim=128 but its regressors have D=8"),
-    ({"target_shape_name": "conv"}, "only 'conv_without_bias'"),
-])
+@pytest.mark.parametrize(
+    "opts, message",
+    [
+        ({"output_size": 1024}, "trained for a 1024 px generator"),
+        ({"hidden_dim": 128}, "opts.hidden_dim=128 but its regressors have D=8"),
+        ({"target_shape_name": "conv"}, "only 'conv_without_bias'"),
+    ],
+)
 def test_opts_that_disagree_are_refused(generator, opts, message):
     ckpt = small_checkpoint(generator, **opts)
     with pytest.raises(CheckpointError, match=message):

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from sg2_core import Generator, GeneratorConfig, GENERATOR_PRESETS
 from inv_hyper.hypernetwork import Hypernetwork, target_shapes, w_index
+from sg2_core import GENERATOR_PRESETS, Generator, GeneratorConfig
 
 DATA = Path(__file__).parent / "data"
 REF = torch.load(DATA / "hyper_hypernet.pt", weights_only=True)
@@ -19,15 +19,26 @@ REF = torch.load(DATA / "hyper_hypernet.pt", weights_only=True)
 def tiny_generator():
     kw = REF["generator_kwargs"]  # the reference's 32 px SG2-ADA target
     torch.manual_seed(0)
-    return Generator(GeneratorConfig(resolution=kw["img_resolution"], z_dim=kw["z_dim"], w_dim=kw["w_dim"],
-                                     channel_base=kw["channel_base"], channel_max=kw["channel_max"],
-                                     mapping_layers=2)).eval()
+    return Generator(
+        GeneratorConfig(
+            resolution=kw["img_resolution"],
+            z_dim=kw["z_dim"],
+            w_dim=kw["w_dim"],
+            channel_base=kw["channel_base"],
+            channel_max=kw["channel_max"],
+            mapping_layers=2,
+        )
+    ).eval()
 
 
 def reference_hypernet(dtype=torch.float32):
     cfg = REF["config"]
-    net = Hypernetwork.for_generator(tiny_generator(), input_dim=cfg["hyper_feat"], hidden_dim=cfg["hyper_hidden"],
-                                     extractor_dim=cfg["hyper_fe_width"])
+    net = Hypernetwork.for_generator(
+        tiny_generator(),
+        input_dim=cfg["hyper_feat"],
+        hidden_dim=cfg["hyper_hidden"],
+        extractor_dim=cfg["hyper_fe_width"],
+    )
     net.load_state_dict({k: v.float() for k, v in REF["hypernet"].items()}, strict=True)
     return net.to(dtype).eval()
 
@@ -39,8 +50,10 @@ def test_targets_and_w_idx_match_the_reference_table():
 
 
 def test_w_index_full_size_rule_and_bad_names():
-    assert [w_index(n) for n in ["b4.conv1", "b4.torgb", "b8.torgb", "b1024.conv0", "b1024.conv1",
-                                 "synthesis.b1024.torgb.weight"]] == [0, 1, 3, 16, 17, 17]
+    assert [
+        w_index(n)
+        for n in ["b4.conv1", "b4.torgb", "b8.torgb", "b1024.conv0", "b1024.conv1", "synthesis.b1024.torgb.weight"]
+    ] == [0, 1, 3, 16, 17, 17]
     for bad in ["b4.conv0", "b12.conv0", "b8.affine", "mapping.fc0"]:
         with pytest.raises(ValueError, match="not a synthesis conv or toRGB layer"):
             w_index(bad)
@@ -107,10 +120,10 @@ def test_deltas_render_as_weight_offsets_in_one_batched_pass():
             saved = {name: G.synthesis.layer(name).weight.clone() for name in deltas}
             for name, delta in deltas.items():
                 G.synthesis.layer(name).weight.add_(delta[i])
-            single = G.synthesis(ws[i:i + 1], noise_mode="const")
+            single = G.synthesis(ws[i : i + 1], noise_mode="const")
             for name, weight in saved.items():
                 G.synthesis.layer(name).weight.copy_(weight)
-            torch.testing.assert_close(batched[i:i + 1], single, rtol=1e-4, atol=1e-5)
+            torch.testing.assert_close(batched[i : i + 1], single, rtol=1e-4, atol=1e-5)
     assert (batched - plain).abs().max() > 1e-3  # the deltas do change the image
 
 

@@ -8,11 +8,10 @@ import pytest
 import torch
 from PIL import Image
 
-from sg2_core import demo, save_networks, sefa
-
 from inv_hyper import HyperInverter
 from inv_hyper.interpolate import interpolate, main
 from inv_hyper.networks import HyperConfig, HyperNetworks
+from sg2_core import demo, save_networks, sefa
 
 SIZES = HyperConfig(widths=(16, 32, 48, 64), feature_dim=16, hidden_dim=4, extractor_dim=8, encoder_size=64)
 
@@ -43,8 +42,9 @@ def test_the_ends_are_the_two_inversions_and_the_offsets_move(method):
     first, second = method(a), method(b)
     mid = first.interpolate(second, 0.5)
     layer = next(iter(mid.weight_offsets))
-    torch.testing.assert_close(mid.weight_offsets[layer],
-                               (first.weight_offsets[layer] + second.weight_offsets[layer]) / 2)
+    torch.testing.assert_close(
+        mid.weight_offsets[layer], (first.weight_offsets[layer] + second.weight_offsets[layer]) / 2
+    )
 
 
 def test_an_edit_keeps_the_predicted_weights(method):

@@ -7,18 +7,24 @@ import warnings
 import pytest
 import torch
 
+from inv_hyper import HyperInverter
+from inv_hyper.hypernetwork import target_shapes
+from inv_hyper.method import HyperInverterW
+from inv_hyper.networks import HyperConfig, HyperNetworks
 from sg2_core import Inversion, Method
 from sg2_core.registry import register_method, unregister_method
 from sg2_core.testing import check_method
 
-from inv_hyper import HyperInverter
-from inv_hyper.method import HyperInverterW
-from inv_hyper.networks import HyperConfig, HyperNetworks
-from inv_hyper.hypernetwork import target_shapes
-
 # Untrained networks in the fixtures' reduced widths, encoding at 64 px so a call takes a fraction of a second.
-TINY = {"allow_untrained": True, "input_resolution": None, "widths": (16, 32, 48, 64), "feature_dim": 32,
-        "hidden_dim": 8, "extractor_dim": 16, "encoder_size": 64}
+TINY = {
+    "allow_untrained": True,
+    "input_resolution": None,
+    "widths": (16, 32, 48, 64),
+    "feature_dim": 32,
+    "hidden_dim": 8,
+    "extractor_dim": 16,
+    "encoder_size": 64,
+}
 
 
 @pytest.fixture
@@ -31,6 +37,7 @@ def registered():
 
 class ShiftW(Method):
     """A W-space stand-in for psp-w / e4e-w: w_avg moved by the image mean."""
+
     name, space = "test-shift-w", "w"
 
     def invert(self, images, init):
@@ -40,6 +47,7 @@ class ShiftW(Method):
 
 class ShiftWPlus(ShiftW):
     """A W+-space method, which HyperInverter must refuse as phase I."""
+
     name, space = "test-shift-w+", "w+"
 
 
@@ -64,7 +72,7 @@ def per_sample_copies(inv):
         with torch.no_grad():
             for name, delta in inv.weight_offsets.items():
                 G.synthesis.layer(name).weight.add_(delta[i])
-            outs.append(G.synthesis(inv.ws[i:i + 1], noise_mode="const"))
+            outs.append(G.synthesis(inv.ws[i : i + 1], noise_mode="const"))
     return torch.cat(outs)
 
 
@@ -99,8 +107,12 @@ def test_phase1_by_name_and_by_init(phase1_methods, generator, images):
 
 
 def test_an_init_with_offsets_renders_its_phase1_image_with_them_and_keeps_them(generator, images):
-    pivot = Inversion(generator.mapping.w_avg.expand(3, -1).clone(), "w", generator,
-                      weight_offsets={"b32.torgb": torch.full((3, 3, 16, 1, 1), 0.05)})
+    pivot = Inversion(
+        generator.mapping.w_avg.expand(3, -1).clone(),
+        "w",
+        generator,
+        weight_offsets={"b32.torgb": torch.full((3, 3, 16, 1, 1), 0.05)},
+    )
     method = HyperInverter(generator, **TINY)
     inv = method(images, init=pivot)
     with torch.no_grad():
@@ -121,8 +133,11 @@ def test_networks_trained_on_a_methods_codes_use_that_method(phase1_methods, gen
         method = HyperInverter(generator, networks=networks)
     assert method.phase1.name == "test-shift-w"
     torch.testing.assert_close(method(images).ws, ShiftW(generator)(images).ws, rtol=0, atol=0)
-    with pytest.raises(ValueError, match="hyperinverter-w: these networks refine the codes of 'test-shift-w' and "
-                                         "have no W encoder of their own; use the 'test-shift-w' method itself"):
+    with pytest.raises(
+        ValueError,
+        match="hyperinverter-w: these networks refine the codes of 'test-shift-w' and "
+        "have no W encoder of their own; use the 'test-shift-w' method itself",
+    ):
         HyperInverterW(generator, networks=networks)(images)
 
 
@@ -130,8 +145,11 @@ def test_naming_another_phase1_than_the_trained_one_warns(phase1_methods, genera
     torch.manual_seed(3)
     sizes = {k: TINY[k] for k in ("feature_dim", "hidden_dim", "extractor_dim", "encoder_size")}
     own = HyperNetworks.for_generator(generator, HyperConfig(widths=TINY["widths"], **sizes))
-    with pytest.warns(UserWarning, match="its phase II was trained to refine the codes of its own W encoder, not "
-                                         "those of phase1='test-shift-w'.*--phase 2 --phase1 test-shift-w"):
+    with pytest.warns(
+        UserWarning,
+        match="its phase II was trained to refine the codes of its own W encoder, not "
+        "those of phase1='test-shift-w'.*--phase 2 --phase1 test-shift-w",
+    ):
         HyperInverter(generator, networks=own, phase1="test-shift-w")
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # random networks (allow_untrained) were trained on nothing
@@ -139,16 +157,21 @@ def test_naming_another_phase1_than_the_trained_one_warns(phase1_methods, genera
 
 
 def test_a_non_w_phase1_is_refused(phase1_methods, generator):
-    with pytest.raises(ValueError, match=r"phase1='test-shift-w\+' is a 'w\+'-space method; HyperInverter's phase I "
-                                         r"must be a W-space method \(space 'w'\): one of \[.*'test-shift-w'.*\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"phase1='test-shift-w\+' is a 'w\+'-space method; HyperInverter's phase I "
+        r"must be a W-space method \(space 'w'\): one of \[.*'test-shift-w'.*\]",
+    ):
         HyperInverter(generator, phase1="test-shift-w+", **TINY)
     with pytest.raises(ValueError, match="unknown|not-a-method"):
         HyperInverter(generator, phase1="not-a-method", **TINY)
 
 
 def test_without_weights_it_refuses_to_build_random_networks(generator):
-    with pytest.raises(FileNotFoundError, match="hyperinverter: the shipped weights are for the demo generator "
-                                                "only; for this generator pass weights="):
+    with pytest.raises(
+        FileNotFoundError,
+        match="hyperinverter: the shipped weights are for the demo generator only; for this generator pass weights=",
+    ):
         HyperInverter(generator)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         HyperInverter(generator, weights="/nonexistent/hyper.pt")

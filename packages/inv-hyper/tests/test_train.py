@@ -7,15 +7,41 @@ import io
 import pytest
 import torch
 
+from inv_hyper import HyperInverter
+from inv_hyper.train import main
 from sg2_core import Generator, GeneratorConfig, Inversion, Method, demo, save_networks
 from sg2_core.registry import register_method, unregister_method
 
-from inv_hyper import HyperInverter
-from inv_hyper.train import main
-
-TINY = ["--widths", "16", "32", "48", "64", "--feature-dim", "16", "--hidden-dim", "4", "--extractor-dim", "8",
-        "--encoder-size", "64", "--batch-size", "4", "--num-images", "16", "--val-images", "4", "--threads", "1",
-        "--no-progress", "--log-every", "1", "--snap-every", "2", "--lr", "1e-3"]
+TINY = [
+    "--widths",
+    "16",
+    "32",
+    "48",
+    "64",
+    "--feature-dim",
+    "16",
+    "--hidden-dim",
+    "4",
+    "--extractor-dim",
+    "8",
+    "--encoder-size",
+    "64",
+    "--batch-size",
+    "4",
+    "--num-images",
+    "16",
+    "--val-images",
+    "4",
+    "--threads",
+    "1",
+    "--no-progress",
+    "--log-every",
+    "1",
+    "--snap-every",
+    "2",
+    "--lr",
+    "1e-3",
+]
 
 
 def _train(*args):
@@ -36,8 +62,21 @@ def phase1(tmp_path_factory):
 def test_phase_two_trains_the_hypernetwork_with_the_adversarial_loss(phase1, tmp_path):
     before = HyperInverter(demo.load_generator(), weights=phase1).networks.state_dict()
     run = tmp_path / "phase2"
-    code, err = _train("--phase", "2", "--phase1", str(phase1), "--steps", "3", "--run-dir", str(run),
-                       "--adv-start", "1", "--r1-every", "1", *TINY)
+    code, err = _train(
+        "--phase",
+        "2",
+        "--phase1",
+        str(phase1),
+        "--steps",
+        "3",
+        "--run-dir",
+        str(run),
+        "--adv-start",
+        "1",
+        "--r1-every",
+        "1",
+        *TINY,
+    )
     assert code == 0, err
     log = (run / "log.jsonl").read_text()
     assert '"adv"' in log and '"r1"' in log and '"d_loss"' in log
@@ -51,11 +90,13 @@ def test_phase_two_trains_the_hypernetwork_with_the_adversarial_loss(phase1, tmp
 
 class MeanW(Method):
     """A W-space stand-in for e4e-w: w_avg moved by the image mean."""
+
     name, space = "test-mean-w", "w"
 
     def invert(self, images, init):
-        return Inversion((self.generator.mapping.w_avg + images.mean(dim=(1, 2, 3))[:, None]).detach(), "w",
-                         self.generator)
+        return Inversion(
+            (self.generator.mapping.w_avg + images.mean(dim=(1, 2, 3))[:, None]).detach(), "w", self.generator
+        )
 
 
 class MeanWPlus(MeanW):
@@ -67,8 +108,9 @@ def test_phase_two_on_a_registered_methods_codes(tmp_path):
     register_method("test-mean-w+", replace=True)(MeanWPlus)
     try:
         run = tmp_path / "on-method"
-        code, err = _train("--phase", "2", "--phase1", "test-mean-w", "--steps", "2", "--run-dir", str(run),
-                           "--adv", "0", *TINY)
+        code, err = _train(
+            "--phase", "2", "--phase1", "test-mean-w", "--steps", "2", "--run-dir", str(run), "--adv", "0", *TINY
+        )
         assert code == 0, err
         G = demo.load_generator()
         method = HyperInverter(G, weights=run / "final.safetensors")
@@ -76,11 +118,21 @@ def test_phase_two_on_a_registered_methods_codes(tmp_path):
         images = demo.load_test_images()[0][:2]
         result = method(images)
         torch.testing.assert_close(result.ws, MeanW(G)(images).ws, rtol=0, atol=0)  # its phase I is the method
-        code, err = _train("--phase", "2", "--phase1", "test-mean-w+", "--steps", "1", "--run-dir",
-                           str(tmp_path / "x"), *TINY)
+        code, err = _train(
+            "--phase", "2", "--phase1", "test-mean-w+", "--steps", "1", "--run-dir", str(tmp_path / "x"), *TINY
+        )
         assert code == 2 and "--phase1 test-mean-w+ is not a W-space method" in err
-        code, err = _train("--phase", "2", "--phase1", str(tmp_path / "missing.safetensors"), "--steps", "1",
-                           "--run-dir", str(tmp_path / "y"), *TINY)
+        code, err = _train(
+            "--phase",
+            "2",
+            "--phase1",
+            str(tmp_path / "missing.safetensors"),
+            "--steps",
+            "1",
+            "--run-dir",
+            str(tmp_path / "y"),
+            *TINY,
+        )
         assert code == 2 and "missing.safetensors is neither a file nor a registered method" in err
     finally:
         unregister_method("test-mean-w")
@@ -90,16 +142,41 @@ def test_phase_two_on_a_registered_methods_codes(tmp_path):
 def test_bad_input_names_the_problem(phase1, tmp_path):
     code, err = _train("--phase", "2", "--steps", "1", "--run-dir", str(tmp_path / "a"), *TINY)
     assert code == 2 and "--phase 2 needs --phase1 FILE" in err
-    other = Generator(GeneratorConfig(z_dim=16, w_dim=16, resolution=32, img_channels=1, mapping_layers=2,
-                                      channel_base=256, channel_max=16))
+    other = Generator(
+        GeneratorConfig(
+            z_dim=16, w_dim=16, resolution=32, img_channels=1, mapping_layers=2, channel_base=256, channel_max=16
+        )
+    )
     g_only = save_networks(tmp_path / "g.safetensors", {"G_ema": other})
-    code, err = _train("--phase", "2", "--phase1", str(phase1), "--generator", str(g_only), "--steps", "1",
-                       "--run-dir", str(tmp_path / "b"), *TINY)
+    code, err = _train(
+        "--phase",
+        "2",
+        "--phase1",
+        str(phase1),
+        "--generator",
+        str(g_only),
+        "--steps",
+        "1",
+        "--run-dir",
+        str(tmp_path / "b"),
+        *TINY,
+    )
     assert code == 2 and "trained for another generator" in err
     with pytest.raises(ValueError, match="trained for another generator"):
         HyperInverter(other, weights=phase1)
     save_networks(tmp_path / "demo_g.safetensors", {"G_ema": demo.load_generator()})
-    code, err = _train("--phase", "2", "--phase1", str(phase1), "--generator", str(tmp_path / "demo_g.safetensors"),
-                       "--steps", "1", "--run-dir", str(tmp_path / "c"), *TINY)
+    code, err = _train(
+        "--phase",
+        "2",
+        "--phase1",
+        str(phase1),
+        "--generator",
+        str(tmp_path / "demo_g.safetensors"),
+        "--steps",
+        "1",
+        "--run-dir",
+        str(tmp_path / "c"),
+        *TINY,
+    )
     assert code == 2 and "holds none (only a generator); pass --adv 0" in err
     assert not (tmp_path / "c").exists() or not any((tmp_path / "c").iterdir())

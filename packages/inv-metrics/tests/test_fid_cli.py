@@ -5,8 +5,8 @@ import pytest
 import torch
 from PIL import Image
 
-from inv_metrics import fid_from_features, kid_from_features, load_features
 from inv_metrics import fid as fid_cli
+from inv_metrics import fid_from_features, kid_from_features, load_features
 
 
 def _write(folder, u8):
@@ -53,8 +53,22 @@ def test_generator_checkpoint_source(folders, tmp_path, capsys):
     path = tmp_path / "g.safetensors"
     save_checkpoint(path, Checkpoint(G_ema=Generator(GENERATOR_CONFIG)))
     root, _ = folders
-    assert fid_cli.main([str(path), "--reference", str(root / "b"), "--num-samples", "20", "--batch-size", "10",
-                         "--cache-dir", str(tmp_path / "c")]) == 0
+    assert (
+        fid_cli.main(
+            [
+                str(path),
+                "--reference",
+                str(root / "b"),
+                "--num-samples",
+                "20",
+                "--batch-size",
+                "10",
+                "--cache-dir",
+                str(tmp_path / "c"),
+            ]
+        )
+        == 0
+    )
     captured = capsys.readouterr()
     out = captured.out
     assert "FID (fmnist-features)" in out and "[20 vs 60 images]" in out

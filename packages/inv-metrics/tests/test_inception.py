@@ -7,7 +7,6 @@ from inv_metrics import MissingWeightsError, fid_from_features, kid_from_feature
 from inv_metrics.images import from_uint8
 
 
-
 @pytest.fixture(scope="module")
 def small(data_dir):
     return torch.load(data_dir / "inception_small.pt", weights_only=True)

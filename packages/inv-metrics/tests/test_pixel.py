@@ -39,7 +39,7 @@ def test_mse_is_on_minus_one_one_per_image():
     gen = torch.Generator().manual_seed(0)
     x = torch.rand(3, 3, 8, 8, generator=gen) * 2 - 1
     y = torch.rand(3, 3, 8, 8, generator=gen) * 2 - 1
-    expected = torch.stack([torch.nn.functional.mse_loss(x[i:i + 1], y[i:i + 1]) for i in range(3)])
+    expected = torch.stack([torch.nn.functional.mse_loss(x[i : i + 1], y[i : i + 1]) for i in range(3)])
     torch.testing.assert_close(mse(x, y), expected)
     unit = torch.stack([torch.nn.functional.mse_loss((x[i] + 1) / 2, (y[i] + 1) / 2) for i in range(3)])
     torch.testing.assert_close(mse(x, y), 4 * unit)  # [-1, 1] MSE is 4x the [0, 1] one

@@ -8,9 +8,9 @@ import torch
 from PIL import Image
 
 import sg2_core
-from sg2_core import Generator, GeneratorConfig, Inversion
 from inv_metrics.report import run_report
 from inv_metrics.report.__main__ import main
+from sg2_core import Generator, GeneratorConfig, Inversion
 
 RES, N, BATCH = 16, 6, 4
 
@@ -49,8 +49,11 @@ def methods():
 @pytest.fixture(scope="module")
 def generator():
     torch.manual_seed(0)
-    g = Generator(GeneratorConfig(z_dim=16, w_dim=16, resolution=RES, img_channels=1, mapping_layers=2,
-                                  channel_base=64, channel_max=16))
+    g = Generator(
+        GeneratorConfig(
+            z_dim=16, w_dim=16, resolution=RES, img_channels=1, mapping_layers=2, channel_base=64, channel_max=16
+        )
+    )
     with torch.no_grad():
         g.mapping.w_avg.copy_(g.mean_w(200))
     return g.eval().requires_grad_(False)
@@ -71,8 +74,7 @@ def report(methods, generator, images, tmp_path_factory):
     out = tmp_path_factory.mktemp("report")
     names = ["test-mean-w", "test-explode", "no-such-method"] + (["sg2-w"] if HAS_SG2_W else [])
     options = {"sg2-w": {"steps": 4, "w_avg_samples": 64, "distance": per_image_mse}}
-    return out, run_report(generator, images, out, methods=names, options=options, batch_size=BATCH,
-                           progress=False)
+    return out, run_report(generator, images, out, methods=names, options=options, batch_size=BATCH, progress=False)
 
 
 def test_rows_errors_and_columns(report):
@@ -129,7 +131,7 @@ def test_files_and_grid(report):
     assert grid.shape == (RES * (1 + 2 * len(succeeded)), label + RES * N)
     # The label column has dark text on white in every row (one label per row).
     for row in range(1 + 2 * len(succeeded)):
-        column = grid[row * RES:(row + 1) * RES, :label]
+        column = grid[row * RES : (row + 1) * RES, :label]
         assert column.max() == 255 and column.min() < 128, row
     md = (out / "report.md").read_text()
     assert "| test-mean-w |" in md and "kaboom" in md and "MSE (L2 on [-1,1])" in md
@@ -138,13 +140,14 @@ def test_files_and_grid(report):
 
 def test_grid_rows_content(report, images):
     out, rep = report
-    grid = np.array(Image.open(out / "grid.png"))[:, rep["grid"]["label_width"]:]
+    grid = np.array(Image.open(out / "grid.png"))[:, rep["grid"]["label_width"] :]
     expected = sg2_core.images.to_uint8(images)[:, 0]  # first row: the inputs, left to right
     for i in range(N):
-        assert np.array_equal(grid[:RES, i * RES:(i + 1) * RES], expected[i].numpy())
+        assert np.array_equal(grid[:RES, i * RES : (i + 1) * RES], expected[i].numpy())
 
 
 # ------------------------------------------------------------------------------------------- command line
+
 
 def write_pngs(folder, count, size=RES, mode="L", seed=0):
     rng = np.random.default_rng(seed)
@@ -189,14 +192,18 @@ def test_cli_exits_1_when_no_method_produced_a_row(methods, checkpoint, tmp_path
     folder = write_pngs(tmp_path / "imgs", 2)
     assert run_cli(checkpoint, "--images", folder, "--methods", "test-explode", "--out", tmp_path / "o") == 1
     last = capsys.readouterr().err.rstrip().splitlines()[-1]
-    assert last.startswith("inv_metrics.report: error: no method produced a row; all 1 failed: test-explode: "
-                           "RuntimeError: kaboom")
+    assert last.startswith(
+        "inv_metrics.report: error: no method produced a row; all 1 failed: test-explode: RuntimeError: kaboom"
+    )
 
 
-@pytest.mark.parametrize("mode,size,message", [
-    ("L", 32, "the images are 1x32x32 (channels x height x width) but the generator makes 1x16x16"),
-    ("RGB", 16, "the images are 3x16x16 (channels x height x width) but the generator makes 1x16x16"),
-])
+@pytest.mark.parametrize(
+    "mode,size,message",
+    [
+        ("L", 32, "the images are 1x32x32 (channels x height x width) but the generator makes 1x16x16"),
+        ("RGB", 16, "the images are 3x16x16 (channels x height x width) but the generator makes 1x16x16"),
+    ],
+)
 def test_cli_refuses_images_of_another_shape(methods, checkpoint, tmp_path, capsys, mode, size, message):
     folder = write_pngs(tmp_path / "imgs", 2, size=size, mode=mode)
     assert run_cli(checkpoint, "--images", folder, "--methods", "test-mean-w", "--out", tmp_path / "o") == 2
@@ -253,10 +260,17 @@ def test_progress_per_method_step_and_only_the_grid_images_are_kept(generator, i
     try:
         seen, batches = [], []
         direction = torch.randn(generator.w_dim)
-        result = run_method("test-stepper", generator, images, batch_size=4, options={}, edit_count=2,
-                            direction=direction,
-                            on_step=lambda b, n, info: seen.append((b, n, info.step, info.steps, info.stage)),
-                            on_batch=lambda x, y: batches.append(len(y)))
+        result = run_method(
+            "test-stepper",
+            generator,
+            images,
+            batch_size=4,
+            options={},
+            edit_count=2,
+            direction=direction,
+            on_step=lambda b, n, info: seen.append((b, n, info.step, info.steps, info.stage)),
+            on_batch=lambda x, y: batches.append(len(y)),
+        )
     finally:
         sg2_core.registry.unregister_method("test-stepper")
     assert result.error is None
@@ -277,9 +291,8 @@ def test_report_reads_a_folder_a_batch_at_a_time(methods, generator, tmp_path):
 
 
 def test_latent_stats_measure_the_spread_and_every_iteration(generator, images):
-    from sg2_core import Inversion
-
     from inv_metrics.report.latent_stats import LatentStats
+    from sg2_core import Inversion
 
     ws = torch.zeros(2, generator.num_ws, generator.w_dim)
     ws[0, 0, 0], ws[1, :, 1] = 2.0, 5.0  # image 0: one layer off the mean; image 1: one w repeated
@@ -317,8 +330,15 @@ def test_image_to_image_methods_get_their_condition_and_showcase_rows(methods, g
     FromLowres.given.clear()
     FromLowres.shown.clear()
     try:
-        rep = run_report(generator, images, tmp_path, methods=["test-mean-w", "test-from-lowres"], batch_size=BATCH,
-                         progress=False, grid_images=N)
+        rep = run_report(
+            generator,
+            images,
+            tmp_path,
+            methods=["test-mean-w", "test-from-lowres"],
+            batch_size=BATCH,
+            progress=False,
+            grid_images=N,
+        )
     finally:
         sg2_core.registry.unregister_method("test-from-lowres")
     lowres = apply_condition("lowres", images)
@@ -328,11 +348,17 @@ def test_image_to_image_methods_get_their_condition_and_showcase_rows(methods, g
     mean_w, from_lowres = rep["rows"]
     assert from_lowres["input_condition"] == "lowres" and mean_w["input_condition"] is None
     assert from_lowres["metrics"]["mse"] == pytest.approx(mean_w["metrics"]["mse"])  # scored against the images
-    assert rep["grid"]["rows"] == ["inputs", "test-mean-w: reconstruction", "test-mean-w: edit",
-                                   "test-from-lowres: input (lowres)", "test-from-lowres: output",
-                                   "test-from-lowres: edit", "test-from-lowres: negative"]
-    grid = np.array(Image.open(tmp_path / "grid.png"))[:, rep["grid"]["label_width"]:]
-    rows = {label: grid[i * RES:(i + 1) * RES] for i, label in enumerate(rep["grid"]["rows"])}
+    assert rep["grid"]["rows"] == [
+        "inputs",
+        "test-mean-w: reconstruction",
+        "test-mean-w: edit",
+        "test-from-lowres: input (lowres)",
+        "test-from-lowres: output",
+        "test-from-lowres: edit",
+        "test-from-lowres: negative",
+    ]
+    grid = np.array(Image.open(tmp_path / "grid.png"))[:, rep["grid"]["label_width"] :]
+    rows = {label: grid[i * RES : (i + 1) * RES] for i, label in enumerate(rep["grid"]["rows"])}
     first = lambda x: sg2_core.images.to_uint8(x)[0, 0].numpy()  # noqa: E731
     assert np.array_equal(rows["test-from-lowres: input (lowres)"][:, :RES], first(lowres))
     recon = generator.synthesis(generator.mapping.w_avg[None].expand(1, generator.num_ws, -1), noise_mode="const")

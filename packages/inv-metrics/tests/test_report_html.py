@@ -9,14 +9,16 @@ import torch
 from PIL import Image
 
 import sg2_core
-from sg2_core import Generator, GeneratorConfig, Inversion
 from inv_metrics.report import run_report
+from sg2_core import Generator, GeneratorConfig, Inversion
 
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
 CHROMEDRIVER = shutil.which("chromedriver")
-pytestmark = pytest.mark.skipif(CHROMIUM is None or CHROMEDRIVER is None,
-                                reason="headless Chromium check needs the Debian packages chromium and "
-                                       "chromium-driver (apt-get install chromium chromium-driver; .ci/run does)")
+pytestmark = pytest.mark.skipif(
+    CHROMIUM is None or CHROMEDRIVER is None,
+    reason="headless Chromium check needs the Debian packages chromium and "
+    "chromium-driver (apt-get install chromium chromium-driver; .ci/run does)",
+)
 
 
 class RandomW:
@@ -42,8 +44,15 @@ def page(tmp_path_factory):
     sg2_core.register_method("test-failing", replace=True)(failing)
     try:
         torch.manual_seed(0)
-        g = Generator(GeneratorConfig(z_dim=16, w_dim=16, resolution=16, img_channels=1, mapping_layers=2,
-                                      channel_base=64, channel_max=16)).eval().requires_grad_(False)
+        g = (
+            Generator(
+                GeneratorConfig(
+                    z_dim=16, w_dim=16, resolution=16, img_channels=1, mapping_layers=2, channel_base=64, channel_max=16
+                )
+            )
+            .eval()
+            .requires_grad_(False)
+        )
         with torch.no_grad():
             images = g.synthesis(g.mapping(torch.randn(4, 16)), noise_mode="const").clamp(-1, 1)
         out = tmp_path_factory.mktemp("html")
@@ -62,8 +71,14 @@ def test_table_and_every_image_render(page):
     path, report = page
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
-                 "--force-device-scale-factor=1", "--window-size=1400,1400"):
+    for flag in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--force-device-scale-factor=1",
+        "--window-size=1400,1400",
+    ):
         options.add_argument(flag)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     try:
@@ -80,11 +95,12 @@ def test_table_and_every_image_render(page):
         for img in images:
             driver.execute_script("arguments[0].scrollIntoView()", img)
             shot = np.array(Image.open(io.BytesIO(driver.get_screenshot_as_png())).convert("L")).astype(float)
-            r = driver.execute_script("const r = arguments[0].getBoundingClientRect();"
-                                      "return [r.left, r.top, r.width, r.height];", img)
+            r = driver.execute_script(
+                "const r = arguments[0].getBoundingClientRect();return [r.left, r.top, r.width, r.height];", img
+            )
             left, top, width, height = (int(round(v)) for v in r)
             assert width > 0 and height > 0
-            crop = shot[top:top + height, left:left + width]
+            crop = shot[top : top + height, left : left + width]
             assert crop.size and crop.var() > 0, f"image {img.get_attribute('alt')!r} renders blank"
     finally:
         driver.quit()

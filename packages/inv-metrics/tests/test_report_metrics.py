@@ -56,8 +56,9 @@ def test_demo_options_come_from_the_factory():
         demo_options = {"steps": 3, "inner": {"a": 1}}
 
     try:
-        opts, problems = resolve_options(["test-demo-opts", "missing"], ["test-demo-opts:inner.b=2",
-                                                                         "other:steps=1"], True)
+        opts, problems = resolve_options(
+            ["test-demo-opts", "missing"], ["test-demo-opts:inner.b=2", "other:steps=1"], True
+        )
         assert opts == {"test-demo-opts": {"steps": 3, "inner": {"a": 1, "b": 2}}, "missing": {}}
         assert WithDemo.demo_options == {"steps": 3, "inner": {"a": 1}}  # copied, not changed
         assert "'other' is not among the methods run" in problems[0]
@@ -81,7 +82,16 @@ def test_kid_is_left_out_below_its_minimum_and_fid_on_few_images_says_so():
 def test_kid_cell_shows_its_std():
     from inv_metrics.report.writers import table_cells
 
-    report = {"columns": [{"key": "kid_x", "label": "KID (x)", "std_key": "kid_x_std"}],
-              "rows": [{"method": "m", "metrics": {"kid_x": -1.5e-3, "kid_x_std": 2.0e-3}, "seconds_per_image": 1.0,
-                        "images_per_second": 1.0, "error": None}]}
+    report = {
+        "columns": [{"key": "kid_x", "label": "KID (x)", "std_key": "kid_x_std"}],
+        "rows": [
+            {
+                "method": "m",
+                "metrics": {"kid_x": -1.5e-3, "kid_x_std": 2.0e-3},
+                "seconds_per_image": 1.0,
+                "images_per_second": 1.0,
+                "error": None,
+            }
+        ],
+    }
     assert table_cells(report)[1][0][1] == "-1.500e-03 ± 2.000e-03"

@@ -11,9 +11,14 @@ from inv_optim.bench import main
 def test_the_bench_runs_and_both_ways_reach_the_same_quality(capsys):
     main(["--n", "2", "--project-steps", "3", "--pti-steps", "2", "--repeats", "1", "--threads", "1"])
     out = capsys.readouterr().out
-    rows = {name: (float(d), float(m)) for name, d, m in re.findall(
-        r"^  (batched|one by one|batched offsets|sequential copies)\s+[\d.]+ img/s  distance ([\d.]+)  mse ([\d.]+)",
-        out, flags=re.M)}
+    rows = {
+        name: (float(d), float(m))
+        for name, d, m in re.findall(
+            r"^  (batched|one by one|batched offsets|sequential copies)\s+[\d.]+ img/s  distance ([\d.]+)  mse ([\d.]+)",
+            out,
+            flags=re.M,
+        )
+    }
     assert set(rows) == {"batched", "one by one", "batched offsets", "sequential copies"}, out
     # per-image seeds: a batch is its images one at a time, up to float rounding over 3 steps
     assert rows["batched"] == pytest.approx(rows["one by one"], abs=2e-3)

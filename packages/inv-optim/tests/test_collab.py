@@ -5,20 +5,19 @@ import pickle
 import pytest
 import torch
 
-from sg2_core import Generator, GeneratorConfig, Inversion
-
 from inv_optim.collab import REFINE_STEPS, Collab, CollabRefine, LatentCache, iterator_loss, refine_wplus
-from inv_optim.embedding import (EmbeddingConfig, build_embedding, load_embedding, read_metadata,
-                                 save_embedding)
+from inv_optim.embedding import EmbeddingConfig, build_embedding, load_embedding, read_metadata, save_embedding
 from inv_optim.train_collab import CollabTrainer, LossWeights
+from sg2_core import Generator, GeneratorConfig, Inversion
 
 
 @pytest.fixture(scope="module")
 def demo_like():
     """A tiny 1-channel 32 px generator: the demo domain's shape, so the fmnist identity branch applies."""
     torch.manual_seed(1)
-    config = GeneratorConfig(resolution=32, img_channels=1, z_dim=16, w_dim=16, channel_base=128, channel_max=16,
-                             mapping_layers=2)
+    config = GeneratorConfig(
+        resolution=32, img_channels=1, z_dim=16, w_dim=16, channel_base=128, channel_max=16, mapping_layers=2
+    )
     return Generator(config).eval().requires_grad_(False)
 
 
@@ -63,8 +62,10 @@ def test_method_returns_wplus_inversion_in_one_network_call(demo_like, demo_like
     assert method.name == "collab" and method.space == "w+" and method.refine_steps == 0
     x = _render(demo_like, 4, 3)
     calls = {"network": 0, "synthesis": 0}
-    hooks = [method.network.register_forward_hook(lambda *a: calls.__setitem__("network", calls["network"] + 1)),
-             demo_like.synthesis.register_forward_hook(lambda *a: calls.__setitem__("synthesis", calls["synthesis"] + 1))]
+    hooks = [
+        method.network.register_forward_hook(lambda *a: calls.__setitem__("network", calls["network"] + 1)),
+        demo_like.synthesis.register_forward_hook(lambda *a: calls.__setitem__("synthesis", calls["synthesis"] + 1)),
+    ]
     try:
         inv = method(x)
     finally:
@@ -123,8 +124,16 @@ def test_training_steps_reduce_the_network_loss(generator, mse_distance):
     g = generator.requires_grad_(False)
     net = build_embedding(g, channels=(16, 16), hidden=64)
     images = _render(g, 8, 7)
-    trainer = CollabTrainer(net, g, 8, distance=mse_distance, iterator_steps=2, iterator_lr=0.05, lr=3e-3,
-                            weights=LossWeights(latent=1.0, image=1.0, perceptual=1.0))
+    trainer = CollabTrainer(
+        net,
+        g,
+        8,
+        distance=mse_distance,
+        iterator_steps=2,
+        iterator_lr=0.05,
+        lr=3e-3,
+        weights=LossWeights(latent=1.0, image=1.0, perceptual=1.0),
+    )
     indices = torch.arange(8)
 
     def image_loss():
@@ -176,12 +185,15 @@ def test_missing_or_foreign_files_are_clear_errors(demo_like, tmp_path):
         Collab(demo_like, weights=tmp_path / "other.safetensors")
 
 
-@pytest.mark.parametrize("bad, message", [
-    (torch.zeros(2, 3, 32, 32), r"shape \[N, 1, 32, 32\]"),
-    (torch.zeros(2, 1, 32, 32, dtype=torch.uint8), "float"),
-    (torch.full((1, 1, 32, 32), float("nan")), "NaN"),
-    (torch.full((1, 1, 32, 32), 200.0), r"\[-1, 1\]"),
-])
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        (torch.zeros(2, 3, 32, 32), r"shape \[N, 1, 32, 32\]"),
+        (torch.zeros(2, 1, 32, 32, dtype=torch.uint8), "float"),
+        (torch.full((1, 1, 32, 32), float("nan")), "NaN"),
+        (torch.full((1, 1, 32, 32), 200.0), r"\[-1, 1\]"),
+    ],
+)
 def test_bad_images_are_clear_errors(demo_like, demo_like_file, mse_distance, bad, message):
     method = Collab(demo_like, weights=demo_like_file[0], distance=mse_distance)
     with pytest.raises(ValueError, match=message):
@@ -204,17 +216,17 @@ def test_registry_entries_build_the_methods(demo_like, demo_like_file, mse_dista
     entries = entries["project"]["entry-points"]["sg2_toolkit.methods"]
     for name, steps in (("collab", 0), ("collab+refine", REFINE_STEPS)):
         module, attribute = entries[name].split(":")
-        method = getattr(import_module(module), attribute)(generator=demo_like, weights=demo_like_file[0],
-                                                           distance=mse_distance)
+        method = getattr(import_module(module), attribute)(
+            generator=demo_like, weights=demo_like_file[0], distance=mse_distance
+        )
         assert method.name == name and method.space == "w+" and method.refine_steps == steps
 
 
 def test_shipped_network_is_for_the_demo_generator_and_refuses_others(generator):
     import json
 
-    from sg2_core import demo
-
     from inv_optim.collab import demo_weights_path
+    from sg2_core import demo
 
     path = demo_weights_path()
     if not path.is_file():
@@ -241,8 +253,11 @@ def test_embedding_file_is_sg2_cores_network_format_and_the_legacy_one_still_loa
     assert torch.equal(again(x), net.eval()(x))
     # inv-optim 0.2 wrote its own format: same tensors, config JSON under "config"
     legacy = tmp_path / "legacy.safetensors"
-    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(legacy),
-              metadata={"format": "inv_optim.collab.embedding/1", "config": net.config.to_json()})
+    save_file(
+        {k: v.contiguous() for k, v in net.state_dict().items()},
+        str(legacy),
+        metadata={"format": "inv_optim.collab.embedding/1", "config": net.config.to_json()},
+    )
     assert torch.equal(load_embedding(legacy)(x), net(x))
 
 
@@ -258,6 +273,7 @@ def test_train_command_dispatches_to_the_collab_trainer(capsys):
 
 
 # --- python -m inv_optim.train --method collab --run-dir: snapshots and exact resume ---------------------------
+
 
 @pytest.fixture(scope="module")
 def run_files(demo_like, tmp_path_factory):
@@ -275,9 +291,29 @@ def run_files(demo_like, tmp_path_factory):
 def _train(run_files, *args) -> int:
     from inv_optim.train import main
 
-    return main(["--method", "collab", "--generator", str(run_files / "g.safetensors"), "--data",
-                 str(run_files / "images.npy"), "--batch-size", "2", "--iterator-steps", "1", "--snap-every", "2",
-                 "--device", "cpu", "--threads", "1", "--log-every", "100", *args])
+    return main(
+        [
+            "--method",
+            "collab",
+            "--generator",
+            str(run_files / "g.safetensors"),
+            "--data",
+            str(run_files / "images.npy"),
+            "--batch-size",
+            "2",
+            "--iterator-steps",
+            "1",
+            "--snap-every",
+            "2",
+            "--device",
+            "cpu",
+            "--threads",
+            "1",
+            "--log-every",
+            "100",
+            *args,
+        ]
+    )
 
 
 def _snapshot(path):
@@ -309,11 +345,16 @@ def test_run_dir_writes_snapshots_and_the_network(straight_run):
     from inv_optim.embedding import load_embedding
 
     assert sorted(p.name for p in straight_run.iterdir()) == [
-        "network.safetensors", "snapshot-000000002.safetensors", "snapshot-000000004.safetensors",
-        "snapshot-000000006.safetensors"]
+        "network.safetensors",
+        "snapshot-000000002.safetensors",
+        "snapshot-000000004.safetensors",
+        "snapshot-000000006.safetensors",
+    ]
     net, state = _snapshot(straight_run / "snapshot-000000006.safetensors")
     assert state["steps"] == 6 and state["options"]["batch_size"] == 2 and state["cache"]["loss"].isfinite().all()
-    assert set(state["optimizer"]["state"]) == {str(i) for i in range(len(state["optimizer"]["param_groups"][0]["params"]))}
+    assert set(state["optimizer"]["state"]) == {
+        str(i) for i in range(len(state["optimizer"]["param_groups"][0]["params"]))
+    }
     final = load_embedding(straight_run / "network.safetensors").state_dict()
     assert all(torch.equal(final[k], net[k]) for k in net)  # the final network is the last snapshot's
 
@@ -325,8 +366,9 @@ def test_resume_continues_bitwise_exactly(run_files, straight_run, capsys):
     assert state["steps"] == 3 and state["data_order"]["cursor"] == 2
     assert _train(run_files, "--run-dir", str(run), "--resume", "--steps", "6") == 0
     assert f"resumed {run / 'snapshot-000000003.safetensors'} at step 3" in capsys.readouterr().out
-    _assert_same_state(_snapshot(straight_run / "snapshot-000000006.safetensors"),
-                       _snapshot(run / "snapshot-000000006.safetensors"))
+    _assert_same_state(
+        _snapshot(straight_run / "snapshot-000000006.safetensors"), _snapshot(run / "snapshot-000000006.safetensors")
+    )
     # the run is complete: resuming it again trains nothing and succeeds; fewer steps than it has is an error
     assert _train(run_files, "--run-dir", str(run), "--resume", "--steps", "6") == 0
     assert "nothing to train: the run in" in capsys.readouterr().err
@@ -355,25 +397,36 @@ def test_sigint_writes_a_snapshot_that_resumes_exactly(run_files, straight_run, 
     assert (run / "snapshot-000000003.safetensors").is_file() and not (run / "snapshot-000000004.safetensors").exists()
     monkeypatch.setattr(train_collab.CollabTrainer, "step", step)
     assert _train(run_files, "--run-dir", str(run), "--resume", "--steps", "6") == 0
-    _assert_same_state(_snapshot(straight_run / "snapshot-000000006.safetensors"),
-                       _snapshot(run / "snapshot-000000006.safetensors"))
+    _assert_same_state(
+        _snapshot(straight_run / "snapshot-000000006.safetensors"), _snapshot(run / "snapshot-000000006.safetensors")
+    )
 
 
 def test_run_dir_refusals_are_one_line_errors(run_files, straight_run, tmp_path, capsys):
     before = {p.name: p.read_bytes() for p in straight_run.iterdir()}
     cases = [  # (arguments, the error line)
-        (("--run-dir", str(straight_run), "--steps", "8"),
-         f"error: --run-dir {straight_run} is not empty (network.safetensors, snapshot-000000002.safetensors, "
-         "snapshot-000000004.safetensors, ...); continue that run with --resume, or give a new or empty folder"),
-        (("--run-dir", str(straight_run), "--resume", "--steps", "8", "--lr", "0.002"),
-         "error: snapshot-000000006.safetensors was trained with other options (lr): resuming with them changed "
-         "would not continue the same run; start a new run instead"),
-        (("--run-dir", str(straight_run), "--resume", "--steps", "8", "--seed", "1", "--batch-size", "1"),
-         "error: snapshot-000000006.safetensors was trained with other options (batch_size, seed)"),
-        (("--run-dir", str(tmp_path), "--resume", "--steps", "8"),
-         f"error: --resume: no snapshot-*.safetensors in {tmp_path}"),
-        (("--run-dir", str(straight_run / "network.safetensors"), "--steps", "8"),
-         f"error: --run-dir {straight_run / 'network.safetensors'} is a file, not a folder"),
+        (
+            ("--run-dir", str(straight_run), "--steps", "8"),
+            f"error: --run-dir {straight_run} is not empty (network.safetensors, snapshot-000000002.safetensors, "
+            "snapshot-000000004.safetensors, ...); continue that run with --resume, or give a new or empty folder",
+        ),
+        (
+            ("--run-dir", str(straight_run), "--resume", "--steps", "8", "--lr", "0.002"),
+            "error: snapshot-000000006.safetensors was trained with other options (lr): resuming with them changed "
+            "would not continue the same run; start a new run instead",
+        ),
+        (
+            ("--run-dir", str(straight_run), "--resume", "--steps", "8", "--seed", "1", "--batch-size", "1"),
+            "error: snapshot-000000006.safetensors was trained with other options (batch_size, seed)",
+        ),
+        (
+            ("--run-dir", str(tmp_path), "--resume", "--steps", "8"),
+            f"error: --resume: no snapshot-*.safetensors in {tmp_path}",
+        ),
+        (
+            ("--run-dir", str(straight_run / "network.safetensors"), "--steps", "8"),
+            f"error: --run-dir {straight_run / 'network.safetensors'} is a file, not a folder",
+        ),
     ]
     for args, message in cases:
         assert _train(run_files, *args) == 2

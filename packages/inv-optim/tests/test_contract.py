@@ -7,8 +7,9 @@ import pytest
 
 from sg2_core.testing import check_method
 
-ENTRY_POINTS = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())[
-    "project"]["entry-points"]["sg2_toolkit.methods"]
+ENTRY_POINTS = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"][
+    "entry-points"
+]["sg2_toolkit.methods"]
 
 # Cheap options. The tolerances are max |render difference| between a batch and its images one at a time:
 # Adam turns the rounding differences of batched GEMMs into lr-sized steps (measured: W+ projection 2.2e-4

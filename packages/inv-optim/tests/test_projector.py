@@ -38,7 +38,7 @@ def test_a_batch_equals_runs_of_one_image(generator, targets, mse_distance, spac
     options = dict(space=space, steps=15, distance=mse_distance, mse=0.5, **FAST)
     batch = project(generator, targets, seed=[7, 8, 9], **options)
     for i in range(3):
-        single = project(generator, targets[i:i + 1], seed=7 + i, **options)
+        single = project(generator, targets[i : i + 1], seed=7 + i, **options)
         assert torch.allclose(batch.latents[i], single.latents[0], atol=1e-4), (i, space)
         for name, maps in noise_maps(single).items():
             assert torch.allclose(noise_maps(batch)[name][i], maps[0], atol=1e-4)
@@ -56,7 +56,7 @@ def test_early_stop_is_per_image_and_a_stopped_image_stops_changing(generator, t
     assert used[0] <= 8 and batch.extras["stopped"][0]
     assert len(set(used.tolist())) > 1, "the test needs images stopping at different steps"
     for i in range(3):  # Adam's momentum must not move a stopped image while the others go on
-        single = project(generator, targets[i:i + 1], seed=i, stop_distance=threshold, **options)
+        single = project(generator, targets[i : i + 1], seed=i, stop_distance=threshold, **options)
         assert single.extras["steps"][0] == used[i]
         assert torch.allclose(batch.latents[i], single.latents[0], atol=1e-4)
 
@@ -78,12 +78,15 @@ def test_projector_method_presets_and_overrides(generator, targets, mse_distance
         Projector(generator, preset="nope")
 
 
-@pytest.mark.parametrize("bad, match", [
-    (lambda t: t[:, :1], r"shape \[N, 3, 16, 16\]"),
-    (lambda t: torch.nn.functional.interpolate(t, size=32), r"shape \[N, 3, 16, 16\]"),
-    (lambda t: t.clone().index_fill_(0, torch.tensor([1]), float("nan")), "NaN"),
-    (lambda t: t * 255, r"\[-1, 1\]"),
-])
+@pytest.mark.parametrize(
+    "bad, match",
+    [
+        (lambda t: t[:, :1], r"shape \[N, 3, 16, 16\]"),
+        (lambda t: torch.nn.functional.interpolate(t, size=32), r"shape \[N, 3, 16, 16\]"),
+        (lambda t: t.clone().index_fill_(0, torch.tensor([1]), float("nan")), "NaN"),
+        (lambda t: t * 255, r"\[-1, 1\]"),
+    ],
+)
 def test_bad_images_get_clear_errors(generator, targets, mse_distance, bad, match):
     with pytest.raises(ValueError, match=match):
         project(generator, bad(targets), steps=2, distance=mse_distance, **FAST)

@@ -3,10 +3,9 @@
 import pytest
 import torch
 
+from inv_optim.pti import PTI
 from sg2_core import Inversion, register_method
 from sg2_core.registry import unregister_method
-
-from inv_optim.pti import PTI
 
 TUNE = dict(steps=25, lr=3e-3, stop_distance=None)
 PIVOT = dict(steps=20, w_avg_samples=300)
@@ -34,7 +33,7 @@ def test_a_batch_equals_runs_of_one_image_with_locality(generator, targets, mse_
     options = dict(distance=mse_distance, locality=True, seed=[4, 5, 6], **TUNE)
     batch = PTI(generator, **options)(targets, init=pivot)
     for i in range(3):
-        single = PTI(generator, **{**options, "seed": 4 + i})(targets[i:i + 1], init=pivot[i])
+        single = PTI(generator, **{**options, "seed": 4 + i})(targets[i : i + 1], init=pivot[i])
         for name, value in single.weight_offsets.items():
             # Adam divides by sqrt(v): float rounding in near-zero gradients can flip single elements'
             # steps (lr-sized whatever the gradient), and a batch rounds differently from one image (the
@@ -89,8 +88,14 @@ def test_pivot_from_a_registered_method(generator, targets, mse_distance):
             return Inversion(ws.clone(), "w+", self.generator)
 
     try:
-        method = PTI(generator, pivot="test-inv-optim-mean-pivot", pivot_options={"scale": 0.5},
-                     distance=mse_distance, steps=3, stop_distance=None)
+        method = PTI(
+            generator,
+            pivot="test-inv-optim-mean-pivot",
+            pivot_options={"scale": 0.5},
+            distance=mse_distance,
+            steps=3,
+            stop_distance=None,
+        )
         assert method.space == "w+"
         inv = method(targets[:2])
         assert calls == [0.5] and inv.space == "w+" and inv.extras["pivot_method"] == "test-inv-optim-mean-pivot"
@@ -116,5 +121,6 @@ def test_bad_input_gets_clear_errors(generator, targets, mse_distance, pivot):
 
 def test_only_chosen_layers_get_offsets(generator, targets, mse_distance, pivot):
     inv = PTI(generator, distance=mse_distance, layers=["synthesis.b16.torgb.weight", "b8.conv1"], **TUNE)(
-        targets[:1], init=pivot[0])
+        targets[:1], init=pivot[0]
+    )
     assert set(inv.weight_offsets) == {"b16.torgb", "b8.conv1"}

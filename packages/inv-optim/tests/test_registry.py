@@ -7,10 +7,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from sg2_core import Inversion, create_method
-
 from inv_optim._common import StepInfo
 from inv_optim.progress import ProgressBar
+from sg2_core import Inversion, create_method
 
 PYPROJECT = Path(__file__).resolve().parents[1] / "pyproject.toml"
 ENTRIES = tomllib.loads(PYPROJECT.read_text())["project"]["entry-points"]["sg2_toolkit.methods"]

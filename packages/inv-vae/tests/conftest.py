@@ -4,7 +4,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from sg2_core.fixture_packs import unpack_state as unpack, unsqueeze
+
+from sg2_core.fixture_packs import unpack_state as unpack
+from sg2_core.fixture_packs import unsqueeze
 
 DATA = Path(__file__).resolve().parent / "data"
 

@@ -4,9 +4,8 @@ each sample's own path, keeps constant noise right above 64 px, and round-trips 
 import pytest
 import torch
 
-from sg2_core import Generator, GeneratorConfig, Inversion, demo, load_networks, save_networks
-
 from inv_vae.attribute_generator import AttributeGenerator, AttributeGeneratorConfig, default_split
+from sg2_core import Generator, GeneratorConfig, Inversion, demo, load_networks, save_networks
 
 TOL = dict(rtol=0, atol=1e-4)  # samples grouped by path run in other batches: float32 round-off
 TINY128 = GeneratorConfig(resolution=128, z_dim=16, w_dim=16, channel_base=256, channel_max=8, mapping_layers=2)
@@ -57,8 +56,10 @@ def test_each_sample_takes_its_own_path(g128):
 def test_explicit_noise_and_offsets_follow_their_samples(g128):
     ag = AttributeGenerator.from_generator(g128)
     ws = g128.mapping(torch.randn(3, 16, generator=torch.Generator().manual_seed(2)))
-    noise = {name: torch.randn(3, 1, g128.synthesis.layer(name).resolution, g128.synthesis.layer(name).resolution)
-             for name in g128.synthesis.noise_layer_names}
+    noise = {
+        name: torch.randn(3, 1, g128.synthesis.layer(name).resolution, g128.synthesis.layer(name).resolution)
+        for name in g128.synthesis.noise_layer_names
+    }
     offsets = {"b8.conv1": 0.01 * torch.randn(3, *g128.synthesis.b8.conv1.weight.shape)}
     with torch.no_grad():
         got = ag.synthesize(ws, [1, 0, 1], noise=noise, weight_offsets=offsets)
@@ -101,8 +102,11 @@ def test_views_follow_moves_and_modes(g128):
 def test_unknown_attributes_are_refused(g128):
     ag = AttributeGenerator.from_generator(g128, ("female", "male"))
     ws = g128.mapping(torch.randn(2, 16))
-    with pytest.raises(ValueError, match=r"unknown attribute index 2; this generator has 2 paths, indices 0..1 "
-                                         r"\(\['female', 'male'\]\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"unknown attribute index 2; this generator has 2 paths, indices 0..1 "
+        r"\(\['female', 'male'\]\)",
+    ):
         ag.synthesize(ws, torch.tensor([0, 2]))
     with pytest.raises(ValueError, match=r"unknown attribute 'child'; this generator's attributes are"):
         ag.synthesize(ws, ["female", "child"])

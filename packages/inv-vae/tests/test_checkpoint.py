@@ -5,19 +5,22 @@ a damaged one gets one error naming the problem."""
 import pytest
 import torch
 
+from inv_vae import VAEStyleEncoder, load
+from inv_vae.checkpoint import from_dict
 from sg2_core import Generator, GeneratorConfig, save_networks
 from sg2_core.checkpoints import CheckpointError, CheckpointKeyError
 from sg2_core.checkpoints.rosinality import generator_to_rosinality
-
-from inv_vae import VAEStyleEncoder, load
-from inv_vae.checkpoint import from_dict
 
 OPTS = {"input_nc": 3, "checkpoint_path": "pretrain/encoder.pt", "device": "cuda"}  # as test.py sees them
 
 
 def meta_state(keys, prefix=""):
-    return {prefix + k: torch.empty(shape, device="meta", dtype=torch.int64 if k.endswith("num_batches_tracked")
-                                    else torch.float32) for k, shape in keys.items()}
+    return {
+        prefix + k: torch.empty(
+            shape, device="meta", dtype=torch.int64 if k.endswith("num_batches_tracked") else torch.float32
+        )
+        for k, shape in keys.items()
+    }
 
 
 @pytest.mark.parametrize("flat", [False, True], ids=["state_dict", "flat"])
@@ -28,7 +31,14 @@ def test_full_size_official_layout_loads_strictly_on_meta(official_layout, flat)
     ckpt = from_dict(obj)
     cfg = ckpt.encoder.config
     assert (cfg.n_styles, cfg.z_dim, cfg.in_channels, cfg.input_size, cfg.widths, cfg.num_layers, cfg.mode) == (
-        18, 512, 3, 256, (64, 128, 256, 512), 50, "ir_se")
+        18,
+        512,
+        3,
+        256,
+        (64, 128, 256, 512),
+        50,
+        "ir_se",
+    )
     assert ckpt.generator is None and ckpt.format == "agilegan"
     assert sorted(ckpt.encoder.state_dict()) == sorted(layout["keys"])
     assert sum(p.numel() for p in ckpt.encoder.parameters()) == layout["n_parameters"] == 267_662_016
@@ -71,19 +81,25 @@ def test_missing_and_unexpected_keys_are_listed(tmp_path, agile_data, g64):
     state = dict(agile_data["state_dict"])
     del state["fc_var.bias"]
     state["fc_extra.weight"] = torch.zeros(3)
-    with pytest.raises(CheckpointKeyError, match=r"the AgileGAN encoder does not match its architecture: 1 missing "
-                                                 r"\(fc_var.bias \[32\]\), 1 unexpected \(fc_extra.weight \[3\]\)"):
+    with pytest.raises(
+        CheckpointKeyError,
+        match=r"the AgileGAN encoder does not match its architecture: 1 missing "
+        r"\(fc_var.bias \[32\]\), 1 unexpected \(fc_extra.weight \[3\]\)",
+    ):
         load(official_file(tmp_path, state, g64))
 
 
-@pytest.mark.parametrize("case, pattern", [
-    ("psp", r"this is a pSp/e4e encoder checkpoint \(no encoder.fc_mu / encoder.fc_var"),
-    ("restyle", r"this is a ReStyle encoder checkpoint"),
-    ("hyper", r"this is a HyperInverter checkpoint \('hypernet.\*' keys\), not an AgileGAN encoder"),
-    ("rosinality", r"this is a rosinality generator checkpoint \('g_ema'\), not an AgileGAN encoder"),
-    ("native-generator", r"this sg2-toolkit file holds \{'G': 'Generator'\}, not an AgileGAN encoder"),
-    ("nothing", r"no 'encoder.\*' keys"),
-])
+@pytest.mark.parametrize(
+    "case, pattern",
+    [
+        ("psp", r"this is a pSp/e4e encoder checkpoint \(no encoder.fc_mu / encoder.fc_var"),
+        ("restyle", r"this is a ReStyle encoder checkpoint"),
+        ("hyper", r"this is a HyperInverter checkpoint \('hypernet.\*' keys\), not an AgileGAN encoder"),
+        ("rosinality", r"this is a rosinality generator checkpoint \('g_ema'\), not an AgileGAN encoder"),
+        ("native-generator", r"this sg2-toolkit file holds \{'G': 'Generator'\}, not an AgileGAN encoder"),
+        ("nothing", r"no 'encoder.\*' keys"),
+    ],
+)
 def test_another_methods_checkpoint_is_named(tmp_path, agile_data, g64, case, pattern):
     enc = {f"encoder.{k}": v for k, v in agile_data["state_dict"].items() if not k.startswith("fc_")}
     path = tmp_path / "other.pt"
@@ -118,8 +134,9 @@ def test_a_file_that_would_run_code_is_refused(tmp_path):
 
 def test_a_generator_of_another_size_is_refused(tmp_path, agile_data, g64):
     path = official_file(tmp_path, agile_data["state_dict"], g64)
-    small = Generator(GeneratorConfig(resolution=32, z_dim=32, w_dim=32, channel_base=256, channel_max=32,
-                                      mapping_layers=2))
+    small = Generator(
+        GeneratorConfig(resolution=32, z_dim=32, w_dim=32, channel_base=256, channel_max=32, mapping_layers=2)
+    )
     with pytest.raises(CheckpointError, match="the encoder predicts 10 z of width 32 but the generator takes 8 W"):
         load(path, generator=small)
 
@@ -139,5 +156,6 @@ def test_a_native_file_round_trips_with_its_generator(tmp_path, agile_data, g64)
     ckpt = load(path)
     assert ckpt.format == "native" and isinstance(ckpt.generator, Generator)
     with torch.no_grad():
-        torch.testing.assert_close(ckpt.encoder.posterior(agile_data["x"])[0], agile_data["mu"][:1],
-                                   rtol=1e-4, atol=1e-4)
+        torch.testing.assert_close(
+            ckpt.encoder.posterior(agile_data["x"])[0], agile_data["mu"][:1], rtol=1e-4, atol=1e-4
+        )

@@ -6,9 +6,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from sg2_core.checkpoints import CheckpointError, CheckpointKeyError
-
 from inv_vae.dual_checkpoint import from_dual_state_dict, load_dual
+from sg2_core.checkpoints import CheckpointError, CheckpointKeyError
 
 FIXTURE = Path(__file__).resolve().parent / "data" / "agile_dual_generator.pt"
 TOL = dict(rtol=0, atol=5e-5)  # measured max |diff| 1.2e-5 (path A) and 5.1e-6 (path B) on images up to |4.9|
@@ -65,8 +64,10 @@ def test_keys_are_checked_strictly_in_the_files_names(fixture):
     assert sorted(k for k, _ in e.missing) == ["convsB.3.conv.weight", "convsC.1.noise.weight"]
     assert [k for k, _ in e.unexpected] == ["convsD.0.conv.weight"]
     assert [(k, g) for k, _, g in e.mismatched] == [("to_rgbsA.0.bias", (1, 3, 2, 2))]
-    assert "the AgileGAN two-path generator (DualGenerator names) does not match its architecture: 2 missing " \
-           "(convsB.3.conv.weight" in str(e)
+    assert (
+        "the AgileGAN two-path generator (DualGenerator names) does not match its architecture: 2 missing "
+        "(convsB.3.conv.weight" in str(e)
+    )
 
 
 def test_other_files_are_named(tmp_path, fixture):
@@ -81,16 +82,18 @@ def test_other_files_are_named(tmp_path, fixture):
 
 
 def test_stylize_reads_it_as_a_style_generator(fixture):
-    from sg2_core import Generator
-
     from inv_vae.stylize import load_style
+    from sg2_core import Generator
 
     G = Generator(load_dual(FIXTURE).config.generator)  # an encoder's generator of the same architecture
     style = load_style(str(FIXTURE), G)
     assert style.config.attributes == ("female", "male")
     assert torch.equal(style.paths[1]["b64"].conv1.weight, load_dual(FIXTURE).paths[1]["b64"].conv1.weight)
-    with pytest.raises(ValueError, match=r"has another architecture than the encoder's generator: resolution 128 "
-                                         r"\(encoder's generator: 64\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"has another architecture than the encoder's generator: resolution 128 "
+        r"\(encoder's generator: 64\)",
+    ):
         load_style(str(FIXTURE), Generator(G.config.replace(resolution=64)))
 
 

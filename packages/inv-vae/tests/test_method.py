@@ -4,12 +4,11 @@ mapped per entry by the generator's frozen mapping network; bad input and missin
 import pytest
 import torch
 
-from sg2_core import Generator, Inversion, create_method, demo, list_methods, method_spec, save_networks
-from sg2_core.testing import check_method
-
 import inv_vae.method
 from inv_vae import VAEConfig, VAEStyleEncoder
 from inv_vae.method import AgileGAN, fit_z
+from sg2_core import Generator, Inversion, create_method, demo, list_methods, method_spec, save_networks
+from sg2_core.testing import check_method
 
 SMALL = {"allow_untrained": True, "widths": (16, 32, 48, 64)}
 
@@ -78,9 +77,12 @@ def test_weights_from_a_native_file_and_an_encoder(generator, images, tmp_path):
 
 
 def test_without_weights_it_says_none_are_shipped(generator):
-    with pytest.raises(FileNotFoundError, match=r"agilegan: no trained encoder weights are shipped for this "
-                                                r"generator \(only for the demo's.*"
-                                                r"allow_untrained=True"):
+    with pytest.raises(
+        FileNotFoundError,
+        match=r"agilegan: no trained encoder weights are shipped for this "
+        r"generator \(only for the demo's.*"
+        r"allow_untrained=True",
+    ):
         create_method("agilegan", generator=generator)
 
 

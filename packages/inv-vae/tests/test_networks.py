@@ -6,9 +6,8 @@ import copy
 import pytest
 import torch
 
-from sg2_core import load_networks, save_networks
-
 from inv_vae import VAEConfig, VAEStyleEncoder, kl_divergence, reparameterize
+from sg2_core import load_networks, save_networks
 
 FIXTURE = VAEConfig(n_styles=10, z_dim=32, widths=(16, 32, 48, 64))
 TOL = dict(rtol=1e-4, atol=1e-4)  # the fixtures README's codes/latents tolerance

@@ -5,8 +5,8 @@ import pytest
 import torch
 from PIL import Image
 
-from sg2_core import Generator, create_method, demo, save_networks
 from inv_vae.stylize import check_style, load_style, main, stylize
+from sg2_core import Generator, create_method, demo, save_networks
 
 
 def test_demo_default_writes_the_grids_and_keeps_what_exists(tmp_path, capsys):
@@ -49,8 +49,11 @@ def test_an_image_of_another_size_is_named(tmp_path, capsys):
 def test_a_style_generator_of_another_architecture_is_refused(tmp_path, capsys):
     G = demo.load_generator()
     other = Generator(G.config.replace(resolution=16))
-    with pytest.raises(ValueError, match=r"another architecture than the encoder's generator: resolution 16 "
-                                         r"\(encoder's generator: 32\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"another architecture than the encoder's generator: resolution 16 "
+        r"\(encoder's generator: 32\)",
+    ):
         check_style(other, G)
     path = save_networks(tmp_path / "style16.safetensors", {"generator": other})
     assert main(["--style", str(path), "--out", str(tmp_path / "out")]) == 2
@@ -82,8 +85,9 @@ def test_the_methods_showcase_is_the_stylised_rendering_on_the_demo(generator, t
     inv = small(demo_like(generator))
     assert small.showcase(inv) == {}
     path = save_networks(tmp_path / "my_style.safetensors", {"generator": generator})
-    styled = create_method("agilegan", generator=generator, allow_untrained=True, widths=(16, 32, 48, 64),
-                           style=str(path))
+    styled = create_method(
+        "agilegan", generator=generator, allow_untrained=True, widths=(16, 32, 48, 64), style=str(path)
+    )
     rows = styled.showcase(inv)
     assert list(rows) == ["agilegan stylised (my_style)"]
     torch.testing.assert_close(rows["agilegan stylised (my_style)"], inv.render(), rtol=0, atol=1e-5)
@@ -92,15 +96,19 @@ def test_the_methods_showcase_is_the_stylised_rendering_on_the_demo(generator, t
 def test_a_showcase_style_of_another_architecture_is_refused(generator):
     G = demo.load_generator()
     agile = create_method("agilegan", generator=G, style=generator)
-    with pytest.raises(ValueError, match=r"another architecture than the encoder's generator: .*z_dim 32 "
-                                         r"\(encoder's generator: 128\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"another architecture than the encoder's generator: .*z_dim 32 "
+        r"\(encoder's generator: 128\)",
+    ):
         agile.showcase(agile(demo.load_test_images()[0][:1]))
 
 
 def demo_like(generator):
     with torch.no_grad():
-        return generator(torch.randn(2, generator.z_dim, generator=torch.Generator().manual_seed(0)),
-                         noise_mode="const").clamp(-1, 1)
+        return generator(
+            torch.randn(2, generator.z_dim, generator=torch.Generator().manual_seed(0)), noise_mode="const"
+        ).clamp(-1, 1)
 
 
 @pytest.fixture(scope="module")
@@ -181,11 +189,17 @@ def test_unknown_attribute_names_are_refused(two_path_style, generator, tmp_path
     G = demo.load_generator()
     agile = create_method("agilegan", generator=G)
     images = demo.load_test_images()[0][:2]
-    with pytest.raises(ValueError, match=r"unknown attribute 'hats'; this generator's attributes are "
-                                         r"\['clothes', 'shoes'\]"):
+    with pytest.raises(
+        ValueError,
+        match=r"unknown attribute 'hats'; this generator's attributes are "
+        r"\['clothes', 'shoes'\]",
+    ):
         stylize(agile, two_path_style, images, attributes="hats")
-    with pytest.raises(ValueError, match=r"unknown attribute name\(s\) \['female'\] for the Fashion-MNIST class "
-                                         r"groups \(clothes, shoes, bags\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"unknown attribute name\(s\) \['female'\] for the Fashion-MNIST class "
+        r"groups \(clothes, shoes, bags\)",
+    ):
         FMNISTGroupClassifier(("female", "shoes"))
     odd = AttributeGenerator.from_generator(G, ("female", "male"))
     with pytest.raises(ValueError, match=r"unknown attribute name\(s\) \['female', 'male'\]"):
@@ -201,6 +215,9 @@ def test_unknown_attribute_names_are_refused(two_path_style, generator, tmp_path
     # elsewhere there is no default classifier: the attribute is asked for
     other = AttributeGenerator.from_generator(generator, ("a", "b"))
     small = create_method("agilegan", generator=generator, allow_untrained=True, widths=(16, 16, 16, 16))
-    with pytest.raises(ValueError, match=r"attribute paths \['a', 'b'\]: give the attribute of each image, or a "
-                                         "classifier"):
+    with pytest.raises(
+        ValueError,
+        match=r"attribute paths \['a', 'b'\]: give the attribute of each image, or a "
+        "classifier",
+    ):
         stylize(small, other, demo_like(generator))

@@ -11,14 +11,47 @@ import pytest
 import torch
 from PIL import Image
 
+from inv_vae.train import main
 from sg2_core import create_method, demo, load_networks, method_spec
 from sg2_core.checkpoints.native import read_header
-from inv_vae.train import main
 
-ENCODER = ["--widths", "16", "16", "16", "16", "--batch-size", "4", "--num-images", "8", "--val-images", "4",
-           "--log-every", "1", "--no-progress", "--lr", "1e-3"]
-STYLE = ["--exemplars", "fmnist-edges", "--batch-size", "4", "--val-images", "4", "--log-every", "1",
-         "--no-progress", "--r1-every", "2", "--pl-every", "2", "--fidelity-every", "2", "--freeze-d", "1"]
+ENCODER = [
+    "--widths",
+    "16",
+    "16",
+    "16",
+    "16",
+    "--batch-size",
+    "4",
+    "--num-images",
+    "8",
+    "--val-images",
+    "4",
+    "--log-every",
+    "1",
+    "--no-progress",
+    "--lr",
+    "1e-3",
+]
+STYLE = [
+    "--exemplars",
+    "fmnist-edges",
+    "--batch-size",
+    "4",
+    "--val-images",
+    "4",
+    "--log-every",
+    "1",
+    "--no-progress",
+    "--r1-every",
+    "2",
+    "--pl-every",
+    "2",
+    "--fidelity-every",
+    "2",
+    "--freeze-d",
+    "1",
+]
 
 
 def _state(path, name):
@@ -95,11 +128,14 @@ def _folder(path: Path, n: int, size: int = 32, mode: str = "L") -> Path:
     return path
 
 
-@pytest.mark.parametrize("n, size, mode, message", [
-    (3, 32, "L", "holds 3 images, fewer than --batch-size 4"),
-    (6, 16, "L", "the images are 16x16 with 1 channel(s), the generator makes 32x32 with 1 channel(s)"),
-    (6, 32, "RGB", "the images are 32x32 with 3 channel(s), the generator makes 32x32 with 1 channel(s)"),
-])
+@pytest.mark.parametrize(
+    "n, size, mode, message",
+    [
+        (3, 32, "L", "holds 3 images, fewer than --batch-size 4"),
+        (6, 16, "L", "the images are 16x16 with 1 channel(s), the generator makes 32x32 with 1 channel(s)"),
+        (6, 32, "RGB", "the images are 32x32 with 3 channel(s), the generator makes 32x32 with 1 channel(s)"),
+    ],
+)
 def test_bad_exemplar_folders_are_refused_before_training(tmp_path, capsys, n, size, mode, message):
     folder = _folder(tmp_path / "style", n, size, mode)
     run = tmp_path / "run"
@@ -128,10 +164,13 @@ def test_the_dispatcher_lists_agilegan_and_passes_the_kind_on(capsys):
     assert "--kl KL" in capsys.readouterr().out
 
 
-@pytest.mark.parametrize("extra, message", [
-    (["--freeze-d", "4"], "--freeze-d 4: this discriminator has 3 blocks before its epilogue (b32, b16, b8)"),
-    (["--data", "fmnist-test"], "style training reads --exemplars, not --data"),
-])
+@pytest.mark.parametrize(
+    "extra, message",
+    [
+        (["--freeze-d", "4"], "--freeze-d 4: this discriminator has 3 blocks before its epilogue (b32, b16, b8)"),
+        (["--data", "fmnist-test"], "style training reads --exemplars, not --data"),
+    ],
+)
 def test_bad_style_options_are_named(tmp_path, capsys, extra, message):
     assert main(["style", "--steps", "2", "--run-dir", str(tmp_path / "run"), *STYLE, *extra]) == 2
     assert message in capsys.readouterr().err
@@ -142,9 +181,15 @@ def test_encoder_two_gloo_processes_equal_one_process_with_the_whole_batch(tmp_p
     # (inv_vae.sync_batchnorm) and each image gets the same reparameterisation noise in both runs
     args = ["-m", "inv_vae.train", "encoder", "--steps", "2", "--snap-every", "2", *ENCODER, "--threads", "1"]
     torchrun = ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
-    runs = [subprocess.Popen([sys.executable, *launcher, *args, "--run-dir", str(tmp_path / name)], text=True,
-                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-            for name, launcher in (("one", []), ("two", torchrun))]  # side by side: half the wall time
+    runs = [
+        subprocess.Popen(
+            [sys.executable, *launcher, *args, "--run-dir", str(tmp_path / name)],
+            text=True,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+        )
+        for name, launcher in (("one", []), ("two", torchrun))
+    ]  # side by side: half the wall time
     (one_out, one_err), (two_out, two_err) = (run.communicate(timeout=300) for run in runs)
     assert runs[0].returncode == 0, one_err
     assert runs[1].returncode == 0, two_err
@@ -161,8 +206,24 @@ def test_style_runs_under_torchrun_with_two_gloo_processes(tmp_path):
     # one-process run's; what must hold is that the run works, averages over both and writes a style generator
     from inv_vae.stylize import load_style
 
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", "-m",
-           "inv_vae.train", "style", "--steps", "2", "--run-dir", str(tmp_path / "run"), *STYLE, "--threads", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "inv_vae.train",
+        "style",
+        "--steps",
+        "2",
+        "--run-dir",
+        str(tmp_path / "run"),
+        *STYLE,
+        "--threads",
+        "1",
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "2 process(es)" in done.stdout

@@ -31,8 +31,11 @@ def main(repo: str, batches: list[int]) -> None:
     print(f"threads: {torch.get_num_threads()}")
     for batch in batches:
         ws = G.mapping(torch.randn(batch, 512)).detach()
-        runs = {"ours": lambda: ours(ws, "auto"), "ours, exact path": lambda: ours(ws, "ref"),
-                "stylegan2-ada-pytorch": lambda: nv.synthesis(ws, noise_mode="const")}
+        runs = {
+            "ours": lambda: ours(ws, "auto"),
+            "ours, exact path": lambda: ours(ws, "ref"),
+            "stylegan2-ada-pytorch": lambda: nv.synthesis(ws, noise_mode="const"),
+        }
         best = dict.fromkeys(runs, float("inf"))
         with torch.no_grad():
             for run in runs.values():

@@ -44,13 +44,18 @@ def main(argv=None) -> Path:
     images = torch.stack([dataset[int(i)][0] for i in indices])
     labels = dataset.labels[indices].to(torch.int64)
     # one metadata entry: safetensors writes several in a random order, and the file should be byte-reproducible
-    info = {"source": "Fashion-MNIST test split (t10k-images-idx3-ubyte), zero-padded 28x28 -> 32x32",
-            "seed": args.seed, "indices": indices.tolist()}
+    info = {
+        "source": "Fashion-MNIST test split (t10k-images-idx3-ubyte), zero-padded 28x28 -> 32x32",
+        "seed": args.seed,
+        "indices": indices.tolist(),
+    }
     metadata = {"info": json.dumps(info, sort_keys=True)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     save_file({"images": images.contiguous(), "labels": labels.contiguous()}, str(args.out), metadata=metadata)
-    print(f"wrote {args.out}: images {tuple(images.shape)} {images.dtype}, labels per class "
-          f"{labels.bincount(minlength=CLASSES).tolist()}")
+    print(
+        f"wrote {args.out}: images {tuple(images.shape)} {images.dtype}, labels per class "
+        f"{labels.bincount(minlength=CLASSES).tolist()}"
+    )
     return args.out
 
 

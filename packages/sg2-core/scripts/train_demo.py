@@ -31,9 +31,17 @@ ASSET = HERE.parent / "src" / "sg2_core" / "assets" / demo.CHECKPOINT
 def export(snapshot: Path) -> None:
     ckpt = native.load(snapshot)
     state = ckpt.extra["training"]
-    native.save(ASSET, G_ema=ckpt.G_ema, D=ckpt.D, extra={
-        "recipe": "packages/sg2-core/scripts/train_demo.py", "images_seen": state["images_seen"],
-        "options": state["options"], "data": "Fashion-MNIST train split (60,000 images), zero-padded to 32x32"})
+    native.save(
+        ASSET,
+        G_ema=ckpt.G_ema,
+        D=ckpt.D,
+        extra={
+            "recipe": "packages/sg2-core/scripts/train_demo.py",
+            "images_seen": state["images_seen"],
+            "options": state["options"],
+            "data": "Fashion-MNIST train split (60,000 images), zero-padded to 32x32",
+        },
+    )
     print(f"wrote {ASSET} ({ASSET.stat().st_size / 1e6:.2f} MB) from {snapshot.name}")
 
 
@@ -64,9 +72,27 @@ def main(argv=None) -> int:
     if not args.skip_training:
         run = Path(args.run)
         resume = ["--resume", str(run)] if list(run.glob("snapshot-*.safetensors")) else []
-        code = train_main(["--data", "fmnist-train", "--resolution", "32", "--pad", "--preset", "fmnist32",
-                           "--out", str(run), "--kimg", args.kimg, "--snap-kimg", "10", "--workers", "0",
-                           *(["--device", args.device] if args.device else []), *resume])
+        code = train_main(
+            [
+                "--data",
+                "fmnist-train",
+                "--resolution",
+                "32",
+                "--pad",
+                "--preset",
+                "fmnist32",
+                "--out",
+                str(run),
+                "--kimg",
+                args.kimg,
+                "--snap-kimg",
+                "10",
+                "--workers",
+                "0",
+                *(["--device", args.device] if args.device else []),
+                *resume,
+            ]
+        )
         if code:
             return code
     export(latest_snapshot(args.run))

@@ -60,8 +60,10 @@ import numpy as np  # noqa: E402
 
 def module_src_payload(marker) -> str:
     """A stand-in for ``training/networks.py`` that leaves ``marker`` behind if anyone executes it."""
-    return (f"import pathlib\npathlib.Path({str(marker)!r}).write_text('module_src was executed')\n"
-            + "# stand-in for training/networks.py\n" * 50)
+    return (
+        f"import pathlib\npathlib.Path({str(marker)!r}).write_text('module_src was executed')\n"
+        + "# stand-in for training/networks.py\n" * 50
+    )
 
 
 @contextlib.contextmanager
@@ -114,11 +116,17 @@ def _persistent(module, init_kwargs, src, reconstruct, easy_dict, overrides=None
         "_parameters": OrderedDict(module._parameters),
         "_buffers": OrderedDict(module._buffers),
         "_non_persistent_buffers_set": set(),
-        "_backward_pre_hooks": OrderedDict(), "_backward_hooks": OrderedDict(), "_forward_hooks": OrderedDict(),
-        "_forward_hooks_with_kwargs": OrderedDict(), "_forward_pre_hooks": OrderedDict(),
-        "_state_dict_hooks": OrderedDict(), "_load_state_dict_pre_hooks": OrderedDict(),
-        "_modules": OrderedDict((name, None if child is None else _persistent(child, {}, src, reconstruct, easy_dict))
-                                for name, child in module._modules.items()),
+        "_backward_pre_hooks": OrderedDict(),
+        "_backward_hooks": OrderedDict(),
+        "_forward_hooks": OrderedDict(),
+        "_forward_hooks_with_kwargs": OrderedDict(),
+        "_forward_pre_hooks": OrderedDict(),
+        "_state_dict_hooks": OrderedDict(),
+        "_load_state_dict_pre_hooks": OrderedDict(),
+        "_modules": OrderedDict(
+            (name, None if child is None else _persistent(child, {}, src, reconstruct, easy_dict))
+            for name, child in module._modules.items()
+        ),
         "_init_args": (),
         "_init_kwargs": _easy(init_kwargs, easy_dict),
     }
@@ -130,8 +138,9 @@ def _persistent(module, init_kwargs, src, reconstruct, easy_dict, overrides=None
     return Reduce(reconstruct, meta)
 
 
-def write_nvidia_pickle(path, G=None, D=None, G_ema=None, *, marker, protocol=4, g_kwargs=None, d_kwargs=None,
-                        extra=None):
+def write_nvidia_pickle(
+    path, G=None, D=None, G_ema=None, *, marker, protocol=4, g_kwargs=None, d_kwargs=None, extra=None
+):
     """Write a snapshot dict ``{G, D, G_ema, training_set_kwargs, augment_pipe}`` like NVIDIA's training loop.
 
     ``g_kwargs`` / ``d_kwargs``: the top-level constructor kwargs (NVIDIA's), default from the configs.
@@ -141,21 +150,36 @@ def write_nvidia_pickle(path, G=None, D=None, G_ema=None, *, marker, protocol=4,
 
     src = module_src_payload(marker)
     with fake_nvidia_modules() as (reconstruct, easy_dict):
-        snapshot = {"training_set_kwargs": easy_dict(class_name="training.dataset.ImageFolderDataset",
-                                                     path="~/datasets/tiny.zip", use_labels=False, max_size=16,
-                                                     xflip=False, resolution=32)}
-        for name, net, kwargs, default in (("G", G, g_kwargs, generator_config_to_nvidia),
-                                           ("D", D, d_kwargs, discriminator_config_to_nvidia),
-                                           ("G_ema", G_ema, g_kwargs, generator_config_to_nvidia)):
-            snapshot[name] = None if net is None else _persistent(
-                net, kwargs if kwargs is not None else default(net.config), src, reconstruct, easy_dict)
+        snapshot = {
+            "training_set_kwargs": easy_dict(
+                class_name="training.dataset.ImageFolderDataset",
+                path="~/datasets/tiny.zip",
+                use_labels=False,
+                max_size=16,
+                xflip=False,
+                resolution=32,
+            )
+        }
+        for name, net, kwargs, default in (
+            ("G", G, g_kwargs, generator_config_to_nvidia),
+            ("D", D, d_kwargs, discriminator_config_to_nvidia),
+            ("G_ema", G_ema, g_kwargs, generator_config_to_nvidia),
+        ):
+            snapshot[name] = (
+                None
+                if net is None
+                else _persistent(
+                    net, kwargs if kwargs is not None else default(net.config), src, reconstruct, easy_dict
+                )
+            )
         pipe = torch.nn.Module()
         pipe.register_buffer("p", torch.tensor(0.125))
         pipe.register_buffer("Hz_geom", torch.linspace(-1, 1, 12))
         pipe.register_buffer("Hz_fbank", torch.arange(48.0).reshape(4, 12))
         aug_src = "open('augment.py was executed', 'w')\n"
-        snapshot["augment_pipe"] = _persistent(pipe, {"xflip": 1, "rotate90": 1, "xint": 1, "scale": 1}, aug_src,
-                                               reconstruct, easy_dict)
+        snapshot["augment_pipe"] = _persistent(
+            pipe, {"xflip": 1, "rotate90": 1, "xint": 1, "scale": 1}, aug_src, reconstruct, easy_dict
+        )
         snapshot["augment_pipe"].args[0]["class_name"] = "AugmentPipe"
         snapshot.update(extra or {})
         with open(path, "wb") as f:
@@ -166,8 +190,9 @@ def write_nvidia_pickle(path, G=None, D=None, G_ema=None, *, marker, protocol=4,
 @pytest.fixture
 def nvidia_tools():
     """The NVIDIA-pickle writer and its helpers (see ``write_nvidia_pickle``)."""
-    return types.SimpleNamespace(write=write_nvidia_pickle, Reduce=Reduce, fake_modules=fake_nvidia_modules,
-                                 payload=module_src_payload)
+    return types.SimpleNamespace(
+        write=write_nvidia_pickle, Reduce=Reduce, fake_modules=fake_nvidia_modules, payload=module_src_payload
+    )
 
 
 @pytest.fixture

@@ -44,8 +44,9 @@ def test_gradient_flows_and_is_exact():
     assert x.grad is not None and x.grad.abs().sum() > 0
     # for fixed random draws every op is linear in the pixels: check the Jacobian numerically
     for padding in ("zeros", "reflect"):
-        assert torch.autograd.gradcheck(lambda t: augment(t, 0.7, padding=padding, generator=gen(5)),
-                                        (x.detach().requires_grad_(),), fast_mode=True)
+        assert torch.autograd.gradcheck(
+            lambda t: augment(t, 0.7, padding=padding, generator=gen(5)), (x.detach().requires_grad_(),), fast_mode=True
+        )
 
 
 def test_xflip_per_sample_probability():
@@ -64,8 +65,12 @@ def test_translation_is_an_integer_shift(padding):
     padded = torch.nn.functional.pad(x, [2] * 4, mode="constant" if padding == "zeros" else "reflect")
     shifts = []
     for a, b in zip(y, padded):  # each image is a crop of the padded input, shifted by at most 16/8 = 2 px
-        found = [(dy, dx) for dy in range(-2, 3) for dx in range(-2, 3)
-                 if torch.equal(a, b[:, 2 - dy:18 - dy, 2 - dx:18 - dx])]
+        found = [
+            (dy, dx)
+            for dy in range(-2, 3)
+            for dx in range(-2, 3)
+            if torch.equal(a, b[:, 2 - dy : 18 - dy, 2 - dx : 18 - dx])
+        ]
         assert len(found) == 1
         shifts.append(found[0])
     assert len(set(shifts)) > 5

@@ -11,4 +11,4 @@ def test_bench_prints_every_workload_for_every_impl(capsys):
     rows = [line.split() for line in capsys.readouterr().out.splitlines() if line.lstrip().startswith("8 ")]
     impls = impls_for_device(torch.device("cpu"))
     assert len(rows) == 2 * 4 * len(impls)  # batches x workloads x implementations
-    assert [row[4] for row in rows[:: 4]] == impls * 2  # each implementation, for each batch size
+    assert [row[4] for row in rows[::4]] == impls * 2  # each implementation, for each batch size

@@ -49,10 +49,13 @@ def test_legacy_torch_files_and_nvidia_state_dicts(tmp_path, ros):
         assert torch.equal(ckpt.D.state_dict()[key], value), key
 
 
-@pytest.mark.parametrize("content, message", [
-    (b"", "the file is empty"),
-    (b"hello, this is not a checkpoint at all", "unrecognised file format"),
-])
+@pytest.mark.parametrize(
+    "content, message",
+    [
+        (b"", "the file is empty"),
+        (b"hello, this is not a checkpoint at all", "unrecognised file format"),
+    ],
+)
 def test_unrecognised_files(tmp_path, content, message):
     path = tmp_path / "mystery.pt"
     path.write_bytes(content)
@@ -70,8 +73,11 @@ def test_torch_file_with_foreign_keys(tmp_path):
 def test_torch_file_that_would_run_code_is_refused(tmp_path, ros):
     path = tmp_path / "unsafe.pt"
     torch.save({"g_ema": ros["g_ema"], "latent_avg": ros["latent_avg"], "hook": NotAllowed()}, path)
-    with pytest.raises(CheckpointError, match=r"unsafe\.pt: refusing to load: the file references the global "
-                                              r"'.*NotAllowed'"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"unsafe\.pt: refusing to load: the file references the global "
+        r"'.*NotAllowed'",
+    ):
         load_checkpoint(path)
 
 

@@ -9,8 +9,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from sg2_core.checkpoints import (CheckpointError, CheckpointKeyError, CheckpointWarning, load_checkpoint, native,
-                                  save_checkpoint)
+from sg2_core.checkpoints import (
+    CheckpointError,
+    CheckpointKeyError,
+    CheckpointWarning,
+    load_checkpoint,
+    native,
+    save_checkpoint,
+)
 from sg2_core.checkpoints._io import atomic_write
 from sg2_core.config import DiscriminatorConfig, GeneratorConfig
 from sg2_core.generator import Generator
@@ -62,8 +68,13 @@ def test_only_some_networks_and_shared_modules(tmp_path, g32):
 
 
 def test_extra_round_trip(tmp_path, g32):
-    extra = {"kimg": 1200, "note": "ffhq", "nested": {"p": torch.tensor(0.25), "list": [1, 2.5, None, True]},
-             "augment_pipe": {"state": {"Hz_geom": torch.arange(12.0)}}, "optimizer": {0: {"step": 3}}}
+    extra = {
+        "kimg": 1200,
+        "note": "ffhq",
+        "nested": {"p": torch.tensor(0.25), "list": [1, 2.5, None, True]},
+        "augment_pipe": {"state": {"Hz_geom": torch.arange(12.0)}},
+        "optimizer": {0: {"step": 3}},
+    }
     with pytest.warns(CheckpointWarning, match=r"extra\['optimizer'\] \(a dict with non-string keys\)"):
         path = native.save(tmp_path / "x.safetensors", G_ema=g32, extra=extra)
     back = native.load(path).extra
@@ -98,8 +109,12 @@ def test_missing_and_mis_shaped_tensors_are_listed(tmp_path, g32):
         load_checkpoint(tmp_path / "bad.safetensors")
     message = str(info.value)
     assert message.startswith(str(tmp_path / "bad.safetensors"))
-    for text in ("1 missing (synthesis.b16.torgb.bias [3])", "1 unexpected (surprise [1])",
-                 "1 mis-shaped (mapping.fc2.bias expected [64], got [65])", "1 unexpected (H.weight [2])"):
+    for text in (
+        "1 missing (synthesis.b16.torgb.bias [3])",
+        "1 unexpected (surprise [1])",
+        "1 mis-shaped (mapping.fc2.bias expected [64], got [65])",
+        "1 unexpected (H.weight [2])",
+    ):
         assert text in message, text
     assert "\n" not in message and "; the file does not match its architecture: 1 unexpected (H.weight" in message
 
@@ -174,10 +189,14 @@ def test_warnings_are_not_raised_for_a_plain_save(tmp_path, g32, d32):
 def test_networks_stored_as_float16_load_back_as_float32(tmp_path):
     from safetensors.torch import load_file
 
-    G = Generator(GeneratorConfig(z_dim=8, w_dim=8, resolution=8, img_channels=1, mapping_layers=1,
-                                  channel_base=64, channel_max=8))
-    path = native.save_networks(tmp_path / "half.safetensors", {"G_ema": G}, extra={"note": torch.ones(2)},
-                                dtype=torch.float16)
+    G = Generator(
+        GeneratorConfig(
+            z_dim=8, w_dim=8, resolution=8, img_channels=1, mapping_layers=1, channel_base=64, channel_max=8
+        )
+    )
+    path = native.save_networks(
+        tmp_path / "half.safetensors", {"G_ema": G}, extra={"note": torch.ones(2)}, dtype=torch.float16
+    )
     stored = load_file(path)
     assert stored["G_ema.synthesis.b4.conv1.weight"].dtype == torch.float16
     extras = [v for k, v in stored.items() if k.startswith("extra.")]

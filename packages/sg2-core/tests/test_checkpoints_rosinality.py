@@ -24,8 +24,10 @@ def ros():
 
 @pytest.fixture(scope="module")
 def nv():
-    return (torch.load(DATA / "g32_nvidia_state.pt", weights_only=True),
-            torch.load(DATA / "d32_nvidia_state.pt", weights_only=True))
+    return (
+        torch.load(DATA / "g32_nvidia_state.pt", weights_only=True),
+        torch.load(DATA / "d32_nvidia_state.pt", weights_only=True),
+    )
 
 
 def assert_state_equal(net, expected):
@@ -91,8 +93,18 @@ def test_training_checkpoint_with_args_and_optimizers(tmp_path, ros):
     """train.py's layout: args is an argparse.Namespace (weights_only alone refuses it), no latent_avg."""
     path = tmp_path / "050000.pt"
     g_optim = torch.optim.Adam([torch.nn.Parameter(torch.zeros(2))]).state_dict()
-    torch.save({"g": ros["g"], "d": ros["d"], "g_ema": ros["g_ema"], "g_optim": g_optim, "d_optim": g_optim,
-                "args": argparse.Namespace(size=32, batch=16, ckpt=None, lr=0.002), "ada_aug_p": 0.25}, path)
+    torch.save(
+        {
+            "g": ros["g"],
+            "d": ros["d"],
+            "g_ema": ros["g_ema"],
+            "g_optim": g_optim,
+            "d_optim": g_optim,
+            "args": argparse.Namespace(size=32, batch=16, ckpt=None, lr=0.002),
+            "ada_aug_p": 0.25,
+        },
+        path,
+    )
     with pytest.warns(CheckpointWarning, match="no latent_avg"):
         ckpt = load_checkpoint(path)
     assert ckpt.extra["args"] == {"size": 32, "batch": 16, "ckpt": None, "lr": 0.002}
@@ -110,8 +122,14 @@ def test_psp_style_checkpoint(tmp_path, ros, nv):
     state = {f"decoder.{k}": v for k, v in ros["g_ema"].items()}
     state["encoder.body.0.weight"] = torch.zeros(3)
     path = tmp_path / "psp_ffhq_encode.pt"
-    torch.save({"state_dict": state, "opts": {"encoder_type": "GradualStyleEncoder", "output_size": 32},
-                "latent_avg": ros["latent_avg"].repeat(8, 1)}, path)
+    torch.save(
+        {
+            "state_dict": state,
+            "opts": {"encoder_type": "GradualStyleEncoder", "output_size": 32},
+            "latent_avg": ros["latent_avg"].repeat(8, 1),
+        },
+        path,
+    )
     ckpt = load_checkpoint(path)
     assert ckpt.G is None and ckpt.D is None and ckpt.extra["layout"] == "psp"
     assert ckpt.extra["opts"]["encoder_type"] == "GradualStyleEncoder"
@@ -136,9 +154,11 @@ def test_mismatched_keys_are_all_listed(ros):
         rosinality.generator_from_rosinality(bad, path="ckpt.pt")
     message = str(info.value)
     assert message.startswith("ckpt.pt: generator (rosinality names) does not match")
-    assert ("does not match its architecture: 1 missing (convs.3.activate.bias [64]), 1 unexpected (foo.bar [3]), "
-            "1 mis-shaped (style.3.weight expected [64, 64], got [64, 32]) (architecture inferred or given: "
-            "GeneratorConfig(") in message and "\n" not in message
+    assert (
+        "does not match its architecture: 1 missing (convs.3.activate.bias [64]), 1 unexpected (foo.bar [3]), "
+        "1 mis-shaped (style.3.weight expected [64, 64], got [64, 32]) (architecture inferred or given: "
+        "GeneratorConfig("
+    ) in message and "\n" not in message
     assert info.value.missing == [("convs.3.activate.bias", (64,))]
     assert isinstance(info.value, ValueError)
 
@@ -153,8 +173,11 @@ def test_missing_noise_buffers_are_filled_with_a_warning(ros):
 def test_inconsistent_channel_table_is_refused(ros):
     bad = dict(ros["g_ema"])
     bad["convs.2.conv.weight"] = torch.zeros(1, 80, 96, 3, 3)  # 16 px would have 80 channels
-    with pytest.raises(CheckpointError, match=r"channel counts per resolution \{4: 96, 8: 96, 16: 80, 32: 32\} "
-                                              r"cannot be written as min\(channel_base // res, channel_max\)"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"channel counts per resolution \{4: 96, 8: 96, 16: 80, 32: 32\} "
+        r"cannot be written as min\(channel_base // res, channel_max\)",
+    ):
         rosinality.generator_from_rosinality(bad)
 
 
@@ -172,13 +195,16 @@ def test_config_overrides_and_explicit_configs(ros):
         rosinality.generator_from_rosinality(ros["g_ema"], wrong)
 
 
-@pytest.mark.parametrize("table, expected", [
-    ({4: 96, 8: 96, 16: 64, 32: 32}, (1024, 96)),  # the fixture
-    ({r: min(32768 // r, 512) for r in [4, 8, 16, 32, 64, 128, 256, 512, 1024]}, (32768, 512)),  # config F
-    ({4: 512, 8: 512, 16: 512, 32: 512, 64: 512, 128: 256, 256: 128}, (32768, 512)),  # rosinality 256, mult 2
-    ({4: 512, 8: 512, 16: 512, 32: 512, 64: 256, 128: 128, 256: 64}, (16384, 512)),  # NVIDIA paper256
-    ({4: 256, 8: 128, 16: 64}, (1024, 512)),  # nothing clamped: the default channel_max fits
-])
+@pytest.mark.parametrize(
+    "table, expected",
+    [
+        ({4: 96, 8: 96, 16: 64, 32: 32}, (1024, 96)),  # the fixture
+        ({r: min(32768 // r, 512) for r in [4, 8, 16, 32, 64, 128, 256, 512, 1024]}, (32768, 512)),  # config F
+        ({4: 512, 8: 512, 16: 512, 32: 512, 64: 512, 128: 256, 256: 128}, (32768, 512)),  # rosinality 256, mult 2
+        ({4: 512, 8: 512, 16: 512, 32: 512, 64: 256, 128: 128, 256: 64}, (16384, 512)),  # NVIDIA paper256
+        ({4: 256, 8: 128, 16: 64}, (1024, 512)),  # nothing clamped: the default channel_max fits
+    ],
+)
 def test_solve_channels(table, expected):
     assert solve_channels(table) == expected
 

@@ -37,10 +37,10 @@ def conv_path(request):
 
 # file, what its --cfg sets that we must read: mapping layers, w_avg_beta, conv_clamp, D's mbstd group
 NVIDIA_FILES = {
-    "ada_auto_16.pkl": (2, 0.995, 256, 4),          # stylegan2-ada-pytorch train.py --cfg=auto
-    "ada_paper256_16.pkl": (8, 0.995, 256, 8),      # --cfg=paper256 (w_avg NaN, see test_nan_w_avg)
-    "ada_stylegan2_16.pkl": (8, 0.995, 256, 4),     # --cfg=stylegan2
-    "sg3_stylegan2_16.pkl": (8, 0.998, 256, 4),     # stylegan3 repository, train.py --cfg=stylegan2
+    "ada_auto_16.pkl": (2, 0.995, 256, 4),  # stylegan2-ada-pytorch train.py --cfg=auto
+    "ada_paper256_16.pkl": (8, 0.995, 256, 8),  # --cfg=paper256 (w_avg NaN, see test_nan_w_avg)
+    "ada_stylegan2_16.pkl": (8, 0.995, 256, 4),  # --cfg=stylegan2
+    "sg3_stylegan2_16.pkl": (8, 0.998, 256, 4),  # stylegan3 repository, train.py --cfg=stylegan2
 }
 
 
@@ -103,14 +103,16 @@ def test_stylegan3_networks_are_named_and_refused(name, config):
         load_checkpoint(DATA / name)
     assert str(info.value) == (
         f"{DATA / name}: 'G' is a StyleGAN3 generator (config {config}): StyleGAN3 (config T/R) networks are not "
-        "supported, only StyleGAN2 ones (stylegan2-ada-pytorch, or the stylegan3 repository's --cfg=stylegan2)")
+        "supported, only StyleGAN2 ones (stylegan2-ada-pytorch, or the stylegan3 repository's --cfg=stylegan2)"
+    )
 
 
 def test_conditional_networks_are_refused():
     with pytest.raises(CheckpointError) as info:
         load_checkpoint(DATA / "ada_auto_cond_16.pkl")
-    assert str(info.value) == (f"{DATA / 'ada_auto_cond_16.pkl'}: 'G': conditional networks are not supported "
-                               "(c_dim=4); only c_dim=0")
+    assert str(info.value) == (
+        f"{DATA / 'ada_auto_cond_16.pkl'}: 'G': conditional networks are not supported (c_dim=4); only c_dim=0"
+    )
 
 
 def test_nan_w_avg_is_reported_once_and_computed_on_request():
@@ -159,15 +161,19 @@ def test_first_load_does_not_import_dynamo(tmp_path):
     import subprocess
     import sys
 
-    code = ("import sys, warnings; warnings.simplefilter('ignore'); import sg2_core; "
-            f"sg2_core.load_checkpoint({str(DATA / 'ada_auto_16.pkl')!r}); "
-            f"sg2_core.load_checkpoint({str(DATA / 'ros_train_16.pt')!r}); print('torch._dynamo' in sys.modules)")
+    code = (
+        "import sys, warnings; warnings.simplefilter('ignore'); import sg2_core; "
+        f"sg2_core.load_checkpoint({str(DATA / 'ada_auto_16.pkl')!r}); "
+        f"sg2_core.load_checkpoint({str(DATA / 'ros_train_16.pt')!r}); print('torch._dynamo' in sys.modules)"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
 
-@pytest.mark.parametrize("name, size_option", [("psp_16.pt", "output_size"), ("e4e_16.pt", "stylegan_size"),
-                                               ("restyle_16.pt", "output_size")])
+@pytest.mark.parametrize(
+    "name, size_option",
+    [("psp_16.pt", "output_size"), ("e4e_16.pt", "stylegan_size"), ("restyle_16.pt", "output_size")],
+)
 def test_psp_checkpoint_renders_its_decoder(refs, conv_path, name, size_option):
     """pSp's (and e4e's, ReStyle's) own code built the network (models/psp.py) and its coach's ``__get_save_dict``
     wrote the file: ``state_dict`` (encoder. + decoder.), ``opts``, ``latent_avg`` repeated per style."""

@@ -45,7 +45,9 @@ def test_lowres_is_the_4x4_block_mean_at_full_size(images):
 def test_bad_input_is_named(images):
     with pytest.raises(ValueError, match=r"unknown input condition 'sketch'; known: \['edges', 'lowres'\]"):
         apply_condition("sketch", images)
-    with pytest.raises(ValueError, match=r"needs float images \[N, C, H, W\] in \[-1, 1\], got torch.float32 \[2, 16, 16\]"):
+    with pytest.raises(
+        ValueError, match=r"needs float images \[N, C, H, W\] in \[-1, 1\], got torch.float32 \[2, 16, 16\]"
+    ):
         apply_condition("edges", images[0])
     with pytest.raises(ValueError, match="lowres needs a size divisible by 4, got 10x10"):
         apply_condition("lowres", images[:, :, :10, :10])

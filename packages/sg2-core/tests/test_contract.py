@@ -4,20 +4,32 @@
 saved in the native network format, per-sample weight offsets, a callback, a trainer for the train command.
 """
 
-import sys
+from dataclasses import dataclass
 
 import pytest
 import torch
 from torch import nn
 
-from sg2_core import (Generator, GeneratorConfig, Inversion, Method, StepInfo, WEIGHTS, create_method, list_methods,
-                      load_networks, method_spec, register_method, register_network, save_networks)
+from sg2_core import (
+    WEIGHTS,
+    Generator,
+    GeneratorConfig,
+    Inversion,
+    Method,
+    StepInfo,
+    create_method,
+    list_methods,
+    load_networks,
+    method_spec,
+    register_method,
+    register_network,
+    save_networks,
+)
 from sg2_core.config import Serializable
 from sg2_core.offsets import check_offsets, from_scaled_units, layer_key, to_scaled_units
 from sg2_core.registry import unregister_method
 from sg2_core.testing import check_method
 from sg2_core.train_method import main as train_main
-from dataclasses import dataclass
 
 
 @dataclass(frozen=True)
@@ -88,8 +100,9 @@ class TinyEncoder(Method):
 @pytest.fixture(scope="module")
 def generator():
     torch.manual_seed(0)
-    config = GeneratorConfig(resolution=16, img_channels=1, z_dim=8, w_dim=8, channel_base=64, channel_max=16,
-                             mapping_layers=2)
+    config = GeneratorConfig(
+        resolution=16, img_channels=1, z_dim=8, w_dim=8, channel_base=64, channel_max=16, mapping_layers=2
+    )
     return Generator(config).eval().requires_grad_(False)
 
 
@@ -119,8 +132,11 @@ def test_a_bad_showcase_is_named(generator, images):
 
     register_method("tiny-bad-showcase")(BadShowcase)
     try:
-        with pytest.raises(AssertionError, match=r"showcase row 'first only' must be images \[3, C, H, W\] under a "
-                                                 r"str label, got \[1, 1, 16, 16\]"):
+        with pytest.raises(
+            AssertionError,
+            match=r"showcase row 'first only' must be images \[3, C, H, W\] under a "
+            r"str label, got \[1, 1, 16, 16\]",
+        ):
             check_method("tiny-bad-showcase", generator, images)
     finally:
         unregister_method("tiny-bad-showcase")
@@ -128,8 +144,12 @@ def test_a_bad_showcase_is_named(generator, images):
 
 def test_metadata_is_read_without_building(registered):
     spec = method_spec("tiny-encoder")
-    assert (spec.space, spec.trainable, spec.needs, spec.trainer) == ("w+", True, ("generator", "own-weights"),
-                                                                      f"{__name__}:train")
+    assert (spec.space, spec.trainable, spec.needs, spec.trainer) == (
+        "w+",
+        True,
+        ("generator", "own-weights"),
+        f"{__name__}:train",
+    )
     assert spec.summary.startswith("A feed-forward W+ encoder")
     assert "tiny-encoder" in list_methods(space="w+", trainable=True, needs="own-weights")
     assert "tiny-encoder" not in list_methods(space="w")
@@ -147,7 +167,10 @@ def test_invalid_declarations_are_named(generator):
 
     register_method("tiny-bad")(Bad)
     try:
-        with pytest.raises(TypeError, match="space must be one of .* input_condition must be None or one of \\['edges', 'lowres'\\], got 'sketch'.* a trainable method names its trainer"):
+        with pytest.raises(
+            TypeError,
+            match="space must be one of .* input_condition must be None or one of \\['edges', 'lowres'\\], got 'sketch'.* a trainable method names its trainer",
+        ):
             method_spec("tiny-bad")
     finally:
         unregister_method("tiny-bad")
@@ -243,10 +266,10 @@ def test_offsets_keys_check_and_units(generator):
     delta = torch.randn(2, 1, *weight.shape) * 0.01
     ours = from_scaled_units(synthesis, {"b8.conv0": delta})["b8.conv0"]
     fan_in = weight[0].numel()
-    assert torch.allclose(ours, delta[:, 0] * fan_in ** 0.5)
+    assert torch.allclose(ours, delta[:, 0] * fan_in**0.5)
     assert torch.allclose(to_scaled_units(synthesis, {"b8.conv0": ours})["b8.conv0"], delta[:, 0])
     ws = generator.mapping.w_avg.expand(2, generator.num_ws, -1)
-    scale = 1 / fan_in ** 0.5
+    scale = 1 / fan_in**0.5
     with torch.no_grad():
         rendered = synthesis(ws, noise_mode="const", weight_offsets={"b8.conv0": ours})
         # the rosinality way: the effective weight scale * w + delta, i.e. our weight + delta / scale
@@ -255,5 +278,5 @@ def test_offsets_keys_check_and_units(generator):
         outs = []
         for i in range(2):
             manual.synthesis.b8.conv0.weight.copy_((scale * weight + delta[i, 0]) / scale)
-            outs.append(manual.synthesis(ws[i:i + 1], noise_mode="const"))
+            outs.append(manual.synthesis(ws[i : i + 1], noise_mode="const"))
     assert torch.allclose(rendered, torch.cat(outs), atol=1e-5)

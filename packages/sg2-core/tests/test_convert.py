@@ -25,7 +25,10 @@ def test_nvidia_pickle_to_rosinality_reproduces_the_fixture(tmp_path, nvidia_pkl
     assert main([str(src), str(out)]) == 0
     printed = capsys.readouterr()
     assert f"wrote {out} (rosinality)" in printed.out and "g_ema       <- G_ema: Generator 32px" in printed.out
-    assert "not written (no place in the rosinality format): nvidia_source, nvidia_init_kwargs, training_set_kwargs" in printed.out
+    assert (
+        "not written (no place in the rosinality format): nvidia_source, nvidia_init_kwargs, training_set_kwargs"
+        in printed.out
+    )
     assert "channel_multiplier" in printed.err  # the fixture's channel table is not rosinality's stock one
     written = torch.load(out, weights_only=True)
     expected = torch.load(DATA / "g32_rosinality.pt", weights_only=True)
@@ -138,8 +141,13 @@ def test_stylegan3_pickles_exit_2_with_one_line(tmp_path, capsys):
 def test_runs_as_a_module(tmp_path):
     out = tmp_path / "model.safetensors"
     env = dict(os.environ)
-    result = subprocess.run([sys.executable, "-m", "sg2_core.convert", str(DATA / "g32_rosinality.pt"), str(out)],
-                            capture_output=True, text=True, env=env, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "sg2_core.convert", str(DATA / "g32_rosinality.pt"), str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     assert f"wrote {out} (native)" in result.stdout
 

@@ -1,7 +1,6 @@
 import gzip
 import zipfile
 from itertools import islice
-from pathlib import Path
 
 import numpy as np
 import pytest
@@ -41,6 +40,7 @@ def chw(images):
 
 
 # ---------------------------------------------------------------------------------------------- IDX
+
 
 @pytest.mark.parametrize("compress", [True, False])
 def test_read_idx_round_trip(tmp_path, compress):
@@ -82,6 +82,7 @@ def test_idx_dataset_with_labels_file(tmp_path):
 
 # ---------------------------------------------------------------------------------------------- sources
 
+
 def test_folder_recursive_sorted_rgb(tmp_path):
     images = random_images(4, 8)
     folder = write_pngs(tmp_path / "imgs", images, ["b.png", "a.png", "sub/c.png", "sub/a.png"])
@@ -113,8 +114,11 @@ def test_zip_matches_folder_and_pickles(tmp_path):
 @pytest.mark.parametrize("layout", ["NHW", "NHWC", "NCHW"])
 def test_arrays_and_npy(tmp_path, layout):
     nhwc = random_images(5, 4, channels=1 if layout == "NHW" else 3)
-    array = {"NHW": nhwc, "NHWC": nhwc, "NCHW": np.ascontiguousarray(nhwc.transpose(0, 3, 1, 2) if nhwc.ndim == 4
-                                                                        else nhwc)}[layout]
+    array = {
+        "NHW": nhwc,
+        "NHWC": nhwc,
+        "NCHW": np.ascontiguousarray(nhwc.transpose(0, 3, 1, 2) if nhwc.ndim == 4 else nhwc),
+    }[layout]
     np.save(tmp_path / "x.npy", array)
     for source in (array, tmp_path / "x.npy"):
         ds = open_dataset(source)
@@ -151,6 +155,7 @@ def test_xflip_mirrors_second_half():
 
 
 # ---------------------------------------------------------------------------------------------- errors
+
 
 def test_unreadable_image_is_named(tmp_path):
     folder = write_pngs(tmp_path / "imgs", random_images(2, 8))
@@ -202,8 +207,10 @@ def test_fashion_mnist_shortcut_names_the_debian_package(monkeypatch, tmp_path):
         open_dataset("fmnist-test")
 
 
-@pytest.mark.skipif(not (FASHION_MNIST_DIR / "t10k-images-idx3-ubyte.gz").is_file(),
-                    reason="Debian package dataset-fashion-mnist not installed")
+@pytest.mark.skipif(
+    not (FASHION_MNIST_DIR / "t10k-images-idx3-ubyte.gz").is_file(),
+    reason="Debian package dataset-fashion-mnist not installed",
+)
 def test_real_fashion_mnist_test_split():
     images = read_idx(FASHION_MNIST_DIR / "t10k-images-idx3-ubyte.gz")
     assert images.shape == (10000, 28, 28) and images.dtype == np.uint8
@@ -218,6 +225,7 @@ def test_real_fashion_mnist_test_split():
 
 # ---------------------------------------------------------------------------------------------- sampling
 
+
 def take(sampler, n):
     return list(islice(iter(sampler), n))
 
@@ -227,7 +235,10 @@ def test_sampler_is_a_function_of_seed_and_epoch():
     assert a == take(InfiniteSampler(10, seed=3), 30)
     assert a != take(InfiniteSampler(10, seed=4), 30)
     for epoch in range(3):  # each epoch a full permutation, from seed + epoch
-        assert a[10 * epoch:10 * epoch + 10] == torch.randperm(10, generator=torch.Generator().manual_seed(3 + epoch)).tolist()
+        assert (
+            a[10 * epoch : 10 * epoch + 10]
+            == torch.randperm(10, generator=torch.Generator().manual_seed(3 + epoch)).tolist()
+        )
     assert take(InfiniteSampler(4, shuffle=False), 9) == [0, 1, 2, 3, 0, 1, 2, 3, 0]
 
 
@@ -264,6 +275,7 @@ def test_loader_batches_resume(num_workers):
 
 
 # ---------------------------------------------------------------------------------------------- images
+
 
 def test_float_uint8_round_trip(tmp_path):
     pixels = torch.arange(256, dtype=torch.uint8).reshape(1, 1, 16, 16)

@@ -19,8 +19,10 @@ def test_load_test_images():
     assert labels.bincount(minlength=10).tolist() == [26] * 6 + [25] * 4
 
 
-@pytest.mark.skipif(not (FASHION_MNIST_DIR / "t10k-images-idx3-ubyte.gz").is_file(),
-                    reason="Debian package dataset-fashion-mnist not installed")
+@pytest.mark.skipif(
+    not (FASHION_MNIST_DIR / "t10k-images-idx3-ubyte.gz").is_file(),
+    reason="Debian package dataset-fashion-mnist not installed",
+)
 def test_test_images_are_the_recorded_test_split_images():
     from safetensors import safe_open
 

@@ -122,7 +122,7 @@ def test_batch_equals_one_at_a_time(psp_ref):
     x = torch.rand(2, 3, 256, 256, generator=torch.Generator().manual_seed(0)) * 2 - 1
     with torch.no_grad():
         batch = enc(x)
-        single = torch.cat([enc(x[i:i + 1]) for i in range(2)])
+        single = torch.cat([enc(x[i : i + 1]) for i in range(2)])
     # other batch sizes may pick other convolution algorithms (rounding ~1e-5, like the thread count in the
     # fixture README); a leak between samples (batch statistics) would be of order 1
     torch.testing.assert_close(batch, single, **CODES_TOL)
@@ -130,8 +130,11 @@ def test_batch_equals_one_at_a_time(psp_ref):
 
 # ---------------------------------------------------------------------------------------------- feature taps
 
-@pytest.mark.parametrize("num_layers, stage_ends, in_channels", [(50, [2, 6, 20, 23], 1), (100, [2, 15, 45, 48], 6),
-                                                                 (152, [2, 10, 46, 49], 2)])
+
+@pytest.mark.parametrize(
+    "num_layers, stage_ends, in_channels",
+    [(50, [2, 6, 20, 23], 1), (100, [2, 15, 45, 48], 6), (152, [2, 10, 46, 49], 2)],
+)
 def test_feature_info_describes_the_taps(num_layers, stage_ends, in_channels):
     trunk = IRTrunk(num_layers, "ir", in_channels=in_channels, widths=(4, 8, 12, 16)).eval()
     info = trunk.feature_info
@@ -178,6 +181,7 @@ def test_forward_intermediates_stops_after_the_deepest_tap():
 
 # ---------------------------------------------------------------------------------------------- variants
 
+
 def test_restyle_layout_every_style_reads_the_last_map():
     enc = PyramidStyleEncoder(10, 6, pyramid=False, style_dim=32, **SMALL).eval()
     assert not hasattr(enc, "latlayer1") and set(enc.style_sources) == {"c3"}
@@ -221,12 +225,13 @@ def test_equal_linear_scales_at_run_time():
     expected = F.linear(x, lin.weight * 0.01 / 4, lin.bias * 0.01)
     torch.testing.assert_close(lin(x), expected)
     act = EqualLinear(16, 4, activation="fused_lrelu")
-    torch.testing.assert_close(act(x[0]), F.leaky_relu(F.linear(x[0], act.weight / 4, act.bias), 0.2) * 2 ** 0.5)
+    torch.testing.assert_close(act(x[0]), F.leaky_relu(F.linear(x[0], act.weight / 4, act.bias), 0.2) * 2**0.5)
     with pytest.raises(ValueError, match="activation must be None or 'fused_lrelu', got 'relu'"):
         EqualLinear(16, 4, activation="relu")
 
 
 # ---------------------------------------------------------------------------------------------- bad input
+
 
 def test_clear_errors():
     enc = PyramidStyleEncoder(4, 6, input_size=64, style_dim=8, widths=(16, 16, 16, 16))

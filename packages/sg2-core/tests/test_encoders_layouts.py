@@ -12,8 +12,9 @@ from torch import nn
 
 from sg2_core.encoders import IRBackbone, PyramidStyleEncoder, WEncoder
 
-LAYOUTS = json.loads(gzip.decompress((Path(__file__).parent / "data" / "encoders" /
-                                      "layouts_official.json.gz").read_bytes()))
+LAYOUTS = json.loads(
+    gzip.decompress((Path(__file__).parent / "data" / "encoders" / "layouts_official.json.gz").read_bytes())
+)
 
 
 class VAEStyleEncoder(PyramidStyleEncoder):

@@ -15,14 +15,13 @@ import time
 import numpy as np
 import pytest
 import torch
-
 from safetensors.torch import load_file
 
 from sg2_core import Generator, GeneratorConfig, save_networks
 
 # A tiny learned method: a conv + linear encoder to W, trained with pixel MSE through a 16 px generator.
 # It has no batch norm, so the mean of two half-batch gradients is the whole batch's gradient.
-TRAINER = '''
+TRAINER = """
 import sys
 from dataclasses import dataclass
 import torch
@@ -75,13 +74,16 @@ def main(argv):
 if __name__ == "__main__":
     torch.set_num_threads(1)
     sys.exit(main(sys.argv[1:]))
-'''
+"""
 
 
 @pytest.fixture
 def setup(tmp_path):
-    G = Generator(GeneratorConfig(z_dim=16, w_dim=16, resolution=16, img_channels=1, mapping_layers=2,
-                                  channel_base=256, channel_max=16))
+    G = Generator(
+        GeneratorConfig(
+            z_dim=16, w_dim=16, resolution=16, img_channels=1, mapping_layers=2, channel_base=256, channel_max=16
+        )
+    )
     save_networks(tmp_path / "g.safetensors", {"G_ema": G})
     images = torch.Generator().manual_seed(0)
     data = (torch.rand(24, 16, 16, generator=images) * 255).to(torch.uint8).numpy()
@@ -105,10 +107,29 @@ def _trainer(root):
 
 
 def _args(root, run_dir, steps, *extra):
-    return [str(root / "tiny_trainer.py"), "--run-dir", str(run_dir), "--steps", str(steps),
-            "--generator", str(root / "g.safetensors"), "--data", str(root / "data.npy"),
-            "--val-data", str(root / "data.npy"), "--val-images", "4", "--batch-size", "4", "--snap-every", "3",
-            "--log-every", "1", "--no-progress", *extra]
+    return [
+        str(root / "tiny_trainer.py"),
+        "--run-dir",
+        str(run_dir),
+        "--steps",
+        str(steps),
+        "--generator",
+        str(root / "g.safetensors"),
+        "--data",
+        str(root / "data.npy"),
+        "--val-data",
+        str(root / "data.npy"),
+        "--val-images",
+        "4",
+        "--batch-size",
+        "4",
+        "--snap-every",
+        "3",
+        "--log-every",
+        "1",
+        "--no-progress",
+        *extra,
+    ]
 
 
 def _run(root, run_dir, steps, *extra, check=True):
@@ -122,8 +143,9 @@ def _run(root, run_dir, steps, *extra, check=True):
 
 
 def _run_process(root, run_dir, steps, *extra):
-    done = subprocess.run([sys.executable, *_args(root, run_dir, steps, *extra)], capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        [sys.executable, *_args(root, run_dir, steps, *extra)], capture_output=True, text=True, timeout=300
+    )
     assert done.returncode == 0, done.stderr
 
 
@@ -146,8 +168,10 @@ def _assert_same(a: dict, b: dict):
 def test_resume_continues_exactly_and_logs_each_step_once(setup):
     _run(setup, setup / "straight", 8)
     _run(setup, setup / "split", 4)
-    assert sorted(p.name for p in (setup / "split").glob("snapshot-*")) == ["snapshot-000000003.safetensors",
-                                                                            "snapshot-000000004.safetensors"]
+    assert sorted(p.name for p in (setup / "split").glob("snapshot-*")) == [
+        "snapshot-000000003.safetensors",
+        "snapshot-000000004.safetensors",
+    ]
     _run(setup, setup / "split", 8, "--resume")
     _assert_same(_weights(setup / "straight" / "final.safetensors"), _weights(setup / "split" / "final.safetensors"))
     rows = [json.loads(line) for line in (setup / "split" / "log.jsonl").read_text().splitlines()]
@@ -162,8 +186,12 @@ def test_a_sigterm_leaves_a_snapshot_that_resumes_exactly(setup):
     steps = 200
     _run_process(setup, setup / "straight", steps, "--snap-every", "1000")
     run_dir = setup / "killed"
-    proc = subprocess.Popen([sys.executable, *_args(setup, run_dir, steps, "--snap-every", "1000")],
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        [sys.executable, *_args(setup, run_dir, steps, "--snap-every", "1000")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     log = run_dir / "log.jsonl"
     deadline = time.monotonic() + 120
     while not (log.is_file() and log.read_text().count("\n") >= 5) and time.monotonic() < deadline:
@@ -207,8 +235,15 @@ def test_refusals_name_the_problem(setup):
 
 def test_two_gloo_processes_equal_one_process_with_the_whole_batch(setup):
     _run(setup, setup / "one", 6)
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           *_args(setup, setup / "two", 6)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        *_args(setup, setup / "two", 6),
+    ]
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "2 process(es)" in done.stdout

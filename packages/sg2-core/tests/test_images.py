@@ -82,8 +82,10 @@ def test_other_size_without_fit_is_refused_naming_the_file(tmp_path):
     path = _png(tmp_path / "small.png", np.zeros((20, 28), dtype=np.uint8))
     with pytest.raises(ImageShapeError) as info:
         load_images(path, 1, 32)
-    assert str(info.value) == (f"image {path} is 1x20x28 (channels x height x width) but 32x32 images are expected; "
-                               "fit it on request (fit='pad' | 'resize' | 'center-crop')")
+    assert str(info.value) == (
+        f"image {path} is 1x20x28 (channels x height x width) but 32x32 images are expected; "
+        "fit it on request (fit='pad' | 'resize' | 'center-crop')"
+    )
     assert (info.value.got, info.value.expected, info.value.what) == ((1, 20, 28), (1, 32, 32), "size")
 
 
@@ -113,12 +115,20 @@ def test_folders_and_batch_files(tmp_path):
     floats = to_float(torch.from_numpy(hw[:, None]))
     save_file({"images": floats}, str(tmp_path / "f.safetensors"))
     items = read_images([tmp_path / "dir", tmp_path / "hw.npy", tmp_path / "hwc.npy", tmp_path / "f.safetensors"])
-    assert [n for n, _ in items] == [str(a), str(b), f"{tmp_path / 'hw.npy'}[0]", f"{tmp_path / 'hw.npy'}[1]",
-                                    f"{tmp_path / 'hwc.npy'}[0]", f"{tmp_path / 'hwc.npy'}[1]",
-                                    f"{tmp_path / 'f.safetensors'}[0]", f"{tmp_path / 'f.safetensors'}[1]"]
+    assert [n for n, _ in items] == [
+        str(a),
+        str(b),
+        f"{tmp_path / 'hw.npy'}[0]",
+        f"{tmp_path / 'hw.npy'}[1]",
+        f"{tmp_path / 'hwc.npy'}[0]",
+        f"{tmp_path / 'hwc.npy'}[1]",
+        f"{tmp_path / 'f.safetensors'}[0]",
+        f"{tmp_path / 'f.safetensors'}[1]",
+    ]
     batch = load_images([tmp_path / "hw.npy", tmp_path / "hwc.npy", tmp_path / "f.safetensors"], 1, 32)
-    assert torch.equal(to_uint8(batch), torch.from_numpy(np.concatenate([hw[:, None], hwc.transpose(0, 3, 1, 2),
-                                                                          hw[:, None]])))
+    assert torch.equal(
+        to_uint8(batch), torch.from_numpy(np.concatenate([hw[:, None], hwc.transpose(0, 3, 1, 2), hw[:, None]]))
+    )
 
 
 def test_unreadable_and_missing_inputs_are_named(tmp_path):
@@ -135,7 +145,9 @@ def test_unreadable_and_missing_inputs_are_named(tmp_path):
     with pytest.raises(ImageLoadError, match=r"a.txt: not an image file"):
         load_images(tmp_path / "a.txt", 1, 32)
     np.save(tmp_path / "wrong.npy", np.zeros((2, 5, 32, 32), dtype=np.uint8))
-    with pytest.raises(ImageLoadError, match=r"wrong.npy: expected images \[N, C, H, W\] .* got shape \[2, 5, 32, 32\]"):
+    with pytest.raises(
+        ImageLoadError, match=r"wrong.npy: expected images \[N, C, H, W\] .* got shape \[2, 5, 32, 32\]"
+    ):
         load_images(tmp_path / "wrong.npy", 1, 32)
     with pytest.raises(ValueError, match="fit must be None or one of pad, resize, center-crop, got 'stretch'"):
         load_images(tmp_path / "wrong.npy", 1, 32, fit="stretch")

@@ -38,9 +38,24 @@ def run_dir(tmp_path_factory):
     pytest.importorskip("inv_optim")  # sg2-w is inv-optim's projector
     root = tmp_path_factory.mktemp("invert")
     images = _write_inputs(root)
-    argv = [str(root / "pngs"), str(root / "more.npy"), "--method", "sg2-w", "--options", "steps=2",
-            "w_avg_samples=500", "--edit", "sefa:0:3.0", "--batch-size", "3", "--device", "cpu", "--no-progress",
-            "--out", str(root / "out")]
+    argv = [
+        str(root / "pngs"),
+        str(root / "more.npy"),
+        "--method",
+        "sg2-w",
+        "--options",
+        "steps=2",
+        "w_avg_samples=500",
+        "--edit",
+        "sefa:0:3.0",
+        "--batch-size",
+        "3",
+        "--device",
+        "cpu",
+        "--no-progress",
+        "--out",
+        str(root / "out"),
+    ]
     assert main(argv) == 0
     return root / "out", images, argv
 
@@ -52,13 +67,17 @@ def test_writes_reconstructions_edits_grid_manifest_and_inversion(run_dir):
     assert sorted(p.name for p in (out / "edits" / "sefa0_+3").iterdir()) == names
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["method"] == "sg2-w" and manifest["options"] == {"steps": 2, "w_avg_samples": 500, "seed": 0}
-    assert [m["source"].rsplit("/", 1)[-1] for m in manifest["images"]] == ["shoe0.png", "shoe1.png", "more.npy[0]",
-                                                                            "more.npy[1]"]
+    assert [m["source"].rsplit("/", 1)[-1] for m in manifest["images"]] == [
+        "shoe0.png",
+        "shoe1.png",
+        "more.npy[0]",
+        "more.npy[1]",
+    ]
     grid = _png_u8(out / "grid.png")
     assert grid.shape == (1, 4 * RES, 3 * RES)  # one row per image: input | reconstruction | edit
     for i in range(4):
-        assert torch.equal(grid[:, i * RES:(i + 1) * RES, :RES], images[i])
-        assert torch.equal(grid[:, i * RES:(i + 1) * RES, RES:2 * RES], _png_u8(out / "reconstructions" / names[i]))
+        assert torch.equal(grid[:, i * RES : (i + 1) * RES, :RES], images[i])
+        assert torch.equal(grid[:, i * RES : (i + 1) * RES, RES : 2 * RES], _png_u8(out / "reconstructions" / names[i]))
     assert not list(out.rglob("*.tmp"))
 
 
@@ -84,7 +103,7 @@ def test_refuses_to_overwrite_before_any_work_and_leaves_files_unchanged(run_dir
     out, _, argv = run_dir
     before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
     toy_argv = [a if a != "sg2-w" else "test-toy" for a in argv]
-    toy_argv = toy_argv[:toy_argv.index("--options")] + toy_argv[toy_argv.index("--edit"):]
+    toy_argv = toy_argv[: toy_argv.index("--options")] + toy_argv[toy_argv.index("--edit") :]
     capsys.readouterr()
     assert main(toy_argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
@@ -150,8 +169,18 @@ def test_overwrite_replaces_and_progress_is_fed_by_the_callback(tmp_path, capsys
 def test_fit_modes_bring_other_sizes_to_the_generator(tmp_path, capsys, toy, fit):
     rgb = np.random.default_rng(0).integers(0, 256, (20, 28, 3), dtype=np.uint8)
     Image.fromarray(rgb).save(tmp_path / "odd.png")
-    rc, err = _run(capsys, tmp_path / "odd.png", "--method", "test-toy", "--fit", fit, "--grey", "--no-progress",
-                   "--out", tmp_path / "o")
+    rc, err = _run(
+        capsys,
+        tmp_path / "odd.png",
+        "--method",
+        "test-toy",
+        "--fit",
+        fit,
+        "--grey",
+        "--no-progress",
+        "--out",
+        tmp_path / "o",
+    )
     assert rc == 0, err
     grid = _png_u8(tmp_path / "o" / "grid.png")
     assert grid.shape == (1, RES, 2 * RES)
@@ -165,12 +194,15 @@ def test_other_size_or_channels_without_fit_are_refused(tmp_path, capsys, toy):
     out = tmp_path / "o"
     assert _one_error(capsys, tmp_path / "small.png", "--method", "test-toy", "--out", out) == (
         f"image {tmp_path / 'small.png'} is 1x20x28 (channels x height x width), method 'test-toy' on this "
-        "generator takes 1x32x32; pass --fit pad | resize | center-crop to bring it to 32x32")
+        "generator takes 1x32x32; pass --fit pad | resize | center-crop to bring it to 32x32"
+    )
     assert _one_error(capsys, tmp_path / "colour.png", "--method", "test-toy", "--out", out) == (
         f"image {tmp_path / 'colour.png'} is 3x32x32 (channels x height x width), method 'test-toy' on this "
-        "generator takes 1x32x32; pass --grey to convert it")
+        "generator takes 1x32x32; pass --grey to convert it"
+    )
     assert _one_error(capsys, tmp_path / "colour.png", "--rgb", "--method", "test-toy", "--out", out) == (
-        "--rgb converts to 3 channel(s) but method 'test-toy' on this generator takes 1-channel images")
+        "--rgb converts to 3 channel(s) but method 'test-toy' on this generator takes 1-channel images"
+    )
     assert toy.calls == 0
 
 
@@ -179,26 +211,36 @@ def test_bad_inputs_give_one_line_errors(tmp_path, capsys, toy):
     pngs, out = tmp_path / "pngs", tmp_path / "o"
     (tmp_path / "broken.png").write_bytes(b"\x89PNG but not really")
     assert _one_error(capsys, pngs, "--method", "test-tyo", "--out", out).startswith(
-        "unknown method 'test-tyo'; did you mean 'test-toy'")
+        "unknown method 'test-tyo'; did you mean 'test-toy'"
+    )
     assert _one_error(capsys, tmp_path / "broken.png", "--method", "test-toy", "--out", out).startswith(
-        f"cannot read image {tmp_path / 'broken.png'}: ")
+        f"cannot read image {tmp_path / 'broken.png'}: "
+    )
     assert _one_error(capsys, tmp_path / "nope.png", "--method", "test-toy", "--out", out) == (
-        f"{tmp_path / 'nope.png'}: no such file or folder")
+        f"{tmp_path / 'nope.png'}: no such file or folder"
+    )
     assert _one_error(capsys, pngs, "--method", "test-toy", "--options", "steps", "--out", out) == (
-        "--options expects key=value with a name as key (e.g. steps=50), got 'steps'")
+        "--options expects key=value with a name as key (e.g. steps=50), got 'steps'"
+    )
     assert _one_error(capsys, pngs, "--method", "test-toy", "--options", "steps=3", "--out", out).startswith(
-        "method 'test-toy' got unknown options ['steps']")
+        "method 'test-toy' got unknown options ['steps']"
+    )
     assert _one_error(capsys, pngs, "--method", "test-toy", "--edit", "sefa:first:3", "--out", out) == (
-        "--edit 'sefa:first:3': INDEX must be an integer and STRENGTH a number")
+        "--edit 'sefa:first:3': INDEX must be an integer and STRENGTH a number"
+    )
     assert _one_error(capsys, pngs, "--method", "test-toy", "--edit", "dirs.npy:0:3", "--out", out) == (
-        "--edit 'dirs.npy:0:3': 'dirs.npy' is neither 'sefa', 'ganspace' nor a direction file")
+        "--edit 'dirs.npy:0:3': 'dirs.npy' is neither 'sefa', 'ganspace' nor a direction file"
+    )
     assert _one_error(capsys, pngs, "--method", "test-toy", "--edit", "sefa:999:1", "--out", out) == (
-        "--edit: sefa has 128 directions, index 999 is out of range")
+        "--edit: sefa has 128 directions, index 999 is out of range"
+    )
     assert _one_error(capsys, pngs, "--method", "test-toy", "--fit", "stretch", "--out", out).startswith(
-        "argument --fit: invalid choice: 'stretch'")
+        "argument --fit: invalid choice: 'stretch'"
+    )
     (tmp_path / "file").write_text("x")
     assert _one_error(capsys, pngs, "--method", "test-toy", "--out", tmp_path / "file") == (
-        f"--out {tmp_path / 'file'} exists and is not a folder")
+        f"--out {tmp_path / 'file'} exists and is not a folder"
+    )
     assert toy.calls == 0 and not out.exists()
 
 
@@ -206,26 +248,59 @@ def test_a_direction_file_edits_like_the_same_vector(tmp_path, capsys, toy):
     _write_inputs(tmp_path)
     G = demo.load_generator()
     np.save(tmp_path / "dirs.npy", sefa(G).vectors[:3].numpy())
-    rc, err = _run(capsys, tmp_path / "pngs", "--method", "test-toy", "--edit", f"{tmp_path / 'dirs.npy'}:2:-2.5",
-                   "--edit", "sefa:2:-2.5", "--no-progress", "--out", tmp_path / "o")
+    rc, err = _run(
+        capsys,
+        tmp_path / "pngs",
+        "--method",
+        "test-toy",
+        "--edit",
+        f"{tmp_path / 'dirs.npy'}:2:-2.5",
+        "--edit",
+        "sefa:2:-2.5",
+        "--no-progress",
+        "--out",
+        tmp_path / "o",
+    )
     assert rc == 0, err
     for name in ("0000_shoe0.png", "0001_shoe1.png"):
-        assert torch.equal(_png_u8(tmp_path / "o" / "edits" / "dirs2_-2.5" / name),
-                           _png_u8(tmp_path / "o" / "edits" / "sefa2_-2.5" / name))
+        assert torch.equal(
+            _png_u8(tmp_path / "o" / "edits" / "dirs2_-2.5" / name),
+            _png_u8(tmp_path / "o" / "edits" / "sefa2_-2.5" / name),
+        )
 
 
 def test_parse_options_and_edits():
-    assert parse_options(["steps=50", "lr=0.01", 'pivot="sg2-w"', "name=sg2-w", "flag=true", "pivot_options.steps=2",
-                          "pivot_options.lr=1e-3", "layers=[0, 1]"]) == {
-        "steps": 50, "lr": 0.01, "pivot": "sg2-w", "name": "sg2-w", "flag": True,
-        "pivot_options": {"steps": 2, "lr": 0.001}, "layers": [0, 1]}
+    assert parse_options(
+        [
+            "steps=50",
+            "lr=0.01",
+            'pivot="sg2-w"',
+            "name=sg2-w",
+            "flag=true",
+            "pivot_options.steps=2",
+            "pivot_options.lr=1e-3",
+            "layers=[0, 1]",
+        ]
+    ) == {
+        "steps": 50,
+        "lr": 0.01,
+        "pivot": "sg2-w",
+        "name": "sg2-w",
+        "flag": True,
+        "pivot_options": {"steps": 2, "lr": 0.001},
+        "layers": [0, 1],
+    }
     edit = parse_edit("sefa:0:3.0")
     assert (edit.source, edit.index, edit.strength, edit.label) == ("sefa", 0, 3.0, "sefa0_+3")
 
 
 def test_runs_as_a_module_and_fails_with_exit_status_2(tmp_path):
-    result = subprocess.run([sys.executable, "-m", "sg2_core.invert", str(tmp_path / "missing.png"), "--out",
-                             str(tmp_path / "o")], capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "sg2_core.invert", str(tmp_path / "missing.png"), "--out", str(tmp_path / "o")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 2
     assert result.stderr.strip() == f"error: {tmp_path / 'missing.png'}: no such file or folder"
 
@@ -241,8 +316,17 @@ def test_defaults_demo_generator_demo_options_and_out_folder(tmp_path, capsys, t
     from sg2_core import Checkpoint, save_checkpoint
 
     save_checkpoint(tmp_path / "g.safetensors", Checkpoint(G_ema=demo.load_generator()))
-    rc, err = _run(capsys, "pngs", "--method", "test-toy", "--generator", tmp_path / "g.safetensors", "--out", "o2",
-                   "--no-progress")
+    rc, err = _run(
+        capsys,
+        "pngs",
+        "--method",
+        "test-toy",
+        "--generator",
+        tmp_path / "g.safetensors",
+        "--out",
+        "o2",
+        "--no-progress",
+    )
     assert rc == 0, err
     assert json.loads((tmp_path / "o2" / "manifest.json").read_text())["options"] == {}  # not on another generator
 
@@ -269,7 +353,23 @@ def test_results_do_not_depend_on_the_batch_size(tmp_path):
     latents = []
     for size in (1, 3):
         out = tmp_path / f"out{size}"
-        assert main([str(batch), "--method", "sg2-w", "--options", "steps=2", "w_avg_samples=100",
-                     "--batch-size", str(size), "--out", str(out), "--no-progress"]) == 0
+        assert (
+            main(
+                [
+                    str(batch),
+                    "--method",
+                    "sg2-w",
+                    "--options",
+                    "steps=2",
+                    "w_avg_samples=100",
+                    "--batch-size",
+                    str(size),
+                    "--out",
+                    str(out),
+                    "--no-progress",
+                ]
+            )
+            == 0
+        )
         latents.append(load_file(str(out / "inversion.safetensors"))["latents"])
     assert torch.allclose(latents[0], latents[1], atol=1e-4)

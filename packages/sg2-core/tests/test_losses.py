@@ -22,7 +22,8 @@ from sg2_kernels.testing import assert_close_rel
 def test_logistic_losses():
     real, fake = torch.tensor([[2.0], [-1.0]]), torch.tensor([[0.5], [-3.0]])
     expected_d = (math.log1p(math.exp(0.5)) + math.log1p(math.exp(-3.0))) / 2 + (
-        math.log1p(math.exp(-2.0)) + math.log1p(math.exp(1.0))) / 2
+        math.log1p(math.exp(-2.0)) + math.log1p(math.exp(1.0))
+    ) / 2
     assert d_logistic_loss(real, fake).item() == pytest.approx(expected_d, rel=1e-6)
     assert g_nonsaturating_loss(fake).item() == pytest.approx(F.softplus(-fake).mean().item())
     # the generator's loss falls as D believes its images more

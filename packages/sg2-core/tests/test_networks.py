@@ -43,8 +43,10 @@ def test_noise_modes(g32, io32):
     a, b = g32.synthesis(ws), g32.synthesis(ws)
     assert not torch.equal(a, b)  # random noise differs between calls
     assert torch.equal(g32.synthesis(ws, noise_mode="const"), g32.synthesis(ws, noise_mode="const"))
-    zero_noise = {name: torch.zeros(1, 1, int(name.split(".")[0][1:]), int(name.split(".")[0][1:]))
-                  for name in g32.synthesis.noise_layer_names}
+    zero_noise = {
+        name: torch.zeros(1, 1, int(name.split(".")[0][1:]), int(name.split(".")[0][1:]))
+        for name in g32.synthesis.noise_layer_names
+    }
     torch.testing.assert_close(g32.synthesis(ws, noise=zero_noise), g32.synthesis(ws, noise_mode="none"))
 
 
@@ -66,8 +68,9 @@ def test_w_avg_tracking_in_training():
 
 @pytest.mark.parametrize("resolution", [4, 8, 64])
 def test_configurable_sizes(resolution):
-    cfg = GeneratorConfig(z_dim=16, w_dim=24, resolution=resolution, img_channels=1, mapping_layers=2,
-                          channel_base=256, channel_max=32)
+    cfg = GeneratorConfig(
+        z_dim=16, w_dim=24, resolution=resolution, img_channels=1, mapping_layers=2, channel_base=256, channel_max=32
+    )
     G = Generator(cfg)
     assert G.num_ws == 2 * resolution.bit_length() - 4
     img, features = G.synthesis(G.mapping(torch.randn(2, 16)), return_features=True)
@@ -84,10 +87,14 @@ def test_configurable_sizes(resolution):
         (lambda G, D: G.mapping(torch.randn(2, 63)), r"z must have shape \[N, 64\], got \[2, 63\]"),
         (lambda G, D: G.synthesis(torch.randn(2, 7, 64)), r"ws must have shape \[N, 8, 64\], got \[2, 7, 64\]"),
         (lambda G, D: G.synthesis(torch.randn(2, 8, 64), noise_mode="fixed"), "noise_mode must be one of"),
-        (lambda G, D: G.synthesis(torch.randn(2, 8, 64), weight_offsets={"b8.conv2": torch.zeros(2)}),
-         r"unknown layer 'b8.conv2'"),
-        (lambda G, D: G.synthesis(torch.randn(2, 8, 64), weight_offsets={"b8.conv1": torch.zeros(2, 96, 96, 3, 2)}),
-         r"weight_offsets\['b8.conv1'\] must have shape \[2, 96, 96, 3, 3\]"),
+        (
+            lambda G, D: G.synthesis(torch.randn(2, 8, 64), weight_offsets={"b8.conv2": torch.zeros(2)}),
+            r"unknown layer 'b8.conv2'",
+        ),
+        (
+            lambda G, D: G.synthesis(torch.randn(2, 8, 64), weight_offsets={"b8.conv1": torch.zeros(2, 96, 96, 3, 2)}),
+            r"weight_offsets\['b8.conv1'\] must have shape \[2, 96, 96, 3, 3\]",
+        ),
         (lambda G, D: G.synthesis(torch.randn(2, 8, 64), noise=[torch.zeros(2, 1, 4, 4)]), "noise must hold 7 maps"),
         (lambda G, D: D(torch.randn(2, 3, 16, 16)), r"img must have shape \[N, 3, 32, 32\], got \[2, 3, 16, 16\]"),
         (lambda G, D: D(torch.randn(2, 1, 32, 32)), r"img must have shape \[N, 3, 32, 32\]"),
@@ -164,6 +171,7 @@ def _count_fast_paths(mp):
         def counted(*args, **kwargs):
             taken[name] += 1
             return fn(*args, **kwargs)
+
         return counted
 
     mp.setattr(torch, "_nnpack_spatial_convolution", count("nnpack", nnpack))
@@ -171,13 +179,19 @@ def _count_fast_paths(mp):
     return taken
 
 
-@pytest.mark.parametrize("impl, grad, nnpack, inference", [
-    ("ref", True, False, False), ("ref", False, False, False),
-    ("auto", True, False, False), ("auto", False, True, True),
-    ("fast", True, True, False), ("fast", False, True, True),
-])
+@pytest.mark.parametrize(
+    "impl, grad, nnpack, inference",
+    [
+        ("ref", True, False, False),
+        ("ref", False, False, False),
+        ("auto", True, False, False),
+        ("auto", False, True, True),
+        ("fast", True, True, False),
+        ("fast", False, True, True),
+    ],
+)
 def test_each_choice_takes_the_paths_it_says(impl, grad, nnpack, inference):
-    """"ref" never takes a fast path; "auto" only where no gradient is recorded; "fast" wherever it can.
+    """ "ref" never takes a fast path; "auto" only where no gradient is recorded; "fast" wherever it can.
     (NNPACK runs 3x3 convolutions on maps of 32 px and more; with gradients those are in D and in G's batched
     convolutions, and on the inference path in its per-image loop at 256 px.)"""
     from sg2_core import use_impl
@@ -199,18 +213,27 @@ def _r1_and_path_length(G, D, io):
     real = io["real"].clone().requires_grad_(True)
     (r1_grads,) = torch.autograd.grad(D(real).sum(), real, create_graph=True)
     d_params = list(D.parameters())
-    r1_dreal, *r1_param_grads = torch.autograd.grad(r1_grads.square().sum(), [real, *d_params],
-                                                    allow_unused=True, materialize_grads=True)
+    r1_dreal, *r1_param_grads = torch.autograd.grad(
+        r1_grads.square().sum(), [real, *d_params], allow_unused=True, materialize_grads=True
+    )
     ws = io["ws"].clone().requires_grad_(True)
     image = G.synthesis(ws, noise_mode="const")
     (pl_grads,) = torch.autograd.grad((image * io["pl_y"]).sum(), ws, create_graph=True)
     lengths = pl_grads.square().sum(2).mean(1).sqrt()
     g_params = list(G.synthesis.parameters())
-    pl_dws, *pl_param_grads = torch.autograd.grad(lengths.sum(), [ws, *g_params], allow_unused=True,
-                                                  materialize_grads=True)
-    return {"image": image, "r1_grads": r1_grads, "r1_dreal": r1_dreal, "pl_grads": pl_grads, "pl_lengths": lengths,
-            "pl_dws": pl_dws, **{f"r1 {i}": g for i, g in enumerate(r1_param_grads)},
-            **{f"pl {i}": g for i, g in enumerate(pl_param_grads)}}
+    pl_dws, *pl_param_grads = torch.autograd.grad(
+        lengths.sum(), [ws, *g_params], allow_unused=True, materialize_grads=True
+    )
+    return {
+        "image": image,
+        "r1_grads": r1_grads,
+        "r1_dreal": r1_dreal,
+        "pl_grads": pl_grads,
+        "pl_lengths": lengths,
+        "pl_dws": pl_dws,
+        **{f"r1 {i}": g for i, g in enumerate(r1_param_grads)},
+        **{f"pl {i}": g for i, g in enumerate(pl_param_grads)},
+    }
 
 
 def test_nnpack_in_the_gradient_path_is_close_to_the_exact_path(g32, d32, io32):
@@ -274,7 +297,9 @@ def test_weight_cache_is_per_layer_bounded_and_freed_with_the_generator():
 
     G, ws = _small_256px_generator()
     G2 = copy.deepcopy(G)
-    layers = [m for m in G.synthesis.modules() if isinstance(getattr(m, "weight_cache", None), cpu_inference.WeightCache)]
+    layers = [
+        m for m in G.synthesis.modules() if isinstance(getattr(m, "weight_cache", None), cpu_inference.WeightCache)
+    ]
     assert len(layers) == len(G.synthesis.noise_layer_names)  # every modulated 3x3 convolution has one
     with torch.no_grad():
         for _ in range(3):  # new weights each time: entries are replaced, never added

@@ -10,7 +10,6 @@ tolerance measured there.
 """
 
 import contextlib
-
 from pathlib import Path
 
 import pytest
@@ -34,8 +33,10 @@ def ops_impl(request):
         yield request.param
 
 
-@pytest.fixture(params=[("ref", "exact"), (None, "exact"), (None, "nnpack"), (None, "inference")],
-                ids=["ref-ops", "fastest-ops", "fastest-ops-nnpack", "fastest-ops-inference"])
+@pytest.fixture(
+    params=[("ref", "exact"), (None, "exact"), (None, "nnpack"), (None, "inference")],
+    ids=["ref-ops", "fastest-ops", "fastest-ops-nnpack", "fastest-ops-inference"],
+)
 def conv_path(request):
     """The exact path with both kinds of ops, then the fast paths: with gradients recorded (NNPACK) and
     without (sg2_core.cpu_inference)."""
@@ -86,8 +87,9 @@ def test_r1_first_and_second_order(d32, io32, ops_impl):
     assert_close_rel(penalty, io32["r1_penalty"], VALUES, "r1_penalty")
     params = dict(d32.named_parameters())
     names = list(io32["r1_param_grad_sqnorm"])
-    dreal, *param_grads = torch.autograd.grad(penalty.sum(), [real, *(params[n] for n in names)],
-                                              allow_unused=True, materialize_grads=True)
+    dreal, *param_grads = torch.autograd.grad(
+        penalty.sum(), [real, *(params[n] for n in names)], allow_unused=True, materialize_grads=True
+    )
     assert_close_rel(dreal, io32["r1_dreal"], SECOND_ORDER, "r1_dreal")
     for name, grad in zip(names, param_grads):
         expected = io32["r1_param_grad_sqnorm"][name]
@@ -106,8 +108,9 @@ def test_path_length_first_and_second_order(g32, io32, ops_impl):
     assert_close_rel(lengths, io32["pl_lengths"], VALUES, "pl_lengths")
     params = dict(g32.named_parameters())
     names = list(io32["pl_param_grad_sqnorm"])
-    dws, *param_grads = torch.autograd.grad(lengths.sum(), [ws, *(params[n] for n in names)],
-                                            allow_unused=True, materialize_grads=True)
+    dws, *param_grads = torch.autograd.grad(
+        lengths.sum(), [ws, *(params[n] for n in names)], allow_unused=True, materialize_grads=True
+    )
     assert_close_rel(dws, io32["pl_dws"], SECOND_ORDER, "pl_dws")
     for name, grad in zip(names, param_grads):
         expected = io32["pl_param_grad_sqnorm"][name]
@@ -123,8 +126,9 @@ def _r1_second_order(d, real, names):
     (grads,) = torch.autograd.grad(logits.sum(), real, create_graph=True)
     penalty = grads.square().sum(dim=[1, 2, 3])
     params = dict(d.named_parameters())
-    dreal, *param_grads = torch.autograd.grad(penalty.sum(), [real, *(params[n] for n in names)],
-                                              allow_unused=True, materialize_grads=True)
+    dreal, *param_grads = torch.autograd.grad(
+        penalty.sum(), [real, *(params[n] for n in names)], allow_unused=True, materialize_grads=True
+    )
     return logits, grads, penalty, dreal, {n: g.square().sum().item() for n, g in zip(names, param_grads)}
 
 
@@ -135,8 +139,11 @@ def test_r1_at_64px(ops_impl):
     pure-PyTorch ops, 0)."""
     fx = torch.load(DATA / "d64_r1_nvidia.pt", weights_only=True)
     kwargs = fx["nvidia_D_kwargs"]
-    d = Discriminator(DiscriminatorConfig(resolution=64, channel_base=kwargs["channel_base"],
-                                          channel_max=kwargs["channel_max"], mbstd_group_size=4)).eval()
+    d = Discriminator(
+        DiscriminatorConfig(
+            resolution=64, channel_base=kwargs["channel_base"], channel_max=kwargs["channel_max"], mbstd_group_size=4
+        )
+    ).eval()
     d.load_state_dict(fx["state"])
     logits, grads, penalty, dreal, sqnorms = _r1_second_order(d, fx["real"], list(fx["r1_param_grad_sqnorm"]))
     assert_close_rel(logits, fx["logits_real"], VALUES, "logits_real")

@@ -34,8 +34,13 @@ def test_offsets_values_and_gradients_equal_per_sample_copies(impl):
             single_grads = torch.autograd.grad(single.square().sum(), weights)
             torch.testing.assert_close(batch[i : i + 1], single, atol=1e-5, rtol=1e-5)
             for name, grad, expected in zip(names, grads, single_grads):
-                torch.testing.assert_close(grad[i], expected, atol=1e-5 * float(expected.abs().max()), rtol=1e-4,
-                                           msg=lambda m, name=name: f"{name}: {m}")
+                torch.testing.assert_close(
+                    grad[i],
+                    expected,
+                    atol=1e-5 * float(expected.abs().max()),
+                    rtol=1e-4,
+                    msg=lambda m, name=name: f"{name}: {m}",
+                )
     assert (batch - G.synthesis(ws, noise_mode="const")).abs().max() > 1e-2  # the offsets did something
 
 

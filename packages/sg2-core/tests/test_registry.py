@@ -133,14 +133,14 @@ def test_composition_builds_the_pivot_by_name(g32, toy_methods, targets):
         create_method("toy-refine", generator=g32, pivot="toy-nope")
 
 
-TOY_MODULE = '''
+TOY_MODULE = """
 class ToyMethod:
     name, space = "toy-ep", "w+"
     def __init__(self, generator, scale=1.0):
         self.generator, self.scale = generator, scale
     def __call__(self, images):
         raise NotImplementedError
-'''
+"""
 
 
 @pytest.fixture
@@ -164,7 +164,11 @@ def test_entry_points_are_found_without_importing(g32, installed_family):
     assert {"toy-ep", "toy-broken"} <= set(list_methods())
     info = method_info("toy-ep")
     assert (info.source, info.target, info.distribution, info.version) == (
-        "entry point", "toy_family_method:ToyMethod", "toy-family", "0.3")
+        "entry point",
+        "toy_family_method:ToyMethod",
+        "toy-family",
+        "0.3",
+    )
     assert "toy_family_method" not in sys.modules
     assert method_factory("toy-ep").__name__ == "ToyMethod"  # imports the entry point, builds nothing
     method = create_method("toy-ep", generator=g32, scale=2.0)
@@ -173,8 +177,9 @@ def test_entry_points_are_found_without_importing(g32, installed_family):
 
 
 def test_an_entry_point_that_fails_to_import_names_its_distribution(g32, installed_family):
-    with pytest.raises(MethodLoadError, match="toy-broken = 'toy_family_broken:Method'.*toy-family 0.3.*"
-                                              "RuntimeError: needs a compiler"):
+    with pytest.raises(
+        MethodLoadError, match="toy-broken = 'toy_family_broken:Method'.*toy-family 0.3.*RuntimeError: needs a compiler"
+    ):
         create_method("toy-broken", generator=g32)
 
 
@@ -214,8 +219,10 @@ def wplus(g32):
     """Three W+ codes with per-sample offsets on two layers."""
     gen = torch.Generator().manual_seed(1)
     ws = g32.mapping(torch.randn(3, g32.z_dim, generator=gen)).detach()
-    offsets = {name: 0.1 * torch.randn(3, *g32.synthesis.layer(name).weight.shape, generator=gen)
-               for name in ("b8.conv0", "b32.torgb")}
+    offsets = {
+        name: 0.1 * torch.randn(3, *g32.synthesis.layer(name).weight.shape, generator=gen)
+        for name in ("b8.conv0", "b32.torgb")
+    }
     return Inversion(ws, "w+", g32, offsets, extras={"loss": torch.arange(3.0), "note": "toy"})
 
 
@@ -263,11 +270,13 @@ def test_interpolate(g32, wplus):
         for name, offset in expected.weight_offsets.items():
             torch.testing.assert_close(result.weight_offsets[name], offset)
     mid = wplus.interpolate(other, 0.5)
-    torch.testing.assert_close(mid.weight_offsets["b8.conv0"],
-                               (wplus.weight_offsets["b8.conv0"] + other.weight_offsets["b8.conv0"]) / 2)
+    torch.testing.assert_close(
+        mid.weight_offsets["b8.conv0"], (wplus.weight_offsets["b8.conv0"] + other.weight_offsets["b8.conv0"]) / 2
+    )
     no_offsets = Inversion(wplus.ws, "w+", g32)  # counts as zero offsets
-    torch.testing.assert_close(wplus.interpolate(no_offsets, 0.25).weight_offsets["b32.torgb"],
-                               0.75 * wplus.weight_offsets["b32.torgb"])
+    torch.testing.assert_close(
+        wplus.interpolate(no_offsets, 0.25).weight_offsets["b32.torgb"], 0.75 * wplus.weight_offsets["b32.torgb"]
+    )
     assert no_offsets.interpolate(no_offsets, 0.5).weight_offsets is None
     with pytest.raises(ValueError, match="different generator"):
         wplus.interpolate(Inversion(wplus.ws, "w+", Generator(g32.config)), 0.5)

@@ -25,7 +25,7 @@ def _reals(step: int, n: int = 8) -> torch.Tensor:
     gen = torch.Generator().manual_seed(step)
     images = -torch.ones(n, 1, 16, 16)
     for i, (y, x) in enumerate(torch.randint(0, 10, (n, 2), generator=gen).tolist()):
-        images[i, :, y:y + 6, x:x + 6] = 1
+        images[i, :, y : y + 6, x : x + 6] = 1
     return images
 
 
@@ -63,7 +63,7 @@ def test_lazy_regularisers_run_at_their_intervals_with_their_weights(monkeypatch
     assert (0, "D", 0.5 / 2 * 2) in weights and (3, "G", 2.0 * 3) in weights
     # Adam's settings are scaled by interval / (interval + 1) for the lazy schedule.
     assert trainer.opt_D.param_groups[0]["lr"] == pytest.approx(0.002 * 2 / 3)
-    assert trainer.opt_G.param_groups[0]["betas"][1] == pytest.approx(0.99 ** 0.75)
+    assert trainer.opt_G.param_groups[0]["betas"][1] == pytest.approx(0.99**0.75)
     assert float(trainer.path_length.pl_mean) > 0
 
 
@@ -120,9 +120,29 @@ def test_resume_rejects_a_snapshot_of_another_architecture_or_other_options(tmp_
 
 
 def _cli(out, data, *extra, kimg="0.32"):
-    return [sys.executable, "-m", "sg2_core.train", "--data", str(data), "--out", str(out), "--preset", "tiny",
-            "--kimg", kimg, "--snap-kimg", "0.04", "--tick-kimg", "0.04", "--workers", "0", "--threads", "1",
-            "--no-progress", *extra]
+    return [
+        sys.executable,
+        "-m",
+        "sg2_core.train",
+        "--data",
+        str(data),
+        "--out",
+        str(out),
+        "--preset",
+        "tiny",
+        "--kimg",
+        kimg,
+        "--snap-kimg",
+        "0.04",
+        "--tick-kimg",
+        "0.04",
+        "--workers",
+        "0",
+        "--threads",
+        "1",
+        "--no-progress",
+        *extra,
+    ]
 
 
 @pytest.fixture
@@ -153,8 +173,9 @@ def straight_run(tmp_path_factory):
 
 
 def _start_and_wait_for_a_snapshot(out: Path, data, *extra) -> subprocess.Popen:
-    proc = subprocess.Popen(_cli(out, data, *extra), env={**os.environ, "PYTHONHASHSEED": "0"},
-                            stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        _cli(out, data, *extra), env={**os.environ, "PYTHONHASHSEED": "0"}, stderr=subprocess.PIPE, text=True
+    )
     deadline = time.time() + 240
     while not list(out.glob("snapshot-*.safetensors")) and time.time() < deadline and proc.poll() is None:
         time.sleep(0.05)
@@ -198,8 +219,11 @@ def test_sigint_writes_a_snapshot_exits_130_and_resumes_to_the_same_weights(stra
     assert f"stopped by SIGINT at {images} images; wrote {last}, continue with --resume {stopped}" in err
     assert _log_images(stopped)[-1] == images
 
-    subprocess.run(_cli(stopped, data, "--resume", str(stopped), "--snap-kimg", "0.16", "--tick-kimg", "0.016"),
-                   check=True, timeout=300)
+    subprocess.run(
+        _cli(stopped, data, "--resume", str(stopped), "--snap-kimg", "0.16", "--tick-kimg", "0.016"),
+        check=True,
+        timeout=300,
+    )
     _, weights_a = _final_weights(straight)
     name, weights_b = _final_weights(stopped)
     assert name == "snapshot-000000320.safetensors"
@@ -219,8 +243,19 @@ def test_sigterm_also_stops_with_a_snapshot(tmp_path, npy_data):
 def _api_run(out, data, **kwargs):
     from sg2_core.train import train
 
-    return train(data, out, **{"preset": "tiny", "kimg": 0.016, "snap_kimg": 0.008, "tick_kimg": 0.008,
-                               "workers": 0, "progress": False, **kwargs})
+    return train(
+        data,
+        out,
+        **{
+            "preset": "tiny",
+            "kimg": 0.016,
+            "snap_kimg": 0.008,
+            "tick_kimg": 0.008,
+            "workers": 0,
+            "progress": False,
+            **kwargs,
+        },
+    )
 
 
 def _contents(folder: Path) -> dict:
@@ -231,8 +266,11 @@ def test_a_fresh_run_refuses_a_non_empty_folder_and_leaves_it_as_it_was(tmp_path
     out = tmp_path / "run"
     _api_run(out, npy_data)
     before = _contents(out)
-    with pytest.raises(ValueError, match=rf"--out {out} is not empty \(log.jsonl, run.json, samples-000000008.png, "
-                                         rf"\.\.\.\); continue that run with --resume {out}"):
+    with pytest.raises(
+        ValueError,
+        match=rf"--out {out} is not empty \(log.jsonl, run.json, samples-000000008.png, "
+        rf"\.\.\.\); continue that run with --resume {out}",
+    ):
         _api_run(out, npy_data)
     assert _contents(out) == before
     other = tmp_path / "other"
@@ -307,10 +345,11 @@ def test_two_gloo_processes_keep_identical_weights(tmp_path):
 
 def test_the_command_line_trains_with_two_gloo_processes(tmp_path, npy_data):
     out = tmp_path / "run"
-    subprocess.run(_torchrun("-m", "sg2_core.train", *_cli(out, npy_data, kimg="0.048")[3:]), check=True,
-                   timeout=300)
-    assert sorted(p.name for p in out.glob("snapshot-*")) == ["snapshot-000000040.safetensors",
-                                                              "snapshot-000000048.safetensors"]
+    subprocess.run(_torchrun("-m", "sg2_core.train", *_cli(out, npy_data, kimg="0.048")[3:]), check=True, timeout=300)
+    assert sorted(p.name for p in out.glob("snapshot-*")) == [
+        "snapshot-000000040.safetensors",
+        "snapshot-000000048.safetensors",
+    ]
     assert json.loads((out / "run.json").read_text())["world_size"] == 2
     assert _log_images(out) == [40, 48]
 
@@ -318,8 +357,10 @@ def test_the_command_line_trains_with_two_gloo_processes(tmp_path, npy_data):
 def test_cli_reports_bad_input(tmp_path, npy_data, capsys):
     assert main(["--data", str(npy_data), "--out", str(tmp_path / "a"), "--preset", "fmnist32"]) == 2
     assert "this preset is for 1-channel 32px images, the data has 1 channels at 16px" in capsys.readouterr().err
-    assert main(["--data", str(npy_data), "--out", str(tmp_path / "b"), "--preset", "tiny",
-                 "--resume", str(tmp_path)]) == 2
+    assert (
+        main(["--data", str(npy_data), "--out", str(tmp_path / "b"), "--preset", "tiny", "--resume", str(tmp_path)])
+        == 2
+    )
     assert "no snapshot-*.safetensors" in capsys.readouterr().err
     with pytest.raises(ValueError, match="augment must be one of"):
         TrainingOptions(augment="sometimes")

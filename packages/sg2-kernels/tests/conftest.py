@@ -41,4 +41,3 @@ def compiled_impl_device(request):
 @pytest.fixture(scope="session")
 def ops_fixture():
     return torch.load(DATA / "ops.pt", weights_only=True)
-

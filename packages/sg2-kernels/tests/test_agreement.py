@@ -52,8 +52,12 @@ def test_upfirdn2d_memory_layouts(compiled_impl_device, layout):
     assert not x.is_contiguous()
     f = torch.randn(4, 4, device=device)
     for kwargs in (dict(up=2, padding=[2, 1, 2, 1], gain=4), dict(down=2, padding=1)):
-        assert_close_rel(upfirdn2d(x, f, impl=impl, **kwargs), upfirdn2d(x.contiguous(), f, impl="ref", **kwargs),
-                         1e-5, f"{layout} {kwargs}")
+        assert_close_rel(
+            upfirdn2d(x, f, impl=impl, **kwargs),
+            upfirdn2d(x.contiguous(), f, impl="ref", **kwargs),
+            1e-5,
+            f"{layout} {kwargs}",
+        )
 
 
 @pytest.mark.parametrize("act", list(ACTIVATIONS))
@@ -77,8 +81,12 @@ def test_bias_act_dim(compiled_impl_device, dim):
     impl, device = compiled_impl_device
     x = torch.randn(4, 5, 6, device=device)[:, :, ::2]  # non-contiguous too
     b = torch.randn(x.shape[dim], device=device)
-    assert_close_rel(bias_act(x, b, dim=dim, act="lrelu", impl=impl), bias_act(x, b, dim=dim, act="lrelu", impl="ref"),
-                     1e-6, f"dim={dim}")
+    assert_close_rel(
+        bias_act(x, b, dim=dim, act="lrelu", impl=impl),
+        bias_act(x, b, dim=dim, act="lrelu", impl="ref"),
+        1e-6,
+        f"dim={dim}",
+    )
 
 
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])

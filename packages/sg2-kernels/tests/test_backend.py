@@ -21,7 +21,7 @@ def test_reference_is_always_available():
 def test_cli_lists_every_impl_with_a_reason():
     out = subprocess.run([sys.executable, "-m", "sg2_kernels"], capture_output=True, text=True, check=True).stdout
     for impl, reason in available_impls().items():
-        line = next(l for l in out.splitlines() if l.strip().startswith(impl))
+        line = next(row for row in out.splitlines() if row.strip().startswith(impl))
         assert ("available" if reason is None else reason) in line
 
 

@@ -20,8 +20,9 @@ def test_winograd_table_covers_every_3x3_convolution(capsys):
     from .conftest import _impl_device
 
     _impl_device("cpp", "cpu")
-    assert bench.main(["--device", "cpu", "--resolution", "16", "--batch", "1", "--min-seconds", "0",
-                       "--winograd"]) == 0
+    assert (
+        bench.main(["--device", "cpu", "--resolution", "16", "--batch", "1", "--min-seconds", "0", "--winograd"]) == 0
+    )
     rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("3x3")]
     assert [row.split()[-4] for row in rows] == ["8", "8", "16"], rows
     assert all(row.endswith("x") for row in rows)

@@ -1,7 +1,6 @@
 """Every implementation equals NVIDIA's reference ops (shared/fixtures/sg2/ops.pt): values, first- and
 second-order gradients, within the fixture README's tolerances."""
 
-import pytest
 import torch
 
 from sg2_kernels import bias_act, upfirdn2d
@@ -30,8 +29,16 @@ def test_upfirdn2d_matches_reference(impl_device, ops_fixture):
         x = data["x"].to(device).requires_grad_(True)
 
         def op(x, _b):
-            return upfirdn2d(x, case["f"].to(device), case["up"], case["down"], case["padding"],
-                             case["flip_filter"], case["gain"], impl=impl)
+            return upfirdn2d(
+                x,
+                case["f"].to(device),
+                case["up"],
+                case["down"],
+                case["padding"],
+                case["flip_filter"],
+                case["gain"],
+                impl=impl,
+            )
 
         y, (dx,), (ggy, _) = _grads(op, x, None, case["dy"].to(device))
         assert list(y.shape) == case["out_shape"], what
@@ -51,8 +58,9 @@ def test_bias_act_matches_reference(impl_device, ops_fixture):
         b = None if case["b"] is None else case["b"].to(device).requires_grad_(True)
 
         def op(x, b):
-            return bias_act(x, b, act=case["act"], alpha=case["alpha"], gain=case["gain"], clamp=case["clamp"],
-                            impl=impl)
+            return bias_act(
+                x, b, act=case["act"], alpha=case["alpha"], gain=case["gain"], clamp=case["clamp"], impl=impl
+            )
 
         y, first, second = _grads(op, x, b, case["dy"].to(device))
         assert_close_rel(y, case["y"], FIRST_ORDER, f"y {what}")

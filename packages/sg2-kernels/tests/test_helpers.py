@@ -12,8 +12,10 @@ def test_setup_filter_conventions():
     long = setup_filter([1] * 8)  # 8 taps and more stay 1-D: separable filtering is cheaper
     assert long.shape == (8,) and torch.allclose(long.sum(), torch.tensor(1.0))
     assert setup_filter([1, 2], normalize=False, gain=4).sum().item() == pytest.approx(9 * 4)
-    assert torch.equal(setup_filter([[1.0, 2.0], [3.0, 4.0]], normalize=False, flip_filter=True),
-                       torch.tensor([[4.0, 3.0], [2.0, 1.0]]))
+    assert torch.equal(
+        setup_filter([[1.0, 2.0], [3.0, 4.0]], normalize=False, flip_filter=True),
+        torch.tensor([[4.0, 3.0], [2.0, 1.0]]),
+    )
 
 
 @pytest.mark.parametrize("impl", ["ref", None])

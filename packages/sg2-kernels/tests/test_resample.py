@@ -22,8 +22,9 @@ def _unfused(x, w, f, up, down, padding, groups):
     return upfirdn2d(x, f, down=down, impl="ref") if down > 1 else x
 
 
-@pytest.mark.parametrize("up, down, k, groups", [(1, 1, 3, 1), (2, 1, 3, 1), (2, 1, 3, 2), (1, 2, 3, 1),
-                                                 (1, 2, 1, 1), (1, 2, 3, 2)])
+@pytest.mark.parametrize(
+    "up, down, k, groups", [(1, 1, 3, 1), (2, 1, 3, 1), (2, 1, 3, 2), (1, 2, 3, 1), (1, 2, 1, 1), (1, 2, 3, 2)]
+)
 def test_equals_the_unfused_definition_with_gradients(up, down, k, groups):
     gen = torch.Generator().manual_seed(up * 10 + down + k + groups)
     x = torch.randn(2, 4, 9, 9, generator=gen, dtype=torch.float64, requires_grad=True)
@@ -34,7 +35,9 @@ def test_equals_the_unfused_definition_with_gradients(up, down, k, groups):
     assert fused.shape == (2, 6, 9 * up // down, 9 * up // down) == unfused.shape
     torch.testing.assert_close(fused, unfused, rtol=1e-12, atol=1e-12)
     probe = torch.randn(fused.shape, generator=gen, dtype=torch.float64)
-    for a, b in zip(torch.autograd.grad((fused * probe).sum(), [x, w]), torch.autograd.grad((unfused * probe).sum(), [x, w])):
+    for a, b in zip(
+        torch.autograd.grad((fused * probe).sum(), [x, w]), torch.autograd.grad((unfused * probe).sum(), [x, w])
+    ):
         torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
 
 
@@ -49,8 +52,9 @@ def test_nnpack_only_when_asked_and_within_rounding_of_the_exact_path(monkeypatc
     nnpack = torch._nnpack_spatial_convolution
     monkeypatch.setattr(torch, "_nnpack_spatial_convolution", lambda *a: calls.append(1) or nnpack(*a))
     conv2d = F.conv2d
-    monkeypatch.setattr(F, "conv2d", lambda *a, **k: nnpack_enabled.append(torch._C._get_nnpack_enabled())
-                        or conv2d(*a, **k))
+    monkeypatch.setattr(
+        F, "conv2d", lambda *a, **k: nnpack_enabled.append(torch._C._get_nnpack_enabled()) or conv2d(*a, **k)
+    )
 
     def run(use_nnpack):
         y = conv2d_resample(x, w, padding=1, nnpack=use_nnpack)
@@ -71,10 +75,13 @@ def test_nnpack_only_when_asked_and_within_rounding_of_the_exact_path(monkeypatc
     assert not calls
 
 
-@pytest.mark.parametrize("kwargs, match", [
-    (dict(up=2, down=2), "up and down cannot both be > 1, got up=2, down=2"),
-    (dict(up=2), "up or down > 1 needs the resampling filter f"),
-])
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        (dict(up=2, down=2), "up and down cannot both be > 1, got up=2, down=2"),
+        (dict(up=2), "up or down > 1 needs the resampling filter f"),
+    ],
+)
 def test_bad_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):
         conv2d_resample(torch.zeros(1, 2, 4, 4), torch.zeros(2, 2, 3, 3), padding=1, **kwargs)

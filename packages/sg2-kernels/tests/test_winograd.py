@@ -40,8 +40,12 @@ def test_equals_direct_convolution(impl, up, shape):
     assert y.dtype == torch.float32
     torch.testing.assert_close(y.double(), expected, rtol=0, atol=5e-5 * float(expected.abs().max()))
     plain = winograd.conv3x3(x, winograd.transform_weight(weight, up), up, impl=impl)
-    torch.testing.assert_close(plain.double(), _direct(x, weight, up, torch.ones(n, c), torch.ones(n, o)),
-                               rtol=0, atol=5e-5 * float(expected.abs().max()))
+    torch.testing.assert_close(
+        plain.double(),
+        _direct(x, weight, up, torch.ones(n, c), torch.ones(n, o)),
+        rtol=0,
+        atol=5e-5 * float(expected.abs().max()),
+    )
 
 
 @pytest.mark.parametrize("up", [1, 2])

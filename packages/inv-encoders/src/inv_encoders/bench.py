@@ -38,13 +38,15 @@ from sg2_core import use_impl
 from .checkpoints import from_dict
 from .networks import StyleEncoder, StyleEncoderConfig
 
-OPTS = {"psp": {"encoder_type": "GradualStyleEncoder", "output_size": 1024, "input_nc": 3,
-                "start_from_latent_avg": True},
-        "e4e": {"encoder_type": "Encoder4Editing", "stylegan_size": 1024, "start_from_latent_avg": True}}
+OPTS = {
+    "psp": {"encoder_type": "GradualStyleEncoder", "output_size": 1024, "input_nc": 3, "start_from_latent_avg": True},
+    "e4e": {"encoder_type": "Encoder4Editing", "stylegan_size": 1024, "start_from_latent_avg": True},
+}
 REPOS = {"psp": ("pixel2style2pixel", "GradualStyleEncoder"), "e4e": ("encoder4editing", "Encoder4Editing")}
 
 
 # ------------------------------------------------------------------------------------------------ weights
+
 
 def random_checkpoint(seed: int = 0, calibration: int = 2) -> dict:
     """A pSp-layout checkpoint dict (full size) with random weights whose activations keep a sane range:
@@ -77,6 +79,7 @@ def random_checkpoint(seed: int = 0, calibration: int = 2) -> dict:
 
 
 # ------------------------------------------------------------------------------------------- the reference
+
 
 def _stub_cuda_ops() -> types.ModuleType:
     """``models.stylegan2.op`` compiles CUDA kernels at import; the encoders only import names from it."""
@@ -119,11 +122,12 @@ def reference_encoder(cls: type, method: str, state: dict) -> nn.Module:
     opts = types.SimpleNamespace(input_nc=3, n_styles=18, stylegan_size=1024)
     with contextlib.redirect_stdout(None):  # some constructors print
         enc = cls(50, "ir_se", opts)
-    enc.load_state_dict({k[len("encoder."):]: v for k, v in state.items() if k.startswith("encoder.")}, strict=True)
+    enc.load_state_dict({k[len("encoder.") :]: v for k, v in state.items() if k.startswith("encoder.")}, strict=True)
     return enc.eval().requires_grad_(False)
 
 
 # --------------------------------------------------------------------------------------------- measuring
+
 
 def _timed(fn, device: torch.device) -> float:
     if device.type == "cuda":
@@ -135,14 +139,26 @@ def _timed(fn, device: torch.device) -> float:
     return time.perf_counter() - t
 
 
-def run(psp_repo, e4e_repo=None, batches=(1, 8), repeats: int = 3, device="cpu", amp: str = "none",
-        with_exact: bool = False, seed: int = 0, log=print) -> list[dict]:
+def run(
+    psp_repo,
+    e4e_repo=None,
+    batches=(1, 8),
+    repeats: int = 3,
+    device="cpu",
+    amp: str = "none",
+    with_exact: bool = False,
+    seed: int = 0,
+    log=print,
+) -> list[dict]:
     """One row per (method, batch): ``speed`` and ``memory`` per way, ``diff`` (ours vs the reference)."""
     device = torch.device(device)
     ckpt = random_checkpoint(seed)
     repos = {"psp": psp_repo, "e4e": e4e_repo}
-    autocast = {"none": contextlib.nullcontext, "bf16": lambda: torch.autocast(device.type, torch.bfloat16),
-                "fp16": lambda: torch.autocast(device.type, torch.float16)}[amp]
+    autocast = {
+        "none": contextlib.nullcontext,
+        "bf16": lambda: torch.autocast(device.type, torch.bfloat16),
+        "fp16": lambda: torch.autocast(device.type, torch.float16),
+    }[amp]
     rows = []
     for method in [m for m in ("psp", "e4e") if repos[m] is not None]:
         ours = from_dict(ckpt | {"opts": OPTS[method]}, kind=method).encoder.to(device)
@@ -154,9 +170,11 @@ def run(psp_repo, e4e_repo=None, batches=(1, 8), repeats: int = 3, device="cpu",
 
         ways = {"ours": ours, "reference": reference}
         if with_exact:
+
             def exact(x, ours=ours):
                 with use_impl("ref"):
                     return ours(x)
+
             ways["ours exact"] = exact
         for n in batches:
             x = (torch.rand(n, 3, 256, 256, generator=torch.Generator().manual_seed(seed + n)) * 2 - 1).to(device)
@@ -180,9 +198,11 @@ def run(psp_repo, e4e_repo=None, batches=(1, 8), repeats: int = 3, device="cpu",
 def format_row(row: dict, with_exact: bool = False) -> str:
     s, m = row["speed"], row["memory"]
     exact = f" {s['ours exact']:.3f} | {m['ours exact'] / 2**20:.0f} |" if with_exact else ""
-    return (f"| {row['method']} | {row['batch']} | {s['ours']:.3f} | {s['reference']:.3f} | "
-            f"{s['ours'] / s['reference']:.2f}x | {m['ours'] / 2**20:.0f} / {m['reference'] / 2**20:.0f} |"
-            f"{exact} {row['diff']:.2g} (of {row['scale']:.2g}) |")
+    return (
+        f"| {row['method']} | {row['batch']} | {s['ours']:.3f} | {s['reference']:.3f} | "
+        f"{s['ours'] / s['reference']:.2f}x | {m['ours'] / 2**20:.0f} / {m['reference'] / 2**20:.0f} |"
+        f"{exact} {row['diff']:.2g} (of {row['scale']:.2g}) |"
+    )
 
 
 class _Parser(argparse.ArgumentParser):
@@ -220,11 +240,15 @@ def main(argv=None) -> int:
         parser.error(f"--device {args.device}: no CUDA device is available")
     torch.set_num_threads(args.threads)
     where = f"CPU, {args.threads} thread(s)" if device.type == "cpu" else str(device)
-    print(f"IR-SE50, 256 px, 3 channels, 18 styles, random weights in the official layout; {where}, amp "
-          f"{args.amp}; median of {args.repeats}; load average {os.getloadavg()[0]:.2f} at the start")
+    print(
+        f"IR-SE50, 256 px, 3 channels, 18 styles, random weights in the official layout; {where}, amp "
+        f"{args.amp}; median of {args.repeats}; load average {os.getloadavg()[0]:.2f} at the start"
+    )
     exact = " ours exact img/s | peak exact (MB) |" if args.with_exact else ""
-    print(f"| method | batch | ours img/s | reference img/s | ratio | peak memory ours / reference (MB) |{exact} "
-          "max abs diff |")
+    print(
+        f"| method | batch | ours img/s | reference img/s | ratio | peak memory ours / reference (MB) |{exact} "
+        "max abs diff |"
+    )
     print("|---|---|---|---|---|---|" + ("---|---|" if args.with_exact else "") + "---|")
     run(args.psp_repo, args.e4e_repo, args.batches, args.repeats, device, args.amp, args.with_exact)
     print(f"load average {os.getloadavg()[0]:.2f} at the end")

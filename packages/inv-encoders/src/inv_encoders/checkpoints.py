@@ -30,12 +30,25 @@ from sg2_core.encoders import UNITS_PER_STAGE
 from .networks import KINDS, W_ONLY, LatentCodesDiscriminator, StyleEncoder, StyleEncoderConfig, widths_of
 
 # opts.encoder_type -> (kind, pyramid) for pSp / e4e files and for ReStyle files
-ENCODER_TYPES = {"GradualStyleEncoder": ("psp", True), "Encoder4Editing": ("e4e", True),
-                 "BackboneEncoderUsingLastLayerIntoW": ("psp-w", False)}
-RESTYLE_TYPES = {"BackboneEncoder": ("restyle-psp", False), "GradualStyleEncoder": ("restyle-psp", True),
-                 "ProgressiveBackboneEncoder": ("restyle-e4e", False), "Encoder4Editing": ("restyle-e4e", True)}
-NAMES = {"psp": "pSp", "e4e": "e4e", "restyle-psp": "ReStyle-pSp", "restyle-e4e": "ReStyle-e4e",
-         "psp-w": "pSp W-encoder", "e4e-w": "e4e W-encoder"}
+ENCODER_TYPES = {
+    "GradualStyleEncoder": ("psp", True),
+    "Encoder4Editing": ("e4e", True),
+    "BackboneEncoderUsingLastLayerIntoW": ("psp-w", False),
+}
+RESTYLE_TYPES = {
+    "BackboneEncoder": ("restyle-psp", False),
+    "GradualStyleEncoder": ("restyle-psp", True),
+    "ProgressiveBackboneEncoder": ("restyle-e4e", False),
+    "Encoder4Editing": ("restyle-e4e", True),
+}
+NAMES = {
+    "psp": "pSp",
+    "e4e": "e4e",
+    "restyle-psp": "ReStyle-pSp",
+    "restyle-e4e": "ReStyle-e4e",
+    "psp-w": "pSp W-encoder",
+    "e4e-w": "e4e W-encoder",
+}
 E4E_OPTIONS = ("w_discriminator_lambda", "delta_norm_lambda", "progressive_start")  # in e4e's opts, not pSp's
 DEFAULT_OUTPUT_SIZE = 1024  # pSp's inference script fills it in when older files lack it
 
@@ -54,7 +67,7 @@ class EncoderCheckpoint:
 
 
 def _prefixed(state: Mapping, prefix: str) -> dict:
-    return {k[len(prefix):]: v for k, v in state.items() if isinstance(k, str) and k.startswith(prefix)}
+    return {k[len(prefix) :]: v for k, v in state.items() if isinstance(k, str) and k.startswith(prefix)}
 
 
 def detect_kind(opts: Mapping, path=None) -> tuple[str, bool]:
@@ -63,12 +76,14 @@ def detect_kind(opts: Mapping, path=None) -> tuple[str, bool]:
     table = RESTYLE_TYPES if restyle else ENCODER_TYPES
     encoder_type = opts.get("encoder_type")
     if encoder_type is None:  # older files: the repositories' defaults
-        encoder_type = "BackboneEncoder" if restyle else "Encoder4Editing" if "stylegan_size" in opts \
-            else "GradualStyleEncoder"
+        encoder_type = (
+            "BackboneEncoder" if restyle else "Encoder4Editing" if "stylegan_size" in opts else "GradualStyleEncoder"
+        )
     if encoder_type not in table:
         origin = "ReStyle" if restyle else "pSp/e4e"
-        raise CheckpointError(f"{origin} encoder_type {encoder_type!r} is not supported (supported: "
-                              f"{', '.join(sorted(table))})", path)
+        raise CheckpointError(
+            f"{origin} encoder_type {encoder_type!r} is not supported (supported: {', '.join(sorted(table))})", path
+        )
     kind, pyramid = table[encoder_type]
     if kind == "psp-w" and any(k in opts for k in E4E_OPTIONS):
         kind = "e4e-w"
@@ -85,35 +100,44 @@ def encoder_config(kind: str, pyramid: bool, opts: Mapping, state: Mapping, star
     needed = ["input_layer.0.weight", linear]
     missing = [k for k in needed if k not in state]
     if missing:
-        raise CheckpointError(f"the encoder has no {', '.join(missing)} (keys 'encoder.{missing[0]}'): "
-                              "not a pSp-family encoder", path)
+        raise CheckpointError(
+            f"the encoder has no {', '.join(missing)} (keys 'encoder.{missing[0]}'): not a pSp-family encoder", path
+        )
     units = _units(state)
     depths = {sum(v): k for k, v in UNITS_PER_STAGE.items()}
     if units not in depths:
-        raise CheckpointError(f"the encoder trunk has {units} units; IR-SE 50/100/152 have "
-                              f"{sorted(depths)}", path)
+        raise CheckpointError(f"the encoder trunk has {units} units; IR-SE 50/100/152 have {sorted(depths)}", path)
     num_layers = depths[units]
-    size = opts.get("stylegan_size" if kind in ("e4e", "e4e-w") else "output_size") or opts.get("output_size") \
+    size = (
+        opts.get("stylegan_size" if kind in ("e4e", "e4e-w") else "output_size")
+        or opts.get("output_size")
         or DEFAULT_OUTPUT_SIZE
+    )
     if not isinstance(size, int) or size < 4 or size & (size - 1):
         raise CheckpointError(f"opts output size {size!r} is not a power of two", path)
     convs = len({k for k in state if re.match(r"styles\.0\.convs\.\d+\.weight$", k)})
     return StyleEncoderConfig(
-        kind=kind, n_styles=2 * int(math.log2(size)) - 2,
+        kind=kind,
+        n_styles=2 * int(math.log2(size)) - 2,
         in_channels=int(state["input_layer.0.weight"].shape[1]),
-        input_size=16 * 2 ** convs if convs else 256,  # style 0 reads the stride-16 map down to 1x1
+        input_size=16 * 2**convs if convs else 256,  # style 0 reads the stride-16 map down to 1x1
         style_dim=int(state[linear].shape[0]),
-        widths=widths_of(state, UNITS_PER_STAGE[num_layers]), num_layers=num_layers,
-        mode="ir_se" if "body.0.res_layer.5.fc1.weight" in state else "ir", pyramid=pyramid,
-        start_from_latent_avg=start, n_iters=int(opts.get("n_iters_per_batch", 5)))
+        widths=widths_of(state, UNITS_PER_STAGE[num_layers]),
+        num_layers=num_layers,
+        mode="ir_se" if "body.0.res_layer.5.fc1.weight" in state else "ir",
+        pyramid=pyramid,
+        start_from_latent_avg=start,
+        n_iters=int(opts.get("n_iters_per_batch", 5)),
+    )
 
 
 def _strict(module: nn.Module, state: Mapping, what: str, path) -> None:
     """One error listing every missing, unexpected and mis-shaped key, then a strict, copy-free load."""
     expected = {k: tuple(v.shape) for k, v in module.state_dict().items()}
     check_state(expected, state, what, path)
-    module.load_state_dict({k: v if v.dtype == torch.int64 else v.float() for k, v in state.items()},
-                           strict=True, assign=True)
+    module.load_state_dict(
+        {k: v if v.dtype == torch.int64 else v.float() for k, v in state.items()}, strict=True, assign=True
+    )
 
 
 def _discriminator(state: Mapping, path) -> LatentCodesDiscriminator | None:
@@ -131,8 +155,9 @@ def from_dict(obj, path=None, generator=None, kind: str | None = None) -> Encode
     """An :class:`EncoderCheckpoint` from an already loaded checkpoint dict (see :func:`load`)."""
     if not isinstance(obj, Mapping) or not isinstance(obj.get("state_dict"), Mapping):
         got = f"a dict with keys {sorted(map(str, obj))}" if isinstance(obj, Mapping) else f"a {type(obj).__name__}"
-        raise CheckpointError(f"not a pSp/e4e/ReStyle checkpoint: expected a dict with 'state_dict' and 'opts', "
-                              f"got {got}", path)
+        raise CheckpointError(
+            f"not a pSp/e4e/ReStyle checkpoint: expected a dict with 'state_dict' and 'opts', got {got}", path
+        )
     opts = obj.get("opts") or {}
     if not isinstance(opts, Mapping):
         raise CheckpointError(f"opts is a {type(opts).__name__}, not a dict", path)
@@ -143,9 +168,12 @@ def from_dict(obj, path=None, generator=None, kind: str | None = None) -> Encode
         if kind in W_ONLY and found in W_ONLY:
             found = kind  # one network, two trainings: the caller names it
         elif kind != found:
-            raise CheckpointError(f"this is a {NAMES[found]} checkpoint (opts.encoder_type "
-                                  f"{opts.get('encoder_type')!r}), not a {NAMES[kind]} one; use the {found!r} "
-                                  f"method or load(path, kind={found!r})", path)
+            raise CheckpointError(
+                f"this is a {NAMES[found]} checkpoint (opts.encoder_type "
+                f"{opts.get('encoder_type')!r}), not a {NAMES[kind]} one; use the {found!r} "
+                f"method or load(path, kind={found!r})",
+                path,
+            )
     state = obj["state_dict"]
     enc_state = _prefixed(state, "encoder.")
     if not enc_state:
@@ -167,8 +195,11 @@ def from_dict(obj, path=None, generator=None, kind: str | None = None) -> Encode
     if latent_avg is None and start:
         w_avg = None if generator is None else generator.mapping.w_avg
         if w_avg is None or not torch.isfinite(w_avg).all():
-            raise CheckpointError(f"the file has no latent_avg, which {NAMES[found]} starts from, and no generator "
-                                  "w_avg is known to use instead", path)
+            raise CheckpointError(
+                f"the file has no latent_avg, which {NAMES[found]} starts from, and no generator "
+                "w_avg is known to use instead",
+                path,
+            )
         latent_avg = w_avg.detach().cpu()
     if latent_avg is not None:
         try:
@@ -176,12 +207,16 @@ def from_dict(obj, path=None, generator=None, kind: str | None = None) -> Encode
         except ValueError as exc:
             raise CheckpointError(str(exc), path) from None
     if generator is not None and (generator.num_ws, generator.w_dim) != (config.n_styles, config.style_dim):
-        raise CheckpointError(f"the encoder predicts {config.n_styles} codes of width {config.style_dim} but the "
-                              f"generator takes {generator.num_ws} of width {generator.w_dim}", path)
+        raise CheckpointError(
+            f"the encoder predicts {config.n_styles} codes of width {config.style_dim} but the "
+            f"generator takes {generator.num_ws} of width {generator.w_dim}",
+            path,
+        )
 
     disc_state = _prefixed(state, "discriminator.") or obj.get("discriminator_state_dict") or {}
-    return EncoderCheckpoint(found, net.eval(), generator, _discriminator(disc_state, path), dict(opts),
-                             None if path is None else Path(path))
+    return EncoderCheckpoint(
+        found, net.eval(), generator, _discriminator(disc_state, path), dict(opts), None if path is None else Path(path)
+    )
 
 
 def load(path, generator=None, *, kind: str | None = None, device=None) -> EncoderCheckpoint:

@@ -44,14 +44,18 @@ def read_trained(path, kind: str, generator, condition: str | None = None) -> St
     loaded = load_networks(path)
     net = loaded.get("encoder")
     if not isinstance(net, StyleEncoder):
-        raise ValueError(f"{path}: holds {sorted(loaded)} but no 'encoder' StyleEncoder (a file written by "
-                         "python -m inv_encoders.train)")
+        raise ValueError(
+            f"{path}: holds {sorted(loaded)} but no 'encoder' StyleEncoder (a file written by "
+            "python -m inv_encoders.train)"
+        )
     if net.config.kind != kind:
         raise ValueError(f"{path}: holds a {NAMES[net.config.kind]} encoder, not a {NAMES[kind]} one")
     training = loaded.extra.get("training") if isinstance(loaded.extra, dict) else None
     if isinstance(training, dict) and training.get("condition") != condition:
-        raise ValueError(f"{path}: holds an encoder trained on {_inputs(training.get('condition'))}, this method "
-                         f"takes {_inputs(condition)}")
+        raise ValueError(
+            f"{path}: holds an encoder trained on {_inputs(training.get('condition'))}, this method "
+            f"takes {_inputs(condition)}"
+        )
     return net
 
 
@@ -65,9 +69,19 @@ class EncoderMethod(Method):
     trainable = True
     demo_file: str | None = None  # the shipped asset's name when it is not demo_weights_file(kind)
 
-    def __init__(self, generator=None, *, callback=None, device=None, weights=None, allow_untrained: bool = False,
-                 widths: Sequence[int] = DEFAULT_WIDTHS, input_size: int | None = None, weights_seed: int = 0,
-                 stage: int | None = None):
+    def __init__(
+        self,
+        generator=None,
+        *,
+        callback=None,
+        device=None,
+        weights=None,
+        allow_untrained: bool = False,
+        widths: Sequence[int] = DEFAULT_WIDTHS,
+        input_size: int | None = None,
+        weights_seed: int = 0,
+        stage: int | None = None,
+    ):
         super().__init__(generator, callback=callback, device=device)
         if stage is not None and (isinstance(stage, bool) or not isinstance(stage, int) or stage < 0):
             raise ValueError(f"stage must be None (all deltas) or an int >= 0, got {stage!r}")
@@ -77,13 +91,17 @@ class EncoderMethod(Method):
         self.net = self._network(weights, allow_untrained, widths, input_size, weights_seed).to(self.device).eval()
         cfg, g = self.net.config, self.generator
         if (cfg.n_styles, cfg.style_dim) != (g.num_ws, g.w_dim):
-            raise ValueError(f"the encoder predicts {cfg.n_styles} codes of width {cfg.style_dim} but the generator "
-                             f"takes {g.num_ws} of width {g.w_dim}")
+            raise ValueError(
+                f"the encoder predicts {cfg.n_styles} codes of width {cfg.style_dim} but the generator "
+                f"takes {g.num_ws} of width {g.w_dim}"
+            )
         self.input_resolution = cfg.input_size
         self.input_channels = cfg.in_channels - g.img_channels if cfg.restyle else cfg.in_channels
         if cfg.restyle and self.input_channels != g.img_channels:
-            raise ValueError(f"a ReStyle encoder takes the image and the generator's reconstruction stacked: "
-                             f"{2 * g.img_channels} channels for this generator, the encoder has {cfg.in_channels}")
+            raise ValueError(
+                f"a ReStyle encoder takes the image and the generator's reconstruction stacked: "
+                f"{2 * g.img_channels} channels for this generator, the encoder has {cfg.in_channels}"
+            )
 
     def _network(self, weights, allow_untrained, widths, input_size, weights_seed) -> StyleEncoder:
         if isinstance(weights, (str, Path)):
@@ -104,13 +122,21 @@ class EncoderMethod(Method):
             if g.config == demo.GENERATOR_CONFIG and shipped.is_file():
                 with as_file(shipped) as path:
                     return read_trained(path, self.kind, g, self.input_condition)
-            raise ValueError(f"method {self.name!r} has trained weights for the demo generator only: pass "
-                             f"weights=<an official {NAMES[self.kind]} checkpoint, a file from python -m "
-                             "inv_encoders.train, or a StyleEncoder>, or allow_untrained=True for random weights")
+            raise ValueError(
+                f"method {self.name!r} has trained weights for the demo generator only: pass "
+                f"weights=<an official {NAMES[self.kind]} checkpoint, a file from python -m "
+                "inv_encoders.train, or a StyleEncoder>, or allow_untrained=True for random weights"
+            )
         restyle = self.kind.startswith("restyle")
-        config = StyleEncoderConfig(kind=self.kind, n_styles=g.num_ws, style_dim=g.w_dim, widths=tuple(widths),
-                                    in_channels=g.img_channels * (2 if restyle else 1), pyramid=not restyle,
-                                    input_size=input_size or g.img_resolution)
+        config = StyleEncoderConfig(
+            kind=self.kind,
+            n_styles=g.num_ws,
+            style_dim=g.w_dim,
+            widths=tuple(widths),
+            in_channels=g.img_channels * (2 if restyle else 1),
+            pyramid=not restyle,
+            input_size=input_size or g.img_resolution,
+        )
         with torch.random.fork_rng(devices=[]):  # the same options give the same random network
             torch.manual_seed(weights_seed)
             net = StyleEncoder(config)
@@ -129,8 +155,15 @@ class PSP(EncoderMethod):
     name, kind = "psp", "psp"
     trainer = "inv_encoders.train_encoders:train_psp"
 
-    def __init__(self, generator=None, *, latent_mask: Sequence[int] | None = None, mix_alpha: float | None = None,
-                 seed: int | Sequence[int] = 0, **options):
+    def __init__(
+        self,
+        generator=None,
+        *,
+        latent_mask: Sequence[int] | None = None,
+        mix_alpha: float | None = None,
+        seed: int | Sequence[int] = 0,
+        **options,
+    ):
         super().__init__(generator, **options)
         num_ws = self.generator.num_ws
         if latent_mask is not None:
@@ -154,8 +187,9 @@ class PSP(EncoderMethod):
 
     def _mix(self, codes: torch.Tensor) -> torch.Tensor:
         g = self.generator
-        z = torch.stack([torch.randn(g.z_dim, generator=torch.Generator().manual_seed(s))
-                         for s in self._seeds(len(codes))])
+        z = torch.stack(
+            [torch.randn(g.z_dim, generator=torch.Generator().manual_seed(s)) for s in self._seeds(len(codes))]
+        )
         injected = g.mapping(z.to(codes))  # pSp: the decoder's mapping of z, no truncation
         mask = self.latent_mask
         alpha = 1.0 if self.mix_alpha is None else float(self.mix_alpha)

@@ -87,13 +87,24 @@ class StyleEncoder(nn.Module):
         config = config if config is not None else StyleEncoderConfig(**kwargs)
         self.config = config
         if config.kind in W_ONLY:
-            self.encoder = WEncoder(config.in_channels, w_dim=config.style_dim, num_layers=config.num_layers,
-                                    mode=config.mode, widths=config.widths)
+            self.encoder = WEncoder(
+                config.in_channels,
+                w_dim=config.style_dim,
+                num_layers=config.num_layers,
+                mode=config.mode,
+                widths=config.widths,
+            )
         else:
-            self.encoder = PyramidStyleEncoder(config.n_styles, config.in_channels, input_size=config.input_size,
-                                               num_layers=config.num_layers, mode=config.mode,
-                                               widths=config.widths, style_dim=config.style_dim,
-                                               pyramid=config.pyramid)
+            self.encoder = PyramidStyleEncoder(
+                config.n_styles,
+                config.in_channels,
+                input_size=config.input_size,
+                num_layers=config.num_layers,
+                mode=config.mode,
+                widths=config.widths,
+                style_dim=config.style_dim,
+                pyramid=config.pyramid,
+            )
         self.register_buffer("latent_avg", torch.zeros(config.n_styles, config.style_dim))
 
     @property
@@ -105,8 +116,10 @@ class StyleEncoder(nn.Module):
         value = torch.as_tensor(latent_avg).detach()
         dim = self.config.style_dim
         if value.shape not in ((self.config.n_styles, dim), (1, dim), (dim,)):
-            raise ValueError(f"latent_avg must have shape [{self.config.n_styles}, {dim}], [1, {dim}] or [{dim}], "
-                             f"got {list(value.shape)}")
+            raise ValueError(
+                f"latent_avg must have shape [{self.config.n_styles}, {dim}], [1, {dim}] or [{dim}], "
+                f"got {list(value.shape)}"
+            )
         with torch.no_grad():
             if self.latent_avg.is_meta or value.is_meta:
                 self.latent_avg = value.to(self.latent_avg.dtype).reshape(-1, dim).expand(self.config.n_styles, dim)

@@ -58,9 +58,15 @@ def progressive_stage(step: int, start: int, every: int, n_styles: int) -> int:
 
 def build_encoder(kind: str, generator, widths, input_size=None) -> StyleEncoder:
     restyle = kind.startswith("restyle")
-    config = StyleEncoderConfig(kind=kind, n_styles=generator.num_ws, style_dim=generator.w_dim, widths=tuple(widths),
-                                in_channels=generator.img_channels * (2 if restyle else 1), pyramid=not restyle,
-                                input_size=input_size or generator.img_resolution)
+    config = StyleEncoderConfig(
+        kind=kind,
+        n_styles=generator.num_ws,
+        style_dim=generator.w_dim,
+        widths=tuple(widths),
+        in_channels=generator.img_channels * (2 if restyle else 1),
+        pyramid=not restyle,
+        input_size=input_size or generator.img_resolution,
+    )
     net = StyleEncoder(config)
     net.set_latent_avg(generator.mapping.w_avg.detach().float().cpu())
     return net
@@ -69,10 +75,27 @@ def build_encoder(kind: str, generator, widths, input_size=None) -> StyleEncoder
 class EncoderObjective(fit.Objective):
     """pSp / pSp-W / e4e / e4e-W / ReStyle training for a frozen generator."""
 
-    def __init__(self, kind: str, generator, encoder: StyleEncoder, loss, *, lr: float = 1e-4, w_norm: float = 0.0,
-                 delta_norm: float = 2e-4, w_disc: float = 0.1, d_lr: float = 2e-5, r1_gamma: float = 10.0,
-                 r1_every: int = 16, progressive_start: int = 0, progressive_every: int = 100, n_iters: int = 5,
-                 condition: str | None = None, w_pool_size: int = 0, pool_seed: int = 0):
+    def __init__(
+        self,
+        kind: str,
+        generator,
+        encoder: StyleEncoder,
+        loss,
+        *,
+        lr: float = 1e-4,
+        w_norm: float = 0.0,
+        delta_norm: float = 2e-4,
+        w_disc: float = 0.1,
+        d_lr: float = 2e-5,
+        r1_gamma: float = 10.0,
+        r1_every: int = 16,
+        progressive_start: int = 0,
+        progressive_every: int = 100,
+        n_iters: int = 5,
+        condition: str | None = None,
+        w_pool_size: int = 0,
+        pool_seed: int = 0,
+    ):
         self.kind, self.G, self.net, self.loss = kind, generator, encoder.train(), loss
         self.condition = condition
         self.progressive = kind in PROGRESSIVE
@@ -90,8 +113,10 @@ class EncoderObjective(fit.Objective):
             self.networks["discriminator"] = self.D
             self.optimizers["discriminator"] = torch.optim.Adam(self.D.parameters(), lr=d_lr)
         # e4e's history pools (size 0: none); their own seeded generators, so resume is exact
-        self.pools = {which: LatentPool(w_pool_size if self.w_disc else 0, generator.w_dim, 2 * pool_seed + i)
-                      for i, which in enumerate(("real", "fake"))}
+        self.pools = {
+            which: LatentPool(w_pool_size if self.w_disc else 0, generator.w_dim, 2 * pool_seed + i)
+            for i, which in enumerate(("real", "fake"))
+        }
 
     def final(self):
         return {"encoder": self.net}
@@ -172,15 +197,17 @@ class EncoderObjective(fit.Objective):
             real = real[:, 0] if real.ndim == 3 else real
         if self.pools["fake"].size:  # e4e with pools: one random active code per sample, through the history
             # e4e-w's w goes in as [N, D]: no pick to draw, so its runs keep the pool's random sequence
-            real, fake = self.pools["real"].query(real), self.pools["fake"].query(
-                codes if codes.ndim == 2 else self._active(codes))
+            real, fake = (
+                self.pools["real"].query(real),
+                self.pools["fake"].query(codes if codes.ndim == 2 else self._active(codes)),
+            )
         else:
             fake = self._active(codes).flatten(0, 1)
         loss = F.softplus(self.D(fake)).mean() + F.softplus(-self.D(real)).mean()
         parts = {"d_loss": loss.detach()}
         if step % self.r1_every == 0:
             real = real.detach().requires_grad_(True)
-            grad, = torch.autograd.grad(self.D(real).sum(), real, create_graph=True)
+            (grad,) = torch.autograd.grad(self.D(real).sum(), real, create_graph=True)
             penalty = grad.square().sum(1).mean()
             loss = loss + self.r1_gamma / 2 * self.r1_every * penalty
             parts["d_r1"] = penalty.detach()
@@ -209,8 +236,10 @@ class EncoderObjective(fit.Objective):
 
 def trainer(method: str):
     """The ``trainer`` entry of ``method``: ``main(argv)`` for ``--method method``."""
+
     def main(argv=None) -> int:
         return train(method, argv)
+
     return main
 
 
@@ -228,12 +257,21 @@ def train(method: str, argv=None) -> int:
     p.add_argument("--d-lr", type=float, default=2e-5)
     p.add_argument("--r1-gamma", type=float, default=10.0)
     p.add_argument("--r1-every", type=int, default=16)
-    p.add_argument("--w-pool-size", type=int, default=50, help="e4e: history pools of latent codes for the latent "
-                   "discriminator, this many codes each (0: none)")
-    p.add_argument("--progressive-start", type=int, default=None, help="e4e: steps at stage 0 (default: a fifth "
-                   "of --steps)")
-    p.add_argument("--progressive-every", type=int, default=None, help="e4e: steps per added delta (default: "
-                   "spread over the rest of the run)")
+    p.add_argument(
+        "--w-pool-size",
+        type=int,
+        default=50,
+        help="e4e: history pools of latent codes for the latent discriminator, this many codes each (0: none)",
+    )
+    p.add_argument(
+        "--progressive-start", type=int, default=None, help="e4e: steps at stage 0 (default: a fifth of --steps)"
+    )
+    p.add_argument(
+        "--progressive-every",
+        type=int,
+        default=None,
+        help="e4e: steps per added delta (default: spread over the rest of the run)",
+    )
     p.add_argument("--n-iters", type=int, default=5, help="ReStyle: iterations per batch")
     add_loss_arguments(p)
     args = p.parse_args(argv)
@@ -246,8 +284,13 @@ def train(method: str, argv=None) -> int:
     if kind in PROGRESSIVE:
         options.update(delta_norm=args.delta_norm, progressive_start=start)
     if kind in ADVERSARIAL:
-        options.update(w_disc=args.w_disc, d_lr=args.d_lr, r1_gamma=args.r1_gamma, r1_every=args.r1_every,
-                       w_pool_size=args.w_pool_size)
+        options.update(
+            w_disc=args.w_disc,
+            d_lr=args.d_lr,
+            r1_gamma=args.r1_gamma,
+            r1_every=args.r1_every,
+            w_pool_size=args.w_pool_size,
+        )
     if kind.startswith("restyle"):
         options["n_iters"] = args.n_iters
 
@@ -258,11 +301,25 @@ def train(method: str, argv=None) -> int:
         options["progressive_every"] = every
         with torch.device(device):
             encoder = build_encoder(kind, generator, args.widths, args.input_size)
-        return EncoderObjective(kind, generator, encoder, loss, lr=args.lr, w_norm=args.w_norm,
-                                delta_norm=args.delta_norm, w_disc=args.w_disc, d_lr=args.d_lr,
-                                r1_gamma=args.r1_gamma, r1_every=args.r1_every, progressive_start=start,
-                                progressive_every=every, n_iters=args.n_iters, condition=condition,
-                                w_pool_size=args.w_pool_size, pool_seed=args.seed + 1000 * fit.world()[0])
+        return EncoderObjective(
+            kind,
+            generator,
+            encoder,
+            loss,
+            lr=args.lr,
+            w_norm=args.w_norm,
+            delta_norm=args.delta_norm,
+            w_disc=args.w_disc,
+            d_lr=args.d_lr,
+            r1_gamma=args.r1_gamma,
+            r1_every=args.r1_every,
+            progressive_start=start,
+            progressive_every=every,
+            n_iters=args.n_iters,
+            condition=condition,
+            w_pool_size=args.w_pool_size,
+            pool_seed=args.seed + 1000 * fit.world()[0],
+        )
 
     return fit.run(args, build, options, name=method)
 

@@ -27,26 +27,70 @@ pack = pack_state
 first = lambda io, names: {k: io[k][:1].clone() for k in names}  # noqa: E731
 
 inputs = load("inputs.pt")
-torch.save({"x256_0_f16_lzma": squeeze(inputs["x256"][:1]), "y256_0_f16_lzma": squeeze(inputs["y256"][:1]),
-            "disc_codes": inputs["disc_codes"].clone()}, out / "inputs.pt")
+torch.save(
+    {
+        "x256_0_f16_lzma": squeeze(inputs["x256"][:1]),
+        "y256_0_f16_lzma": squeeze(inputs["y256"][:1]),
+        "disc_codes": inputs["disc_codes"].clone(),
+    },
+    out / "inputs.pt",
+)
 
 w, io, e4e = load("psp_fpn_weights.pt"), load("psp_fpn_io.pt"), load("e4e_io.pt")
-torch.save({"weights": pack(w["state_dict"]), "class": w["class"], "commit": w["commit"],
-            **first(io, ["codes", "codes_f64"]), **first(e4e, [k for k in e4e if k.startswith("w_stage")]),
-            "e4e_commit": e4e["commit"]}, out / "psp_fpn.pt")
+torch.save(
+    {
+        "weights": pack(w["state_dict"]),
+        "class": w["class"],
+        "commit": w["commit"],
+        **first(io, ["codes", "codes_f64"]),
+        **first(e4e, [k for k in e4e if k.startswith("w_stage")]),
+        "e4e_commit": e4e["commit"],
+    },
+    out / "psp_fpn.pt",
+)
 
 w, io = load("restyle_weights.pt"), load("restyle_io.pt")
-torch.save({"weights": pack(w["state_dict"]), "class": w["class"], "commit": w["commit"],
-            **first(io, ["codes", "codes_f64", "progressive_w_stage0", "progressive_w_stage0_f64",
-                         "progressive_w_stage18", "progressive_w_stage18_f64"])}, out / "restyle.pt")
+torch.save(
+    {
+        "weights": pack(w["state_dict"]),
+        "class": w["class"],
+        "commit": w["commit"],
+        **first(
+            io,
+            [
+                "codes",
+                "codes_f64",
+                "progressive_w_stage0",
+                "progressive_w_stage0_f64",
+                "progressive_w_stage18",
+                "progressive_w_stage18_f64",
+            ],
+        ),
+    },
+    out / "restyle.pt",
+)
 
 w, io = load("e4e_disc_weights.pt"), load("e4e_disc_io.pt")
-torch.save({"state_dict": w["state_dict"], "class": w["class"], "commit": w["commit"],
-            "logits": io["logits"], "logits_f64": io["logits_f64"]}, out / "e4e_disc.pt")
+torch.save(
+    {
+        "state_dict": w["state_dict"],
+        "class": w["class"],
+        "commit": w["commit"],
+        "logits": io["logits"],
+        "logits_f64": io["logits_f64"],
+    },
+    out / "e4e_disc.pt",
+)
 
 layouts = json.loads((src / "keys_official.json").read_text())["layouts"]
-names = ["psp_GradualStyleEncoder", "e4e_Encoder4Editing", "restyle_BackboneEncoder_6ch",
-         "restyle_ProgressiveBackboneEncoder_6ch", "e4e_LatentCodesDiscriminator", "psp_BackboneEncoderUsingLastLayerIntoW"]
+names = [
+    "psp_GradualStyleEncoder",
+    "e4e_Encoder4Editing",
+    "restyle_BackboneEncoder_6ch",
+    "restyle_ProgressiveBackboneEncoder_6ch",
+    "e4e_LatentCodesDiscriminator",
+    "psp_BackboneEncoderUsingLastLayerIntoW",
+]
 keep = {n: {k: layouts[n][k] for k in ("class", "n_keys", "n_parameters", "keys")} for n in names}
 with gzip.open(out / "layouts_official.json.gz", "wt", encoding="utf-8", compresslevel=9) as f:
     json.dump(keep, f, separators=(",", ":"), sort_keys=True)

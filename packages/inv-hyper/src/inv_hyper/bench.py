@@ -26,8 +26,11 @@ from sg2_core import Generator, GeneratorConfig
 
 from .hypernetwork import Hypernetwork
 
-BENCH_CONFIG = GeneratorConfig(resolution=256, z_dim=256, w_dim=256, channel_base=8192, channel_max=256,
-                               mapping_layers=2)
+BENCH_CONFIG = GeneratorConfig(
+    resolution=256, z_dim=256, w_dim=256, channel_base=8192, channel_max=256, mapping_layers=2
+)
+
+
 def batched(G, ws, deltas):
     with torch.no_grad():
         return G.synthesis(ws, weight_offsets=deltas, noise_mode="const")
@@ -45,7 +48,7 @@ def per_sample_copies(G, ws, deltas):
             Gi = copy.deepcopy(G)
             for name, delta in deltas.items():
                 Gi.synthesis.layer(name).weight.add_(delta[i])
-            outs.append(Gi.synthesis(ws[i:i + 1], noise_mode="const"))
+            outs.append(Gi.synthesis(ws[i : i + 1], noise_mode="const"))
     return torch.cat(outs)
 
 
@@ -59,8 +62,7 @@ def run(batches=(1, 8), repeats: int = 3, seed: int = 0) -> list[dict]:
         with torch.no_grad():
             deltas = {k: 0.1 * v for k, v in hyper(codes, codes.roll(1, 0)).items()}  # ~0.03 std, as trained
             ws = G.mapping(torch.randn(n, G.z_dim))
-        ways = {"batched offsets": batched, "copy per sample": per_sample_copies,
-                "no offsets": batched_without_offsets}
+        ways = {"batched offsets": batched, "copy per sample": per_sample_copies, "no offsets": batched_without_offsets}
         outs, memory, times = {}, {}, {k: [] for k in ways}
         for name, fn in ways.items():  # warm-up, output and memory
             outs[name], memory[name] = peak_growth(lambda: fn(G, ws, deltas))
@@ -86,16 +88,22 @@ def main(argv=None) -> int:
     torch.set_num_threads(args.threads)
     c = BENCH_CONFIG
     params = sum(p.numel() for p in Generator(c).parameters())
-    print(f"generator {c.resolution} px, channel_base {c.channel_base}, channel_max {c.channel_max}, w_dim {c.w_dim} "
-          f"({params / 1e6:.2f} M parameters); CPU, {args.threads} thread(s), median of {args.repeats}")
-    print("| batch | batched offsets img/s | copy per sample img/s | ratio | ceiling (no offsets) | "
-          "peak RSS growth batched / copies (MB) | max abs diff |")
+    print(
+        f"generator {c.resolution} px, channel_base {c.channel_base}, channel_max {c.channel_max}, w_dim {c.w_dim} "
+        f"({params / 1e6:.2f} M parameters); CPU, {args.threads} thread(s), median of {args.repeats}"
+    )
+    print(
+        "| batch | batched offsets img/s | copy per sample img/s | ratio | ceiling (no offsets) | "
+        "peak RSS growth batched / copies (MB) | max abs diff |"
+    )
     print("|---|---|---|---|---|---|---|")
     for row in run(args.batches, args.repeats):
         s, m = row["speed"], row["memory"]
-        print(f"| {row['batch']} | {s['batched offsets']:.2f} | {s['copy per sample']:.2f} | "
-              f"{s['batched offsets'] / s['copy per sample']:.2f}x | {s['no offsets'] / s['copy per sample']:.2f}x | "
-              f"{m['batched offsets'] / 2**20:.1f} / {m['copy per sample'] / 2**20:.1f} | {row['diff']:.2g} |")
+        print(
+            f"| {row['batch']} | {s['batched offsets']:.2f} | {s['copy per sample']:.2f} | "
+            f"{s['batched offsets'] / s['copy per sample']:.2f}x | {s['no offsets'] / s['copy per sample']:.2f}x | "
+            f"{m['batched offsets'] / 2**20:.1f} / {m['copy per sample'] / 2**20:.1f} | {row['diff']:.2g} |"
+        )
     return 0
 
 

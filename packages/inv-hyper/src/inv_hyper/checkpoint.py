@@ -31,11 +31,13 @@ class CheckpointError(ValueError):
 
 def _trunk(state: dict, prefix: str, where: str) -> tuple[int, tuple[int, ...]]:
     """(num_layers, stage widths) of an IR-SE trunk, read off its unit shapes."""
-    units = sorted({int(k[len(prefix) + 5:].split(".")[0]) for k in state if k.startswith(prefix + "body.")})
+    units = sorted({int(k[len(prefix) + 5 :].split(".")[0]) for k in state if k.startswith(prefix + "body.")})
     counts = {sum(c): n for n, c in UNITS_PER_STAGE.items()}
     if not units or units != list(range(len(units))) or len(units) not in counts:
-        raise CheckpointError(f"{where}: {prefix}body has {len(units)} units; an IR-SE trunk has "
-                              f"{sorted(counts)} (IR-SE{'/'.join(map(str, UNITS_PER_STAGE))})")
+        raise CheckpointError(
+            f"{where}: {prefix}body has {len(units)} units; an IR-SE trunk has "
+            f"{sorted(counts)} (IR-SE{'/'.join(map(str, UNITS_PER_STAGE))})"
+        )
     num_layers = counts[len(units)]
     starts = [sum(UNITS_PER_STAGE[num_layers][:i]) for i in range(4)]
     widths = tuple(int(state[f"{prefix}body.{u}.res_layer.1.weight"].shape[0]) for u in starts)
@@ -49,9 +51,11 @@ def _check_hypernet_shapes(state: dict, generator, where: str) -> None:
     extra = [k for k in found if k not in wanted]
     if extra:
         names = [layer_key(k.removesuffix("_weight").replace("_", ".")) for k in extra]
-        raise CheckpointError(f"{where}: its hypernetwork predicts layers the generator does not have: {names} "
-                              f"(a checkpoint for a {generator.img_resolution} px generator has "
-                              f"{list(target_shapes(generator))})")
+        raise CheckpointError(
+            f"{where}: its hypernetwork predicts layers the generator does not have: {names} "
+            f"(a checkpoint for a {generator.img_resolution} px generator has "
+            f"{list(target_shapes(generator))})"
+        )
     for key, (name, shape) in wanted.items():  # generator order: the first layer that does not fit is named
         if key not in found:
             continue  # missing regressors are listed by the strict load
@@ -59,9 +63,11 @@ def _check_hypernet_shapes(state: dict, generator, where: str) -> None:
         d, k = int(w1.shape[0]), shape[2]
         theirs = (int(w2.shape[1]) // (k * k), int(w1.shape[1]) // d, k, k)
         if theirs != tuple(shape) or int(w2.shape[1]) % (k * k) or int(w1.shape[1]) % d:
-            raise CheckpointError(f"{where}: the checkpoint's hypernetwork predicts {name} weights of shape "
-                                  f"{list(theirs)}, but the generator's {name}.weight is {list(shape)}; "
-                                  "it was trained for another generator")
+            raise CheckpointError(
+                f"{where}: the checkpoint's hypernetwork predicts {name} weights of shape "
+                f"{list(theirs)}, but the generator's {name}.weight is {list(shape)}; "
+                "it was trained for another generator"
+            )
 
 
 def networks_from_state(state: dict, opts: dict | None, generator, *, where: str = "checkpoint") -> HyperNetworks:
@@ -70,39 +76,53 @@ def networks_from_state(state: dict, opts: dict | None, generator, *, where: str
     opts = dict(opts or {})
     unknown = sorted({k.split(".")[0] + "." for k in state if not k.startswith(PREFIXES)})
     if unknown:
-        raise CheckpointError(f"{where}: unexpected state_dict prefixes {unknown}; an official HyperInverter "
-                              f"checkpoint has {list(PREFIXES)}")
+        raise CheckpointError(
+            f"{where}: unexpected state_dict prefixes {unknown}; an official HyperInverter "
+            f"checkpoint has {list(PREFIXES)}"
+        )
     missing = [p for p in REQUIRED if not any(k.startswith(p) for k in state)]
     if missing:
-        raise CheckpointError(f"{where}: no {missing} weights; an official HyperInverter checkpoint has "
-                              f"{list(PREFIXES)}")
+        raise CheckpointError(
+            f"{where}: no {missing} weights; an official HyperInverter checkpoint has {list(PREFIXES)}"
+        )
     if opts.get("target_shape_name", "conv_without_bias") != "conv_without_bias":
-        raise CheckpointError(f"{where}: opts.target_shape_name={opts['target_shape_name']!r}; only "
-                              "'conv_without_bias' (the released models) is supported")
+        raise CheckpointError(
+            f"{where}: opts.target_shape_name={opts['target_shape_name']!r}; only "
+            "'conv_without_bias' (the released models) is supported"
+        )
     size = opts.get("output_size")
     if size is not None and int(size) != generator.img_resolution:
-        raise CheckpointError(f"{where}: it was trained for a {size} px generator (opts.output_size), the given "
-                              f"generator is {generator.img_resolution} px")
+        raise CheckpointError(
+            f"{where}: it was trained for a {size} px generator (opts.output_size), the given "
+            f"generator is {generator.img_resolution} px"
+        )
     _check_hypernet_shapes(state, generator, where)
 
     num_layers, widths = _trunk(state, "w_bar_encoder.", where)
     w_layers, w_widths = _trunk(state, "w_encoder.", where)
     if w_layers != num_layers:
-        raise CheckpointError(f"{where}: the W encoder is IR-SE{w_layers}, the W-bar encoder IR-SE{num_layers}; "
-                              "both must be the same depth")
+        raise CheckpointError(
+            f"{where}: the W encoder is IR-SE{w_layers}, the W-bar encoder IR-SE{num_layers}; "
+            "both must be the same depth"
+        )
     regressor = next(k.rsplit(".", 1)[0] for k in state if k.startswith("hypernet.weight_regressors."))
     hidden = int(state[f"{regressor}.w1"].shape[0])
     if opts.get("hidden_dim") is not None and int(opts["hidden_dim"]) != hidden:
         raise CheckpointError(f"{where}: opts.hidden_dim={opts['hidden_dim']} but its regressors have D={hidden}")
     config = HyperConfig(
-        widths=widths, w_encoder_widths=w_widths if w_widths != widths else None, num_layers=num_layers,
-        feature_dim=int(state["w_bar_encoder.styles.0.convs.0.weight"].shape[0]), hidden_dim=hidden,
+        widths=widths,
+        w_encoder_widths=w_widths if w_widths != widths else None,
+        num_layers=num_layers,
+        feature_dim=int(state["w_bar_encoder.styles.0.convs.0.weight"].shape[0]),
+        hidden_dim=hidden,
         extractor_dim=int(state[f"{regressor}.feature_extractor.0.weight"].shape[0]),
-        encoder_size=256)  # the reference always encodes at 256 px
+        encoder_size=256,
+    )  # the reference always encodes at 256 px
     device = next(iter(state.values())).device
     with torch.device(device):
-        networks = HyperNetworks.for_generator(generator, config,
-                                               with_discriminator=any(k.startswith("discriminator.") for k in state))
+        networks = HyperNetworks.for_generator(
+            generator, config, with_discriminator=any(k.startswith("discriminator.") for k in state)
+        )
     _load_strict(networks, state, where)
     return networks
 
@@ -111,13 +131,20 @@ def _load_strict(networks: HyperNetworks, state: dict, where: str) -> None:
     own = networks.state_dict()
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
-    shapes = [f"{k}: file {list(state[k].shape)}, expected {list(own[k].shape)}"
-              for k in sorted(set(own) & set(state)) if tuple(state[k].shape) != tuple(own[k].shape)]
+    shapes = [
+        f"{k}: file {list(state[k].shape)}, expected {list(own[k].shape)}"
+        for k in sorted(set(own) & set(state))
+        if tuple(state[k].shape) != tuple(own[k].shape)
+    ]
     if missing or unexpected or shapes:
-        parts = [f"missing keys {missing}" if missing else "", f"unexpected keys {unexpected}" if unexpected else "",
-                 f"mis-shaped {shapes}" if shapes else ""]
-        raise CheckpointError(f"{where} does not fit HyperInverter for this generator: "
-                              + "; ".join(p for p in parts if p))
+        parts = [
+            f"missing keys {missing}" if missing else "",
+            f"unexpected keys {unexpected}" if unexpected else "",
+            f"mis-shaped {shapes}" if shapes else "",
+        ]
+        raise CheckpointError(
+            f"{where} does not fit HyperInverter for this generator: " + "; ".join(p for p in parts if p)
+        )
     # Official files store float32 (fixtures float16): convert to the network's dtype, keep integer buffers.
     cast = {k: v.to(own[k].dtype) for k, v in state.items()}
     networks.load_state_dict(cast, strict=True, assign=own[next(iter(own))].is_meta)
@@ -134,11 +161,15 @@ def read_networks(path, generator) -> HyperNetworks:
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # pickled code, a truncated file, not a torch file
-        raise CheckpointError(f"{path}: not a readable HyperInverter checkpoint ({type(error).__name__}: "
-                              f"{str(error).splitlines()[0] if str(error) else ''})") from None
+        raise CheckpointError(
+            f"{path}: not a readable HyperInverter checkpoint ({type(error).__name__}: "
+            f"{str(error).splitlines()[0] if str(error) else ''})"
+        ) from None
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
-        raise CheckpointError(f"{path}: an official HyperInverter checkpoint is a dict with 'state_dict' and "
-                              f"'opts', got {sorted(ckpt) if isinstance(ckpt, dict) else type(ckpt).__name__}")
+        raise CheckpointError(
+            f"{path}: an official HyperInverter checkpoint is a dict with 'state_dict' and "
+            f"'opts', got {sorted(ckpt) if isinstance(ckpt, dict) else type(ckpt).__name__}"
+        )
     opts = ckpt.get("opts") or {}
     if not isinstance(opts, dict):  # argparse Namespaces cannot come through weights_only; dicts can
         opts = {}
@@ -151,13 +182,21 @@ def _read_native(path: Path, generator) -> HyperNetworks:
     loaded = load_networks(path)
     networks = loaded.get("networks")
     if not isinstance(networks, HyperNetworks):
-        raise CheckpointError(f"{path}: holds {sorted(loaded)} but no HyperInverter 'networks' (a file written by "
-                              "python -m inv_hyper.train)")
+        raise CheckpointError(
+            f"{path}: holds {sorted(loaded)} but no HyperInverter 'networks' (a file written by "
+            "python -m inv_hyper.train)"
+        )
     if not networks.matches(generator):
         theirs = dict(networks.config.targets)
         mine = target_shapes(generator)
-        diff = next((f"{k}: file {list(theirs.get(k, ()))}, generator {list(mine.get(k, ()))}"
-                     for k in {**mine, **theirs} if theirs.get(k) != mine.get(k)), "channels or w_dim differ")
+        diff = next(
+            (
+                f"{k}: file {list(theirs.get(k, ()))}, generator {list(mine.get(k, ()))}"
+                for k in {**mine, **theirs}
+                if theirs.get(k) != mine.get(k)
+            ),
+            "channels or w_dim differ",
+        )
         raise CheckpointError(f"{path}: its networks were trained for another generator ({diff})")
     return networks
 
@@ -168,4 +207,3 @@ def load(path, generator, **options):
     from .method import HyperInverter
 
     return HyperInverter(generator, networks=read_networks(path, generator), **options)
-

@@ -62,10 +62,14 @@ class WeightRegressor(nn.Module):
         )
         # 8x8 -> 8x8 -> 4x4 -> 2x2 -> 1x1
         self.feature_extractor = nn.Sequential(
-            nn.Conv2d(input_dim, extractor_dim, 3, padding=1), nn.ReLU(),
-            nn.Conv2d(extractor_dim, extractor_dim, 4, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(extractor_dim, extractor_dim, 4, stride=2, padding=1), nn.ReLU(),
-            nn.Conv2d(extractor_dim, hidden_dim, 4, stride=2, padding=1), nn.ReLU(),
+            nn.Conv2d(input_dim, extractor_dim, 3, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(extractor_dim, extractor_dim, 4, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(extractor_dim, extractor_dim, 4, stride=2, padding=1),
+            nn.ReLU(),
+            nn.Conv2d(extractor_dim, hidden_dim, 4, stride=2, padding=1),
+            nn.ReLU(),
         )
         self.w1 = nn.Parameter(torch.empty(hidden_dim, in_ch * hidden_dim))
         self.b1 = nn.Parameter(torch.zeros(in_ch * hidden_dim))
@@ -107,14 +111,17 @@ class Hypernetwork(nn.Module):
         self.layers = [layer_key(name) for name in targets]
         self.w_idx = {name: w_index(name) for name in self.layers}
         self.input_dim = input_dim
-        self.weight_regressors = nn.ModuleDict({
-            self._module_key(name): WeightRegressor(shape, input_dim, hidden_dim, extractor_dim)
-            for name, shape in zip(self.layers, targets.values())
-        })
+        self.weight_regressors = nn.ModuleDict(
+            {
+                self._module_key(name): WeightRegressor(shape, input_dim, hidden_dim, extractor_dim)
+                for name, shape in zip(self.layers, targets.values())
+            }
+        )
 
     @classmethod
-    def for_generator(cls, generator, input_dim: int = 512, hidden_dim: int = 128, extractor_dim: int = 64,
-                      layers=None):
+    def for_generator(
+        cls, generator, input_dim: int = 512, hidden_dim: int = 128, extractor_dim: int = 64, layers=None
+    ):
         """The hypernetwork for every conv and toRGB of ``generator`` (or only ``layers``)."""
         shapes = target_shapes(generator)
         if layers is not None:
@@ -135,11 +142,18 @@ class Hypernetwork(nn.Module):
         return max(self.w_idx.values()) + 1
 
     def _check(self, label, codes):
-        if not isinstance(codes, torch.Tensor) or codes.ndim != 5 or codes.shape[2] != self.input_dim \
-                or codes.shape[1] < self.num_maps or tuple(codes.shape[3:]) != (8, 8):
+        if (
+            not isinstance(codes, torch.Tensor)
+            or codes.ndim != 5
+            or codes.shape[2] != self.input_dim
+            or codes.shape[1] < self.num_maps
+            or tuple(codes.shape[3:]) != (8, 8)
+        ):
             shape = list(codes.shape) if isinstance(codes, torch.Tensor) else type(codes).__name__
-            raise ValueError(f"{label} must be [N, >={self.num_maps}, {self.input_dim}, 8, 8] "
-                             f"(the W-bar encoder's maps), got {shape}")
+            raise ValueError(
+                f"{label} must be [N, >={self.num_maps}, {self.input_dim}, 8, 8] "
+                f"(the W-bar encoder's maps), got {shape}"
+            )
 
     def forward(self, w_image_codes: torch.Tensor, w_bar_codes: torch.Tensor, return_features: bool = False):
         """``{layer: [N, out, in, k, k]}`` weight offsets (and ``{module key: [N, D]}`` features if asked)
@@ -147,8 +161,10 @@ class Hypernetwork(nn.Module):
         self._check("w_image_codes", w_image_codes)
         self._check("w_bar_codes", w_bar_codes)
         if w_image_codes.shape != w_bar_codes.shape:
-            raise ValueError(f"w_image_codes {list(w_image_codes.shape)} and w_bar_codes "
-                             f"{list(w_bar_codes.shape)} must have the same shape")
+            raise ValueError(
+                f"w_image_codes {list(w_image_codes.shape)} and w_bar_codes "
+                f"{list(w_bar_codes.shape)} must have the same shape"
+            )
         deltas, features = {}, {}
         for name in self.layers:
             key = self._module_key(name)

@@ -28,8 +28,11 @@ def interpolate(method: HyperInverter, a: torch.Tensor, b: torch.Tensor, steps: 
         for t in torch.linspace(0, 1, steps).tolist():
             frames.append(first.interpolate(second, t).render())
     size = frames[0].shape[-2:]
-    resize = (lambda x: torch.nn.functional.interpolate(x, size=size, mode="bilinear", align_corners=False)) \
-        if a.shape[-2:] != size else (lambda x: x)
+    resize = (
+        (lambda x: torch.nn.functional.interpolate(x, size=size, mode="bilinear", align_corners=False))
+        if a.shape[-2:] != size
+        else (lambda x: x)
+    )
     return torch.stack([resize(a), *frames, resize(b)], dim=1)
 
 
@@ -50,8 +53,11 @@ def _pairs(args, generator) -> tuple[torch.Tensor, torch.Tensor, str]:
 
 
 def main(argv=None) -> int:
-    p = argparse.ArgumentParser(prog="python -m inv_hyper.interpolate", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m inv_hyper.interpolate",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     p.add_argument("images", nargs="*", help="A and B (default: demo test images)")
     p.add_argument("--steps", type=int, default=8, help="renders between A and B, both ends included")
     p.add_argument("--out", default="interpolation.png", help="the grid's PNG file (refused if it exists)")
@@ -74,8 +80,11 @@ def main(argv=None) -> int:
         if args.generator is not None and args.weights is None:
             raise ValueError("--generator needs --weights (the shipped weights are for the demo generator)")
         device = resolve_device(args.device)
-        G = demo.load_generator(device) if args.generator is None else \
-            load_checkpoint(args.generator).G_ema.to(device).eval().requires_grad_(False)
+        G = (
+            demo.load_generator(device)
+            if args.generator is None
+            else load_checkpoint(args.generator).G_ema.to(device).eval().requires_grad_(False)
+        )
         method = HyperInverter(G, weights=args.weights, phase1=args.phase1, device=device)
         a, b, what = _pairs(args, G)
         rows = interpolate(method, a.to(device), b.to(device), args.steps)

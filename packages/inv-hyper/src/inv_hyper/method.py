@@ -15,11 +15,10 @@ every image instead (``python -m inv_hyper.bench`` compares the two).
 from __future__ import annotations
 
 import warnings
+from importlib.resources import as_file, files
 
 import torch
 import torch.nn.functional as F
-
-from importlib.resources import as_file, files
 
 from sg2_core import Inversion, Method, StepInfo, create_method, list_methods, method_spec
 
@@ -46,8 +45,9 @@ def resize(images: torch.Tensor, size: int) -> torch.Tensor:
 def _add_offsets(a: dict | None, b: dict | None) -> dict | None:
     """Layer-wise sum; a layer only one side has counts as zero on the other."""
     a, b = a or {}, b or {}
-    return {name: a[name] + b[name] if name in a and name in b else a.get(name, b.get(name))
-            for name in {**a, **b}} or None
+    return {
+        name: a[name] + b[name] if name in a and name in b else a.get(name, b.get(name)) for name in {**a, **b}
+    } or None
 
 
 class HyperInverter(Method):
@@ -57,20 +57,46 @@ class HyperInverter(Method):
     trainable, trainer = True, "inv_hyper.train_hyper:main"
     input_resolution = None  # the generator's; both encoders resize to their own size (256 px officially)
 
-    def __init__(self, generator=None, *, weights=None, allow_untrained: bool = False, networks=None,
-                 phase1: str | None = None, phase1_options: dict | None = None, input_resolution: int | None = None,
-                 widths=(64, 128, 256, 512), feature_dim: int = 512, hidden_dim: int = 128, extractor_dim: int = 64,
-                 encoder_size: int = 256, init_seed: int = 0, callback=None, device=None):
+    def __init__(
+        self,
+        generator=None,
+        *,
+        weights=None,
+        allow_untrained: bool = False,
+        networks=None,
+        phase1: str | None = None,
+        phase1_options: dict | None = None,
+        input_resolution: int | None = None,
+        widths=(64, 128, 256, 512),
+        feature_dim: int = 512,
+        hidden_dim: int = 128,
+        extractor_dim: int = 64,
+        encoder_size: int = 256,
+        init_seed: int = 0,
+        callback=None,
+        device=None,
+    ):
         super().__init__(generator, callback=callback, device=device)
         if input_resolution is not None and (not isinstance(input_resolution, int) or input_resolution < 1):
-            raise ValueError(f"input_resolution must be a positive int or None (the generator's), "
-                             f"got {input_resolution!r}")
+            raise ValueError(
+                f"input_resolution must be a positive int or None (the generator's), got {input_resolution!r}"
+            )
         self.input_resolution = input_resolution
         untrained = networks is None and weights is None and allow_untrained
         if networks is None:
-            networks = self._networks(weights, allow_untrained, HyperConfig(
-                widths=tuple(widths), feature_dim=feature_dim, hidden_dim=hidden_dim, extractor_dim=extractor_dim,
-                encoder_size=encoder_size), init_seed, phase1)
+            networks = self._networks(
+                weights,
+                allow_untrained,
+                HyperConfig(
+                    widths=tuple(widths),
+                    feature_dim=feature_dim,
+                    hidden_dim=hidden_dim,
+                    extractor_dim=extractor_dim,
+                    encoder_size=encoder_size,
+                ),
+                init_seed,
+                phase1,
+            )
         elif weights is not None:
             raise ValueError("give weights= (a file) or networks=, not both")
         dtype = next(generator.parameters()).dtype
@@ -81,10 +107,13 @@ class HyperInverter(Method):
             phase1 = trained_on  # networks trained on a method's codes have no W encoder: that method is phase I
         self.phase1 = self._phase1(phase1, phase1_options)
         if phase1 != trained_on and not untrained:
-            warnings.warn(f"{self.name}: its phase II was trained to refine the codes of "
-                          f"{repr(trained_on) if trained_on else 'its own W encoder'}, not those of phase1={phase1!r}, "
-                          f"so its weight offsets fit them worse; train a phase II for {phase1!r}: python -m "
-                          f"inv_hyper.train --method hyperinverter --phase 2 --phase1 {phase1}", stacklevel=2)
+            warnings.warn(
+                f"{self.name}: its phase II was trained to refine the codes of "
+                f"{repr(trained_on) if trained_on else 'its own W encoder'}, not those of phase1={phase1!r}, "
+                f"so its weight offsets fit them worse; train a phase II for {phase1!r}: python -m "
+                f"inv_hyper.train --method hyperinverter --phase 2 --phase1 {phase1}",
+                stacklevel=2,
+            )
 
     def _networks(self, weights, allow_untrained, config, init_seed, phase1) -> HyperNetworks:
         from .checkpoint import read_networks
@@ -95,18 +124,22 @@ class HyperInverter(Method):
             name = demo_weights(phase1)
             shipped = files("inv_hyper").joinpath("assets", name)
             if not shipped.is_file():
-                raise FileNotFoundError(f"{self.name}: the demo weights {name} are missing from the "
-                                        f"inv_hyper package (expected at {shipped}); reinstall inv-hyper, or pass "
-                                        "weights=")
+                raise FileNotFoundError(
+                    f"{self.name}: the demo weights {name} are missing from the "
+                    f"inv_hyper package (expected at {shipped}); reinstall inv-hyper, or pass "
+                    "weights="
+                )
             with as_file(shipped) as path:
                 try:
                     return read_networks(path, self.generator)
                 except ValueError:
                     pass  # another generator than the demo's: say what to pass instead
-            raise FileNotFoundError(f"{self.name}: the shipped weights are for the demo generator only; for this "
-                                    "generator pass weights= (an official HyperInverter checkpoint, or a file from "
-                                    "python -m inv_hyper.train), or allow_untrained=True for random networks "
-                                    "(tests only)")
+            raise FileNotFoundError(
+                f"{self.name}: the shipped weights are for the demo generator only; for this "
+                "generator pass weights= (an official HyperInverter checkpoint, or a file from "
+                "python -m inv_hyper.train), or allow_untrained=True for random networks "
+                "(tests only)"
+            )
         with torch.random.fork_rng(devices=[]):  # random but reproducible, without touching the caller's RNG
             torch.manual_seed(init_seed)
             return HyperNetworks.for_generator(self.generator, config)
@@ -118,8 +151,10 @@ class HyperInverter(Method):
             return None
         spec = method_spec(phase1)
         if spec.space != "w":
-            raise ValueError(f"phase1={phase1!r} is a {spec.space!r}-space method; HyperInverter's phase I must be a "
-                             f"W-space method (space 'w'): one of {list_methods(space='w')}")
+            raise ValueError(
+                f"phase1={phase1!r} is a {spec.space!r}-space method; HyperInverter's phase I must be a "
+                f"W-space method (space 'w'): one of {list_methods(space='w')}"
+            )
         return create_method(phase1, generator=self.generator, **(options or {}))
 
     @torch.no_grad()
@@ -166,8 +201,10 @@ class HyperInverterW(HyperInverter):
     def invert(self, images: torch.Tensor, init: Inversion | None) -> Inversion:
         if self.phase1 is not None:
             if self.networks.w_encoder is None:
-                raise ValueError(f"{self.name}: these networks refine the codes of {self.phase1.name!r} and have no "
-                                 f"W encoder of their own; use the {self.phase1.name!r} method itself")
+                raise ValueError(
+                    f"{self.name}: these networks refine the codes of {self.phase1.name!r} and have no "
+                    f"W encoder of their own; use the {self.phase1.name!r} method itself"
+                )
             raise ValueError(f"{self.name} is HyperInverter's own W encoder; phase1= belongs to hyperinverter")
         with torch.no_grad():
             base = self.generator.mapping.w_avg if init is None else init.ws.to(images).mean(dim=1)

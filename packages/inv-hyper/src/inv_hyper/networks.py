@@ -47,10 +47,13 @@ class HyperConfig(Serializable):
     def for_generator(self, generator, *, with_discriminator: bool = False) -> HyperConfig:
         """These sizes for ``generator``: its channels, w_dim, target layers (and its discriminator's config)."""
         d = discriminator_config(generator)
-        return replace(self, img_channels=generator.img_channels, w_dim=generator.w_dim,
-                       targets=tuple(target_shapes(generator).items()),
-                       discriminator=(d.resolution, d.img_channels, d.channel_base, d.channel_max)
-                       if with_discriminator else ())
+        return replace(
+            self,
+            img_channels=generator.img_channels,
+            w_dim=generator.w_dim,
+            targets=tuple(target_shapes(generator).items()),
+            discriminator=(d.resolution, d.img_channels, d.channel_base, d.channel_max) if with_discriminator else (),
+        )
 
     def sizes(self) -> HyperConfig:
         """The sizes alone (the generator's part cleared): compare two configs' network sizes."""
@@ -60,8 +63,9 @@ class HyperConfig(Serializable):
 def discriminator_config(generator) -> DiscriminatorConfig:
     """The SG2-ADA discriminator matching ``generator`` (its resolution, channels and channel widths)."""
     g = generator.config
-    return DiscriminatorConfig(resolution=g.resolution, img_channels=g.img_channels, channel_base=g.channel_base,
-                               channel_max=g.channel_max)
+    return DiscriminatorConfig(
+        resolution=g.resolution, img_channels=g.img_channels, channel_base=g.channel_base, channel_max=g.channel_max
+    )
 
 
 @register_network(config_class=HyperConfig)
@@ -76,33 +80,60 @@ class HyperNetworks(nn.Module):
         self.config = config
         channels = config.img_channels
         # trained on another method's codes, the networks have no W encoder of their own
-        self.w_encoder = None if config.phase1 else WEncoder(channels, w_dim=config.w_dim,
-                                                             num_layers=config.num_layers,
-                                                             widths=config.w_encoder_widths or config.widths)
-        self.hypernet = Hypernetwork(dict(config.targets), input_dim=config.feature_dim,
-                                     hidden_dim=config.hidden_dim, extractor_dim=config.extractor_dim)
+        self.w_encoder = (
+            None
+            if config.phase1
+            else WEncoder(
+                channels,
+                w_dim=config.w_dim,
+                num_layers=config.num_layers,
+                widths=config.w_encoder_widths or config.widths,
+            )
+        )
+        self.hypernet = Hypernetwork(
+            dict(config.targets),
+            input_dim=config.feature_dim,
+            hidden_dim=config.hidden_dim,
+            extractor_dim=config.extractor_dim,
+        )
         size = config.encoder_size
         if not isinstance(size, int) or size < 64 or size & (size - 1):
-            raise ValueError(f"encoder_size must be a power of two >= 64 (the style blocks need 16x16 maps to reach "
-                             f"8x8), got {size!r}")
+            raise ValueError(
+                f"encoder_size must be a power of two >= 64 (the style blocks need 16x16 maps to reach "
+                f"8x8), got {size!r}"
+            )
         # One 8x8 map per style index the regressors read: 2*log2(R)-2, the generator's num_ws. Below 256 px the
         # stride-16 (and at 64 px the stride-8) maps are under 16x16, so those styles read the next finer map.
-        self.w_bar_encoder = PyramidStyleEncoder(self.hypernet.num_maps, channels, input_size=size,
-                                                 num_layers=config.num_layers, widths=config.widths,
-                                                 style_dim=config.feature_dim, style_spatial=8,
-                                                 coarse=3 if size >= 256 else 0, middle=7 if size >= 128 else 0)
+        self.w_bar_encoder = PyramidStyleEncoder(
+            self.hypernet.num_maps,
+            channels,
+            input_size=size,
+            num_layers=config.num_layers,
+            widths=config.widths,
+            style_dim=config.feature_dim,
+            style_spatial=8,
+            coarse=3 if size >= 256 else 0,
+            middle=7 if size >= 128 else 0,
+        )
         if config.discriminator:
             resolution, img_channels, channel_base, channel_max = config.discriminator
-            self.discriminator = Discriminator(DiscriminatorConfig(resolution=resolution, img_channels=img_channels,
-                                                                   channel_base=channel_base, channel_max=channel_max))
+            self.discriminator = Discriminator(
+                DiscriminatorConfig(
+                    resolution=resolution, img_channels=img_channels, channel_base=channel_base, channel_max=channel_max
+                )
+            )
 
     @classmethod
-    def for_generator(cls, generator, config: HyperConfig = HyperConfig(), *,
-                      with_discriminator: bool = False) -> HyperNetworks:
+    def for_generator(
+        cls, generator, config: HyperConfig = HyperConfig(), *, with_discriminator: bool = False
+    ) -> HyperNetworks:
         return cls(config.for_generator(generator, with_discriminator=with_discriminator))
 
     def matches(self, generator) -> bool:
         """Whether these networks were built for ``generator``'s layers, channels and w_dim."""
         c = self.config
-        return (c.img_channels, c.w_dim, dict(c.targets)) == (generator.img_channels, generator.w_dim,
-                                                             target_shapes(generator))
+        return (c.img_channels, c.w_dim, dict(c.targets)) == (
+            generator.img_channels,
+            generator.w_dim,
+            target_shapes(generator),
+        )

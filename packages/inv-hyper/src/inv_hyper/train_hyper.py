@@ -56,9 +56,21 @@ class PhaseTwo(PhaseOne):
     """The W-bar encoder and the hypernetwork on a frozen phase I (the networks' W encoder, or ``phase1``: a
     W-space method); adversarial after a warm-up."""
 
-    def __init__(self, generator, networks: HyperNetworks, loss, lr: float, *, discriminator=None,
-                 adv: float = 0.0, adv_start: int = 0, r1_gamma: float = 10.0, r1_every: int = 16,
-                 d_lr: float = 1e-4, phase1=None):
+    def __init__(
+        self,
+        generator,
+        networks: HyperNetworks,
+        loss,
+        lr: float,
+        *,
+        discriminator=None,
+        adv: float = 0.0,
+        adv_start: int = 0,
+        r1_gamma: float = 10.0,
+        r1_every: int = 16,
+        d_lr: float = 1e-4,
+        phase1=None,
+    ):
         self.generator, self.loss, self.net, self.phase1 = generator, loss, networks, phase1
         networks.train()
         if networks.w_encoder is not None:
@@ -131,8 +143,10 @@ def _discriminator(spec: str, device):
 
     D = load_checkpoint(spec).D
     if D is None:
-        raise ValueError(f"--adv needs the generator's discriminator, and {spec} holds none (only a generator); "
-                         "pass --adv 0, or a checkpoint with D")
+        raise ValueError(
+            f"--adv needs the generator's discriminator, and {spec} holds none (only a generator); "
+            "pass --adv 0, or a checkpoint with D"
+        )
     return D.to(device)
 
 
@@ -141,17 +155,23 @@ def main(argv=None) -> int:
 
     p = fit.parser("python -m inv_hyper.train", __doc__)
     p.add_argument("--phase", type=int, choices=(1, 2), required=True)
-    p.add_argument("--phase1", help="phase 2: the phase-1 result (a file written by --phase 1) whose W encoder it "
-                   "uses, or a registered W-space method (e.g. e4e-w) whose codes it refines")
+    p.add_argument(
+        "--phase1",
+        help="phase 2: the phase-1 result (a file written by --phase 1) whose W encoder it "
+        "uses, or a registered W-space method (e.g. e4e-w) whose codes it refines",
+    )
     p.add_argument("--lr", type=float, default=1e-4)
     p.add_argument("--adv", type=float, default=0.005, help="phase 2: adversarial weight (0: none)")
-    p.add_argument("--adv-start", type=int, default=None, help="phase 2: steps before the adversarial loss "
-                   "(default: half of --steps)")
+    p.add_argument(
+        "--adv-start",
+        type=int,
+        default=None,
+        help="phase 2: steps before the adversarial loss (default: half of --steps)",
+    )
     p.add_argument("--d-lr", type=float, default=1e-4)
     p.add_argument("--r1-gamma", type=float, default=10.0)
     p.add_argument("--r1-every", type=int, default=16)
-    sizes = p.add_argument_group("network sizes (phase 1, and phase 2 on a method; phase 2 on a file takes "
-                                 "the file's)")
+    sizes = p.add_argument_group("network sizes (phase 1, and phase 2 on a method; phase 2 on a file takes the file's)")
     sizes.add_argument("--widths", type=int, nargs=4, default=(64, 128, 256, 512))
     sizes.add_argument("--feature-dim", type=int, default=512)
     sizes.add_argument("--hidden-dim", type=int, default=128)
@@ -165,16 +185,30 @@ def main(argv=None) -> int:
     phase1_method = args.phase == 2 and not Path(args.phase1).is_file()
     if phase1_method and args.phase1 not in list_methods(space="w"):
         what = "not a W-space method" if args.phase1 in list_methods() else "neither a file nor a registered method"
-        print(f"error: --phase1 {args.phase1} is {what}; HyperInverter's phase I must be a phase-1 file or one of "
-              f"{list_methods(space='w')}", file=sys.stderr)
+        print(
+            f"error: --phase1 {args.phase1} is {what}; HyperInverter's phase I must be a phase-1 file or one of "
+            f"{list_methods(space='w')}",
+            file=sys.stderr,
+        )
         return 2
     adv_start = args.steps // 2 if args.adv_start is None else args.adv_start
-    config = HyperConfig(widths=tuple(args.widths), feature_dim=args.feature_dim, hidden_dim=args.hidden_dim,
-                         extractor_dim=args.extractor_dim, encoder_size=args.encoder_size)
+    config = HyperConfig(
+        widths=tuple(args.widths),
+        feature_dim=args.feature_dim,
+        hidden_dim=args.hidden_dim,
+        extractor_dim=args.extractor_dim,
+        encoder_size=args.encoder_size,
+    )
     options = {"phase": args.phase, "lr": args.lr, "sizes": config.to_dict()}
     if args.phase == 2:
-        options.update(phase1=str(args.phase1), adv=args.adv, adv_start=adv_start, d_lr=args.d_lr,
-                       r1_gamma=args.r1_gamma, r1_every=args.r1_every)
+        options.update(
+            phase1=str(args.phase1),
+            adv=args.adv,
+            adv_start=adv_start,
+            d_lr=args.d_lr,
+            r1_gamma=args.r1_gamma,
+            r1_every=args.r1_every,
+        )
 
     def build(generator, device):
         loss, loss_options = loss_from_arguments(args, generator, device)
@@ -193,8 +227,18 @@ def main(argv=None) -> int:
         trained_on = networks.config.phase1  # a file trained on a method's codes goes on with that method
         phase1 = create_method(trained_on, generator=generator, device=device) if trained_on else None
         D = _discriminator(args.generator, device) if args.adv else None
-        return PhaseTwo(generator, networks, loss, args.lr, discriminator=D, adv=args.adv, adv_start=adv_start,
-                        r1_gamma=args.r1_gamma, r1_every=args.r1_every, d_lr=args.d_lr, phase1=phase1)
+        return PhaseTwo(
+            generator,
+            networks,
+            loss,
+            args.lr,
+            discriminator=D,
+            adv=args.adv,
+            adv_start=adv_start,
+            r1_gamma=args.r1_gamma,
+            r1_every=args.r1_every,
+            d_lr=args.d_lr,
+            phase1=phase1,
+        )
 
     return fit.run(args, build, options, name=f"hyperinverter phase {args.phase}")
-

@@ -22,8 +22,17 @@ from sg2_core.encoders import (  # noqa: F401  (re-exported)
     ir_se,
 )
 
-__all__ = ["DEFAULT_WIDTHS", "SE_REDUCTION", "UNITS_PER_STAGE", "BottleneckIR", "IRBackbone", "IRTrunk", "SEModule",
-           "ir_se", "load_state"]
+__all__ = [
+    "DEFAULT_WIDTHS",
+    "SE_REDUCTION",
+    "UNITS_PER_STAGE",
+    "BottleneckIR",
+    "IRBackbone",
+    "IRTrunk",
+    "SEModule",
+    "ir_se",
+    "load_state",
+]
 
 
 def load_state(module: nn.Module, path, what: str) -> nn.Module:

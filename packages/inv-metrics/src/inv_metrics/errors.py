@@ -13,8 +13,10 @@ class MissingWeightsError(FileNotFoundError):
         self.weights_file = filename  # not `filename`: OSError would then format itself as "[Errno None]"
         self.searched = [str(s) for s in searched]
         where = ", ".join(self.searched) or "(nowhere)"
-        message = (f"weight file {filename!r} not found; searched: {where}. Pass its path explicitly or put it "
-                   f"in {self.searched[0] if self.searched else 'one of those folders'}")
+        message = (
+            f"weight file {filename!r} not found; searched: {where}. Pass its path explicitly or put it "
+            f"in {self.searched[0] if self.searched else 'one of those folders'}"
+        )
         if hint:
             message += f" ({hint})"
         super().__init__(message)

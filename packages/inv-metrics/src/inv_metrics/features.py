@@ -41,8 +41,9 @@ class InceptionFeatures(nn.Module):
             torch.load(weights_path, map_location="cpu", weights_only=True)
         except Exception as err:  # noqa: BLE001 - any failure means we will not hand it to an unsafe load
             raise ValueError(f"{weights_path} is not a plain Inception state dict loadable safely: {err}") from None
-        self.net = FeatureExtractorInceptionV3("inception-v3-compat", ["2048"],
-                                               feature_extractor_weights_path=str(weights_path))
+        self.net = FeatureExtractorInceptionV3(
+            "inception-v3-compat", ["2048"], feature_extractor_weights_path=str(weights_path)
+        )
         self.weights_id = file_digest(weights_path)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

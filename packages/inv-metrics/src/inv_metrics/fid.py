@@ -21,8 +21,8 @@ import numpy as np
 import torch
 
 from .features import load_features
-from .images import from_uint8
 from .fid_kid import cached_features, dataset_fingerprint, fid_from_features, kid_from_features
+from .images import from_uint8
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 FMNIST_REFS = {"fmnist-test": "test", "fmnist-train": "train"}
@@ -61,7 +61,7 @@ def features_of_uint8(extractor, u8: torch.Tensor, batch_size: int, device) -> n
     out = []
     with torch.no_grad():
         for start in range(0, len(u8), batch_size):
-            batch = u8[start:start + batch_size].to(device)
+            batch = u8[start : start + batch_size].to(device)
             if hasattr(extractor, "forward_uint8"):  # Inception: uint8 exactly as torch-fidelity reads files
                 out.append(extractor.forward_uint8(batch.expand(-1, 3, -1, -1)).cpu())
             else:
@@ -82,8 +82,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("source", type=Path, help="generator checkpoint file or image folder")
     p.add_argument("--reference", required=True, help="image folder, or fmnist-test / fmnist-train")
     p.add_argument("--features", choices=("fmnist", "inception"), default=None)
-    p.add_argument("--inception-weights", type=Path, default=None,
-                   help="weights-inception-2015-12-05-6726825d.pth (default: the torch hub cache)")
+    p.add_argument(
+        "--inception-weights",
+        type=Path,
+        default=None,
+        help="weights-inception-2015-12-05-6726825d.pth (default: the torch hub cache)",
+    )
     p.add_argument("--fmnist-root", type=Path, default=None, help="folder of the Fashion-MNIST .gz files")
     p.add_argument("--num-samples", type=int, default=10000, help="images drawn from a generator")
     p.add_argument("--seed", type=int, default=0)
@@ -106,8 +110,9 @@ def _check_args(args) -> None:
     if not args.source.exists():
         raise UsageError(f"{args.source}: no such file or folder (give a generator checkpoint or an image folder)")
     if args.reference not in FMNIST_REFS and not Path(args.reference).is_dir():
-        raise UsageError(f"--reference {args.reference}: no such folder (give an image folder, or "
-                         f"{' / '.join(FMNIST_REFS)})")
+        raise UsageError(
+            f"--reference {args.reference}: no such folder (give an image folder, or {' / '.join(FMNIST_REFS)})"
+        )
     if args.inception_weights is not None and not args.inception_weights.is_file():
         raise UsageError(f"--inception-weights {args.inception_weights}: no such file")
 
@@ -117,9 +122,11 @@ def small_sample_warning(n_source: int, n_reference: int, dim: int | None) -> st
     n = min(n_source, n_reference)
     if dim is None or n >= dim:
         return None
-    return (f"warning: FID on {n_source} vs {n_reference} images is not meaningful: {n} is fewer than the {dim} "
-            f"feature dimensions, so the covariance estimates are singular and FID is biased upward (it falls as "
-            f"the sets grow); use at least {dim} images per set (10k-50k for numbers comparable with papers)")
+    return (
+        f"warning: FID on {n_source} vs {n_reference} images is not meaningful: {n} is fewer than the {dim} "
+        f"feature dimensions, so the covariance estimates are singular and FID is biased upward (it falls as "
+        f"the sets grow); use at least {dim} images per set (10k-50k for numbers comparable with papers)"
+    )
 
 
 def main(argv=None) -> int:
@@ -149,8 +156,7 @@ def _run(args, device) -> int:
         grey_source = generator.img_channels == 1 and generator.img_resolution == 32
 
     name = args.features or ("fmnist" if grey_source or args.reference in FMNIST_REFS else "inception")
-    extractor = load_features(name, weights=args.inception_weights if name == "inception" else None,
-                              device=device)
+    extractor = load_features(name, weights=args.inception_weights if name == "inception" else None, device=device)
     grey = name == "fmnist"
 
     # Reference features, cached by dataset content + network.
@@ -163,24 +169,32 @@ def _run(args, device) -> int:
     else:
         ref_files = image_files(Path(args.reference))
         load_ref = lambda: read_folder(ref_files, grey)  # noqa: E731
-    ref_features = cached_features(dataset_fingerprint(ref_files) + f"|grey={grey}", extractor,
-                                   lambda: features_of_uint8(extractor, load_ref(), args.batch_size, device),
-                                   cache_dir=args.cache_dir)
+    ref_features = cached_features(
+        dataset_fingerprint(ref_files) + f"|grey={grey}",
+        extractor,
+        lambda: features_of_uint8(extractor, load_ref(), args.batch_size, device),
+        cache_dir=args.cache_dir,
+    )
 
     if generator is None:
         src_features = features_of_uint8(extractor, read_folder(source_files, grey), args.batch_size, device)
     else:
         with torch.no_grad():
-            src_features = torch.cat([extractor(b).cpu() for b in generated_batches(
-                generator, args.num_samples, args.batch_size, args.seed, device)]).numpy()
+            src_features = torch.cat(
+                [
+                    extractor(b).cpu()
+                    for b in generated_batches(generator, args.num_samples, args.batch_size, args.seed, device)
+                ]
+            ).numpy()
 
     warning = small_sample_warning(len(src_features), len(ref_features), src_features.shape[1])
     if warning:
         print(warning, file=sys.stderr)
     fid = fid_from_features(torch.from_numpy(src_features), torch.from_numpy(ref_features))
     subset = min(args.kid_subset_size, len(src_features), len(ref_features))
-    kid_mean, kid_std = kid_from_features(torch.from_numpy(src_features), torch.from_numpy(ref_features),
-                                          subsets=args.kid_subsets, subset_size=subset)
+    kid_mean, kid_std = kid_from_features(
+        torch.from_numpy(src_features), torch.from_numpy(ref_features), subsets=args.kid_subsets, subset_size=subset
+    )
     if subset < args.kid_subset_size:
         print(f"note: KID subset size reduced to {subset} (the smaller set's size)")
     label = extractor.name

@@ -56,15 +56,17 @@ def kid_from_features(a, b, subsets: int = 100, subset_size: int = 1000, seed: i
     a, b = _check_pair(a, b)
     smallest = min(len(a), len(b))
     if subset_size > smallest:
-        warnings.warn(f"KID subset size {subset_size} is larger than the smaller feature set ({smallest}); "
-                      f"using {smallest}", stacklevel=2)
+        warnings.warn(
+            f"KID subset size {subset_size} is larger than the smaller feature set ({smallest}); using {smallest}",
+            stacklevel=2,
+        )
         subset_size = smallest
-    out = kid_features_to_metric(a, b, kid_subsets=subsets, kid_subset_size=subset_size, rng_seed=seed,
-                                 verbose=False)
+    out = kid_features_to_metric(a, b, kid_subsets=subsets, kid_subset_size=subset_size, rng_seed=seed, verbose=False)
     return out["kernel_inception_distance_mean"], out["kernel_inception_distance_std"]
 
 
 # ------------------------------------------------------------------------------------------ feature cache
+
 
 def default_cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "inv_metrics"

@@ -35,6 +35,7 @@ NUM_CLASSES = 10
 
 # ---------------------------------------------------------------------------------------------- data
 
+
 def _read_idx(path: Path) -> np.ndarray:
     """An IDX file (the MNIST format): big-endian magic (type 0x08 = uint8, ndim), then the dims, then data."""
     with gzip.open(path, "rb") as f:
@@ -57,9 +58,11 @@ def fmnist_files(split: str = "test", root=None) -> list[Path]:
     paths = [root / f"{prefix}-images-idx3-ubyte.gz", root / f"{prefix}-labels-idx1-ubyte.gz"]
     for path in paths:
         if not path.is_file():
-            raise FileNotFoundError(f"Fashion-MNIST is not installed ({path} is missing); install it with: "
-                                    f"apt-get install {FASHION_MNIST_PACKAGE} (or pass the folder holding the "
-                                    ".gz files)")
+            raise FileNotFoundError(
+                f"Fashion-MNIST is not installed ({path} is missing); install it with: "
+                f"apt-get install {FASHION_MNIST_PACKAGE} (or pass the folder holding the "
+                ".gz files)"
+            )
     return paths
 
 
@@ -78,6 +81,7 @@ def to_model_input(u8) -> torch.Tensor:
 
 # ---------------------------------------------------------------------------------------------- network
 
+
 class FMNISTNet(nn.Module):
     """Four conv-BN-ReLU stages (32x32 -> 4x4), global average pool (the features), linear classifier."""
 
@@ -85,8 +89,9 @@ class FMNISTNet(nn.Module):
         super().__init__()
         stages, in_ch = [], 1
         for width in widths:
-            stages.append(nn.Sequential(nn.Conv2d(in_ch, width, 3, padding=1, bias=False), nn.BatchNorm2d(width),
-                                        nn.ReLU()))
+            stages.append(
+                nn.Sequential(nn.Conv2d(in_ch, width, 3, padding=1, bias=False), nn.BatchNorm2d(width), nn.ReLU())
+            )
             in_ch = width
         self.stages = nn.ModuleList(stages)
         self.classifier = nn.Linear(in_ch, num_classes)
@@ -111,8 +116,10 @@ class FMNISTNet(nn.Module):
 def _grey(x: torch.Tensor, what: str) -> torch.Tensor:
     check_images(x, what, channels=(1, 3))
     if x.shape[-2:] != (RESOLUTION, RESOLUTION):
-        raise ValueError(f"{what}: the fmnist network takes {RESOLUTION}x{RESOLUTION} images, got "
-                         f"{x.shape[-2]}x{x.shape[-1]}; resize them first (not done silently)")
+        raise ValueError(
+            f"{what}: the fmnist network takes {RESOLUTION}x{RESOLUTION} images, got "
+            f"{x.shape[-2]}x{x.shape[-1]}; resize them first (not done silently)"
+        )
     return x.mean(dim=1, keepdim=True) if x.shape[1] == 3 else x
 
 
@@ -124,8 +131,9 @@ def load_fmnist_net(weights=None, device=None) -> FMNISTNet:
     if weights is None:
         resource = files("inv_metrics").joinpath("assets", WEIGHTS_FILE)
         if not resource.is_file():
-            raise MissingWeightsError(WEIGHTS_FILE, [str(resource.parent)],
-                                      hint="rebuild it with python -m inv_metrics.train_fmnist_features")
+            raise MissingWeightsError(
+                WEIGHTS_FILE, [str(resource.parent)], hint="rebuild it with python -m inv_metrics.train_fmnist_features"
+            )
         with as_file(resource) as path:
             state = load_file(str(path))
     else:

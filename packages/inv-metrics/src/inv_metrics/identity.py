@@ -73,8 +73,9 @@ class InsightFaceEmbedder(nn.Module):
         try:
             from insightface.model_zoo import get_model
         except ImportError as err:
-            raise ImportError("the arcface-onnx ID network needs insightface and onnxruntime: "
-                              "pip install 'inv-metrics[id]'") from err
+            raise ImportError(
+                "the arcface-onnx ID network needs insightface and onnxruntime: pip install 'inv-metrics[id]'"
+            ) from err
         self.model = get_model(str(onnx_path), providers=["CPUExecutionProvider"])
         if self.model is None or not hasattr(self.model, "get_feat"):
             raise ValueError(f"{onnx_path} is not an insightface recognition (ArcFace) model")
@@ -95,8 +96,9 @@ class InsightFaceEmbedder(nn.Module):
         return F.normalize(emb, dim=1)
 
 
-def load_id_network(name: str = "curricularface-ir101", *, weights=None, device=None,
-                    align: Callable | None = None) -> nn.Module:
+def load_id_network(
+    name: str = "curricularface-ir101", *, weights=None, device=None, align: Callable | None = None
+) -> nn.Module:
     """A frozen face embedder with ``.name``; ``weights`` is the checkpoint path (default: the torch hub cache).
 
     ``align`` (optional) maps [-1, 1] images to aligned 112x112 crops; without it the metric networks
@@ -110,8 +112,9 @@ def load_id_network(name: str = "curricularface-ir101", *, weights=None, device=
         module = FaceEmbedder(load_state(arcface_ir_se50(), path, "IR-SE50 ArcFace"), name, align or psp_id_crop)
     elif name == "arcface-onnx":
         if weights is None:
-            raise MissingWeightsError("an insightface recognition .onnx (e.g. w600k_r50.onnx)", [],
-                                      hint="pass weights=PATH")
+            raise MissingWeightsError(
+                "an insightface recognition .onnx (e.g. w600k_r50.onnx)", [], hint="pass weights=PATH"
+            )
         path = find_weights(str(weights), weights)
         module = InsightFaceEmbedder(path, align)
     else:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import torch
 import torch.nn.functional as F
+
 from sg2_core.images import to_float, to_uint8
 
 __all__ = ["check_images", "check_pair", "evaluation_size", "from_uint8", "to_rgb", "to_uint8", "to_unit"]
+
 
 def check_images(x, what: str = "images", channels=(1, 3)) -> None:
     """Raise a clear error unless ``x`` is a float [N, C, H, W] tensor with C in ``channels``, no NaN."""
@@ -15,8 +17,10 @@ def check_images(x, what: str = "images", channels=(1, 3)) -> None:
     if x.ndim != 4:
         raise ValueError(f"{what} must be [N, C, H, W], got shape {tuple(x.shape)}")
     if not x.is_floating_point():
-        raise TypeError(f"{what} must be a float tensor in [-1, 1], got {x.dtype} (convert uint8 with "
-                        "inv_metrics.images.from_uint8)")
+        raise TypeError(
+            f"{what} must be a float tensor in [-1, 1], got {x.dtype} (convert uint8 with "
+            "inv_metrics.images.from_uint8)"
+        )
     if channels is not None and x.shape[1] not in channels:
         raise ValueError(f"{what} must have {' or '.join(map(str, channels))} channels, got {x.shape[1]}")
     if x.numel() and torch.isnan(x).any():

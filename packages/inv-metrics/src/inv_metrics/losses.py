@@ -74,7 +74,7 @@ def delta_regularizer(w_plus: torch.Tensor, num_deltas: int | None = None) -> to
     num_deltas = w_plus.shape[1] - 1 if num_deltas is None else num_deltas
     if not 0 <= num_deltas < w_plus.shape[1]:
         raise ValueError(f"num_deltas must be in [0, {w_plus.shape[1] - 1}], got {num_deltas}")
-    deltas = w_plus[:, 1:num_deltas + 1] - w_plus[:, :1]
+    deltas = w_plus[:, 1 : num_deltas + 1] - w_plus[:, :1]
     return deltas.norm(p=2, dim=2).mean(dim=0).sum()
 
 
@@ -83,8 +83,15 @@ class ReconstructionLoss(nn.Module):
     defaults 1.0 / 0.8 / 0.1; a zero weight leaves its term and its network out). ``forward`` returns
     ``(total, {term: detached value})``."""
 
-    def __init__(self, *, l2: float = 1.0, perceptual: float = 0.8, distance: nn.Module | None = None,
-                 id: float = 0.0, id_network: nn.Module | None = None):
+    def __init__(
+        self,
+        *,
+        l2: float = 1.0,
+        perceptual: float = 0.8,
+        distance: nn.Module | None = None,
+        id: float = 0.0,
+        id_network: nn.Module | None = None,
+    ):
         super().__init__()
         if perceptual and distance is None:
             raise ValueError("a perceptual weight needs a distance (inv_metrics.load_distance)")
@@ -110,10 +117,17 @@ def add_loss_arguments(parser, *, l2: float = 1.0, perceptual: float = 0.8, id: 
     """``--l2 --perceptual --distance --distance-weights --id --id-network --id-weights`` on a trainer's parser."""
     g = parser.add_argument_group("image loss")
     g.add_argument("--l2", type=float, default=l2, help=f"pixel MSE weight (default {l2})")
-    g.add_argument("--perceptual", type=float, default=perceptual, help=f"perceptual distance weight (default "
-                   f"{perceptual}, LPIPS in the papers)")
-    g.add_argument("--distance", help="inv_metrics distance: lpips-alex, lpips-vgg, fmnist (default: fmnist for a "
-                   "1-channel 32 px generator such as the demo's, else lpips-alex)")
+    g.add_argument(
+        "--perceptual",
+        type=float,
+        default=perceptual,
+        help=f"perceptual distance weight (default {perceptual}, LPIPS in the papers)",
+    )
+    g.add_argument(
+        "--distance",
+        help="inv_metrics distance: lpips-alex, lpips-vgg, fmnist (default: fmnist for a "
+        "1-channel 32 px generator such as the demo's, else lpips-alex)",
+    )
     g.add_argument("--distance-weights", help="the distance's weight file (default: its usual cache)")
     g.add_argument("--id-weights", help="a face network file: turns on the ID loss (weight --id)")
     g.add_argument("--id-network", default="arcface-ir-se50", help="which face network --id-weights holds")
@@ -126,12 +140,19 @@ def loss_from_arguments(args, generator, device=None) -> tuple[ReconstructionLos
     from .distances import load_distance
     from .identity import load_id_network
 
-    name = args.distance or ("fmnist" if (generator.img_channels, generator.img_resolution) == (1, 32)
-                             else "lpips-alex")
+    name = args.distance or (
+        "fmnist" if (generator.img_channels, generator.img_resolution) == (1, 32) else "lpips-alex"
+    )
     distance = load_distance(name, weights=args.distance_weights, device=device) if args.perceptual else None
     id_weight = args.id if args.id_weights else 0.0
     id_network = load_id_network(args.id_network, weights=args.id_weights, device=device) if id_weight else None
-    loss = ReconstructionLoss(l2=args.l2, perceptual=args.perceptual, distance=distance, id=id_weight,
-                              id_network=id_network)
-    return loss, {"l2": args.l2, "perceptual": args.perceptual, "distance": name if args.perceptual else None,
-                  "id": id_weight, "id_network": args.id_network if id_weight else None}
+    loss = ReconstructionLoss(
+        l2=args.l2, perceptual=args.perceptual, distance=distance, id=id_weight, id_network=id_network
+    )
+    return loss, {
+        "l2": args.l2,
+        "perceptual": args.perceptual,
+        "distance": name if args.perceptual else None,
+        "id": id_weight,
+        "id_network": args.id_network if id_weight else None,
+    }

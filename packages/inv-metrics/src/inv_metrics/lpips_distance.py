@@ -30,8 +30,9 @@ def _trunk_key(lpips_key: str) -> str:
 
 
 def trunk_path(net: str, weights=None):
-    return find_weights(TRUNK_FILES[net], weights,
-                        hint=f"torchvision's ImageNet {net} checkpoint; LPIPS never uses a random trunk")
+    return find_weights(
+        TRUNK_FILES[net], weights, hint=f"torchvision's ImageNet {net} checkpoint; LPIPS never uses a random trunk"
+    )
 
 
 def load_trunk(model, net: str, path) -> None:
@@ -41,8 +42,9 @@ def load_trunk(model, net: str, path) -> None:
     wanted = {key: _trunk_key(key) for key in model.net.state_dict()}
     missing = [src for src in wanted.values() if src not in state]
     if missing:
-        raise ValueError(f"{path} is not a torchvision {net} checkpoint: missing {missing[:5]}"
-                         f"{' ...' if len(missing) > 5 else ''}")
+        raise ValueError(
+            f"{path} is not a torchvision {net} checkpoint: missing {missing[:5]}{' ...' if len(missing) > 5 else ''}"
+        )
     model.net.load_state_dict({key: state[src] for key, src in wanted.items()}, strict=True)
 
 

@@ -46,6 +46,8 @@ def ms_ssim(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     check_pair(x, y, channels=None)
     h, w = x.shape[-2:]
     if min(h, w) < MS_SSIM_MIN_SIZE:
-        raise ValueError(f"MS-SSIM needs images of at least {MS_SSIM_MIN_SIZE}x{MS_SSIM_MIN_SIZE} px (five scales "
-                         f"of an 11x11 window), got {h}x{w}; report SSIM for images this small and say so")
+        raise ValueError(
+            f"MS-SSIM needs images of at least {MS_SSIM_MIN_SIZE}x{MS_SSIM_MIN_SIZE} px (five scales "
+            f"of an 11x11 window), got {h}x{w}; report SSIM for images this small and say so"
+        )
     return piq.multi_scale_ssim(to_unit(x), to_unit(y), data_range=1.0, reduction="none")

@@ -25,12 +25,16 @@ def synchronize_for(tensor_or_device) -> None:
 class Timer:
     """``with Timer(device) as t: ...`` then ``t.seconds``; synchronises the device on entry and exit."""
 
-    def __init__(self, device="cpu", clock: Callable[[], float] = time.perf_counter,
-                 synchronize: Callable[[object], None] = synchronize_for):
+    def __init__(
+        self,
+        device="cpu",
+        clock: Callable[[], float] = time.perf_counter,
+        synchronize: Callable[[object], None] = synchronize_for,
+    ):
         self.device, self.clock, self.synchronize = device, clock, synchronize
         self.seconds: float | None = None
 
-    def __enter__(self) -> "Timer":
+    def __enter__(self) -> Timer:
         self.synchronize(self.device)
         self._start = self.clock()
         return self
@@ -50,13 +54,20 @@ class TimingResult:
     batch_seconds: list[float] = field(default_factory=list)
 
     def __str__(self) -> str:
-        return (f"{self.seconds_per_image * 1000:.3f} ms/image ({self.images_per_second:.2f} images/s) over "
-                f"{self.num_images} images, {self.warmup_batches} warm-up batch(es) excluded")
+        return (
+            f"{self.seconds_per_image * 1000:.3f} ms/image ({self.images_per_second:.2f} images/s) over "
+            f"{self.num_images} images, {self.warmup_batches} warm-up batch(es) excluded"
+        )
 
 
-def time_per_image(fn: Callable[[torch.Tensor], object], batches: Sequence[torch.Tensor], *, warmup: int = 1,
-                   clock: Callable[[], float] = time.perf_counter,
-                   synchronize: Callable[[object], None] = synchronize_for) -> TimingResult:
+def time_per_image(
+    fn: Callable[[torch.Tensor], object],
+    batches: Sequence[torch.Tensor],
+    *,
+    warmup: int = 1,
+    clock: Callable[[], float] = time.perf_counter,
+    synchronize: Callable[[object], None] = synchronize_for,
+) -> TimingResult:
     """Run ``fn`` on the first batch ``warmup`` times untimed, then time ``fn`` on every batch.
 
     Each batch's time runs from a synchronised start to a synchronised end on the batch's device.

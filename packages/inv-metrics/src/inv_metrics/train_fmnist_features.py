@@ -25,13 +25,20 @@ def evaluate(net: FMNISTNet, images: torch.Tensor, labels: torch.Tensor, batch_s
     correct = 0
     with torch.no_grad():
         for start in range(0, len(images), batch_size):
-            logits = net(images[start:start + batch_size])
-            correct += (logits.argmax(1) == labels[start:start + batch_size]).sum().item()
+            logits = net(images[start : start + batch_size])
+            correct += (logits.argmax(1) == labels[start : start + batch_size]).sum().item()
     return correct / len(images)
 
 
-def train(epochs: int = 4, batch_size: int = 128, lr: float = 3e-3, seed: int = 0, root=None,
-          limit: int | None = None, log=print) -> tuple[FMNISTNet, float]:
+def train(
+    epochs: int = 4,
+    batch_size: int = 128,
+    lr: float = 3e-3,
+    seed: int = 0,
+    root=None,
+    limit: int | None = None,
+    log=print,
+) -> tuple[FMNISTNet, float]:
     torch.manual_seed(seed)
     train_u8, train_labels = load_fmnist("train", root)
     test_u8, test_labels = load_fmnist("test", root)
@@ -50,7 +57,7 @@ def train(epochs: int = 4, batch_size: int = 128, lr: float = 3e-3, seed: int = 
         order = torch.randperm(len(x_train), generator=gen)
         total = 0.0
         for step in range(steps_per_epoch):
-            idx = order[step * batch_size:(step + 1) * batch_size]
+            idx = order[step * batch_size : (step + 1) * batch_size]
             x = x_train[idx]
             flip = torch.rand(len(idx), generator=gen) < 0.5
             x = torch.where(flip[:, None, None, None], x.flip(-1), x)
@@ -94,8 +101,11 @@ def main(argv=None) -> int:
     elapsed = time.perf_counter() - start
     args.out.parent.mkdir(parents=True, exist_ok=True)
     state = {k: v.contiguous() for k, v in net.state_dict().items()}
-    save_file(state, str(args.out), metadata={"test_accuracy": f"{accuracy:.4f}", "epochs": str(args.epochs),
-                                               "seed": str(args.seed)})
+    save_file(
+        state,
+        str(args.out),
+        metadata={"test_accuracy": f"{accuracy:.4f}", "epochs": str(args.epochs), "seed": str(args.seed)},
+    )
     print(f"test accuracy {accuracy:.4f}; {elapsed:.0f} s; wrote {args.out} ({args.out.stat().st_size} bytes)")
     return 0
 

@@ -15,5 +15,18 @@ from .schedule import learning_rate, w_noise_std
 # Single source of truth: the version in pyproject.toml, as installed.
 __version__ = _version("inv-optim")
 
-__all__ = ["PRESETS", "PTI", "Projector", "ProjectorW", "ProjectorWPlus", "StepInfo", "learning_rate", "noise_maps",
-           "noise_regularization", "normalize_maps_", "project", "w_noise_std", "w_statistics"]
+__all__ = [
+    "PRESETS",
+    "PTI",
+    "Projector",
+    "ProjectorW",
+    "ProjectorWPlus",
+    "StepInfo",
+    "learning_rate",
+    "noise_maps",
+    "noise_regularization",
+    "normalize_maps_",
+    "project",
+    "w_noise_std",
+    "w_statistics",
+]

@@ -34,8 +34,10 @@ def _timed(fn):
 
 
 def _row(label, n, seconds, inv, extra=""):
-    print(f"  {label:<22} {n / seconds:8.2f} img/s  distance {inv.extras['distance'].mean().item():.4f}  "
-          f"mse {(inv.render() - inv.extras['_target']).square().mean().item():.5f}{extra}")
+    print(
+        f"  {label:<22} {n / seconds:8.2f} img/s  distance {inv.extras['distance'].mean().item():.4f}  "
+        f"mse {(inv.render() - inv.extras['_target']).square().mean().item():.5f}{extra}"
+    )
 
 
 def main(argv=None) -> None:
@@ -56,8 +58,10 @@ def main(argv=None) -> None:
     generator, g_note = demo_generator(device)
     images, i_note = demo_images(args.n, device)
     distance, d_note = resolve_demo_distance(args.distance, device)
-    print(f"generator: {g_note}\nimages: {args.n} {i_note}\ndistance: {d_note}\ndevice: {device}, "
-          f"threads {torch.get_num_threads()}")
+    print(
+        f"generator: {g_note}\nimages: {args.n} {i_note}\ndistance: {d_note}\ndevice: {device}, "
+        f"threads {torch.get_num_threads()}"
+    )
     n = images.shape[0]
     stats = w_statistics(generator)
 
@@ -69,7 +73,7 @@ def main(argv=None) -> None:
         print(f"projection (W, {args.project_steps} steps):")
         projector(steps=2)(images[:1])  # warm-up
         batched, t_batch = _timed(lambda: projector()(images))
-        singles, t_single = _timed(lambda: Inversion.cat([projector(seed=i)(images[i:i + 1]) for i in range(n)]))
+        singles, t_single = _timed(lambda: Inversion.cat([projector(seed=i)(images[i : i + 1]) for i in range(n)]))
         for inv in (batched, singles):
             inv.extras["_target"] = images
         _row("batched", n, t_batch, batched)
@@ -77,12 +81,13 @@ def main(argv=None) -> None:
         print(f"  speed-up batched / one by one: {t_single / t_batch:.2f}x")
         pivot = batched
 
-    print(f"PTI ({args.pti_steps} tuning steps, no early stop, same W pivot; median of {args.repeats} "
-          f"interleaved runs):")
-    ways = {"batched offsets": PTI(generator, steps=args.pti_steps, distance=distance, stop_distance=None,
-                                   mode="offsets"),
-            "sequential copies": PTI(generator, steps=args.pti_steps, distance=distance, stop_distance=None,
-                                     mode="copy")}
+    print(
+        f"PTI ({args.pti_steps} tuning steps, no early stop, same W pivot; median of {args.repeats} interleaved runs):"
+    )
+    ways = {
+        "batched offsets": PTI(generator, steps=args.pti_steps, distance=distance, stop_distance=None, mode="offsets"),
+        "sequential copies": PTI(generator, steps=args.pti_steps, distance=distance, stop_distance=None, mode="copy"),
+    }
     ways["batched offsets"](images[:1], init=pivot[0])  # warm-up
     results, memory, times = {}, {}, {k: [] for k in ways}
     for name, method in ways.items():  # output and memory

@@ -53,17 +53,29 @@ def main(argv=None) -> None:
     rows = []
     methods = [("collab (network only)", Collab(generator, weights=args.weights, distance=distance))]
     for k in (int(s) for s in args.refine_steps.split(",") if s.strip()):
-        methods.append((f"collab + {k} iterator steps",
-                        Collab(generator, weights=args.weights, distance=distance, refine_steps=k)))
-    methods.append((f"sg2-w+ ({args.project_steps} steps)",
-                    ProjectorWPlus(generator, steps=args.project_steps, distance=distance)))
-    print(f"generator: {g_source}\nimages: first {args.n} demo test images, one batch\ndistance: {args.distance}\n"
-          f"threads: {torch.get_num_threads()}", flush=True)
+        methods.append(
+            (f"collab + {k} iterator steps", Collab(generator, weights=args.weights, distance=distance, refine_steps=k))
+        )
+    methods.append(
+        (f"sg2-w+ ({args.project_steps} steps)", ProjectorWPlus(generator, steps=args.project_steps, distance=distance))
+    )
+    print(
+        f"generator: {g_source}\nimages: first {args.n} demo test images, one batch\ndistance: {args.distance}\n"
+        f"threads: {torch.get_num_threads()}",
+        flush=True,
+    )
     for label, method in methods:
         recon, seconds = _measure(method, images)
         with torch.no_grad():
-            rows.append((label, seconds, mse(recon, images).mean().item(), psnr(recon, images).mean().item(),
-                         distance(recon, images).mean().item()))
+            rows.append(
+                (
+                    label,
+                    seconds,
+                    mse(recon, images).mean().item(),
+                    psnr(recon, images).mean().item(),
+                    distance(recon, images).mean().item(),
+                )
+            )
         print(f"  {label}: {seconds:.4f} s/img", flush=True)
     base, proj = rows[0], rows[-1]
     print("\n| method | s/img | speed-up vs W+ | MSE | PSNR (dB) | distance | gap closed |")

@@ -29,8 +29,13 @@ from .projector import ProjectorWPlus, project
 DEMO_WEIGHTS = "collab_fmnist32.safetensors"
 REFINE_STEPS = 50  # collab+refine's default: closes the MSE gap to 300-step W+ projection on the demo (README)
 REFINE_LR = 0.1  # the projector's peak lr; 0.02 and 0.05 closed less of the gap in 30 steps (README)
-ITERATOR_OPTIONS = {"noise": "const", "initial_noise_factor": 0.0, "lr_rampup": 0.0, "keep_best": True,
-                    "noise_regularize": 0}
+ITERATOR_OPTIONS = {
+    "noise": "const",
+    "initial_noise_factor": 0.0,
+    "lr_rampup": 0.0,
+    "keep_best": True,
+    "noise_regularize": 0,
+}
 """The projector as collab's iterator: starts from given codes, so no w noise or ramp-up; constant noise."""
 
 
@@ -40,8 +45,18 @@ def iterator_loss(distance, images, targets, mse: float) -> tuple[torch.Tensor, 
     return d, d + mse * (images - targets).square().flatten(1).mean(dim=1) if mse else d
 
 
-def refine_wplus(generator, images: torch.Tensor, ws: torch.Tensor, *, steps: int, distance, lr: float = REFINE_LR,
-                 mse: float = 1.0, rampdown: float = 0.25, betas=(0.9, 0.999)):
+def refine_wplus(
+    generator,
+    images: torch.Tensor,
+    ws: torch.Tensor,
+    *,
+    steps: int,
+    distance,
+    lr: float = REFINE_LR,
+    mse: float = 1.0,
+    rampdown: float = 0.25,
+    betas=(0.9, 0.999),
+):
     """The iterator on W+ codes ``ws [N, num_ws, w_dim]``: ``steps`` projector updates from them.
 
     Returns ``(codes, loss, distance)``: per image the best code seen (start included) and its iterator loss
@@ -49,8 +64,20 @@ def refine_wplus(generator, images: torch.Tensor, ws: torch.Tensor, *, steps: in
     """
     start = Inversion(ws.detach(), "w+", generator)
     no_w_stats = (ws.new_zeros(generator.w_dim), 0.0)  # unused: the start is given and there is no w noise
-    inversion = project(generator, images, space="w+", init=start, steps=steps, lr=lr, distance=distance, mse=mse,
-                        lr_rampdown=rampdown, betas=betas, w_stats=no_w_stats, **ITERATOR_OPTIONS)
+    inversion = project(
+        generator,
+        images,
+        space="w+",
+        init=start,
+        steps=steps,
+        lr=lr,
+        distance=distance,
+        mse=mse,
+        lr_rampdown=rampdown,
+        betas=betas,
+        w_stats=no_w_stats,
+        **ITERATOR_OPTIONS,
+    )
     return inversion.latents, inversion.extras["loss"], inversion.extras["distance"]
 
 
@@ -103,11 +130,17 @@ def load_network(generator, weights=None, device=None):
     if weights is None:
         resource = demo_weights_path()
         if not resource.is_file():
-            raise FileNotFoundError(f"the demo embedding network {DEMO_WEIGHTS} is missing (expected at {resource}); "
-                                    "train one with python -m inv_optim.train_collab --out FILE, pass weights=FILE")
+            raise FileNotFoundError(
+                f"the demo embedding network {DEMO_WEIGHTS} is missing (expected at {resource}); "
+                "train one with python -m inv_optim.train_collab --out FILE, pass weights=FILE"
+            )
         with as_file(resource) as path:
-            return _load_checked(path, generator, device, "the shipped demo embedding network "
-                                                          "(trained for sg2_core.demo.load_generator())")
+            return _load_checked(
+                path,
+                generator,
+                device,
+                "the shipped demo embedding network (trained for sg2_core.demo.load_generator())",
+            )
     return _load_checked(weights, generator, device, f"embedding network {weights}")
 
 
@@ -115,16 +148,20 @@ def _load_checked(path, generator, device, where: str):
     from pathlib import Path
 
     if not Path(path).is_file():
-        raise FileNotFoundError(f"{where}: file not found; train one with python -m inv_optim.train_collab --out "
-                                f"{path}")
+        raise FileNotFoundError(
+            f"{where}: file not found; train one with python -m inv_optim.train_collab --out {path}"
+        )
     config = read_metadata(path)["config"]
     check_generator(config, generator, where)
     if config.generator_fingerprint is not None:
         own = generator_fingerprint(generator)
         if abs(own - config.generator_fingerprint) > 1e-5 * abs(config.generator_fingerprint):
-            warnings.warn(f"{where} was trained for a generator with the same config but other weights "
-                          f"(fingerprint {config.generator_fingerprint:.6g}, this one {own:.6g}); its codes will "
-                          "be poor: retrain it with python -m inv_optim.train_collab", stacklevel=3)
+            warnings.warn(
+                f"{where} was trained for a generator with the same config but other weights "
+                f"(fingerprint {config.generator_fingerprint:.6g}, this one {own:.6g}); its codes will "
+                "be poor: retrain it with python -m inv_optim.train_collab",
+                stacklevel=3,
+            )
     return load_embedding(path, device)
 
 
@@ -148,9 +185,20 @@ class Collab(Method):
     needs = ("generator", "own-weights")
     default_refine_steps = 0
 
-    def __init__(self, generator=None, *, weights=None, refine_steps: int | None = None, distance=None,
-                 lr: float = REFINE_LR, mse: float = 1.0, iterator: str | None = None, iterator_options=None,
-                 device=None, callback=None):
+    def __init__(
+        self,
+        generator=None,
+        *,
+        weights=None,
+        refine_steps: int | None = None,
+        distance=None,
+        lr: float = REFINE_LR,
+        mse: float = 1.0,
+        iterator: str | None = None,
+        iterator_options=None,
+        device=None,
+        callback=None,
+    ):
         super().__init__(generator, callback=callback, device=device)
         refine_steps = self.default_refine_steps if refine_steps is None else refine_steps
         if not isinstance(refine_steps, int) or isinstance(refine_steps, bool) or refine_steps < 0:
@@ -185,13 +233,24 @@ class Collab(Method):
             start_d, _ = iterator_loss(self.distance, start.render(), images, self.mse)
         if self.iterator is None:
             no_w_stats = (images.new_zeros(self.generator.w_dim), 0.0)  # the start is given and there is no w noise
-            refined = ProjectorWPlus(self.generator, steps=steps, lr=self.lr, distance=self.distance, mse=self.mse,
-                                     callback=self._refine_callback, w_stats=no_w_stats, **ITERATOR_OPTIONS)
+            refined = ProjectorWPlus(
+                self.generator,
+                steps=steps,
+                lr=self.lr,
+                distance=self.distance,
+                mse=self.mse,
+                callback=self._refine_callback,
+                w_stats=no_w_stats,
+                **ITERATOR_OPTIONS,
+            )
         else:
             refined = self.iterator
         result = refined(images, init=start)
-        extras.update({k: v for k, v in result.extras.items() if k in ("distance", "loss")},
-                      network_distance=start_d, distance_name=self.distance.name)
+        extras.update(
+            {k: v for k, v in result.extras.items() if k in ("distance", "loss")},
+            network_distance=start_d,
+            distance_name=self.distance.name,
+        )
         return Inversion(result.latents, result.space, self.generator, result.weight_offsets, extras)
 
     def _refine_callback(self, info: StepInfo) -> None:
@@ -205,5 +264,14 @@ class CollabRefine(Collab):
     default_refine_steps = REFINE_STEPS
 
 
-__all__ = ["Collab", "CollabRefine", "DEMO_WEIGHTS", "ITERATOR_OPTIONS", "LatentCache", "REFINE_STEPS",
-           "iterator_loss", "load_network", "refine_wplus"]
+__all__ = [
+    "Collab",
+    "CollabRefine",
+    "DEMO_WEIGHTS",
+    "ITERATOR_OPTIONS",
+    "LatentCache",
+    "REFINE_STEPS",
+    "iterator_loss",
+    "load_network",
+    "refine_wplus",
+]

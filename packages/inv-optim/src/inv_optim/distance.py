@@ -33,8 +33,9 @@ class Distance:
 
     def __init__(self, distance, device=None):
         if not (isinstance(distance, str) or callable(distance)):
-            raise ValueError(f"distance must be a name (e.g. 'lpips-vgg') or a callable (x, y) -> [N], "
-                             f"got {type(distance).__name__}")
+            raise ValueError(
+                f"distance must be a name (e.g. 'lpips-vgg') or a callable (x, y) -> [N], got {type(distance).__name__}"
+            )
         self.spec, self.device = distance, device
         self._fn = None if isinstance(distance, str) else distance
 
@@ -47,8 +48,10 @@ class Distance:
             try:
                 from inv_metrics import load_distance
             except ImportError as error:
-                raise ImportError(f"distance {self.spec!r} is resolved through inv_metrics.load_distance, which "
-                                  f"could not be imported ({error}); install inv-metrics or pass a module") from error
+                raise ImportError(
+                    f"distance {self.spec!r} is resolved through inv_metrics.load_distance, which "
+                    f"could not be imported ({error}); install inv-metrics or pass a module"
+                ) from error
             fn = load_distance(self.spec, device=self.device or device)
             if isinstance(fn, torch.nn.Module):
                 fn.eval().requires_grad_(False)

@@ -26,8 +26,8 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, fields
-from types import SimpleNamespace
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 from torch import nn
@@ -60,8 +60,10 @@ class EmbeddingConfig:
             raise ValueError(f"backbone 'fused' needs identity in {IDENTITIES}, got {self.identity!r}")
         resolution = self.generator["resolution"]
         if len(self.channels) != int(math.log2(resolution)) - 2 or any(c < 1 for c in self.channels):
-            raise ValueError(f"channels must hold one positive width per halving from {resolution} px to 4 px "
-                             f"({int(math.log2(resolution)) - 2}), got {list(self.channels)}")
+            raise ValueError(
+                f"channels must hold one positive width per halving from {resolution} px to 4 px "
+                f"({int(math.log2(resolution)) - 2}), got {list(self.channels)}"
+            )
 
     @property
     def num_ws(self) -> int:
@@ -163,14 +165,20 @@ class EmbeddingNetwork(nn.Module):
         super().__init__()
         self.config = config
         g = config.generator
-        self.img_channels, self.resolution, self.w_dim, self.num_ws = (g["img_channels"], g["resolution"],
-                                                                     g["w_dim"], config.num_ws)
+        self.img_channels, self.resolution, self.w_dim, self.num_ws = (
+            g["img_channels"],
+            g["resolution"],
+            g["w_dim"],
+            config.num_ws,
+        )
         self.register_buffer("w_avg", torch.zeros(self.w_dim) if w_avg is None else w_avg.detach().float().clone())
         self.identity = None
         if config.backbone == "fused":
             if (self.img_channels, self.resolution) != (1, 32):
-                raise ValueError(f"identity encoder {config.identity!r} takes 1-channel 32 px images; this generator "
-                                 f"makes {self.img_channels}-channel {self.resolution} px ones (use backbone='attribute')")
+                raise ValueError(
+                    f"identity encoder {config.identity!r} takes 1-channel 32 px images; this generator "
+                    f"makes {self.img_channels}-channel {self.resolution} px ones (use backbone='attribute')"
+                )
             self.identity = _identity_network(config.identity).eval().requires_grad_(False)
         widths = list(config.channels)
         self.stem = nn.Conv2d(self.img_channels, widths[0], 3, padding=1)
@@ -215,8 +223,15 @@ class EmbeddingNetwork(nn.Module):
         return [p for p in self.parameters() if p.requires_grad]
 
 
-def build_embedding(generator, *, backbone: str | None = None, channels=(16, 32, 64), hidden: int = 256,
-                    w_avg: torch.Tensor | None = None, identity_weights=None) -> EmbeddingNetwork:
+def build_embedding(
+    generator,
+    *,
+    backbone: str | None = None,
+    channels=(16, 32, 64),
+    hidden: int = 256,
+    w_avg: torch.Tensor | None = None,
+    identity_weights=None,
+) -> EmbeddingNetwork:
     """A fresh network for ``generator``: ``backbone`` defaults to ``'fused'`` (fmnist identity) for the
     1-channel 32 px demo domain and ``'attribute'`` elsewhere; ``w_avg`` defaults to the mean of 10,000
     mapped z (the projector's start); the identity encoder loads inv-metrics' shipped weights."""
@@ -228,11 +243,16 @@ def build_embedding(generator, *, backbone: str | None = None, channels=(16, 32,
     depth = int(math.log2(resolution)) - 2
     channels = tuple(channels)
     if len(channels) != depth:  # keep the widths' progression for other resolutions
-        channels = tuple(min(channels[-1], channels[0] * 2 ** i) for i in range(depth))
+        channels = tuple(min(channels[-1], channels[0] * 2**i) for i in range(depth))
     generator_config = json.loads(json.dumps(generator.config.to_dict()))  # as it reads back from the file
-    config = EmbeddingConfig(generator=generator_config, backbone=backbone,
-                             identity="fmnist" if backbone == "fused" else None, channels=channels, hidden=hidden,
-                             generator_fingerprint=generator_fingerprint(generator))
+    config = EmbeddingConfig(
+        generator=generator_config,
+        backbone=backbone,
+        identity="fmnist" if backbone == "fused" else None,
+        channels=channels,
+        hidden=hidden,
+        generator_fingerprint=generator_fingerprint(generator),
+    )
     if w_avg is None:
         w_avg = w_statistics(generator, 10000)[0]
     net = EmbeddingNetwork(config, w_avg)
@@ -255,8 +275,10 @@ def _header(path) -> dict:
 
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"embedding network file {path} not found; train one with "
-                                "python -m inv_optim.train --method collab --out FILE")
+        raise FileNotFoundError(
+            f"embedding network file {path} not found; train one with "
+            "python -m inv_optim.train --method collab --out FILE"
+        )
     try:
         with safe_open(str(path), framework="pt") as f:
             return f.metadata() or {}
@@ -275,8 +297,10 @@ def read_metadata(path) -> dict:
         out = {k: json.loads(v) for k, v in metadata.items() if k not in ("format", "config")}
         out["config"] = EmbeddingConfig.from_json(metadata["config"])
         return out
-    raise ValueError(f"{path} is not a collaborative embedding network file (metadata format "
-                     f"{metadata.get('format')!r}, expected {NATIVE_FORMAT!r} with a {NETWORK_NAME!r} network)")
+    raise ValueError(
+        f"{path} is not a collaborative embedding network file (metadata format "
+        f"{metadata.get('format')!r}, expected {NATIVE_FORMAT!r} with a {NETWORK_NAME!r} network)"
+    )
 
 
 def load_embedding(path, device=None) -> EmbeddingNetwork:
@@ -295,8 +319,10 @@ def load_embedding(path, device=None) -> EmbeddingNetwork:
         state = load_file(str(path))
         missing, unexpected = set(net.state_dict()) - set(state), set(state) - set(net.state_dict())
         if missing or unexpected:
-            raise ValueError(f"{path}: tensors do not match the recorded config: missing {sorted(missing)[:5]}, "
-                             f"unexpected {sorted(unexpected)[:5]}")
+            raise ValueError(
+                f"{path}: tensors do not match the recorded config: missing {sorted(missing)[:5]}, "
+                f"unexpected {sorted(unexpected)[:5]}"
+            )
         net.load_state_dict(state)
     return net.to(device).eval().requires_grad_(False)
 
@@ -312,9 +338,20 @@ def check_generator(config: EmbeddingConfig, generator, where: str = "the networ
     diff = {k: (recorded.get(k), own.get(k)) for k in sorted({*own, *recorded}) if own.get(k) != recorded.get(k)}
     if diff:
         detail = ", ".join(f"{k}: trained for {a!r}, got {b!r}" for k, (a, b) in diff.items())
-        raise ValueError(f"{where} was trained for another generator ({detail}); train one for this generator with "
-                         "python -m inv_optim.train_collab --generator CHECKPOINT --out FILE and pass weights=FILE")
+        raise ValueError(
+            f"{where} was trained for another generator ({detail}); train one for this generator with "
+            "python -m inv_optim.train_collab --generator CHECKPOINT --out FILE and pass weights=FILE"
+        )
 
 
-__all__ = ["BACKBONES", "EmbeddingConfig", "EmbeddingNetwork", "build_embedding", "check_generator",
-           "generator_fingerprint", "load_embedding", "read_metadata", "save_embedding"]
+__all__ = [
+    "BACKBONES",
+    "EmbeddingConfig",
+    "EmbeddingNetwork",
+    "build_embedding",
+    "check_generator",
+    "generator_fingerprint",
+    "load_embedding",
+    "read_metadata",
+    "save_embedding",
+]

@@ -21,8 +21,19 @@ from pathlib import Path
 def translate(args, demo_images) -> list[str]:
     """The ``sg2_core.invert`` arguments doing what the old options asked for."""
     out = Path(args.out).with_suffix("") if args.out else Path(tempfile.mkdtemp(prefix="inv_optim_invert-"))
-    argv = [str(args.images or demo_images), "--method", args.method, "--max-images", str(args.n),
-            "--batch-size", str(args.n), "--device", args.device, "--out", str(out)]
+    argv = [
+        str(args.images or demo_images),
+        "--method",
+        args.method,
+        "--max-images",
+        str(args.n),
+        "--batch-size",
+        str(args.n),
+        "--device",
+        args.device,
+        "--out",
+        str(out),
+    ]
     options = [f"steps={args.steps}"] if args.steps is not None else []
     options += [f"stop_distance={args.stop_distance}"] if args.stop_distance is not None else []
     options += [f"distance={args.distance}"] if args.distance else []
@@ -30,8 +41,9 @@ def translate(args, demo_images) -> list[str]:
 
 
 def main(argv=None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m inv_optim.invert", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m inv_optim.invert", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--method", default="sg2-w", help="any registered method")
     parser.add_argument("--n", type=int, default=8)
     parser.add_argument("--images", default=None, help="safetensors file with 'images' [N, C, R, R]")
@@ -46,9 +58,13 @@ def main(argv=None) -> int:
 
     with as_file(files("sg2_core").joinpath("assets", demo.TEST_IMAGES)) as demo_images:
         new_argv = translate(args, demo_images)
-        print(f"inv_optim.invert is deprecated and will be removed; this runs: python -m sg2_core.invert "
-              f"{shlex.join(new_argv)}", file=sys.stderr)
+        print(
+            f"inv_optim.invert is deprecated and will be removed; this runs: python -m sg2_core.invert "
+            f"{shlex.join(new_argv)}",
+            file=sys.stderr,
+        )
         return invert_main(new_argv)
+
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -17,8 +17,9 @@ class ProgressBar:
             self.stage = info.stage
             self.bar = tqdm(total=info.steps, desc=info.stage or "steps", **self.options)
         self.bar.update(1)
-        self.bar.set_postfix(distance=f"{info.distance.mean().item():.4f}",
-                             active=f"{int(info.active.sum())}/{info.active.numel()}")
+        self.bar.set_postfix(
+            distance=f"{info.distance.mean().item():.4f}", active=f"{int(info.active.sum())}/{info.active.numel()}"
+        )
 
     def close(self) -> None:
         if self.bar is not None:

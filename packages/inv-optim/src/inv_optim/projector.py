@@ -33,8 +33,12 @@ def w_statistics(generator, n: int = 10000, seed: int = 123, batch_size: int = 4
         raise ValueError(f"w_avg_samples must be >= 1, got {n}")
     device = next(generator.parameters()).device
     gen = torch.Generator().manual_seed(seed)
-    ws = torch.cat([generator.mapping(torch.randn(min(batch_size, n - i), generator.z_dim, generator=gen).to(device))[:, 0]
-                    for i in range(0, n, batch_size)]).to(torch.float64)
+    ws = torch.cat(
+        [
+            generator.mapping(torch.randn(min(batch_size, n - i), generator.z_dim, generator=gen).to(device))[:, 0]
+            for i in range(0, n, batch_size)
+        ]
+    ).to(torch.float64)
     mean = ws.mean(dim=0)
     std = ((ws - mean).square().sum() / n).sqrt().item()
     return mean.to(torch.float32), std
@@ -51,12 +55,32 @@ def _regularize_weight(noise_regularize) -> float:
     return value
 
 
-def project(generator, images: torch.Tensor, *, space: str = "w", steps: int = 1000, lr: float = 0.1,
-            distance=None, mse: float = 0.0, noise_regularize=NOISE_REGULARIZE_WEIGHT, noise: str = "optimize",
-            optimize_noise: bool | None = None, w_avg_samples: int = 10000, w_stats=None,
-            initial_noise_factor: float = 0.05, noise_ramp: float = 0.75, lr_rampup: float = 0.05,
-            lr_rampdown: float = 0.25, betas=(0.9, 0.999), seed=0, stop_distance: float | None = None,
-            keep_best: bool = False, init: Inversion | None = None, callback=None, device=None) -> Inversion:
+def project(
+    generator,
+    images: torch.Tensor,
+    *,
+    space: str = "w",
+    steps: int = 1000,
+    lr: float = 0.1,
+    distance=None,
+    mse: float = 0.0,
+    noise_regularize=NOISE_REGULARIZE_WEIGHT,
+    noise: str = "optimize",
+    optimize_noise: bool | None = None,
+    w_avg_samples: int = 10000,
+    w_stats=None,
+    initial_noise_factor: float = 0.05,
+    noise_ramp: float = 0.75,
+    lr_rampup: float = 0.05,
+    lr_rampdown: float = 0.25,
+    betas=(0.9, 0.999),
+    seed=0,
+    stop_distance: float | None = None,
+    keep_best: bool = False,
+    init: Inversion | None = None,
+    callback=None,
+    device=None,
+) -> Inversion:
     """Project ``images [N, C, R, R]`` in [-1, 1] into ``space`` (``'w'`` broadcast, or ``'w+'``).
 
     Loss per image: ``distance + mse * MSE + noise_regularize * noise autocorrelation``, images
@@ -89,8 +113,9 @@ def project(generator, images: torch.Tensor, *, space: str = "w", steps: int = 1
     dist = distance if isinstance(distance, Distance) else Distance(distance or default_distance(generator))
     reg_weight = _regularize_weight(noise_regularize) if noise != "const" else 0.0
     synthesis = generator.synthesis
-    offsets = {k: v.detach() for k, v in init.weight_offsets.items()} if init is not None and init.weight_offsets \
-        else None
+    offsets = (
+        {k: v.detach() for k, v in init.weight_offsets.items()} if init is not None and init.weight_offsets else None
+    )
 
     w_avg, w_std = w_stats if w_stats is not None else w_statistics(generator, w_avg_samples)
     generators = sample_generators(per_sample_seeds(seed, n), dev)
@@ -162,8 +187,14 @@ def project(generator, images: torch.Tensor, *, space: str = "w", steps: int = 1
         codes, final_d = best.codes, best.distance
     if best is not None:
         final_loss = best.loss
-    extras = {"distance": final_d, "loss": final_loss, "steps": steps_used, "stopped": steps_used < steps,
-              "distance_name": dist.name, **{f"noise.{name}": m.detach() for name, m in zip(names, maps)}}
+    extras = {
+        "distance": final_d,
+        "loss": final_loss,
+        "steps": steps_used,
+        "stopped": steps_used < steps,
+        "distance_name": dist.name,
+        **{f"noise.{name}": m.detach() for name, m in zip(names, maps)},
+    }
     return Inversion(codes, space, generator, offsets, extras)
 
 
@@ -199,11 +230,28 @@ class Projector(Method):
     demo_options = {"steps": 200}
     _SCHEDULE = ("initial_noise_factor", "noise_ramp", "lr_rampup", "lr_rampdown", "betas")
 
-    def __init__(self, generator=None, *, space: str = "w", preset: str = "official", steps: int | None = None,
-                 lr: float = 0.1, distance=None, mse: float = 0.0, noise_regularize=NOISE_REGULARIZE_WEIGHT,
-                 noise: str = "optimize", optimize_noise: bool | None = None, w_avg_samples: int = 10000, seed=0,
-                 device=None, callback=None, stop_distance: float | None = None, keep_best: bool = False,
-                 w_stats=None, **schedule):
+    def __init__(
+        self,
+        generator=None,
+        *,
+        space: str = "w",
+        preset: str = "official",
+        steps: int | None = None,
+        lr: float = 0.1,
+        distance=None,
+        mse: float = 0.0,
+        noise_regularize=NOISE_REGULARIZE_WEIGHT,
+        noise: str = "optimize",
+        optimize_noise: bool | None = None,
+        w_avg_samples: int = 10000,
+        seed=0,
+        device=None,
+        callback=None,
+        stop_distance: float | None = None,
+        keep_best: bool = False,
+        w_stats=None,
+        **schedule,
+    ):
         super().__init__(generator, callback=callback, device=device)
         if space not in ("w", "w+"):
             raise ValueError(f"space must be 'w' or 'w+', got {space!r}")
@@ -223,8 +271,18 @@ class Projector(Method):
             raise ValueError(f"noise must be one of {NOISE_CHOICES}, got {noise!r}")
         _regularize_weight(noise_regularize)
         self.space, self.name = space, "sg2-w" if space == "w" else "sg2-w+"
-        self.options = dict(steps=steps, lr=lr, mse=mse, noise_regularize=noise_regularize, noise=noise, seed=seed,
-                            stop_distance=stop_distance, keep_best=keep_best, callback=callback, **schedule)
+        self.options = dict(
+            steps=steps,
+            lr=lr,
+            mse=mse,
+            noise_regularize=noise_regularize,
+            noise=noise,
+            seed=seed,
+            stop_distance=stop_distance,
+            keep_best=keep_best,
+            callback=callback,
+            **schedule,
+        )
         self.distance = Distance(distance or default_distance(generator))
         self.w_avg_samples = w_avg_samples
         self._w_stats = w_stats  # (mean w, spread): computed at the first call unless given
@@ -232,8 +290,15 @@ class Projector(Method):
     def invert(self, images: torch.Tensor, init: Inversion | None) -> Inversion:
         if self._w_stats is None:
             self._w_stats = w_statistics(self.generator, self.w_avg_samples)
-        return project(self.generator, images, space=self.space, distance=self.distance, w_stats=self._w_stats,
-                       init=init, **self.options)
+        return project(
+            self.generator,
+            images,
+            space=self.space,
+            distance=self.distance,
+            w_stats=self._w_stats,
+            init=init,
+            **self.options,
+        )
 
 
 class ProjectorW(Projector):

@@ -61,26 +61,51 @@ class PTI(Method):
     # What `python -m inv_metrics.report` uses on its embedded default (32 demo images on a CPU in minutes).
     demo_options = {"pivot_options": {"steps": 200}, "steps": 50}  # the pivot equals the sg2-w row
 
-    def __init__(self, generator=None, *, pivot="projector", pivot_options=None, steps: int = 350, lr: float = 3e-4,
-                 distance=None, mse: float = 1.0, distance_weight: float = 1.0, stop_distance: float | None = 0.06,
-                 locality: bool = False, locality_alpha: float = 30.0, locality_mse: float = 0.1,
-                 locality_distance: float = 0.1, locality_truncation: float = 0.5, mode: str = "offsets",
-                 layers=None, seed=0, noise_regularize=None, device=None, callback=None):
+    def __init__(
+        self,
+        generator=None,
+        *,
+        pivot="projector",
+        pivot_options=None,
+        steps: int = 350,
+        lr: float = 3e-4,
+        distance=None,
+        mse: float = 1.0,
+        distance_weight: float = 1.0,
+        stop_distance: float | None = 0.06,
+        locality: bool = False,
+        locality_alpha: float = 30.0,
+        locality_mse: float = 0.1,
+        locality_distance: float = 0.1,
+        locality_truncation: float = 0.5,
+        mode: str = "offsets",
+        layers=None,
+        seed=0,
+        noise_regularize=None,
+        device=None,
+        callback=None,
+    ):
         super().__init__(generator, callback=callback, device=device)
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if not isinstance(steps, int) or steps < 0:
             raise ValueError(f"steps must be an int >= 0, got {steps!r}")
         known = generator.synthesis.weight_layer_names
-        self.layers = list(known) if layers is None else [str(x).removeprefix("synthesis.").removesuffix(".weight")
-                                                          for x in layers]
+        self.layers = (
+            list(known)
+            if layers is None
+            else [str(x).removeprefix("synthesis.").removesuffix(".weight") for x in layers]
+        )
         unknown = [x for x in self.layers if x not in known]
         if unknown:
             raise ValueError(f"layers: unknown synthesis layers {unknown}; layers with weights: {known}")
         self.steps, self.lr, self.mode, self.seed = steps, lr, mode, seed
         self.mse, self.distance_weight, self.stop_distance = mse, distance_weight, stop_distance
-        self.locality = dict(alpha=locality_alpha, mse=locality_mse, distance=locality_distance,
-                             truncation=locality_truncation) if locality else None
+        self.locality = (
+            dict(alpha=locality_alpha, mse=locality_mse, distance=locality_distance, truncation=locality_truncation)
+            if locality
+            else None
+        )
         self.distance = Distance(distance or default_distance(generator, "pti"))
         self.pivot_method = self._build_pivot(pivot, dict(pivot_options or {}), distance, noise_regularize)
         self.pivot_name = pivot if isinstance(pivot, str) else getattr(pivot, "name", type(pivot).__name__)
@@ -114,11 +139,15 @@ class PTI(Method):
         if self.mode == "offsets":
             offsets, report = self._tune(images, pivot, seeds)
         else:
-            parts = [self._tune_copy(images[i:i + 1], pivot[i], seeds[i:i + 1]) for i in range(images.shape[0])]
+            parts = [self._tune_copy(images[i : i + 1], pivot[i], seeds[i : i + 1]) for i in range(images.shape[0])]
             offsets = {k: torch.cat([p[0][k] for p in parts]) for k in parts[0][0]}
             report = {k: torch.cat([p[1][k] for p in parts]) for k in parts[0][1]}
-        extras = {**report, "distance_name": self.distance.name, "pivot_method": self.pivot_name,
-                  **{f"pivot.{k}": v for k, v in pivot.extras.items()}}
+        extras = {
+            **report,
+            "distance_name": self.distance.name,
+            "pivot_method": self.pivot_name,
+            **{f"pivot.{k}": v for k, v in pivot.extras.items()},
+        }
         return Inversion(pivot.latents.detach(), pivot.space, self.generator, offsets, extras)
 
     # --- the tuning loop, shared by both modes --------------------------------------------------------------
@@ -138,8 +167,9 @@ class PTI(Method):
             ws_r = ws_pivot + self.locality["alpha"] * direction / direction.flatten(1).norm(dim=1).reshape(n, 1, 1)
             original = render_original(ws_r)
         tuned = render_tuned(ws_r)
-        return self.locality["mse"] * _per_sample_mse(tuned, original) + \
-            self.locality["distance"] * self.distance(tuned, original)
+        return self.locality["mse"] * _per_sample_mse(tuned, original) + self.locality["distance"] * self.distance(
+            tuned, original
+        )
 
     def _loop(self, target, ws, params, render_tuned, render_original, seeds, per_sample=True):
         n = target.shape[0]
@@ -158,8 +188,9 @@ class PTI(Method):
                 if not active.any():
                     break
             if self.locality:
-                loss = loss + self._locality_loss(ws, lambda w: render_tuned(w, "none"),
-                                                  lambda w: render_original(w, "none"), generators)
+                loss = loss + self._locality_loss(
+                    ws, lambda w: render_tuned(w, "none"), lambda w: render_original(w, "none"), generators
+                )
             # per-sample offsets: a stopped image's rows stay as they are (one image per copy stops by breaking)
             frozen = FrozenRows(params, ~active) if per_sample else None
             grads = torch.autograd.grad((loss * active).sum(), params)
@@ -171,9 +202,14 @@ class PTI(Method):
             self.report(StepInfo(step, self.steps, d.detach(), loss.detach(), active.clone(), "tune"))
         with torch.no_grad():
             final = render_tuned(ws, "const")
-            report = {"distance": self.distance(final, target), "l2": _per_sample_mse(final, target),
-                      "pivot_distance": pivot_d, "pivot_l2": _per_sample_mse(render_original(ws, "const"), target),
-                      "steps": steps_used, "stopped": steps_used < self.steps}
+            report = {
+                "distance": self.distance(final, target),
+                "l2": _per_sample_mse(final, target),
+                "pivot_distance": pivot_d,
+                "pivot_l2": _per_sample_mse(render_original(ws, "const"), target),
+                "steps": steps_used,
+                "stopped": steps_used < self.steps,
+            }
         return report
 
     def _tune(self, target, pivot, seeds):
@@ -181,8 +217,12 @@ class PTI(Method):
         synthesis, n = self.generator.synthesis, target.shape[0]
         ws = pivot.ws.detach()
         base = {k: v.detach() for k, v in (pivot.weight_offsets or {}).items()}
-        offsets = {name: base.get(name, synthesis.layer(name).weight.new_zeros(n, *synthesis.layer(name).weight.shape))
-                   .clone().requires_grad_(True) for name in self.layers}
+        offsets = {
+            name: base.get(name, synthesis.layer(name).weight.new_zeros(n, *synthesis.layer(name).weight.shape))
+            .clone()
+            .requires_grad_(True)
+            for name in self.layers
+        }
         fixed = {k: v for k, v in base.items() if k not in offsets}
 
         def render_tuned(w, noise_mode):
@@ -212,6 +252,9 @@ class PTI(Method):
             return synthesis(w, noise_mode=noise_mode, weight_offsets=base or None)
 
         report = self._loop(target, ws, params, render_tuned, render_original, seeds, per_sample=False)
-        offsets = {name: (tuned.layer(name).weight.detach() - synthesis.layer(name).weight.detach()).unsqueeze(0)
-                   for name in synthesis.weight_layer_names if name in self.layers or name in base}
+        offsets = {
+            name: (tuned.layer(name).weight.detach() - synthesis.layer(name).weight.detach()).unsqueeze(0)
+            for name in synthesis.weight_layer_names
+            if name in self.layers or name in base
+        }
         return offsets, report

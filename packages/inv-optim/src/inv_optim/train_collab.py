@@ -32,13 +32,13 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
+
 from sg2_core import CheckpointWarning, load_networks, save_networks
 from sg2_core.fit import DataOrder, check_out_file, check_run_dir
 
 from .collab import LatentCache, iterator_loss, refine_wplus
 from .distance import Distance, default_distance
 from .embedding import build_embedding, save_embedding
-
 
 TRAIN_ITERATOR_LR = 0.02  # gentler than test time's 0.1: a few steps per visit, accumulated by the cache
 SNAPSHOT = "snapshot-{:09d}.safetensors"  # sg2_core.train's naming: its latest_snapshot finds the newest
@@ -56,11 +56,23 @@ class LossWeights:
 class CollabTrainer:
     """One collaborative-learning step at a time for ``network`` and a frozen ``generator``."""
 
-    def __init__(self, network, generator, num_images: int, *, distance=None, iterator_steps: int = 2,
-                 iterator_lr: float = TRAIN_ITERATOR_LR, iterator_mse: float = 1.0, lr: float = 1e-3,
-                 weights: LossWeights = LossWeights()):
+    def __init__(
+        self,
+        network,
+        generator,
+        num_images: int,
+        *,
+        distance=None,
+        iterator_steps: int = 2,
+        iterator_lr: float = TRAIN_ITERATOR_LR,
+        iterator_mse: float = 1.0,
+        lr: float = 1e-3,
+        weights: LossWeights = LossWeights(),
+    ):
         self.network, self.generator = network, generator
-        self.distance = distance if isinstance(distance, Distance) else Distance(distance or default_distance(generator))
+        self.distance = (
+            distance if isinstance(distance, Distance) else Distance(distance or default_distance(generator))
+        )
         self.iterator_steps, self.iterator_lr, self.iterator_mse = iterator_steps, iterator_lr, iterator_mse
         self.weights = weights
         device = next(generator.parameters()).device
@@ -83,12 +95,20 @@ class CollabTrainer:
         proposal = self.network(images)
         cached, cached_loss = self.cache.get(indices)
         with torch.no_grad():  # the iterator starts from whichever is better: the proposal or the cached code
-            _, proposal_loss = iterator_loss(self.distance, self.generator.synthesis(proposal, noise_mode="const"),
-                                             images, self.iterator_mse)
+            _, proposal_loss = iterator_loss(
+                self.distance, self.generator.synthesis(proposal, noise_mode="const"), images, self.iterator_mse
+            )
         from_cache = cached_loss < proposal_loss
         start = torch.where(from_cache[:, None, None], cached, proposal.detach())
-        refined, refined_loss, _ = refine_wplus(self.generator, images, start, steps=self.iterator_steps,
-                                                distance=self.distance, lr=self.iterator_lr, mse=self.iterator_mse)
+        refined, refined_loss, _ = refine_wplus(
+            self.generator,
+            images,
+            start,
+            steps=self.iterator_steps,
+            distance=self.distance,
+            lr=self.iterator_lr,
+            mse=self.iterator_mse,
+        )
         self.cache.update(indices, refined, refined_loss)
         targets, target_loss = self.cache.get(indices)
         loss, parts = self.network_loss(images, proposal, targets)
@@ -96,14 +116,22 @@ class CollabTrainer:
         loss.backward()
         self.optimizer.step()
         self.steps += 1
-        return {"loss": loss.item(), **parts, "proposal_iterator_loss": proposal_loss.mean().item(),
-                "target_iterator_loss": target_loss.mean().item(), "from_cache": from_cache.float().mean().item()}
+        return {
+            "loss": loss.item(),
+            **parts,
+            "proposal_iterator_loss": proposal_loss.mean().item(),
+            "target_iterator_loss": target_loss.mean().item(),
+            "from_cache": from_cache.float().mean().item(),
+        }
 
     def training_state(self) -> dict:
         """Everything but the network needed to continue exactly (tensors and JSON values, for ``extra``)."""
         opt = self.optimizer.state_dict()  # integer keys: the file's metadata is JSON
-        return {"steps": self.steps, "cache": dict(self.cache.state_dict()),
-                "optimizer": {"state": {str(k): v for k, v in opt["state"].items()}, "param_groups": opt["param_groups"]}}
+        return {
+            "steps": self.steps,
+            "cache": dict(self.cache.state_dict()),
+            "optimizer": {"state": {str(k): v for k, v in opt["state"].items()}, "param_groups": opt["param_groups"]},
+        }
 
     def load_training_state(self, state: dict) -> None:
         opt = state["optimizer"]
@@ -116,8 +144,15 @@ class CollabTrainer:
 
 def save_snapshot(folder: Path, trainer: CollabTrainer, order: DataOrder, options: dict, seconds: float) -> Path:
     """The network and the run's whole state, atomically, as ``folder/snapshot-<steps>.safetensors``."""
-    extra = {"training": {**trainer.training_state(), "data_order": order.state(), "options": options,
-                          "rng": torch.get_rng_state(), "seconds": seconds}}
+    extra = {
+        "training": {
+            **trainer.training_state(),
+            "data_order": order.state(),
+            "options": options,
+            "rng": torch.get_rng_state(),
+            "seconds": seconds,
+        }
+    }
     with warnings.catch_warnings():  # a dropped entry would make the snapshot unresumable: fail instead
         warnings.simplefilter("error", CheckpointWarning)
         return save_networks(folder / SNAPSHOT.format(trainer.steps), {"network": trainer.network}, extra=extra)
@@ -133,8 +168,10 @@ def load_snapshot(path: Path, trainer: CollabTrainer, order: DataOrder, options:
     theirs = state["options"]
     changed = sorted(k for k in options.keys() | theirs.keys() if options.get(k) != theirs.get(k))
     if changed:
-        raise ValueError(f"{path.name} was trained with other options ({', '.join(changed)}): resuming with them "
-                         "changed would not continue the same run; start a new run instead")
+        raise ValueError(
+            f"{path.name} was trained with other options ({', '.join(changed)}): resuming with them "
+            "changed would not continue the same run; start a new run instead"
+        )
     if loaded["network"].config != trainer.network.config:
         raise ValueError(f"{path.name} holds a network of another config than this run builds")
     trainer.network.load_state_dict(loaded["network"].state_dict())
@@ -166,8 +203,12 @@ def _load_generator(spec: str | None, device):
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--out", default=None, help="safetensors file to write (refused if it exists, see --overwrite); "
-                   "default with --run-dir: DIR/network.safetensors")
+    p.add_argument(
+        "--out",
+        default=None,
+        help="safetensors file to write (refused if it exists, see --overwrite); "
+        "default with --run-dir: DIR/network.safetensors",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.add_argument("--run-dir", default=None, help="folder for the run's snapshots (a fresh run needs it new or empty)")
     p.add_argument("--resume", action="store_true", help="continue the newest snapshot in --run-dir")
@@ -207,48 +248,80 @@ def main(argv=None) -> int:
         n = data.shape[0]
         network = build_embedding(generator, backbone=args.backbone)
         weights = LossWeights(args.latent_weight, args.image_weight, args.perceptual_weight)
-        trainer = CollabTrainer(network, generator, n, distance=args.distance, iterator_steps=args.iterator_steps,
-                                iterator_lr=args.iterator_lr, lr=args.lr, weights=weights)
+        trainer = CollabTrainer(
+            network,
+            generator,
+            n,
+            distance=args.distance,
+            iterator_steps=args.iterator_steps,
+            iterator_lr=args.iterator_lr,
+            lr=args.lr,
+            weights=weights,
+        )
         order = DataOrder(n, args.batch_size, args.seed)
-        options = {"generator": g_source, "data": args.data, "num_images": n, "batch_size": args.batch_size,
-                   "iterator_steps": args.iterator_steps, "iterator_lr": args.iterator_lr, "lr": args.lr,
-                   "loss_weights": asdict(weights), "backbone": network.config.backbone,
-                   "distance": trainer.distance.name, "seed": args.seed}
+        options = {
+            "generator": g_source,
+            "data": args.data,
+            "num_images": n,
+            "batch_size": args.batch_size,
+            "iterator_steps": args.iterator_steps,
+            "iterator_lr": args.iterator_lr,
+            "lr": args.lr,
+            "loss_weights": asdict(weights),
+            "backbone": network.config.backbone,
+            "distance": trainer.distance.name,
+            "seed": args.seed,
+        }
         seconds_before = 0.0 if snapshot is None else load_snapshot(snapshot, trainer, order, options)
         if args.steps is not None and trainer.steps > args.steps:
-            raise ValueError(f"the snapshot {snapshot.name} has already trained {trainer.steps} steps, more than "
-                             f"--steps {args.steps}; raise --steps to train further")
+            raise ValueError(
+                f"the snapshot {snapshot.name} has already trained {trainer.steps} steps, more than "
+                f"--steps {args.steps}; raise --steps to train further"
+            )
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     if snapshot is not None and trainer.steps == args.steps:
-        print(f"nothing to train: the run in {args.run_dir} is complete ({trainer.steps} steps); raise --steps to "
-              "train further", file=sys.stderr)
+        print(
+            f"nothing to train: the run in {args.run_dir} is complete ({trainer.steps} steps); raise --steps to "
+            "train further",
+            file=sys.stderr,
+        )
         return 0
     run_dir = None if args.run_dir is None else Path(args.run_dir)
     if run_dir is not None:
         run_dir.mkdir(parents=True, exist_ok=True)
     out = Path(args.out) if args.out is not None else run_dir / "network.safetensors"
     params = sum(p.numel() for p in network.trainable_parameters())
-    print(f"generator: {g_source}\ndata: {args.data}, {n} images\nnetwork: {network.config.backbone}, {params} "
-          f"trainable parameters\nthreads {torch.get_num_threads()}, device {device}"
-          + (f"\nresumed {snapshot} at step {trainer.steps}" if snapshot is not None else ""), flush=True)
+    print(
+        f"generator: {g_source}\ndata: {args.data}, {n} images\nnetwork: {network.config.backbone}, {params} "
+        f"trainable parameters\nthreads {torch.get_num_threads()}, device {device}"
+        + (f"\nresumed {snapshot} at step {trainer.steps}" if snapshot is not None else ""),
+        flush=True,
+    )
 
     start, history, snapped = time.perf_counter(), [], trainer.steps
     stop = _StopFlag()  # SIGINT/SIGTERM: finish the step, save a snapshot and the network, exit 128 + signal
     while True:
         elapsed = time.perf_counter() - start
-        if (args.steps is not None and trainer.steps >= args.steps) or \
-                (args.minutes is not None and elapsed >= 60 * args.minutes) or stop.signum is not None:
+        if (
+            (args.steps is not None and trainer.steps >= args.steps)
+            or (args.minutes is not None and elapsed >= 60 * args.minutes)
+            or stop.signum is not None
+        ):
             break
         indices = order.next()
         images = data[indices].to(device, torch.float32) / 127.5 - 1
         history.append(trainer.step(images, indices))
         if trainer.steps % args.log_every == 0:
-            recent = history[-args.log_every:]
+            recent = history[-args.log_every :]
             mean = {k: sum(h[k] for h in recent) / len(recent) for k in recent[0]}
-            print(f"step {trainer.steps:5d}  {elapsed:6.0f}s  " + "  ".join(f"{k} {v:.4f}" for k, v in mean.items())
-                  + f"  cached {(trainer.cache.loss < float('inf')).sum().item()}/{n}", flush=True)
+            print(
+                f"step {trainer.steps:5d}  {elapsed:6.0f}s  "
+                + "  ".join(f"{k} {v:.4f}" for k, v in mean.items())
+                + f"  cached {(trainer.cache.loss < float('inf')).sum().item()}/{n}",
+                flush=True,
+            )
         if run_dir is not None and trainer.steps % args.snap_every == 0:
             save_snapshot(run_dir, trainer, order, options, seconds_before + time.perf_counter() - start)
             snapped = trainer.steps
@@ -256,20 +329,30 @@ def main(argv=None) -> int:
     if run_dir is not None and snapped != trainer.steps:  # the end, or a signal: the state to resume from
         save_snapshot(run_dir, trainer, order, options, seconds_before + elapsed)
     seen = trainer.cache.loss < float("inf")
-    info = {**{k: options[k] for k in ("generator", "data", "num_images")}, "steps": trainer.steps,
-            **{k: options[k] for k in ("batch_size", "iterator_steps", "iterator_lr", "lr", "loss_weights")},
-            "seconds": round(seconds_before + elapsed, 1), "threads": torch.get_num_threads(),
-            "final_cache_iterator_loss": trainer.cache.loss[seen].mean().item() if seen.any() else None}
+    info = {
+        **{k: options[k] for k in ("generator", "data", "num_images")},
+        "steps": trainer.steps,
+        **{k: options[k] for k in ("batch_size", "iterator_steps", "iterator_lr", "lr", "loss_weights")},
+        "seconds": round(seconds_before + elapsed, 1),
+        "threads": torch.get_num_threads(),
+        "final_cache_iterator_loss": trainer.cache.loss[seen].mean().item() if seen.any() else None,
+    }
     if stop.signum is not None:
         info["stopped_by"] = signal.Signals(stop.signum).name
     path = save_embedding(network.eval(), out, {"training": info})
     stop.restore()
-    print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB) after {trainer.steps} steps, {elapsed:.0f}s\n"
-          + json.dumps(info), flush=True)
+    print(
+        f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB) after {trainer.steps} steps, {elapsed:.0f}s\n"
+        + json.dumps(info),
+        flush=True,
+    )
     if stop.signum is not None:
         resume = f"; continue with --run-dir {run_dir} --resume" if run_dir is not None else ""
-        print(f"stopped by {signal.Signals(stop.signum).name} after {trainer.steps} steps; the network so far is "
-              f"in {path}{resume}", file=sys.stderr)
+        print(
+            f"stopped by {signal.Signals(stop.signum).name} after {trainer.steps} steps; the network so far is "
+            f"in {path}{resume}",
+            file=sys.stderr,
+        )
         return 128 + stop.signum
     return 0
 
@@ -298,8 +381,11 @@ class _StopFlag:
 
     def __init__(self):
         self.signum = None
-        self._previous = {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)} \
-            if threading.current_thread() is threading.main_thread() else {}
+        self._previous = (
+            {s: signal.signal(s, self._handle) for s in (signal.SIGINT, signal.SIGTERM)}
+            if threading.current_thread() is threading.main_thread()
+            else {}
+        )
 
     def _handle(self, signum, frame):
         self.signum = signum

@@ -20,6 +20,16 @@ from .networks import VAEConfig, VAEOutput, VAEStyleEncoder, reparameterize
 # Single source of truth: the version in pyproject.toml, as installed.
 __version__ = _version("inv-vae")
 
-__all__ = ["AgileCheckpoint", "AttributeGenerator", "AttributeGeneratorConfig", "KL_WEIGHT", "VAEConfig", "VAEOutput",
-           "VAEStyleEncoder", "kl_divergence", "load", "load_dual",
-           "reparameterize"]
+__all__ = [
+    "AgileCheckpoint",
+    "AttributeGenerator",
+    "AttributeGeneratorConfig",
+    "KL_WEIGHT",
+    "VAEConfig",
+    "VAEOutput",
+    "VAEStyleEncoder",
+    "kl_divergence",
+    "load",
+    "load_dual",
+    "reparameterize",
+]

@@ -52,8 +52,9 @@ class AttributeGeneratorConfig(Serializable):
         blocks = self.generator.block_resolutions
         bad = [r for r in split if r not in blocks or r == 4]
         if bad or len(set(split)) != len(split):
-            raise ValueError(f"split must list distinct block resolutions above 4 of the generator {list(blocks)}, "
-                             f"got {list(split)}")
+            raise ValueError(
+                f"split must list distinct block resolutions above 4 of the generator {list(blocks)}, got {list(split)}"
+            )
 
     @classmethod
     def from_dict(cls, data: dict):
@@ -61,8 +62,11 @@ class AttributeGeneratorConfig(Serializable):
         if unknown:
             raise ValueError(f"unknown {cls.__name__} fields {unknown}")
         split = data.get("split")
-        return cls(GeneratorConfig.from_dict(data.get("generator", {})), tuple(data.get("attributes", ("A", "B"))),
-                   None if split is None else tuple(split))
+        return cls(
+            GeneratorConfig.from_dict(data.get("generator", {})),
+            tuple(data.get("attributes", ("A", "B"))),
+            None if split is None else tuple(split),
+        )
 
 
 @register_network(config_class=AttributeGeneratorConfig)
@@ -83,8 +87,9 @@ class AttributeGenerator(nn.Module):
         blocks = {f"b{r}": getattr(source.synthesis, f"b{r}") for r in config.generator.block_resolutions}
         split = {f"b{r}" for r in config.split}
         self.shared = nn.ModuleDict({k: b for k, b in blocks.items() if k not in split})
-        self.paths = nn.ModuleList(nn.ModuleDict({k: copy.deepcopy(blocks[k]) for k in blocks if k in split})
-                                   for _ in config.attributes)
+        self.paths = nn.ModuleList(
+            nn.ModuleDict({k: copy.deepcopy(blocks[k]) for k in blocks if k in split}) for _ in config.attributes
+        )
         self._views = [self._view(i) for i in range(len(config.attributes))]  # not submodules: no second copy
 
     def _view(self, index: int) -> Generator:
@@ -98,8 +103,9 @@ class AttributeGenerator(nn.Module):
         return g.train(self.training)
 
     @classmethod
-    def from_generator(cls, generator: Generator, attributes: Sequence[str] = ("A", "B"),
-                       split: Sequence[int] | None = None) -> AttributeGenerator:
+    def from_generator(
+        cls, generator: Generator, attributes: Sequence[str] = ("A", "B"), split: Sequence[int] | None = None
+    ) -> AttributeGenerator:
         """A copy of ``generator`` (never changed or shared) with its ``split`` blocks copied into every path."""
         config = AttributeGeneratorConfig(generator.config, tuple(attributes), None if split is None else tuple(split))
         net = skeleton(config, cls)
@@ -129,8 +135,10 @@ class AttributeGenerator(nn.Module):
                 raise ValueError(f"unknown attribute {attribute!r}; this generator's attributes are {list(names)}")
             return names.index(attribute)
         if isinstance(attribute, bool) or not isinstance(attribute, int) or not 0 <= attribute < len(names):
-            raise ValueError(f"unknown attribute index {attribute!r}; this generator has {len(names)} paths, indices "
-                             f"0..{len(names) - 1} ({list(names)})")
+            raise ValueError(
+                f"unknown attribute index {attribute!r}; this generator has {len(names)} paths, indices "
+                f"0..{len(names) - 1} ({list(names)})"
+            )
         return attribute
 
     def path(self, attribute) -> Generator:
@@ -141,19 +149,28 @@ class AttributeGenerator(nn.Module):
         """``[n]`` path indices from one name/index for all samples, one per sample, or a 1-d integer tensor."""
         if isinstance(attributes, torch.Tensor):
             if attributes.is_floating_point() or attributes.is_complex() or attributes.ndim != 1:
-                raise ValueError(f"attributes must be a 1-d integer tensor, got {attributes.dtype} "
-                                 f"{list(attributes.shape)}")
+                raise ValueError(
+                    f"attributes must be a 1-d integer tensor, got {attributes.dtype} {list(attributes.shape)}"
+                )
             attributes = attributes.tolist()
         elif isinstance(attributes, (int, str)):
             attributes = [attributes] * n
         attributes = list(attributes)
         if len(attributes) != n:
-            raise ValueError(f"attributes must give one attribute per sample ({n}) or one for all, got "
-                             f"{len(attributes)}")
+            raise ValueError(
+                f"attributes must give one attribute per sample ({n}) or one for all, got {len(attributes)}"
+            )
         return torch.tensor([self.attribute_index(a) for a in attributes], dtype=torch.long, device=device)
 
-    def synthesize(self, ws: torch.Tensor, attributes, noise_mode: str = "random", noise=None,
-                   weight_offsets=None, **synthesis_kwargs) -> torch.Tensor:
+    def synthesize(
+        self,
+        ws: torch.Tensor,
+        attributes,
+        noise_mode: str = "random",
+        noise=None,
+        weight_offsets=None,
+        **synthesis_kwargs,
+    ) -> torch.Tensor:
         """Render W+ ``ws [N, num_ws, w_dim]``, each sample with its attribute's path (the other arguments as
         ``SynthesisNetwork.forward``; per-sample noise maps and offsets follow their samples)."""
         n = ws.shape[0]
@@ -165,17 +182,30 @@ class AttributeGenerator(nn.Module):
             def take(t, rows=rows):  # a [N, 1, r, r] noise map follows its samples; [1, ...] and [r, r] are shared
                 return t[rows] if isinstance(t, torch.Tensor) and t.ndim == 4 and t.shape[0] == n else t
 
-            part_noise = {k: take(v) for k, v in noise.items()} if isinstance(noise, dict) else \
-                [take(v) for v in noise] if noise is not None else None
+            part_noise = (
+                {k: take(v) for k, v in noise.items()}
+                if isinstance(noise, dict)
+                else [take(v) for v in noise]
+                if noise is not None
+                else None
+            )
             part_offsets = {k: v[rows] for k, v in weight_offsets.items()} if weight_offsets else None
-            img = self._views[p].synthesis(ws[rows], noise_mode=noise_mode, noise=part_noise,
-                                           weight_offsets=part_offsets, **synthesis_kwargs)
+            img = self._views[p].synthesis(
+                ws[rows], noise_mode=noise_mode, noise=part_noise, weight_offsets=part_offsets, **synthesis_kwargs
+            )
             if out is None:
                 out = img.new_empty(n, *img.shape[1:])
             out[rows] = img
         return out
 
-    def forward(self, z: torch.Tensor, attributes, truncation_psi=1.0, truncation_cutoff=None,
-                noise_mode: str = "random", **synthesis_kwargs) -> torch.Tensor:
+    def forward(
+        self,
+        z: torch.Tensor,
+        attributes,
+        truncation_psi=1.0,
+        truncation_cutoff=None,
+        noise_mode: str = "random",
+        **synthesis_kwargs,
+    ) -> torch.Tensor:
         ws = self.mapping(z, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)
         return self.synthesize(ws, attributes, noise_mode=noise_mode, **synthesis_kwargs)

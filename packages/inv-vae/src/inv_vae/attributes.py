@@ -14,8 +14,18 @@ import torch
 
 __all__ = ["FMNIST_CLASSES", "FMNIST_GROUPS", "FMNISTGroupClassifier", "resolve_attributes"]
 
-FMNIST_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                  "Ankle boot")
+FMNIST_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
 # The demo's attribute classes: the Fashion-MNIST labels grouped by the shape of the garment
 FMNIST_GROUPS = {"clothes": (0, 1, 2, 3, 4, 6), "shoes": (5, 7, 9), "bags": (8,)}
 
@@ -26,8 +36,10 @@ class FMNISTGroupClassifier:
     def __init__(self, groups: Sequence[str] = tuple(FMNIST_GROUPS), device=None):
         unknown = [g for g in groups if g not in FMNIST_GROUPS]
         if unknown:
-            raise ValueError(f"unknown attribute name(s) {unknown} for the Fashion-MNIST class groups "
-                             f"({', '.join(FMNIST_GROUPS)}); give attributes= or a classifier for them")
+            raise ValueError(
+                f"unknown attribute name(s) {unknown} for the Fashion-MNIST class groups "
+                f"({', '.join(FMNIST_GROUPS)}); give attributes= or a classifier for them"
+            )
         from inv_metrics.fmnist import load_fmnist_net
 
         self.groups = tuple(groups)
@@ -65,7 +77,9 @@ def resolve_attributes(style, generator, images: torch.Tensor, attributes=None, 
         if classifier is None:
             classifier = default_classifier(style, generator)
             if classifier is None:
-                raise ValueError(f"the style generator has attribute paths {list(style.config.attributes)}: give "
-                                 "the attribute of each image, or a classifier that predicts it")
+                raise ValueError(
+                    f"the style generator has attribute paths {list(style.config.attributes)}: give "
+                    "the attribute of each image, or a classifier that predicts it"
+                )
         attributes = classifier(images)
     return style.attribute_indices(attributes, n).tolist()

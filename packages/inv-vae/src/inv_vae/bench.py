@@ -33,8 +33,9 @@ def _edges(images: torch.Tensor) -> torch.Tensor:
 def main(argv=None) -> int:
     from inv_metrics.distances import load_distance
 
-    p = argparse.ArgumentParser(prog="python -m inv_vae.bench", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m inv_vae.bench", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--style", default="edges")
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--threads", type=int, default=1)
@@ -49,17 +50,21 @@ def main(argv=None) -> int:
     print(f"encoder codes on {len(images)} demo test images (per W+ layer):")
     print("layer  mean(mu)  std(mu)  mean(var)  KL")
     for i in range(mu.shape[1]):
-        print(f"{i:5d}  {mu[:, i].mean():8.4f}  {mu[:, i].std():7.4f}  {logvar[:, i].exp().mean():9.4f}  "
-              f"{kl[:, i].mean():7.2f}")
+        print(
+            f"{i:5d}  {mu[:, i].mean():8.4f}  {mu[:, i].std():7.4f}  {logvar[:, i].exp().mean():9.4f}  "
+            f"{kl[:, i].mean():7.2f}"
+        )
     print(f"all    {mu.mean():8.4f}  {mu.std():7.4f}  {logvar.exp().mean():9.4f}  {kl.mean():7.2f}")
     distance = load_distance("fmnist")
     source, stylised = stylize(agile, style, images)
     edges = _edges(images)
     with torch.no_grad():
-        rows = {"input vs source rendering": distance(images, source),
-                "source rendering vs stylised": distance(source, stylised),
-                "input's edge drawing vs stylised": distance(edges, stylised),
-                "input's edge drawing vs source rendering": distance(edges, source)}
+        rows = {
+            "input vs source rendering": distance(images, source),
+            "source rendering vs stylised": distance(source, stylised),
+            "input's edge drawing vs stylised": distance(edges, stylised),
+            "input's edge drawing vs source rendering": distance(edges, source),
+        }
     print("fmnist perceptual distance (mean over the images):")
     for name, d in rows.items():
         print(f"  {name}: {d.mean():.4f}")
@@ -72,8 +77,10 @@ def main(argv=None) -> int:
     start = time.perf_counter()
     stylize(agile, style, images[:32])
     batch = time.perf_counter() - start
-    print(f"stylise one image: {statistics.median(times) * 1000:.1f} ms (median of {args.repeats}); "
-          f"32 images: {batch * 1000:.0f} ms; {torch.get_num_threads()} thread(s)")
+    print(
+        f"stylise one image: {statistics.median(times) * 1000:.1f} ms (median of {args.repeats}); "
+        f"32 images: {batch * 1000:.0f} ms; {torch.get_num_threads()} thread(s)"
+    )
     return 0
 
 

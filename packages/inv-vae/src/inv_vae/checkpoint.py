@@ -33,8 +33,10 @@ from .networks import VAEConfig, VAEStyleEncoder
 __all__ = ["AgileCheckpoint", "encoder_config", "from_dict", "load"]
 
 # Other families' files, told by their state-dict prefixes: (prefix, what it is, how to read it)
-OTHER_PREFIXES = (("hypernet.", "a HyperInverter checkpoint", "inv_hyper.load / method 'hyperinverter'"),
-                  ("w_bar_encoder.", "a HyperInverter checkpoint", "inv_hyper.load / method 'hyperinverter'"))
+OTHER_PREFIXES = (
+    ("hypernet.", "a HyperInverter checkpoint", "inv_hyper.load / method 'hyperinverter'"),
+    ("w_bar_encoder.", "a HyperInverter checkpoint", "inv_hyper.load / method 'hyperinverter'"),
+)
 
 
 @dataclass
@@ -51,26 +53,33 @@ class AgileCheckpoint:
 
 
 def _prefixed(state: Mapping, prefix: str) -> dict:
-    return {k[len(prefix):]: v for k, v in state.items() if isinstance(k, str) and k.startswith(prefix)}
+    return {k[len(prefix) :]: v for k, v in state.items() if isinstance(k, str) and k.startswith(prefix)}
 
 
 def _not_agilegan(obj: Mapping, state: Mapping, enc: Mapping, path) -> None:
     """A CheckpointError naming the family when the file is another method's (or no encoder at all)."""
     if "g_ema" in obj or "g" in obj:
-        raise CheckpointError("this is a rosinality generator checkpoint ('g_ema'), not an AgileGAN encoder; read it "
-                              "with sg2_core.load_checkpoint", path)
+        raise CheckpointError(
+            "this is a rosinality generator checkpoint ('g_ema'), not an AgileGAN encoder; read it "
+            "with sg2_core.load_checkpoint",
+            path,
+        )
     for prefix, what, how in OTHER_PREFIXES:
         if any(isinstance(k, str) and k.startswith(prefix) for k in state):
-            raise CheckpointError(f"this is {what} ('{prefix}*' keys), not an AgileGAN encoder; read it with {how}",
-                                  path)
+            raise CheckpointError(
+                f"this is {what} ('{prefix}*' keys), not an AgileGAN encoder; read it with {how}", path
+            )
     if not enc:
         keys = sorted({str(k).split(".")[0] + "." for k in state})[:6]
         raise CheckpointError(f"no 'encoder.*' keys (found {keys}): not an AgileGAN encoder checkpoint", path)
     if "fc_mu.weight" not in enc or "fc_var.weight" not in enc:
         opts = obj.get("opts") if isinstance(obj.get("opts"), Mapping) else {}
         family = "a ReStyle" if "n_iters_per_batch" in opts else "a pSp/e4e"
-        raise CheckpointError(f"this is {family} encoder checkpoint (no encoder.fc_mu / encoder.fc_var: it predicts "
-                              "W+ codes, not a Gaussian in Z+); read it with inv_encoders.load", path)
+        raise CheckpointError(
+            f"this is {family} encoder checkpoint (no encoder.fc_mu / encoder.fc_var: it predicts "
+            "W+ codes, not a Gaussian in Z+); read it with inv_encoders.load",
+            path,
+        )
 
 
 def encoder_config(state: Mapping, opts: Mapping | None = None, path=None) -> VAEConfig:
@@ -78,8 +87,10 @@ def encoder_config(state: Mapping, opts: Mapping | None = None, path=None) -> VA
     needed = ["input_layer.0.weight", "styles.0.linear.weight", "fc_mu.weight", "body.0.res_layer.1.weight"]
     missing = [k for k in needed if k not in state]
     if missing:
-        raise CheckpointError(f"the encoder has no {', '.join(missing)} (keys 'encoder.{missing[0]}'): not "
-                              "AgileGAN's VAEStyleEncoder", path)
+        raise CheckpointError(
+            f"the encoder has no {', '.join(missing)} (keys 'encoder.{missing[0]}'): not AgileGAN's VAEStyleEncoder",
+            path,
+        )
     units = len({int(m.group(1)) for k in state if (m := re.match(r"body\.(\d+)\.", k))})
     depths = {sum(v): k for k, v in UNITS_PER_STAGE.items()}
     if units not in depths:
@@ -91,13 +102,19 @@ def encoder_config(state: Mapping, opts: Mapping | None = None, path=None) -> VA
     in_channels = int(state["input_layer.0.weight"].shape[1])
     input_nc = (opts or {}).get("input_nc")
     if input_nc is not None and input_nc != in_channels:
-        raise CheckpointError(f"opts.input_nc is {input_nc} but the encoder's input layer takes {in_channels} "
-                              "channels", path)
+        raise CheckpointError(
+            f"opts.input_nc is {input_nc} but the encoder's input layer takes {in_channels} channels", path
+        )
     try:
-        return VAEConfig(n_styles=n_styles, z_dim=int(state["fc_mu.weight"].shape[0]), in_channels=in_channels,
-                         input_size=16 * 2 ** convs,  # style 0 reads the stride-16 map down to 1x1
-                         widths=tuple(int(state[f"body.{u}.res_layer.1.weight"].shape[0]) for u in firsts),
-                         num_layers=num_layers, mode="ir_se" if "body.0.res_layer.5.fc1.weight" in state else "ir")
+        return VAEConfig(
+            n_styles=n_styles,
+            z_dim=int(state["fc_mu.weight"].shape[0]),
+            in_channels=in_channels,
+            input_size=16 * 2**convs,  # style 0 reads the stride-16 map down to 1x1
+            widths=tuple(int(state[f"body.{u}.res_layer.1.weight"].shape[0]) for u in firsts),
+            num_layers=num_layers,
+            mode="ir_se" if "body.0.res_layer.5.fc1.weight" in state else "ir",
+        )
     except (KeyError, ValueError) as exc:
         raise CheckpointError(f"cannot size the encoder from its tensors: {exc}", path) from None
 
@@ -105,15 +122,19 @@ def encoder_config(state: Mapping, opts: Mapping | None = None, path=None) -> VA
 def _strict(module: nn.Module, state: Mapping, what: str, path) -> None:
     """One error listing every missing, unexpected and mis-shaped key, then a strict, copy-free load."""
     check_state({k: tuple(v.shape) for k, v in module.state_dict().items()}, state, what, path)
-    module.load_state_dict({k: v if v.dtype == torch.int64 else v.float() for k, v in state.items()},
-                           strict=True, assign=True)
+    module.load_state_dict(
+        {k: v if v.dtype == torch.int64 else v.float() for k, v in state.items()}, strict=True, assign=True
+    )
 
 
 def check_generator(config: VAEConfig, generator, path=None) -> None:
     """The encoder gives ``n_styles`` z of width ``z_dim``: one per W+ entry of ``generator``, mapped by it."""
     if (generator.num_ws, generator.z_dim) != (config.n_styles, config.z_dim):
-        raise CheckpointError(f"the encoder predicts {config.n_styles} z of width {config.z_dim} but the generator "
-                              f"takes {generator.num_ws} W+ entries mapped from z of width {generator.z_dim}", path)
+        raise CheckpointError(
+            f"the encoder predicts {config.n_styles} z of width {config.z_dim} but the generator "
+            f"takes {generator.num_ws} W+ entries mapped from z of width {generator.z_dim}",
+            path,
+        )
 
 
 def from_dict(obj, path=None, generator=None) -> AgileCheckpoint:
@@ -141,8 +162,9 @@ def from_dict(obj, path=None, generator=None) -> AgileCheckpoint:
         generator = rosinality.from_dict(decoder, path).generator
     if generator is not None:
         check_generator(config, generator, path)
-    return AgileCheckpoint(net.eval(), generator, latent_avg, dict(opts), "agilegan",
-                           None if path is None else Path(path))
+    return AgileCheckpoint(
+        net.eval(), generator, latent_avg, dict(opts), "agilegan", None if path is None else Path(path)
+    )
 
 
 def _from_native(path: Path, generator) -> AgileCheckpoint:
@@ -152,8 +174,9 @@ def _from_native(path: Path, generator) -> AgileCheckpoint:
     encoder = networks.get("encoder")
     if not isinstance(encoder, VAEStyleEncoder):
         held = {name: type(net).__name__ for name, net in networks.items()}
-        raise CheckpointError(f"this sg2-toolkit file holds {held}, not an AgileGAN encoder (a VAEStyleEncoder "
-                              "named 'encoder')", path)
+        raise CheckpointError(
+            f"this sg2-toolkit file holds {held}, not an AgileGAN encoder (a VAEStyleEncoder named 'encoder')", path
+        )
     stored = networks.get("generator")
     if generator is None and isinstance(stored, Generator):
         generator = stored

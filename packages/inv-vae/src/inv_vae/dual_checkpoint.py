@@ -68,16 +68,21 @@ def _dual_names(key: str, n_split: int) -> list[str]:
     return [f"{kind}C.{j - (2 * n_split if kind == 'convs' else n_split)}.{rest}"]
 
 
-def from_dual_state_dict(state: Mapping, attributes: Sequence[str] = DUAL_ATTRIBUTES, latent_avg=None,
-                         path=None) -> AttributeGenerator:
+def from_dual_state_dict(
+    state: Mapping, attributes: Sequence[str] = DUAL_ATTRIBUTES, latent_avg=None, path=None
+) -> AttributeGenerator:
     """An AttributeGenerator (path 0 = A, path 1 = B) from a DualGenerator state dict."""
     if not isinstance(state, Mapping) or not is_dual_state_dict(state):
-        raise CheckpointError("not an AgileGAN two-path generator: no 'convsA.*' keys (a plain rosinality "
-                              "generator loads with sg2_core.load_checkpoint)", path)
+        raise CheckpointError(
+            "not an AgileGAN two-path generator: no 'convsA.*' keys (a plain rosinality "
+            "generator loads with sg2_core.load_checkpoint)",
+            path,
+        )
     n_split = count(state, "to_rgbsA.{}.conv.weight")
     if n_split == 0:
-        raise CheckpointError("the two-path generator has no 'to_rgbsA.0.conv.weight': cannot tell its split blocks",
-                              path)
+        raise CheckpointError(
+            "the two-path generator has no 'to_rgbsA.0.conv.weight': cannot tell its split blocks", path
+        )
     path_a, path_b = _per_path(state, n_split)
     config = rosinality.infer_generator_config(path_a, path)
     meta = {k: torch.empty(shape, device="meta") for k, shape in expected_shapes(config).items()}
@@ -88,13 +93,19 @@ def from_dual_state_dict(state: Mapping, attributes: Sequence[str] = DUAL_ATTRIB
             expected[name] = tuple(tensor.shape)
             if key.endswith("kernel") or key.startswith("noises."):
                 optional.add(name)  # kernels follow from the config; missing noise is drawn (with a warning)
-    check_state(expected, state, "the AgileGAN two-path generator (DualGenerator names)", path, optional=optional,
-                hint=f"(architecture inferred: {config}, {n_split} split blocks)")
+    check_state(
+        expected,
+        state,
+        "the AgileGAN two-path generator (DualGenerator names)",
+        path,
+        optional=optional,
+        hint=f"(architecture inferred: {config}, {n_split} split blocks)",
+    )
     a = rosinality.generator_from_rosinality(path_a, config, path, what="two-path generator, path A")
     b = rosinality.generator_from_rosinality(path_b, config, path, what="two-path generator, path B")
     split = tuple(2 ** (k + 3) for k in range(n_split))
     if latent_avg is not None:
-        a.mapping.w_avg.copy_(torch.as_tensor(latent_avg).reshape(-1)[:config.w_dim])
+        a.mapping.w_avg.copy_(torch.as_tensor(latent_avg).reshape(-1)[: config.w_dim])
     net = AttributeGenerator.from_generator(a, attributes, split=split)
     with torch.no_grad():
         for name, block in net.paths[1].items():

@@ -35,6 +35,7 @@ def fmnist_edges(folder: Path | None = None, n: int = DEMO_COUNT) -> Path:
     """Write the ``n`` demo exemplars as PNGs into ``folder`` (default: the user cache) and return it; a folder
     already holding exactly these files is reused (they are deterministic)."""
     from PIL import Image
+
     from sg2_core.datasets import open_dataset
 
     folder = Path(folder) if folder is not None else _cache_root() / f"{DEMO_EXEMPLARS}-{n}"
@@ -64,11 +65,15 @@ def check_exemplars(folder, batch_size: int, channels: int, resolution: int) -> 
         raise ValueError(f"--exemplars {folder}: {error}") from None
     c, r = data.channels, data.resolution
     if (c, r) != (channels, resolution):
-        raise ValueError(f"--exemplars {folder}: the images are {r}x{r} with {c} channel(s), the generator makes "
-                         f"{resolution}x{resolution} with {channels} channel(s); resize or convert them first")
+        raise ValueError(
+            f"--exemplars {folder}: the images are {r}x{r} with {c} channel(s), the generator makes "
+            f"{resolution}x{resolution} with {channels} channel(s); resize or convert them first"
+        )
     if len(data) < batch_size:
-        raise ValueError(f"--exemplars {folder} holds {len(data)} images, fewer than --batch-size {batch_size}; "
-                         "add exemplars or lower --batch-size")
+        raise ValueError(
+            f"--exemplars {folder} holds {len(data)} images, fewer than --batch-size {batch_size}; "
+            "add exemplars or lower --batch-size"
+        )
     return len(data)
 
 

@@ -79,9 +79,19 @@ class AgileGAN(Method):
     needs = ("generator", "own-weights")
     trainable, trainer = True, "inv_vae.train_vae:main"  # python -m inv_vae.train encoder|style
 
-    def __init__(self, generator=None, *, weights=None, allow_untrained: bool = False,
-                 widths: Sequence[int] = DEFAULT_WIDTHS, input_size: int | None = None, weights_seed: int = 0,
-                 style=None, callback=None, device=None):
+    def __init__(
+        self,
+        generator=None,
+        *,
+        weights=None,
+        allow_untrained: bool = False,
+        widths: Sequence[int] = DEFAULT_WIDTHS,
+        input_size: int | None = None,
+        weights_seed: int = 0,
+        style=None,
+        callback=None,
+        device=None,
+    ):
         super().__init__(generator, callback=callback, device=device)
         dtype = next(self.generator.parameters()).dtype
         net = self._network(weights, allow_untrained, widths, input_size, weights_seed)
@@ -130,7 +140,8 @@ class AgileGAN(Method):
                     f"agilegan: no trained encoder weights are shipped for this generator (only for the demo's: "
                     f"inv_vae/assets/{DEMO_WEIGHTS}); pass weights= (an AgileGAN encoder.pt or a native file "
                     "saved with sg2_core.save_networks, see inv_vae.load) or allow_untrained=True for a random "
-                    "encoder (tests only)")
+                    "encoder (tests only)"
+                )
         if isinstance(weights, (str, Path)):
             return load(weights, generator=self.generator).encoder
         if isinstance(weights, VAEStyleEncoder):
@@ -138,8 +149,13 @@ class AgileGAN(Method):
         if weights is not None:
             raise ValueError(f"weights must be a checkpoint path or a VAEStyleEncoder, got {type(weights).__name__}")
         g = self.generator
-        config = VAEConfig(n_styles=g.num_ws, z_dim=g.z_dim, in_channels=g.img_channels,
-                           input_size=input_size or g.img_resolution, widths=tuple(widths))
+        config = VAEConfig(
+            n_styles=g.num_ws,
+            z_dim=g.z_dim,
+            in_channels=g.img_channels,
+            input_size=input_size or g.img_resolution,
+            widths=tuple(widths),
+        )
         with torch.random.fork_rng(devices=[]):  # the same options give the same random network
             torch.manual_seed(weights_seed)
             return VAEStyleEncoder(config)

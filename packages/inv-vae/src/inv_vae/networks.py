@@ -70,9 +70,15 @@ class VAEStyleEncoder(PyramidStyleEncoder):
 
     def __init__(self, config: VAEConfig | None = None, **kwargs):
         config = config if config is not None else VAEConfig(**kwargs)
-        super().__init__(config.n_styles, config.in_channels, input_size=config.input_size,
-                         num_layers=config.num_layers, mode=config.mode, widths=config.widths,
-                         style_dim=config.z_dim)
+        super().__init__(
+            config.n_styles,
+            config.in_channels,
+            input_size=config.input_size,
+            num_layers=config.num_layers,
+            mode=config.mode,
+            widths=config.widths,
+            style_dim=config.z_dim,
+        )
         self.config = config
         self.fc_mu = nn.Linear(config.z_dim, config.z_dim)
         self.fc_var = nn.Linear(config.z_dim, config.z_dim)

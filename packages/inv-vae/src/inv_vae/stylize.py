@@ -42,8 +42,11 @@ def check_style(style, generator, where: str = "the style generator") -> None:
         theirs = style.config
     ours = generator.config
     if ours != theirs:
-        differ = [f"{k} {getattr(theirs, k)!r} (encoder's generator: {getattr(ours, k)!r})"
-                  for k in ours.__dataclass_fields__ if getattr(ours, k) != getattr(theirs, k)]
+        differ = [
+            f"{k} {getattr(theirs, k)!r} (encoder's generator: {getattr(ours, k)!r})"
+            for k in ours.__dataclass_fields__
+            if getattr(ours, k) != getattr(theirs, k)
+        ]
         raise ValueError(f"{where} has another architecture than the encoder's generator: {'; '.join(differ)}")
 
 
@@ -60,14 +63,17 @@ def load_style(spec, generator):
     else:
         path = Path(spec)
         if not path.is_file():
-            raise FileNotFoundError(f"--style {spec}: no such file, and not a shipped style "
-                                    f"({', '.join(SHIPPED_STYLES)})")
+            raise FileNotFoundError(
+                f"--style {spec}: no such file, and not a shipped style ({', '.join(SHIPPED_STYLES)})"
+            )
         if path.suffix in (".pt", ".pth"):  # an official AgileGAN / rosinality style generator
             return _checked(_load_pt_style(path), generator, spec)
         nets = load_networks(path)
     if "generator" not in nets:
-        raise ValueError(f"--style {spec} holds no 'generator' (it has {sorted(nets)}); give the output of "
-                         "python -m inv_vae.train style")
+        raise ValueError(
+            f"--style {spec} holds no 'generator' (it has {sorted(nets)}); give the output of "
+            "python -m inv_vae.train style"
+        )
     return _checked(nets["generator"], generator, spec)
 
 
@@ -94,8 +100,7 @@ def _load_pt_style(path: Path):
 
 
 @torch.no_grad()
-def stylize(method, style, images: torch.Tensor, attributes=None,
-            classifier=None) -> tuple[torch.Tensor, torch.Tensor]:
+def stylize(method, style, images: torch.Tensor, attributes=None, classifier=None) -> tuple[torch.Tensor, torch.Tensor]:
     """(source rendering, stylised rendering) of ``images`` ``[N, C, R, R]`` in [-1, 1].
 
     With an :class:`AttributeGenerator` ``style`` each image takes its attribute's path: ``attributes`` (one
@@ -130,8 +135,10 @@ def _read(path: Path, channels: int, resolution: int) -> torch.Tensor:
     with Image.open(path) as image:
         image = image.convert("L" if channels == 1 else "RGB")
     if image.size != (resolution, resolution):
-        raise ValueError(f"{path} is {image.width}x{image.height}, the generator makes {resolution}x{resolution} "
-                         "images; crop and resize it first")
+        raise ValueError(
+            f"{path} is {image.width}x{image.height}, the generator makes {resolution}x{resolution} "
+            "images; crop and resize it first"
+        )
     array = np.asarray(image, dtype=np.float32)
     array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
     return torch.from_numpy(array.copy()) / 127.5 - 1
@@ -141,16 +148,24 @@ def main(argv=None) -> int:
     from sg2_core import demo, fit
     from sg2_core.images import save_grid
 
-    p = argparse.ArgumentParser(prog="python -m inv_vae.stylize", description=__doc__,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog="python -m inv_vae.stylize", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("images", nargs="*", help="image files (default on the demo: its first test images)")
-    p.add_argument("--style", default="edges", help=f"a style generator file, or a shipped style "
-                   f"({', '.join(SHIPPED_STYLES)}; default edges)")
+    p.add_argument(
+        "--style",
+        default="edges",
+        help=f"a style generator file, or a shipped style ({', '.join(SHIPPED_STYLES)}; default edges)",
+    )
     p.add_argument("--out", default="stylized", help="output folder (default ./stylized)")
     p.add_argument("--generator", default="demo", help="the encoder's source generator checkpoint, or 'demo'")
     p.add_argument("--encoder", help="AgileGAN encoder file (default: the shipped demo encoder)")
-    p.add_argument("--attribute", nargs="+", help="for a style with attribute paths: a path name for all images, "
-                   "one per image, or auto (default: predicted; on the demo the Fashion-MNIST class group)")
+    p.add_argument(
+        "--attribute",
+        nargs="+",
+        help="for a style with attribute paths: a path name for all images, "
+        "one per image, or auto (default: predicted; on the demo the Fashion-MNIST class group)",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
     p.add_argument("--threads", type=int, help="torch CPU threads")
     args = p.parse_args(argv)
@@ -173,10 +188,17 @@ def main(argv=None) -> int:
         targets = [out / "grid.png", *(out / f"{n}_stylized.png" for n in names)]
         held = [str(t) for t in targets if t.exists()]
         if held and not args.overwrite:
-            raise ValueError(f"{held[0]} exists{f' (and {len(held) - 1} more)' if len(held) > 1 else ''}; pass "
-                             "--overwrite or choose another --out")
-        attributes = None if args.attribute in (None, ["auto"]) else \
-            args.attribute[0] if len(args.attribute) == 1 else args.attribute
+            raise ValueError(
+                f"{held[0]} exists{f' (and {len(held) - 1} more)' if len(held) > 1 else ''}; pass "
+                "--overwrite or choose another --out"
+            )
+        attributes = (
+            None
+            if args.attribute in (None, ["auto"])
+            else args.attribute[0]
+            if len(args.attribute) == 1
+            else args.attribute
+        )
         if isinstance(style, AttributeGenerator):
             index = resolve_attributes(style, generator, images, attributes)
             attributes = [style.config.attributes[i] for i in index]  # predicted once, also for the timing
@@ -195,8 +217,10 @@ def main(argv=None) -> int:
     for i, target in enumerate(targets[1:]):
         save_grid(torch.stack([images[i], stylised[i].clamp(-1, 1)]), target, nrow=2)
     paths = f"; attribute paths: {', '.join(attributes)}" if isinstance(style, AttributeGenerator) else ""
-    print(f"stylised {n} image(s) with {args.style} into {out} (grid.png: input / source rendering / stylised); "
-          f"one image took {one * 1000:.1f} ms ({torch.get_num_threads()} threads){paths}")
+    print(
+        f"stylised {n} image(s) with {args.style} into {out} (grid.png: input / source rendering / stylised); "
+        f"one image took {one * 1000:.1f} ms ({torch.get_num_threads()} threads){paths}"
+    )
     return 0
 
 

@@ -29,8 +29,13 @@ import sys
 import torch
 
 from sg2_core import fit
-from sg2_core.losses import PathLengthRegularizer, d_logistic_loss, g_nonsaturating_loss, lazy_optimizer_settings
-from sg2_core.losses import r1_penalty
+from sg2_core.losses import (
+    PathLengthRegularizer,
+    d_logistic_loss,
+    g_nonsaturating_loss,
+    lazy_optimizer_settings,
+    r1_penalty,
+)
 from sg2_core.optim import Ranger
 
 from .exemplars import resolve_exemplars
@@ -50,8 +55,15 @@ def map_zplus(generator, z: torch.Tensor) -> torch.Tensor:
 
 def build_encoder(generator, widths, input_size=None) -> VAEStyleEncoder:
     g = generator
-    net = VAEStyleEncoder(VAEConfig(n_styles=g.num_ws, z_dim=g.z_dim, in_channels=g.img_channels,
-                                    input_size=input_size or g.img_resolution, widths=tuple(widths)))
+    net = VAEStyleEncoder(
+        VAEConfig(
+            n_styles=g.num_ws,
+            z_dim=g.z_dim,
+            in_channels=g.img_channels,
+            input_size=input_size or g.img_resolution,
+            widths=tuple(widths),
+        )
+    )
     with torch.no_grad():  # the reference zero-initialises both heads: every code starts as the prior N(0, I)
         for head in (net.fc_mu, net.fc_var):
             head.weight.zero_()
@@ -74,7 +86,7 @@ class EncoderObjective(fit.Objective):
     def _eps(self, n: int, z_dim: int, device) -> torch.Tensor:
         """This rank's rows of the whole batch's noise: every process count draws the same numbers per image."""
         rank, size = fit.world()
-        return torch.randn(n * size, self.G.num_ws, z_dim, device=device)[rank * n:(rank + 1) * n]
+        return torch.randn(n * size, self.G.num_ws, z_dim, device=device)[rank * n : (rank + 1) * n]
 
     def step(self, images, step):
         z, mu, logvar = self.net(images, eps=self._eps(images.shape[0], self.net.config.z_dim, images.device))
@@ -92,8 +104,9 @@ def freeze_discriminator(D, blocks: int) -> list[str]:
     """FreezeD: gradients off for the first ``blocks`` blocks from the input; returns their names."""
     names = [f"b{res}" for res in D.block_resolutions]
     if not 0 <= blocks <= len(names):
-        raise ValueError(f"--freeze-d {blocks}: this discriminator has {len(names)} blocks before its epilogue "
-                         f"({', '.join(names)})")
+        raise ValueError(
+            f"--freeze-d {blocks}: this discriminator has {len(names)} blocks before its epilogue ({', '.join(names)})"
+        )
     for name in names[:blocks]:
         getattr(D, name).requires_grad_(False)
     return names[:blocks]
@@ -106,10 +119,24 @@ def _trainable(net) -> list:
 class StyleObjective(fit.Objective):
     """Transfer learning of a copy of ``source`` on style exemplars, latents from the Z+ prior."""
 
-    def __init__(self, source, discriminator, *, encoder=None, distance=None, lr: float = 0.002,
-                 betas=(0.0, 0.99), r1_gamma: float = 10.0, r1_every: int = 16, pl_weight: float = 2.0,
-                 pl_every: int = 4, freeze_d: int = 0, train_mapping: bool = False,
-                 fidelity_threshold: float | None = None, fidelity_every: int = 50):
+    def __init__(
+        self,
+        source,
+        discriminator,
+        *,
+        encoder=None,
+        distance=None,
+        lr: float = 0.002,
+        betas=(0.0, 0.99),
+        r1_gamma: float = 10.0,
+        r1_every: int = 16,
+        pl_weight: float = 2.0,
+        pl_every: int = 4,
+        freeze_d: int = 0,
+        train_mapping: bool = False,
+        fidelity_threshold: float | None = None,
+        fidelity_every: int = 50,
+    ):
         self.source = source.eval().requires_grad_(False)
         self.G = copy.deepcopy(source).train().requires_grad_(True)
         if not train_mapping:
@@ -122,10 +149,13 @@ class StyleObjective(fit.Objective):
         self.path_length = PathLengthRegularizer().to(next(self.G.parameters()).device)
         self.networks = {"generator": self.G, "discriminator": self.D}
         self.optimizers = {
-            "generator": torch.optim.Adam(_trainable(self.G), **lazy_optimizer_settings(
-                lr, betas, pl_every if pl_weight > 0 else None)),
-            "discriminator": torch.optim.Adam(_trainable(self.D), **lazy_optimizer_settings(
-                lr, betas, r1_every if r1_gamma > 0 else None))}
+            "generator": torch.optim.Adam(
+                _trainable(self.G), **lazy_optimizer_settings(lr, betas, pl_every if pl_weight > 0 else None)
+            ),
+            "discriminator": torch.optim.Adam(
+                _trainable(self.D), **lazy_optimizer_settings(lr, betas, r1_every if r1_gamma > 0 else None)
+            ),
+        }
         device = next(self.G.parameters()).device
         fixed = torch.Generator().manual_seed(FIDELITY_SEED)  # its own generator: the run's RNG stream is untouched
         self.fixed_z = torch.randn(FIDELITY_LATENTS, source.num_ws, source.z_dim, generator=fixed).to(device)
@@ -184,7 +214,7 @@ class StyleObjective(fit.Objective):
         """The stylised rendering of ``images`` (encoder mu through the source mapping, the tuned synthesis)
         when an encoder is given; otherwise the tuned generator on the first fixed latents."""
         if self.encoder is None:
-            z = self.fixed_z[:images.shape[0]]
+            z = self.fixed_z[: images.shape[0]]
         else:
             z = self.encoder.posterior(images)[0]
         return self.G.synthesis(map_zplus(self.source, z), noise_mode="const")
@@ -239,8 +269,10 @@ def train_style(argv=None) -> int:
 
     p = fit.parser("python -m inv_vae.train style", __doc__)
     p.add_argument("--exemplars", required=True, help="a folder of style images (about 100), or 'fmnist-edges'")
-    p.add_argument("--discriminator", help="checkpoint whose D starts the tuning (default: --generator's; the "
-                   "demo's for --generator demo)")
+    p.add_argument(
+        "--discriminator",
+        help="checkpoint whose D starts the tuning (default: --generator's; the demo's for --generator demo)",
+    )
     p.add_argument("--encoder", help="AgileGAN encoder for the sample grids (default: the shipped one on the demo)")
     p.add_argument("--lr", type=float, default=0.002)
     p.add_argument("--r1-gamma", type=float, default=10.0)
@@ -260,16 +292,32 @@ def train_style(argv=None) -> int:
     if args.fidelity_every < 1:
         print(f"error: --fidelity-every must be >= 1, got {args.fidelity_every}", file=sys.stderr)
         return 2
-    options = {k: getattr(args, k) for k in ("exemplars", "lr", "r1_gamma", "r1_every", "pl_weight", "pl_every",
-                                             "freeze_d", "train_mapping", "fidelity_threshold", "fidelity_every")}
+    options = {
+        k: getattr(args, k)
+        for k in (
+            "exemplars",
+            "lr",
+            "r1_gamma",
+            "r1_every",
+            "pl_weight",
+            "pl_every",
+            "freeze_d",
+            "train_mapping",
+            "fidelity_threshold",
+            "fidelity_every",
+        )
+    }
 
     def build(generator, device):
         D = _load_discriminator(args.discriminator or args.generator, device)
         if (D.img_channels, D.img_resolution) != (generator.img_channels, generator.img_resolution):
-            raise ValueError(f"the discriminator takes {D.img_channels}-channel {D.img_resolution} px images, the "
-                             f"generator makes {generator.img_channels}-channel {generator.img_resolution} px ones")
-        name = args.distance or ("fmnist" if (generator.img_channels, generator.img_resolution) == (1, 32)
-                                 else "lpips-vgg")
+            raise ValueError(
+                f"the discriminator takes {D.img_channels}-channel {D.img_resolution} px images, the "
+                f"generator makes {generator.img_channels}-channel {generator.img_resolution} px ones"
+            )
+        name = args.distance or (
+            "fmnist" if (generator.img_channels, generator.img_resolution) == (1, 32) else "lpips-vgg"
+        )
         options["distance"] = name
         encoder = None
         if args.encoder or args.generator == "demo":
@@ -278,15 +326,25 @@ def train_style(argv=None) -> int:
 
             weights = args.encoder or default_weights(generator)
             encoder = None if weights is None else load(weights, generator=generator).encoder.to(device).eval()
-        return StyleObjective(generator, D, encoder=encoder, distance=load_distance(name, device=device),
-                              lr=args.lr, r1_gamma=args.r1_gamma, r1_every=args.r1_every, pl_weight=args.pl_weight,
-                              pl_every=args.pl_every, freeze_d=args.freeze_d, train_mapping=args.train_mapping,
-                              fidelity_threshold=args.fidelity_threshold, fidelity_every=args.fidelity_every)
+        return StyleObjective(
+            generator,
+            D,
+            encoder=encoder,
+            distance=load_distance(name, device=device),
+            lr=args.lr,
+            r1_gamma=args.r1_gamma,
+            r1_every=args.r1_every,
+            pl_weight=args.pl_weight,
+            pl_every=args.pl_every,
+            freeze_d=args.freeze_d,
+            train_mapping=args.train_mapping,
+            fidelity_threshold=args.fidelity_threshold,
+            fidelity_every=args.fidelity_every,
+        )
 
     try:  # the exemplars are checked against the generator before any training work
         generator, _ = fit.load_generator(args.generator, "cpu")
-        folder, _ = resolve_exemplars(args.exemplars, args.batch_size, generator.img_channels,
-                                      generator.img_resolution)
+        folder, _ = resolve_exemplars(args.exemplars, args.batch_size, generator.img_channels, generator.img_resolution)
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -29,14 +29,22 @@ weights, io, inputs = load("agile_vae_weights.pt"), load("agile_vae_io.pt"), loa
 state = weights["state_dict"]
 packed = pack_state(state)
 assert inputs["x256"].dtype == torch.float16
-torch.save({"weights": packed, "class": weights["class"], "commit": weights["commit"],
-            "x256_0_f16_lzma": squeeze(inputs["x256"][:1]), "eps": inputs["agile_eps"].float(),
-            **{k: io[k] for k in ("z", "mu", "logvar", "z_f64", "mu_f64", "logvar_f64", "kl", "kl_f64")}},
-           out / "agile_vae.pt")
+torch.save(
+    {
+        "weights": packed,
+        "class": weights["class"],
+        "commit": weights["commit"],
+        "x256_0_f16_lzma": squeeze(inputs["x256"][:1]),
+        "eps": inputs["agile_eps"].float(),
+        **{k: io[k] for k in ("z", "mu", "logvar", "z_f64", "mu_f64", "logvar_f64", "kl", "kl_f64")},
+    },
+    out / "agile_vae.pt",
+)
 
 layouts = json.loads((src / "keys_official.json").read_text())
-keep = {"layout": {k: layouts["layouts"]["agile_VAEStyleEncoder"][k] for k in ("class", "n_keys", "n_parameters",
-                                                                               "keys")},
-        "checkpoint": layouts["checkpoints"]["agilegan encoder.pt"]}
+keep = {
+    "layout": {k: layouts["layouts"]["agile_VAEStyleEncoder"][k] for k in ("class", "n_keys", "n_parameters", "keys")},
+    "checkpoint": layouts["checkpoints"]["agilegan encoder.pt"],
+}
 with gzip.open(out / "agile_official_layout.json.gz", "wt", encoding="utf-8", compresslevel=9) as f:
     json.dump(keep, f, separators=(",", ":"), sort_keys=True)

@@ -1,6 +1,7 @@
 """Build a small DualGenerator (flyingbread-elon/AgileGAN lib/generator/model_dual.py) on the CPU and save its
 state_dict (as ``g_ema``) and its outputs for fixed Z+ codes and noise: ``python make_dual_fixture.py OUT.pt``
 with the prepared reference tree at /tmp/agile_ref (see README.md). Run by hand; not imported by the tests."""
+
 import sys
 
 import torch
@@ -12,8 +13,12 @@ torch.manual_seed(0)
 g = DualGenerator(128, 16, 2).eval()
 with torch.no_grad():  # off the init values (zeros / ones), so every tensor matters
     for name, p in g.named_parameters():
-        if name.endswith("noise.weight") or name.endswith("activate.bias") or name.endswith("to_rgb1.bias") \
-                or (".bias" in name and "to_rgbs" in name):
+        if (
+            name.endswith("noise.weight")
+            or name.endswith("activate.bias")
+            or name.endswith("to_rgb1.bias")
+            or (".bias" in name and "to_rgbs" in name)
+        ):
             p.copy_(0.2 * torch.randn_like(p))
         elif "modulation.bias" in name:
             p.add_(0.2 * torch.randn_like(p))
@@ -34,9 +39,15 @@ with torch.no_grad():
     except RuntimeError as e:
         crash = str(e).splitlines()[0]
 print("constant-noise forward of the reference:", crash)
-out = {"g_ema": state, "z": z, "noise_1": noise[1], "noise_2": noise[2],
-       "image_a0": image_a[0].clone(), "image_b1": image_b[1].clone(),
-       "torch_version": str(torch.__version__)}
+out = {
+    "g_ema": state,
+    "z": z,
+    "noise_1": noise[1],
+    "noise_2": noise[2],
+    "image_a0": image_a[0].clone(),
+    "image_b1": image_b[1].clone(),
+    "torch_version": str(torch.__version__),
+}
 torch.save(out, sys.argv[1])
 print({k: tuple(v.shape) for k, v in out.items() if isinstance(v, torch.Tensor)})
 print("params", sum(v.numel() for v in state.values()), "image range", float(image_a.abs().max()))

@@ -19,8 +19,8 @@ from .discriminator import Discriminator
 from .generator import Generator, MappingNetwork, SynthesisNetwork, mix_styles, truncate
 from .inversion import SPACES, Inversion
 from .layers import use_impl
-from .method import WEIGHTS, Method, StepInfo
 from .losses import PathLengthRegularizer, d_logistic_loss, g_nonsaturating_loss, lazy_optimizer_settings, r1_penalty
+from .method import WEIGHTS, Method, StepInfo
 from .registry import (
     InversionMethod,
     MethodSpec,

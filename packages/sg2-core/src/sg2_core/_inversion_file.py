@@ -41,9 +41,14 @@ def save_inversion(inversion: Inversion, path, *, overwrite: bool = False) -> Pa
         tensors[_OFFSET_PREFIX + name] = offset.detach().cpu().contiguous()
     encoded, extra_tensors = _encode_extra(inversion.extras)
     tensors.update(extra_tensors)
-    metadata = {"format": FILE_FORMAT, "format_version": FILE_VERSION, "space": inversion.space,
-                "generator_config": json.dumps(g.config.to_dict()), "generator_hash": weights_hash(g),
-                "extra": json.dumps(encoded)}
+    metadata = {
+        "format": FILE_FORMAT,
+        "format_version": FILE_VERSION,
+        "space": inversion.space,
+        "generator_config": json.dumps(g.config.to_dict()),
+        "generator_hash": weights_hash(g),
+        "extra": json.dumps(encoded),
+    }
     data = _safetensors().torch.save(tensors, metadata=metadata)
     return atomic_write(path, lambda f: f.write(data))
 
@@ -58,15 +63,18 @@ def load_inversion(path, generator, *, check_weights: bool = True) -> Inversion:
         detail = ", ".join(f"{k}: file {recorded.get(k)!r}, generator {own.get(k)!r}" for k in differ)
         raise CheckpointError(f"the inversion was made for a generator of another config ({detail})", path)
     if check_weights and metadata.get("generator_hash") != weights_hash(generator):
-        raise CheckpointError("the inversion was made with a generator of the same config but other weights "
-                              "(the weight hashes differ); pass the generator it was made with, or "
-                              "check_weights=False to use it anyway", path)
+        raise CheckpointError(
+            "the inversion was made with a generator of the same config but other weights "
+            "(the weight hashes differ); pass the generator it was made with, or "
+            "check_weights=False to use it anyway",
+            path,
+        )
     device = next(generator.parameters()).device
     try:
         extras = _decode(json.loads(metadata.get("extra", "{}")), tensors)
     except (ValueError, KeyError) as exc:
         raise CheckpointError(f"the 'extra' metadata is invalid: {one_line(exc)}", path) from exc
-    offsets = {k[len(_OFFSET_PREFIX):]: v.to(device) for k, v in tensors.items() if k.startswith(_OFFSET_PREFIX)}
+    offsets = {k[len(_OFFSET_PREFIX) :]: v.to(device) for k, v in tensors.items() if k.startswith(_OFFSET_PREFIX)}
     extras = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in extras.items()}
     try:
         return Inversion(tensors["latents"].to(device), metadata["space"], generator, offsets or None, extras)

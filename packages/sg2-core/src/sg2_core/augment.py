@@ -49,9 +49,19 @@ def _translate(x: torch.Tensor, dy: torch.Tensor, dx: torch.Tensor, max_shift: i
     return out.gather(3, cols.expand(n, c, h, w))
 
 
-def augment(images: torch.Tensor, p, *, ops=OPS, translation: float = 1 / 8, padding: str = "zeros",
-            brightness: float = 0.5, saturation: float = 1.0, contrast: float = 0.5, cutout: float = 0.5,
-            generator: torch.Generator | None = None) -> torch.Tensor:
+def augment(
+    images: torch.Tensor,
+    p,
+    *,
+    ops=OPS,
+    translation: float = 1 / 8,
+    padding: str = "zeros",
+    brightness: float = 0.5,
+    saturation: float = 1.0,
+    contrast: float = 0.5,
+    cutout: float = 0.5,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
     """Augment float images ``[N, C, H, W]`` in [-1, 1]: each op in ``ops`` hits each sample with probability ``p``.
 
     - ``xflip``: mirror left-right.
@@ -67,8 +77,9 @@ def augment(images: torch.Tensor, p, *, ops=OPS, translation: float = 1 / 8, pad
     and draws no random numbers.
     """
     if images.ndim != 4 or not torch.is_floating_point(images):
-        raise ValueError(f"augment expects float images [N, C, H, W], got shape {tuple(images.shape)} "
-                         f"and dtype {images.dtype}")
+        raise ValueError(
+            f"augment expects float images [N, C, H, W], got shape {tuple(images.shape)} and dtype {images.dtype}"
+        )
     p_value = float(p)
     if not 0 <= p_value <= 1:
         raise ValueError(f"the augmentation probability p must be in [0, 1], got {p_value}")
@@ -126,8 +137,17 @@ def augment(images: torch.Tensor, p, *, ops=OPS, translation: float = 1 / 8, pad
 class DiffAugment(torch.nn.Module):
     """``augment`` with its options stored: ``DiffAugment(ops=..., padding="reflect")(images, p, generator)``."""
 
-    def __init__(self, ops=OPS, *, translation: float = 1 / 8, padding: str = "zeros", brightness: float = 0.5,
-                 saturation: float = 1.0, contrast: float = 0.5, cutout: float = 0.5):
+    def __init__(
+        self,
+        ops=OPS,
+        *,
+        translation: float = 1 / 8,
+        padding: str = "zeros",
+        brightness: float = 0.5,
+        saturation: float = 1.0,
+        contrast: float = 0.5,
+        cutout: float = 0.5,
+    ):
         super().__init__()
         unknown = [op for op in ops if op not in OPS]
         if unknown:
@@ -135,8 +155,14 @@ class DiffAugment(torch.nn.Module):
         if padding not in ("zeros", "reflect"):
             raise ValueError(f"padding must be 'zeros' or 'reflect', got {padding!r}")
         self.ops = tuple(ops)
-        self.options = dict(translation=translation, padding=padding, brightness=brightness,
-                            saturation=saturation, contrast=contrast, cutout=cutout)
+        self.options = dict(
+            translation=translation,
+            padding=padding,
+            brightness=brightness,
+            saturation=saturation,
+            contrast=contrast,
+            cutout=cutout,
+        )
 
     def forward(self, images: torch.Tensor, p, generator: torch.Generator | None = None) -> torch.Tensor:
         return augment(images, p, ops=self.ops, generator=generator, **self.options)
@@ -157,8 +183,14 @@ class AdaptiveAugment(torch.nn.Module):
     ``torch.distributed`` the accumulators are summed over ranks before each adjustment.
     """
 
-    def __init__(self, target: float | None = 0.6, speed_images: float = 500_000, interval: int = 4,
-                 initial_p: float = 0.0, **augment_options):
+    def __init__(
+        self,
+        target: float | None = 0.6,
+        speed_images: float = 500_000,
+        interval: int = 4,
+        initial_p: float = 0.0,
+        **augment_options,
+    ):
         super().__init__()
         if target is not None and not 0 <= target <= 1:
             raise ValueError(f"target must be in [0, 1] (or None for a fixed p), got {target}")
@@ -213,6 +245,9 @@ class AdaptiveAugment(torch.nn.Module):
         return True
 
     def extra_repr(self) -> str:
-        mode = f"target={self.target}, speed_images={self.speed_images:g}, interval={self.interval}" \
-            if self.adaptive else "fixed"
+        mode = (
+            f"target={self.target}, speed_images={self.speed_images:g}, interval={self.interval}"
+            if self.adaptive
+            else "fixed"
+        )
         return f"p={self.p:.4f}, {mode}"

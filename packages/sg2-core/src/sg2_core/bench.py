@@ -68,9 +68,12 @@ def main(argv=None) -> int:
     device = torch.device(args.device)
     impls = impls_for_device(device)
     nvidia = _load_nvidia(args.nvidia_repo) if args.nvidia_repo else None
-    print(f"sg2_core.bench: device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"ops {impls}{', NVIDIA ' + args.nvidia_repo if nvidia else ''}")
+    print(
+        f"sg2_core.bench: device {device}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+        f"ops {impls}{', NVIDIA ' + args.nvidia_repo if nvidia else ''}"
+    )
     print(f"{'res':>5s} {'batch':>5s} {'what':10s} {'impl':7s} {'img/s':>9s} {'ms/batch':>10s} {'vs ref':>7s}")
+
     def amp():
         return torch.autocast("cuda", dtype=torch.float16) if args.amp else contextlib.nullcontext()
 
@@ -88,7 +91,11 @@ def main(argv=None) -> int:
                 ours, theirs = G.synthesis(ws, noise_mode="const"), nv_G.synthesis(ws, noise_mode="const")
                 gap = ((ours - theirs).abs().max() / theirs.abs().max()).item()
             print(f"      (NVIDIA G {res}: same weights, max relative difference {gap:.2e})")
-            contenders["nvidia"] = (_NvidiaAdapter(nv_G), _NvidiaAdapter(nv_D, discriminator=True), contextlib.nullcontext)
+            contenders["nvidia"] = (
+                _NvidiaAdapter(nv_G),
+                _NvidiaAdapter(nv_D, discriminator=True),
+                contextlib.nullcontext,
+            )
         for batch in args.batches:
             baseline = {}
             for name, (g, d, ctx) in contenders.items():
@@ -96,8 +103,11 @@ def main(argv=None) -> int:
                     for what, fn in _workloads(g, d, batch, device).items():
                         seconds = seconds_per_call(fn, device, args.min_seconds, min_calls=2)
                         baseline.setdefault(what, seconds)
-                        print(f"{res:5d} {batch:5d} {what:10s} {name:7s} {batch / seconds:9.2f} {seconds * 1e3:10.1f} "
-                              f"{baseline[what] / seconds:6.2f}x", flush=True)
+                        print(
+                            f"{res:5d} {batch:5d} {what:10s} {name:7s} {batch / seconds:9.2f} {seconds * 1e3:10.1f} "
+                            f"{baseline[what] / seconds:6.2f}x",
+                            flush=True,
+                        )
     print("vs ref = time with the pure-PyTorch ops / this time, both measured in this run")
     return 0
 

@@ -41,8 +41,13 @@ def _first_load(kind: str, path: Path, processes: int) -> float:
     """Best time of ``processes`` fresh interpreters doing one load right after ``import sg2_core``."""
     times = []
     for _ in range(processes):
-        out = subprocess.run([sys.executable, "-c", _CHILD, kind, str(path)], check=True, capture_output=True,
-                             text=True, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+        out = subprocess.run(
+            [sys.executable, "-c", _CHILD, kind, str(path)],
+            check=True,
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        )
         times.append(float(out.stdout.strip().splitlines()[-1]))
     return min(times)
 
@@ -99,15 +104,27 @@ def main(argv=None) -> int:
                 warm_torch.append(_timed(lambda: torch.load(base, map_location="cpu", weights_only=True)))
             first_ours = _first_load("sg2", path, args.processes)
             first_torch = _first_load("torch", base, args.processes)
-            rows.append(dict(file=path.name, mb=path.stat().st_size / 2**20, first=first_ours, first_torch=first_torch,
-                             warm=min(warm_ours), warm_torch=min(warm_torch)))
+            rows.append(
+                dict(
+                    file=path.name,
+                    mb=path.stat().st_size / 2**20,
+                    first=first_ours,
+                    first_torch=first_torch,
+                    warm=min(warm_ours),
+                    warm_torch=min(warm_torch),
+                )
+            )
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
-    print(f"{'file':<28} {'MB':>7} {'first load':>11} {'torch.load':>11} {'ratio':>6} {'warm':>8} "
-          f"{'torch.load':>11} {'ratio':>6}")
+    print(
+        f"{'file':<28} {'MB':>7} {'first load':>11} {'torch.load':>11} {'ratio':>6} {'warm':>8} "
+        f"{'torch.load':>11} {'ratio':>6}"
+    )
     for r in rows:
-        print(f"{r['file']:<28} {r['mb']:7.1f} {r['first']:10.3f}s {r['first_torch']:10.3f}s "
-              f"{r['first'] / r['first_torch']:5.2f}x {r['warm']:7.3f}s {r['warm_torch']:10.3f}s "
-              f"{r['warm'] / r['warm_torch']:5.2f}x")
+        print(
+            f"{r['file']:<28} {r['mb']:7.1f} {r['first']:10.3f}s {r['first_torch']:10.3f}s "
+            f"{r['first'] / r['first_torch']:5.2f}x {r['warm']:7.3f}s {r['warm_torch']:10.3f}s "
+            f"{r['warm'] / r['warm_torch']:5.2f}x"
+        )
     print(json.dumps(rows))
     return 0
 

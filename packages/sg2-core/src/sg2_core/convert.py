@@ -25,15 +25,22 @@ def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m sg2_core.convert",
         description="Convert a StyleGAN2 checkpoint between our safetensors format, rosinality .pt and (read only) "
-                    "NVIDIA StyleGAN2-ADA .pkl. The input format is recognised from the file's content.")
+        "NVIDIA StyleGAN2-ADA .pkl. The input format is recognised from the file's content.",
+    )
     p.add_argument("input", type=Path, metavar="IN", help="checkpoint to read")
     p.add_argument("output", type=Path, metavar="OUT", help="file to write (.safetensors: native, .pt: rosinality)")
     p.add_argument("--format", choices=WRITABLE_FORMATS, help="output format (default: from OUT's extension)")
     p.add_argument("--input-format", choices=FORMATS, help="skip the detection of IN's format")
-    p.add_argument("--compute-w-avg", nargs="?", const=10000, type=int, metavar="N",
-                   help="where the input's w_avg is unknown (a rosinality file without latent_avg, a NaN w_avg "
-                        "in a pickle): estimate it from N mapping samples (default 10000); without this it stays "
-                        "unknown (NaN) and no latent_avg is written")
+    p.add_argument(
+        "--compute-w-avg",
+        nargs="?",
+        const=10000,
+        type=int,
+        metavar="N",
+        help="where the input's w_avg is unknown (a rosinality file without latent_avg, a NaN w_avg "
+        "in a pickle): estimate it from N mapping samples (default 10000); without this it stays "
+        "unknown (NaN) and no latent_avg is written",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace OUT if it exists (never IN)")
     return p
 

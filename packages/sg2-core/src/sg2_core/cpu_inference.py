@@ -110,8 +110,11 @@ def _scratch_buffer(shape):
 def clear_cache(module: torch.nn.Module | None = None) -> None:
     """Empty the weight caches of ``module``'s layers (of every live generator when None) and this thread's
     scratch buffer. They are rebuilt when next needed."""
-    caches = _live_caches if module is None else [
-        value for m in module.modules() for value in vars(m).values() if isinstance(value, WeightCache)]
+    caches = (
+        _live_caches
+        if module is None
+        else [value for m in module.modules() for value in vars(m).values() if isinstance(value, WeightCache)]
+    )
     for cache in list(caches):
         cache.clear()
     _scratch.buffer = None
@@ -120,8 +123,12 @@ def clear_cache(module: torch.nn.Module | None = None) -> None:
 def applies(x, weight) -> bool:
     """Float32 CPU tensors and a shared 3x3 weight (toRGB's 1x1 is a matrix product on either path). The
     caller has checked that no gradient is needed."""
-    return (x.device.type == "cpu" and weight.ndim == 4 and weight.shape[-1] == 3
-            and x.dtype == weight.dtype == torch.float32)
+    return (
+        x.device.type == "cpu"
+        and weight.ndim == 4
+        and weight.shape[-1] == 3
+        and x.dtype == weight.dtype == torch.float32
+    )
 
 
 @functools.cache
@@ -143,9 +150,12 @@ def transform_weight(w: torch.Tensor, up: int) -> torch.Tensor:
 
 
 def _use_winograd(x, weight, up) -> bool:
-    return (x.shape[2] in WINOGRAD_SIZES.get(up, ())
-            and x.shape[1] % winograd.LANES == 0 and weight.shape[0] % winograd.LANES == 0
-            and choose_impl(None, x.device, "winograd") == "cpp")
+    return (
+        x.shape[2] in WINOGRAD_SIZES.get(up, ())
+        and x.shape[1] % winograd.LANES == 0
+        and weight.shape[0] % winograd.LANES == 0
+        and choose_impl(None, x.device, "winograd") == "cpp"
+    )
 
 
 def modulated_conv2d(x, weight, styles, up, padding, resample_filter, demodulate, cache: WeightCache | None = None):
@@ -168,8 +178,9 @@ def modulated_conv2d(x, weight, styles, up, padding, resample_filter, demodulate
     for i in range(n):
         scale = styles[i].unsqueeze(0) if dcoefs is None else styles[i].unsqueeze(0) * dcoefs[i].unsqueeze(1)
         if up == 1:
-            images.append(conv2d_resample(x[i : i + 1], weight * scale[..., None, None], padding=padding,
-                                          nnpack=True)[0])
+            images.append(
+                conv2d_resample(x[i : i + 1], weight * scale[..., None, None], padding=padding, nnpack=True)[0]
+            )
         else:  # the transposed convolution wants [I, O, k, k]; a cached copy of the weight in that layout
             # makes the modulation one contiguous pass instead of writes through a transposed view
             weight_t = derived(weight, "transposed", lambda w: w.transpose(0, 1).contiguous())

@@ -13,16 +13,24 @@ import io
 import os
 import signal
 import zipfile
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
 
 from .images import to_float
 
-__all__ = ["IMAGE_EXTENSIONS", "FASHION_MNIST_DIR", "ImageDataset", "InfiniteSampler", "make_loader",
-           "open_dataset", "read_idx", "to_float"]
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "FASHION_MNIST_DIR",
+    "ImageDataset",
+    "InfiniteSampler",
+    "make_loader",
+    "open_dataset",
+    "read_idx",
+    "to_float",
+]
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
@@ -38,8 +46,14 @@ FASHION_MNIST_FILES = {
 # ------------------------------------------------------------------------------------------------ IDX
 
 # The IDX type byte -> numpy dtype (multi-byte values are big-endian).
-_IDX_DTYPES = {0x08: np.dtype("u1"), 0x09: np.dtype("i1"), 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
-               0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
+_IDX_DTYPES = {
+    0x08: np.dtype("u1"),
+    0x09: np.dtype("i1"),
+    0x0B: np.dtype(">i2"),
+    0x0C: np.dtype(">i4"),
+    0x0D: np.dtype(">f4"),
+    0x0E: np.dtype(">f8"),
+}
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -62,8 +76,10 @@ def read_idx(path) -> np.ndarray:
     path = Path(path)
     data = _read_bytes(path)
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
-        raise ValueError(f"{path} is not an IDX file (bad magic number {data[:4].hex() or 'empty file'}; "
-                         "expected 0000 then a type byte 08/09/0b/0c/0d/0e and the number of dimensions)")
+        raise ValueError(
+            f"{path} is not an IDX file (bad magic number {data[:4].hex() or 'empty file'}; "
+            "expected 0000 then a type byte 08/09/0b/0c/0d/0e and the number of dimensions)"
+        )
     dtype, ndim = _IDX_DTYPES[data[2]], data[3]
     header = 4 + 4 * ndim
     if ndim == 0 or len(data) < header:
@@ -71,8 +87,10 @@ def read_idx(path) -> np.ndarray:
     shape = tuple(int(s) for s in np.frombuffer(data, ">u4", count=ndim, offset=4))
     expected = int(np.prod(shape)) * dtype.itemsize
     if len(data) - header != expected:
-        raise ValueError(f"{path}: IDX header says shape {shape} ({expected} bytes of {dtype.name}) but the file "
-                         f"holds {len(data) - header} bytes after the header (truncated or corrupt)")
+        raise ValueError(
+            f"{path}: IDX header says shape {shape} ({expected} bytes of {dtype.name}) but the file "
+            f"holds {len(data) - header} bytes after the header (truncated or corrupt)"
+        )
     return np.frombuffer(data, dtype, offset=header).reshape(shape).astype(dtype.newbyteorder("="))
 
 
@@ -89,6 +107,7 @@ def _idx_labels_path(images_path: Path) -> Path | None:
 # A source knows how many raw images it holds and how to read image i as uint8 [C, H, W]. The dataset
 # does the checks, padding, channel conversion and mirroring, the same for every source.
 
+
 def _array_to_chw(array: np.ndarray, where: str) -> np.ndarray:
     """A uint8 image stack [N,H,W], [N,H,W,C] or [N,C,H,W] (C in 1, 3) as [N,C,H,W] (a view when possible)."""
     if array.dtype != np.uint8:
@@ -102,8 +121,9 @@ def _array_to_chw(array: np.ndarray, where: str) -> np.ndarray:
             return array.transpose(0, 3, 1, 2)
         if array.shape[1] in (1, 3) or array.shape[3] in (1, 3):
             raise ValueError(f"{where}: images must be square, got shape {array.shape}")
-    raise ValueError(f"{where}: expected images [N, H, W], [N, H, W, C] or [N, C, H, W] with C = 1 or 3, "
-                     f"got shape {array.shape}")
+    raise ValueError(
+        f"{where}: expected images [N, H, W], [N, H, W, C] or [N, C, H, W] with C = 1 or 3, got shape {array.shape}"
+    )
 
 
 class _ArraySource:
@@ -195,8 +215,10 @@ class _FileSource:
             if len(shapes) > 1:
                 (s0, m0), (s1, m1) = shapes.items()
                 what = "channels" if s0[1:] == s1[1:] else "sizes"
-                raise ValueError(f"{self.name}: images of mixed {what}: {m0} is {_fmt(s0)}, {m1} is {_fmt(s1)}; "
-                                 "all images of a dataset must share one size and channel count")
+                raise ValueError(
+                    f"{self.name}: images of mixed {what}: {m0} is {_fmt(s0)}, {m1} is {_fmt(s1)}; "
+                    "all images of a dataset must share one size and channel count"
+                )
         if self.zip_path is not None:
             self._zip = None  # do not keep the handle the scan used
         return next(iter(shapes))
@@ -216,6 +238,7 @@ def _fmt(shape) -> str:
 
 # ------------------------------------------------------------------------------------------------ dataset
 
+
 class ImageDataset(torch.utils.data.Dataset):
     """uint8 images ``[C, H, W]`` with int labels (-1 when there are none); build it with ``open_dataset``.
 
@@ -232,8 +255,11 @@ class ImageDataset(torch.utils.data.Dataset):
         self._channels = channels or source.shape[0]
         self._pad = 0 if pad_to is None else (pad_to - source.shape[1]) // 2
         self._resolution = source.shape[1] + 2 * self._pad
-        labels = torch.full((self.num_images,), -1, dtype=torch.int64) if source.labels is None \
+        labels = (
+            torch.full((self.num_images,), -1, dtype=torch.int64)
+            if source.labels is None
             else torch.as_tensor(np.asarray(source.labels), dtype=torch.int64)
+        )
         self._labels = torch.cat([labels, labels]) if self.xflip else labels
 
     def __len__(self) -> int:
@@ -265,7 +291,7 @@ class ImageDataset(torch.utils.data.Dataset):
         image = self._convert(self._source.read(raw, self._mode))
         if self._pad:
             padded = np.zeros((image.shape[0], self._resolution, self._resolution), np.uint8)
-            padded[:, self._pad:self._pad + image.shape[1], self._pad:self._pad + image.shape[2]] = image
+            padded[:, self._pad : self._pad + image.shape[1], self._pad : self._pad + image.shape[2]] = image
             image = padded
         if index >= self.num_images:
             image = image[:, :, ::-1]
@@ -283,17 +309,21 @@ class ImageDataset(torch.utils.data.Dataset):
         return luma[None].astype(np.uint8)
 
     def __repr__(self) -> str:
-        return (f"ImageDataset({self.name!r}, {self.num_images} images{' + mirrored' if self.xflip else ''}, "
-                f"{self.channels}x{self.resolution}x{self.resolution}, labels={self.has_labels})")
+        return (
+            f"ImageDataset({self.name!r}, {self.num_images} images{' + mirrored' if self.xflip else ''}, "
+            f"{self.channels}x{self.resolution}x{self.resolution}, labels={self.has_labels})"
+        )
 
 
 def _fashion_mnist(name: str) -> tuple[np.ndarray, np.ndarray, str]:
     images_file, labels_file = FASHION_MNIST_FILES[name]
     images_path, labels_path = FASHION_MNIST_DIR / images_file, FASHION_MNIST_DIR / labels_file
     if not images_path.is_file() or not labels_path.is_file():
-        raise FileNotFoundError(f"{name}: Fashion-MNIST is not installed ({images_path} or {labels_path} is "
-                                f"missing); install it with: apt-get install {FASHION_MNIST_PACKAGE} "
-                                "(or pass the path of an IDX images file)")
+        raise FileNotFoundError(
+            f"{name}: Fashion-MNIST is not installed ({images_path} or {labels_path} is "
+            f"missing); install it with: apt-get install {FASHION_MNIST_PACKAGE} "
+            "(or pass the path of an IDX images file)"
+        )
     return read_idx(images_path), read_idx(labels_path), str(images_path)
 
 
@@ -308,8 +338,11 @@ def _source_for(source):
     if not path.exists():
         raise FileNotFoundError(f"dataset not found: {path}")
     if path.is_dir():
-        files = sorted(p.relative_to(path).as_posix() for p in path.rglob("*")
-                       if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+        files = sorted(
+            p.relative_to(path).as_posix()
+            for p in path.rglob("*")
+            if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file()
+        )
         if not files:
             raise ValueError(f"{path}: no images found (looked recursively for {', '.join(IMAGE_EXTENSIONS)})")
         return _FileSource(str(path), files, folder=path)
@@ -330,8 +363,10 @@ def _source_for(source):
             keys = list(npz.keys())
             key = "images" if "images" in keys else keys[0] if len(keys) == 1 else None
             if key is None:
-                raise ValueError(f"{path}: cannot tell which array holds the images (keys {keys}); "
-                                 "name it 'images' (and the labels 'labels')")
+                raise ValueError(
+                    f"{path}: cannot tell which array holds the images (keys {keys}); "
+                    "name it 'images' (and the labels 'labels')"
+                )
             labels = npz["labels"] if "labels" in keys else None
             return _ArraySource(npz[key], str(path), labels)
     if suffix in IMAGE_EXTENSIONS:
@@ -340,8 +375,10 @@ def _source_for(source):
     try:
         images = read_idx(path)
     except ValueError as e:
-        raise ValueError(f"{path}: unsupported dataset ({e}); expected an image folder, a .zip of images, "
-                         ".npy/.npz arrays, an IDX images file, or 'fmnist-train'/'fmnist-test'") from None
+        raise ValueError(
+            f"{path}: unsupported dataset ({e}); expected an image folder, a .zip of images, "
+            ".npy/.npz arrays, an IDX images file, or 'fmnist-train'/'fmnist-test'"
+        ) from None
     labels_path = _idx_labels_path(path)
     labels = read_idx(labels_path) if labels_path else None
     if labels is not None and len(labels) != len(images):
@@ -353,8 +390,14 @@ def _is_power_of_two(n: int) -> bool:
     return n >= 1 and n & (n - 1) == 0
 
 
-def open_dataset(source, *, resolution: int | None = None, channels: int | None = None, xflip: bool = False,
-                 pad_to: int | None = None) -> ImageDataset:
+def open_dataset(
+    source,
+    *,
+    resolution: int | None = None,
+    channels: int | None = None,
+    xflip: bool = False,
+    pad_to: int | None = None,
+) -> ImageDataset:
     """Open training images as an ``ImageDataset`` of uint8 ``[C, H, W]`` items.
 
     ``source``: an image folder (png/jpg/jpeg/webp/bmp, recursive, sorted by path), a ``.zip`` of images,
@@ -380,19 +423,23 @@ def open_dataset(source, *, resolution: int | None = None, channels: int | None 
         if pad_to < size:
             raise ValueError(f"pad_to={pad_to} is smaller than the images ({size}x{size})")
         if (pad_to - size) % 2:
-            raise ValueError(f"pad_to={pad_to} cannot centre {size}x{size} images (the padding {pad_to - size} "
-                             "must be even)")
+            raise ValueError(
+                f"pad_to={pad_to} cannot centre {size}x{size} images (the padding {pad_to - size} must be even)"
+            )
         size = pad_to
     if resolution is not None and resolution != size:
         hint = "" if pad_to is not None or resolution < size else f" (pad_to={resolution} pads them)"
         raise ValueError(f"{src.name}: images are {size}x{size}, not the requested resolution {resolution}{hint}")
     if not _is_power_of_two(size):
-        raise ValueError(f"{src.name}: resolution {size} is not a power of two (StyleGAN2 needs 2^k); "
-                         f"pad_to={1 << size.bit_length()} pads the images")
+        raise ValueError(
+            f"{src.name}: resolution {size} is not a power of two (StyleGAN2 needs 2^k); "
+            f"pad_to={1 << size.bit_length()} pads the images"
+        )
     return ImageDataset(src, channels=channels, pad_to=pad_to, xflip=xflip)
 
 
 # ------------------------------------------------------------------------------------------------ sampling
+
 
 class InfiniteSampler(torch.utils.data.Sampler):
     """An endless stream of dataset indices whose order depends only on ``seed``: epoch ``e`` is a fresh
@@ -402,8 +449,16 @@ class InfiniteSampler(torch.utils.data.Sampler):
     skips the first ``start`` items of this rank's stream, so a resumed run continues exactly where it stopped.
     """
 
-    def __init__(self, dataset_len: int, *, seed: int = 0, shuffle: bool = True, rank: int = 0,
-                 world_size: int = 1, start: int = 0):
+    def __init__(
+        self,
+        dataset_len: int,
+        *,
+        seed: int = 0,
+        shuffle: bool = True,
+        rank: int = 0,
+        world_size: int = 1,
+        start: int = 0,
+    ):
         dataset_len = len(dataset_len) if hasattr(dataset_len, "__len__") else int(dataset_len)
         if dataset_len < 1:
             raise ValueError(f"InfiniteSampler needs a non-empty dataset, got length {dataset_len}")
@@ -439,8 +494,17 @@ def _ignore_stop_signals(worker_id: int) -> None:
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
-def make_loader(dataset, batch_size: int, *, seed: int, rank: int = 0, world_size: int = 1, start_batch: int = 0,
-                num_workers: int | None = None, shuffle: bool = True) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+def make_loader(
+    dataset,
+    batch_size: int,
+    *,
+    seed: int,
+    rank: int = 0,
+    world_size: int = 1,
+    start_batch: int = 0,
+    num_workers: int | None = None,
+    shuffle: bool = True,
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
     """An endless iterator of ``(uint8 images [B, C, H, W], int64 labels [B])`` batches for this rank.
 
     Batch ``k`` is the same whatever the number of workers, and ``start_batch=k`` resumes at batch ``k``.
@@ -451,10 +515,17 @@ def make_loader(dataset, batch_size: int, *, seed: int, rank: int = 0, world_siz
         raise ValueError(f"batch_size must be >= 1, got {batch_size}")
     if num_workers is None:
         num_workers = min(2, os.cpu_count() or 1)
-    sampler = InfiniteSampler(len(dataset), seed=seed, shuffle=shuffle, rank=rank, world_size=world_size,
-                              start=start_batch * batch_size)
-    loader = torch.utils.data.DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=num_workers,
-                                         pin_memory=torch.cuda.is_available(), persistent_workers=num_workers > 0,
-                                         prefetch_factor=2 if num_workers > 0 else None,
-                                         worker_init_fn=_ignore_stop_signals if num_workers > 0 else None)
+    sampler = InfiniteSampler(
+        len(dataset), seed=seed, shuffle=shuffle, rank=rank, world_size=world_size, start=start_batch * batch_size
+    )
+    loader = torch.utils.data.DataLoader(
+        dataset,
+        batch_size=batch_size,
+        sampler=sampler,
+        num_workers=num_workers,
+        pin_memory=torch.cuda.is_available(),
+        persistent_workers=num_workers > 0,
+        prefetch_factor=2 if num_workers > 0 else None,
+        worker_init_fn=_ignore_stop_signals if num_workers > 0 else None,
+    )
     return iter(loader)

@@ -18,22 +18,24 @@ from .generator import Generator
 from .images import to_float
 
 # 32x32 grey images (28x28 Fashion-MNIST padded by 2 px); 64 channels keep CPU training at tens of images/s.
-GENERATOR_CONFIG = GeneratorConfig(z_dim=128, w_dim=128, resolution=32, img_channels=1, mapping_layers=4,
-                                   channel_base=1024, channel_max=64)
+GENERATOR_CONFIG = GeneratorConfig(
+    z_dim=128, w_dim=128, resolution=32, img_channels=1, mapping_layers=4, channel_base=1024, channel_max=64
+)
 DISCRIMINATOR_CONFIG = DiscriminatorConfig(resolution=32, img_channels=1, channel_base=1024, channel_max=64)
 
 CHECKPOINT = "fmnist32.safetensors"
 TEST_IMAGES = "fmnist32_test256.safetensors"
 
-CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-               "Ankle boot")
+CLASS_NAMES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag", "Ankle boot")
 
 
 def _data_file(name: str):
     path = files("sg2_core").joinpath("assets", name)
     if not path.is_file():
-        raise FileNotFoundError(f"the demo file {name} is missing from the sg2_core package (expected at {path}); "
-                                "reinstall sg2-core or rebuild it with scripts/train_demo.sh")
+        raise FileNotFoundError(
+            f"the demo file {name} is missing from the sg2_core package (expected at {path}); "
+            "reinstall sg2-core or rebuild it with scripts/train_demo.sh"
+        )
     return path
 
 

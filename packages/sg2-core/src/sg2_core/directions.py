@@ -96,8 +96,9 @@ def style_weights(generator, layers) -> torch.Tensor:
 
 
 @torch.no_grad()
-def sefa(generator, layers=None, include_torgb: bool = False, num_directions: int | None = None,
-         normalize: bool = True) -> Directions:
+def sefa(
+    generator, layers=None, include_torgb: bool = False, num_directions: int | None = None, normalize: bool = True
+) -> Directions:
     """SeFa directions of ``layers`` (names like ``'b8.conv0'``; default: every modulated convolution).
 
     ``normalize=True`` scales every style channel's weight row to unit norm (the paper's official
@@ -178,8 +179,10 @@ def apply_direction(ws: torch.Tensor, direction: torch.Tensor, strength, layers=
     if not isinstance(ws, torch.Tensor) or ws.ndim not in (2, 3):
         raise ValueError(f"ws must be a tensor [N, w_dim] or [N, num_ws, w_dim], got {getattr(ws, 'shape', ws)}")
     if not isinstance(direction, torch.Tensor) or direction.shape != (ws.shape[-1],):
-        raise ValueError(f"direction must be a tensor [{ws.shape[-1]}] (the w_dim of ws), "
-                         f"got {list(getattr(direction, 'shape', [])) or type(direction).__name__}")
+        raise ValueError(
+            f"direction must be a tensor [{ws.shape[-1]}] (the w_dim of ws), "
+            f"got {list(getattr(direction, 'shape', [])) or type(direction).__name__}"
+        )
     if not torch.isfinite(direction).all():
         raise ValueError("direction contains NaN or inf; an edit along it would render NaN images")
     strength = _per_sample("strength", strength, ws.shape[0], ws.ndim, ws)

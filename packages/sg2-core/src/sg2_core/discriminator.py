@@ -63,8 +63,14 @@ class DiscriminatorEpilogue(nn.Module):
     def __init__(self, channels, config: DiscriminatorConfig):
         super().__init__()
         self.mbstd = MinibatchStdLayer(config.mbstd_group_size, config.mbstd_num_channels)
-        self.conv = Conv2dLayer(channels + config.mbstd_num_channels, channels, 3, activation="lrelu",
-                                conv_clamp=config.conv_clamp, resample_filter=config.resample_filter)
+        self.conv = Conv2dLayer(
+            channels + config.mbstd_num_channels,
+            channels,
+            3,
+            activation="lrelu",
+            conv_clamp=config.conv_clamp,
+            resample_filter=config.resample_filter,
+        )
         self.fc = FullyConnectedLayer(channels * 16, channels, activation="lrelu")
         self.out = FullyConnectedLayer(channels, 1)
 
@@ -86,8 +92,14 @@ class Discriminator(nn.Module):
         self.block_resolutions = [2**k for k in range(int(math.log2(config.resolution)), 2, -1)]
         for res in self.block_resolutions:
             in_channels = 0 if res == config.resolution else config.channels(res)
-            block = DiscriminatorBlock(in_channels, config.channels(res), config.channels(res // 2),
-                                       config.img_channels, config.resample_filter, config.conv_clamp)
+            block = DiscriminatorBlock(
+                in_channels,
+                config.channels(res),
+                config.channels(res // 2),
+                config.img_channels,
+                config.resample_filter,
+                config.conv_clamp,
+            )
             setattr(self, f"b{res}", block)
         self.b4 = DiscriminatorEpilogue(config.channels(4), config)
 

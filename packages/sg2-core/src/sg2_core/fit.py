@@ -35,7 +35,7 @@ from torch import nn
 from .checkpoints.native import load_networks, save_networks
 from .devices import resolve_device
 from .images import save_grid
-from .train import StopOnSignal, trim_log, latest_snapshot
+from .train import StopOnSignal, latest_snapshot, trim_log
 from .trainer import _optimizer_state_in, _optimizer_state_out
 
 SNAPSHOT = "snapshot-{:09d}.safetensors"  # sg2_core.train's pattern: latest_snapshot finds the newest
@@ -108,7 +108,7 @@ class DataOrder:
         if self.cursor + self.batch_size > self.n:
             self.order, self.cursor = torch.randperm(self.n, generator=self.generator), 0
         self.cursor += self.batch_size
-        return self.order[self.cursor - self.batch_size:self.cursor]
+        return self.order[self.cursor - self.batch_size : self.cursor]
 
     def state(self) -> dict:
         return {"order": self.order, "cursor": self.cursor, "generator": self.generator.get_state()}
@@ -120,11 +120,14 @@ class DataOrder:
 
 def parser(prog: str, description: str) -> argparse.ArgumentParser:
     """The options every trainer takes; a family adds its own (losses, sizes) before parsing."""
-    p = argparse.ArgumentParser(prog=prog, description=description,
-                                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = argparse.ArgumentParser(
+        prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("--run-dir", help="folder of the run (snapshots, samples, log); a fresh run needs it new or empty")
-    p.add_argument("--out", help="file for the final networks (refused if it exists unless --overwrite); "
-                   "default DIR/final.safetensors")
+    p.add_argument(
+        "--out",
+        help="file for the final networks (refused if it exists unless --overwrite); default DIR/final.safetensors",
+    )
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.add_argument("--resume", action="store_true", help="continue the newest snapshot in --run-dir exactly")
     p.add_argument("--steps", type=int, required=True, help="total optimisation steps of the run")
@@ -133,8 +136,11 @@ def parser(prog: str, description: str) -> argparse.ArgumentParser:
     p.add_argument("--generator", default="demo", help="generator checkpoint (its G_ema), or 'demo'")
     p.add_argument("--data", default="fmnist-train", help="training images (sg2_core.datasets.open_dataset source)")
     p.add_argument("--num-images", type=int, help="train on the first N images only")
-    p.add_argument("--val-data", default="demo-test", help="validation images: 'demo-test' (the demo's 256 "
-                   "held-out images), or an open_dataset source")
+    p.add_argument(
+        "--val-data",
+        default="demo-test",
+        help="validation images: 'demo-test' (the demo's 256 held-out images), or an open_dataset source",
+    )
     p.add_argument("--val-images", type=int, default=64, help="how many validation images")
     p.add_argument("--snap-every", type=int, default=500)
     p.add_argument("--log-every", type=int, default=50)
@@ -163,16 +169,20 @@ def load_images(source: str, limit: int | None, resolution: int, channels: int) 
 
         images = demo.load_test_images()[0]
         if images.shape[1:] != (channels, resolution, resolution):
-            raise ValueError(f"the demo test images are {tuple(images.shape[1:])}, this generator makes "
-                             f"{(channels, resolution, resolution)}: give --val-data")
+            raise ValueError(
+                f"the demo test images are {tuple(images.shape[1:])}, this generator makes "
+                f"{(channels, resolution, resolution)}: give --val-data"
+            )
         images = ((images + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
         return images[:limit]
     from .datasets import open_dataset
 
     dataset = open_dataset(source, pad_to=resolution)
     if (dataset.channels, dataset.resolution) != (channels, resolution):
-        raise ValueError(f"{source} holds {dataset.channels}-channel {dataset.resolution} px images, the generator "
-                         f"makes {channels}-channel {resolution} px ones")
+        raise ValueError(
+            f"{source} holds {dataset.channels}-channel {dataset.resolution} px images, the generator "
+            f"makes {channels}-channel {resolution} px ones"
+        )
     n = len(dataset) if limit is None else min(limit, len(dataset))
     return torch.stack([dataset[i][0] for i in range(n)])
 
@@ -221,8 +231,10 @@ def check_run_dir(run_dir, resume: bool) -> Path | None:
         return latest_snapshot(run_dir)
     if run_dir.is_dir() and any(run_dir.iterdir()):
         held = sorted(p.name for p in run_dir.iterdir())
-        raise ValueError(f"--run-dir {run_dir} is not empty ({', '.join(held[:3])}{', ...' if len(held) > 3 else ''}); "
-                         "continue that run with --resume, or give a new or empty folder")
+        raise ValueError(
+            f"--run-dir {run_dir} is not empty ({', '.join(held[:3])}{', ...' if len(held) > 3 else ''}); "
+            "continue that run with --resume, or give a new or empty folder"
+        )
     return None
 
 
@@ -236,9 +248,16 @@ class _Run:
 
     def save(self, folder: Path) -> Path:
         o = self.objective
-        extra = {"training": {"step": self.step, "options": self.options, "rng": torch.get_rng_state(),
-                              "data_order": self.order.state(), "objective": o.state(),
-                              "optimizers": {k: _optimizer_state_out(v.state_dict()) for k, v in o.optimizers.items()}}}
+        extra = {
+            "training": {
+                "step": self.step,
+                "options": self.options,
+                "rng": torch.get_rng_state(),
+                "data_order": self.order.state(),
+                "objective": o.state(),
+                "optimizers": {k: _optimizer_state_out(v.state_dict()) for k, v in o.optimizers.items()},
+            }
+        }
         return save_networks(folder / SNAPSHOT.format(self.step), o.networks, extra=extra)
 
     def load(self, path: Path) -> None:
@@ -249,8 +268,10 @@ class _Run:
         theirs = state["options"]
         changed = sorted(k for k in self.options.keys() | theirs.keys() if self.options.get(k) != theirs.get(k))
         if changed:
-            raise ValueError(f"{path.name} was trained with other options ({', '.join(changed)}): resuming with them "
-                             "changed would not continue the same run; start a new run instead")
+            raise ValueError(
+                f"{path.name} was trained with other options ({', '.join(changed)}): resuming with them "
+                "changed would not continue the same run; start a new run instead"
+            )
         o = self.objective
         missing = sorted(set(o.networks) - set(loaded))
         if missing:
@@ -318,17 +339,32 @@ def _run(args, build, options, name, rank, size) -> int:
     val = _as_float(load_images(args.val_data, args.val_images, shape[1], shape[0]), device)
     objective = build(generator, device)
     order = DataOrder(len(data), args.batch_size, args.seed)
-    state = _Run(objective, order, {"method": name, "generator": g_source, "data": args.data,
-                                    "num_images": len(data), "batch_size": args.batch_size, "seed": args.seed,
-                                    **options})
+    state = _Run(
+        objective,
+        order,
+        {
+            "method": name,
+            "generator": g_source,
+            "data": args.data,
+            "num_images": len(data),
+            "batch_size": args.batch_size,
+            "seed": args.seed,
+            **options,
+        },
+    )
     if snapshot is not None:
         state.load(snapshot)
         if state.step > args.steps:
-            raise ValueError(f"the snapshot {snapshot.name} has already trained {state.step} steps, more than "
-                             f"--steps {args.steps}; raise --steps to train further")
+            raise ValueError(
+                f"the snapshot {snapshot.name} has already trained {state.step} steps, more than "
+                f"--steps {args.steps}; raise --steps to train further"
+            )
         if state.step == args.steps:
-            print(f"nothing to train: the run in {args.run_dir} is complete ({state.step} steps); raise --steps "
-                  "to train further", file=sys.stderr)
+            print(
+                f"nothing to train: the run in {args.run_dir} is complete ({state.step} steps); raise --steps "
+                "to train further",
+                file=sys.stderr,
+            )
             return 0
     run_dir = None if args.run_dir is None else Path(args.run_dir)
     writer = rank == 0
@@ -340,9 +376,12 @@ def _run(args, build, options, name, rank, size) -> int:
     out = Path(args.out) if args.out is not None else run_dir / "final.safetensors"
     params = sum(p.numel() for net in objective.networks.values() for p in net.parameters() if p.requires_grad)
     if writer:
-        print(f"{name}: generator {g_source}; data {args.data} ({len(data)} images); {params} trainable "
-              f"parameters; {size} process(es), {torch.get_num_threads()} threads, {device}"
-              + (f"; resumed {snapshot.name} at step {state.step}" if snapshot is not None else ""), flush=True)
+        print(
+            f"{name}: generator {g_source}; data {args.data} ({len(data)} images); {params} trainable "
+            f"parameters; {size} process(es), {torch.get_num_threads()} threads, {device}"
+            + (f"; resumed {snapshot.name} at step {state.step}" if snapshot is not None else ""),
+            flush=True,
+        )
     log = (run_dir / "log.jsonl").open("a") if writer and run_dir is not None else None
     bar = _progress(args, state.step, writer)
     share = args.batch_size // size
@@ -352,19 +391,19 @@ def _run(args, build, options, name, rank, size) -> int:
             while state.step < args.steps:
                 if _should_stop(stop, args, start, state.step, size, objective):
                     break
-                batch = order.next()[rank * share:(rank + 1) * share]
+                batch = order.next()[rank * share : (rank + 1) * share]
                 losses = objective.step(_as_float(data[batch], device), state.step)
                 state.step += 1
                 recent.append(losses)
                 if bar is not None:
                     bar.update(1)
                 if state.step % args.log_every == 0 or state.step == args.steps:
-                    row = {"step": state.step, "seconds": round(time.perf_counter() - start, 2),
-                           **_means(recent)}
+                    row = {"step": state.step, "seconds": round(time.perf_counter() - start, 2), **_means(recent)}
                     recent = []
                     if bar is not None:
-                        bar.set_postfix({k: f"{v:.3g}" for k, v in row.items() if k not in ("step", "seconds")},
-                                        refresh=False)
+                        bar.set_postfix(
+                            {k: f"{v:.3g}" for k, v in row.items() if k not in ("step", "seconds")}, refresh=False
+                        )
                     if log is not None:
                         log.write(json.dumps(row) + "\n")
                         log.flush()
@@ -385,12 +424,18 @@ def _run(args, build, options, name, rank, size) -> int:
         info = {"training": {**state.options, "steps": state.step, **metrics}}
         path = save_networks(out, {k: v.eval() for k, v in objective.final().items()}, extra=info)
         early = " (the objective stopped early)" if state.step < args.steps and objective.done() else ""
-        print(f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB) after {state.step} steps{early}: "
-              + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()), flush=True)
+        print(
+            f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB) after {state.step} steps{early}: "
+            + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()),
+            flush=True,
+        )
     if stop.signum is not None and state.step < args.steps:
         if writer:
-            print(f"stopped by {signal.Signals(stop.signum).name} at step {state.step}; continue with --run-dir "
-                  f"{run_dir} --resume", file=sys.stderr)
+            print(
+                f"stopped by {signal.Signals(stop.signum).name} at step {state.step}; continue with --run-dir "
+                f"{run_dir} --resume",
+                file=sys.stderr,
+            )
         return 128 + stop.signum
     return 0
 
@@ -431,4 +476,3 @@ def _progress(args, initial: int, writer: bool):
     from tqdm import tqdm
 
     return tqdm(total=args.steps, initial=initial, unit="step", dynamic_ncols=True)
-

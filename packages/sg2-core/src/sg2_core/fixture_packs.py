@@ -36,9 +36,12 @@ def pack_state(state_dict: dict, compress: bool = True) -> dict:
     if any(v.any() for k, v in state_dict.items() if k not in floats):
         raise ValueError("pack_state keeps integer buffers only when they are zero (num_batches_tracked)")
     values = torch.cat([v.flatten() for v in floats.values()])
-    return {"keys": list(floats), "shapes": [list(v.shape) for v in floats.values()],
-            **({"values_f16_lzma": squeeze(values)} if compress else {"values": values}),
-            "zero_int64": [k for k in state_dict if k not in floats]}
+    return {
+        "keys": list(floats),
+        "shapes": [list(v.shape) for v in floats.values()],
+        **({"values_f16_lzma": squeeze(values)} if compress else {"values": values}),
+        "zero_int64": [k for k in state_dict if k not in floats],
+    }
 
 
 def unpack_state(packed: dict, dtype=torch.float32) -> dict:

@@ -49,10 +49,18 @@ class MappingNetwork(nn.Module):
 
     def __init__(self, z_dim, w_dim, num_ws, num_layers=8, lr_multiplier=0.01, w_avg_beta=0.995):
         super().__init__()
-        self.z_dim, self.w_dim, self.num_ws, self.num_layers, self.w_avg_beta = z_dim, w_dim, num_ws, num_layers, w_avg_beta
+        self.z_dim, self.w_dim, self.num_ws, self.num_layers, self.w_avg_beta = (
+            z_dim,
+            w_dim,
+            num_ws,
+            num_layers,
+            w_avg_beta,
+        )
         for i in range(num_layers):
             in_features = z_dim if i == 0 else w_dim
-            setattr(self, f"fc{i}", FullyConnectedLayer(in_features, w_dim, activation="lrelu", lr_multiplier=lr_multiplier))
+            setattr(
+                self, f"fc{i}", FullyConnectedLayer(in_features, w_dim, activation="lrelu", lr_multiplier=lr_multiplier)
+            )
         self.register_buffer("w_avg", torch.zeros(w_dim))
 
     def forward(self, z, truncation_psi=1.0, truncation_cutoff=None, update_w_avg=False):
@@ -78,8 +86,18 @@ def truncate(ws, w_avg, psi=1.0, cutoff=None):
 class SynthesisLayer(nn.Module):
     """Modulated 3x3 convolution (optionally upsampling 2x), noise, bias, leaky ReLU."""
 
-    def __init__(self, in_channels, out_channels, w_dim, resolution, up=1, use_noise=True, conv_clamp=None,
-                 resample_filter=(1, 3, 3, 1), kernel_size=3):
+    def __init__(
+        self,
+        in_channels,
+        out_channels,
+        w_dim,
+        resolution,
+        up=1,
+        use_noise=True,
+        conv_clamp=None,
+        resample_filter=(1, 3, 3, 1),
+        kernel_size=3,
+    ):
         super().__init__()
         self.resolution, self.up, self.use_noise, self.conv_clamp = resolution, up, use_noise, conv_clamp
         self.padding = kernel_size // 2
@@ -103,9 +121,15 @@ class SynthesisLayer(nn.Module):
                 noise_map = torch.randn(n, 1, self.resolution, self.resolution, device=x.device) * self.noise_strength
             elif noise_mode == "const":
                 noise_map = self.noise_const * self.noise_strength
-        x = modulated_conv2d(x, self.weight if weight is None else weight, styles, up=self.up,
-                             padding=self.padding, resample_filter=self.resample_filter,
-                             cache=self.weight_cache if weight is None else None)
+        x = modulated_conv2d(
+            x,
+            self.weight if weight is None else weight,
+            styles,
+            up=self.up,
+            padding=self.padding,
+            resample_filter=self.resample_filter,
+            cache=self.weight_cache if weight is None else None,
+        )
         return bias_lrelu(x, self.bias.to(x.dtype), noise_map, clamp=self.conv_clamp)
 
 
@@ -129,13 +153,27 @@ class ToRGBLayer(nn.Module):
 class SynthesisBlock(nn.Module):
     """One resolution: (learned constant | 2x upsampling conv0), conv1, toRGB added to the upsampled image."""
 
-    def __init__(self, in_channels, out_channels, w_dim, resolution, img_channels, use_noise=True, conv_clamp=None,
-                 resample_filter=(1, 3, 3, 1)):
+    def __init__(
+        self,
+        in_channels,
+        out_channels,
+        w_dim,
+        resolution,
+        img_channels,
+        use_noise=True,
+        conv_clamp=None,
+        resample_filter=(1, 3, 3, 1),
+    ):
         super().__init__()
         self.resolution = resolution
         self.register_buffer("resample_filter", setup_filter(list(resample_filter)))
-        layer = dict(w_dim=w_dim, resolution=resolution, use_noise=use_noise, conv_clamp=conv_clamp,
-                     resample_filter=resample_filter)
+        layer = dict(
+            w_dim=w_dim,
+            resolution=resolution,
+            use_noise=use_noise,
+            conv_clamp=conv_clamp,
+            resample_filter=resample_filter,
+        )
         if in_channels == 0:
             self.const = nn.Parameter(torch.randn(out_channels, resolution, resolution))
         else:
@@ -168,9 +206,16 @@ class SynthesisNetwork(nn.Module):
         self.num_ws = config.num_ws
         for res in config.block_resolutions:
             in_channels = 0 if res == 4 else config.channels(res // 2)
-            block = SynthesisBlock(in_channels, config.channels(res), config.w_dim, res, config.img_channels,
-                                   use_noise=config.use_noise, conv_clamp=config.conv_clamp,
-                                   resample_filter=config.resample_filter)
+            block = SynthesisBlock(
+                in_channels,
+                config.channels(res),
+                config.w_dim,
+                res,
+                config.img_channels,
+                use_noise=config.use_noise,
+                conv_clamp=config.conv_clamp,
+                resample_filter=config.resample_filter,
+            )
             setattr(self, f"b{res}", block)
 
     def blocks(self):
@@ -196,8 +241,10 @@ class SynthesisNetwork(nn.Module):
         if not weight_offsets:
             return {}
         offsets = check_offsets(self, weight_offsets, n)
-        return {name: self.layer(name).weight.unsqueeze(0) + offset.to(self.layer(name).weight.dtype)
-                for name, offset in offsets.items()}
+        return {
+            name: self.layer(name).weight.unsqueeze(0) + offset.to(self.layer(name).weight.dtype)
+            for name, offset in offsets.items()
+        }
 
     def _per_layer_noise(self, noise, n):
         if noise is None:
@@ -244,7 +291,10 @@ class SynthesisNetwork(nn.Module):
             prefix = f"b{block.resolution}."
             num_conv = len(block.conv_names)
             x, img = block(
-                x, img, ws[:, w_index : w_index + num_conv + 1], noise_mode,
+                x,
+                img,
+                ws[:, w_index : w_index + num_conv + 1],
+                noise_mode,
                 {k.removeprefix(prefix): v for k, v in noises.items() if k.startswith(prefix)},
                 {k.removeprefix(prefix): v for k, v in weights.items() if k.startswith(prefix)},
             )
@@ -266,8 +316,14 @@ class Generator(nn.Module):
         self.z_dim, self.w_dim, self.img_resolution = config.z_dim, config.w_dim, config.resolution
         self.img_channels, self.num_ws = config.img_channels, config.num_ws
         self.synthesis = SynthesisNetwork(config)
-        self.mapping = MappingNetwork(config.z_dim, config.w_dim, config.num_ws, config.mapping_layers,
-                                      config.mapping_lr_multiplier, config.w_avg_beta)
+        self.mapping = MappingNetwork(
+            config.z_dim,
+            config.w_dim,
+            config.num_ws,
+            config.mapping_layers,
+            config.mapping_lr_multiplier,
+            config.w_avg_beta,
+        )
 
     def forward(self, z, truncation_psi=1.0, truncation_cutoff=None, noise_mode="random", **synthesis_kwargs):
         ws = self.mapping(z, truncation_psi=truncation_psi, truncation_cutoff=truncation_cutoff)

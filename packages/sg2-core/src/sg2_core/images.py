@@ -74,7 +74,7 @@ def make_grid(images: torch.Tensor, nrow: int = 8, padding: int = 0) -> torch.Te
     grid = torch.zeros(c, rows * (h + padding) - padding, cols * (w + padding) - padding, dtype=torch.uint8)
     for i in range(n):
         y, x = (i // cols) * (h + padding), (i % cols) * (w + padding)
-        grid[:, y:y + h, x:x + w] = pixels[i]
+        grid[:, y : y + h, x : x + w] = pixels[i]
     return grid
 
 
@@ -114,6 +114,7 @@ def _save_atomic(image, path: Path) -> None:
 
 
 # --- reading files and fitting them to a generator's shape -----------------------------------------------------
+
 
 def _describe(shape) -> str:
     c, h, w = shape
@@ -192,8 +193,10 @@ def read_batch(path) -> torch.Tensor:
     else:
         raise ImageLoadError(f"{path}: images must be uint8 or float in [-1, 1], got {array.dtype}")
     if array.ndim != 4 or array.shape[1] not in (1, 3) or array.shape[0] == 0:
-        raise ImageLoadError(f"{path}: expected images [N, C, H, W] with C = 1 or 3 (uint8 also [N, H, W] or "
-                             f"[N, H, W, C]), got shape {list(array.shape)}")
+        raise ImageLoadError(
+            f"{path}: expected images [N, C, H, W] with C = 1 or 3 (uint8 also [N, H, W] or "
+            f"[N, H, W, C]), got shape {list(array.shape)}"
+        )
     if array.is_floating_point() and not torch.isfinite(array).all():
         raise ImageLoadError(f"{path}: the images contain NaN or inf")
     return array.contiguous()
@@ -235,12 +238,12 @@ def _resample(image: torch.Tensor, height: int, width: int) -> torch.Tensor:
     if tuple(image.shape[1:]) == (height, width):
         return image
     if image.dtype != torch.uint8:
-        return torch.nn.functional.interpolate(image[None], size=(height, width), mode="bicubic",
-                                               align_corners=False, antialias=True)[0]
+        return torch.nn.functional.interpolate(
+            image[None], size=(height, width), mode="bicubic", align_corners=False, antialias=True
+        )[0]
     from PIL import Image
 
-    planes = [Image.fromarray(plane.numpy()).resize((width, height), Image.Resampling.LANCZOS)
-              for plane in image]
+    planes = [Image.fromarray(plane.numpy()).resize((width, height), Image.Resampling.LANCZOS) for plane in image]
     return torch.from_numpy(np.stack([np.asarray(p) for p in planes]))
 
 
@@ -258,7 +261,7 @@ def fit_image(image: torch.Tensor, resolution: int, fit: str) -> torch.Tensor:
     if fit == "center-crop":
         side = min(h, w)
         top, left = (h - side) // 2, (w - side) // 2
-        return _resample(image[:, top:top + side, left:left + side], r, r)
+        return _resample(image[:, top : top + side, left : left + side], r, r)
     if max(h, w) > r:  # pad: shrink a larger image first, keeping its aspect ratio
         scale = r / max(h, w)
         image = _resample(image, max(1, round(h * scale)), max(1, round(w * scale)))
@@ -266,12 +269,18 @@ def fit_image(image: torch.Tensor, resolution: int, fit: str) -> torch.Tensor:
     black = 0 if image.dtype == torch.uint8 else -1.0
     out = torch.full((image.shape[0], r, r), black, dtype=image.dtype)
     top, left = (r - h) // 2, (r - w) // 2
-    out[:, top:top + h, left:left + w] = image
+    out[:, top : top + h, left : left + w] = image
     return out
 
 
-def prepare_image(image: torch.Tensor, name: str, channels: int | None, resolution: int | None,
-                  fit: str | None = None, convert: bool = False) -> torch.Tensor:
+def prepare_image(
+    image: torch.Tensor,
+    name: str,
+    channels: int | None,
+    resolution: int | None,
+    fit: str | None = None,
+    convert: bool = False,
+) -> torch.Tensor:
     """``image [C, H, W]`` checked against (and, when asked, brought to) ``channels`` x ``resolution``^2.
 
     A channel mismatch is converted only with ``convert=True`` and a size mismatch fitted only with ``fit``;
@@ -280,21 +289,32 @@ def prepare_image(image: torch.Tensor, name: str, channels: int | None, resoluti
     c, h, w = image.shape
     if channels is not None and c != channels:
         if not convert:
-            raise ImageShapeError(f"image {name} is {_describe((c, h, w))} but {channels}-channel images are "
-                                  f"expected; convert it on request (convert=True)", name, (c, h, w),
-                                  (channels, resolution or h, resolution or w), "channels")
+            raise ImageShapeError(
+                f"image {name} is {_describe((c, h, w))} but {channels}-channel images are "
+                f"expected; convert it on request (convert=True)",
+                name,
+                (c, h, w),
+                (channels, resolution or h, resolution or w),
+                "channels",
+            )
         image = convert_channels(image, channels)
     if resolution is not None and (h, w) != (resolution, resolution):
         if fit is None:
-            raise ImageShapeError(f"image {name} is {_describe((c, h, w))} but {resolution}x{resolution} images "
-                                  f"are expected; fit it on request (fit={' | '.join(map(repr, FITS))})", name,
-                                  (c, h, w), (channels or c, resolution, resolution), "size")
+            raise ImageShapeError(
+                f"image {name} is {_describe((c, h, w))} but {resolution}x{resolution} images "
+                f"are expected; fit it on request (fit={' | '.join(map(repr, FITS))})",
+                name,
+                (c, h, w),
+                (channels or c, resolution, resolution),
+                "size",
+            )
         image = fit_image(image, resolution, fit)
     return image
 
 
-def load_images(paths, channels: int | None, resolution: int | None, fit: str | None = None,
-                convert: bool = False) -> torch.Tensor:
+def load_images(
+    paths, channels: int | None, resolution: int | None, fit: str | None = None, convert: bool = False
+) -> torch.Tensor:
     """Images from files, folders or batch files as one float batch ``[N, C, R, R]`` in [-1, 1].
 
     ``channels`` / ``resolution``: the expected shape (a generator's ``img_channels`` / ``img_resolution``);
@@ -310,8 +330,9 @@ def load_images(paths, channels: int | None, resolution: int | None, fit: str | 
     if resolution is None and (h0 != w0 or fit is not None):
         raise ValueError(f"give a resolution: the first image, {items[0][0]}, is {_describe((c0, h0, w0))}")
     resolution = h0 if resolution is None else resolution
-    return torch.stack([as_float(prepare_image(image, name, channels, resolution, fit, convert))
-                        for name, image in items])
+    return torch.stack(
+        [as_float(prepare_image(image, name, channels, resolution, fit, convert)) for name, image in items]
+    )
 
 
 def as_float(image: torch.Tensor) -> torch.Tensor:

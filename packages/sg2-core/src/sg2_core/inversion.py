@@ -47,8 +47,11 @@ class Inversion:
             raise ValueError(f"space must be one of {SPACES}, got {self.space!r}")
         g = self.generator
         expected = {"w": [g.w_dim], "w+": [g.num_ws, g.w_dim], "z+": [g.num_ws, g.z_dim]}[self.space]
-        if not isinstance(self.latents, torch.Tensor) or list(self.latents.shape[1:]) != expected \
-                or self.latents.ndim != len(expected) + 1:
+        if (
+            not isinstance(self.latents, torch.Tensor)
+            or list(self.latents.shape[1:]) != expected
+            or self.latents.ndim != len(expected) + 1
+        ):
             got = list(self.latents.shape) if isinstance(self.latents, torch.Tensor) else type(self.latents).__name__
             raise ValueError(f"latents for space {self.space!r} must have shape {['N', *expected]}, got {got}")
         if self.latents.is_floating_point() and not torch.isfinite(self.latents).all():
@@ -63,8 +66,10 @@ class Inversion:
 
     def __repr__(self) -> str:  # the default would print every tensor and the whole generator
         offsets = list(self.weight_offsets or {})
-        return (f"Inversion(n={len(self)}, space={self.space!r}, latents={list(self.latents.shape)}, "
-                f"weight_offsets={offsets}, extras={list(self.extras)})")
+        return (
+            f"Inversion(n={len(self)}, space={self.space!r}, latents={list(self.latents.shape)}, "
+            f"weight_offsets={offsets}, extras={list(self.extras)})"
+        )
 
     @property
     def ws(self) -> torch.Tensor:
@@ -94,8 +99,10 @@ class Inversion:
         ours, theirs = self.generator.synthesis.state_dict(), generator.synthesis.state_dict()
         differ = [k for k in ours if k not in theirs or theirs[k].shape != ours[k].shape]
         if differ or len(ours) != len(theirs):
-            raise ValueError(f"generator has another synthesis architecture than the inversion's (first "
-                             f"differences: {(differ or sorted(set(theirs) - set(ours)))[:3]})")
+            raise ValueError(
+                f"generator has another synthesis architecture than the inversion's (first "
+                f"differences: {(differ or sorted(set(theirs) - set(ours)))[:3]})"
+            )
         return generator
 
     def _derive(self, latents, space, weight_offsets, extras) -> Inversion:
@@ -198,8 +205,12 @@ def _cat_offsets(inversions) -> dict | None:
     result = {}
     for name, reference in references.items():
         parts = [(inv.weight_offsets or {}).get(name) for inv in inversions]
-        result[name] = torch.cat([reference.new_zeros(len(inv), *reference.shape[1:]) if part is None else part
-                                  for part, inv in zip(parts, inversions)])
+        result[name] = torch.cat(
+            [
+                reference.new_zeros(len(inv), *reference.shape[1:]) if part is None else part
+                for part, inv in zip(parts, inversions)
+            ]
+        )
     return result or None
 
 

@@ -48,25 +48,46 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="python -m sg2_core.invert", description=__doc__,
-                formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = _Parser(
+        prog="python -m sg2_core.invert", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     p.add_argument("images", nargs="+", metavar="IMAGES", help="image files, folders or .npy/.safetensors batches")
-    p.add_argument("--out", default="inversions", metavar="DIR",
-                   help="output folder, created if missing (default: ./inversions)")
-    p.add_argument("--method", default=None, help=f"a registered method (default: the first installed of "
-                                                  f"{', '.join(DEFAULT_METHODS)})")
-    p.add_argument("--generator", default=None, metavar="CKPT",
-                   help="a checkpoint (native .safetensors, rosinality .pt, NVIDIA .pkl); default: the demo's")
-    p.add_argument("--options", nargs="+", action="extend", default=[], metavar="K=V",
-                   help="method options (on the demo generator they override the method's demo options)")
+    p.add_argument(
+        "--out", default="inversions", metavar="DIR", help="output folder, created if missing (default: ./inversions)"
+    )
+    p.add_argument(
+        "--method",
+        default=None,
+        help=f"a registered method (default: the first installed of {', '.join(DEFAULT_METHODS)})",
+    )
+    p.add_argument(
+        "--generator",
+        default=None,
+        metavar="CKPT",
+        help="a checkpoint (native .safetensors, rosinality .pt, NVIDIA .pkl); default: the demo's",
+    )
+    p.add_argument(
+        "--options",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="K=V",
+        help="method options (on the demo generator they override the method's demo options)",
+    )
     p.add_argument("--fit", choices=FITS, default=None, help="bring images of another size to the method's")
     ch = p.add_mutually_exclusive_group()
-    ch.add_argument("--grey", "--gray", dest="channels", action="store_const", const=1,
-                    help="convert the images to one channel")
+    ch.add_argument(
+        "--grey", "--gray", dest="channels", action="store_const", const=1, help="convert the images to one channel"
+    )
     ch.add_argument("--rgb", dest="channels", action="store_const", const=3, help="convert the images to RGB")
     ch.add_argument("--channels", dest="channels", type=int, choices=(1, 3), help="convert to this many channels")
-    p.add_argument("--edit", action="append", default=[], metavar="SPEC",
-                   help="sefa:INDEX:STRENGTH, ganspace:INDEX:STRENGTH or FILE:INDEX:STRENGTH (repeatable)")
+    p.add_argument(
+        "--edit",
+        action="append",
+        default=[],
+        metavar="SPEC",
+        help="sefa:INDEX:STRENGTH, ganspace:INDEX:STRENGTH or FILE:INDEX:STRENGTH (repeatable)",
+    )
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--max-images", type=int, default=None, metavar="N", help="only the first N images")
     p.add_argument("--device", default=None, help="default: cuda when available, else cpu")
@@ -76,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # --- parsing --------------------------------------------------------------------------------------------------
+
 
 def parse_options(pairs) -> dict:
     """``['steps=50', 'pivot_options.steps=2', 'pivot="sg2-w"']`` -> nested dict; values JSON when they parse."""
@@ -124,8 +146,9 @@ class EditSpec:
 def parse_edit(text: str) -> EditSpec:
     parts = text.rsplit(":", 2)  # a file path may hold ':' itself
     if len(parts) != 3 or not parts[0]:
-        raise UsageError(f"--edit expects sefa:INDEX:STRENGTH, ganspace:INDEX:STRENGTH or FILE:INDEX:STRENGTH, "
-                         f"got {text!r}")
+        raise UsageError(
+            f"--edit expects sefa:INDEX:STRENGTH, ganspace:INDEX:STRENGTH or FILE:INDEX:STRENGTH, got {text!r}"
+        )
     source, index, strength = parts
     try:
         index = int(index)
@@ -152,8 +175,10 @@ def edit_direction(edit: EditSpec, generator) -> torch.Tensor:
     if vectors.ndim == 1:
         vectors = vectors[None]
     if vectors.ndim != 2 or vectors.shape[1] != generator.w_dim:
-        raise UsageError(f"--edit: {edit.source} holds directions of shape {list(vectors.shape)}, expected "
-                         f"[k, {generator.w_dim}] (the generator's w_dim)")
+        raise UsageError(
+            f"--edit: {edit.source} holds directions of shape {list(vectors.shape)}, expected "
+            f"[k, {generator.w_dim}] (the generator's w_dim)"
+        )
     if edit.index >= len(vectors):
         raise UsageError(f"--edit: {edit.source} has {len(vectors)} directions, index {edit.index} is out of range")
     return vectors[edit.index].to(torch.float32)
@@ -184,6 +209,7 @@ def _read_directions(path: str) -> torch.Tensor:
 
 # --- what the run reads and writes ----------------------------------------------------------------------------
 
+
 def output_names(names: list[str]) -> list[str]:
     """``NNNN_<stem>.png`` per input: the index keeps equal stems from two folders apart and the order visible."""
     width = max(4, len(str(len(names) - 1)))
@@ -212,8 +238,10 @@ def check_outputs(out: Path, paths: list[Path], overwrite: bool) -> None:
         existing = [p for p in paths if p.exists()]
         if existing:
             more = f" and {len(existing) - 3} more" if len(existing) > 3 else ""
-            raise UsageError(f"{', '.join(map(str, existing[:3]))}{more} already exist; pass --overwrite to replace "
-                             f"them, or choose another --out")
+            raise UsageError(
+                f"{', '.join(map(str, existing[:3]))}{more} already exist; pass --overwrite to replace "
+                f"them, or choose another --out"
+            )
     for folder in sorted({p.parent for p in paths}):
         if folder.exists() and not folder.is_dir():
             raise UsageError(f"cannot write to --out {out}: {folder} is a file")
@@ -243,6 +271,7 @@ def _jsonable(value):
 
 
 # --- the generator and the method -----------------------------------------------------------------------------
+
 
 def load_generator(checkpoint, device):
     from . import demo
@@ -302,8 +331,7 @@ class Progress:
         if self.steps is None or stage != self.stage or info.step < self.steps.n:
             self._close_steps()
             self.stage = stage
-            self.steps = self._tqdm(total=info.steps, desc=f"  {stage}", leave=False, disable=self.disable,
-                                    position=1)
+            self.steps = self._tqdm(total=info.steps, desc=f"  {stage}", leave=False, disable=self.disable, position=1)
         self.steps.update(max(0, info.step + 1 - self.steps.n))
         postfix = {}
         if getattr(info, "distance", None) is not None:
@@ -329,6 +357,7 @@ class Progress:
 
 
 # --- the command ----------------------------------------------------------------------------------------------
+
 
 def run(args) -> Path:
     from . import Inversion
@@ -361,19 +390,25 @@ def run(args) -> Path:
     channels = spec.input_channels or generator.img_channels
     resolution = spec.input_resolution or generator.img_resolution
     if args.channels is not None and args.channels != channels:
-        raise UsageError(f"--{'grey' if args.channels == 1 else 'rgb'} converts to {args.channels} channel(s) but "
-                         f"method {name!r} on this generator takes {channels}-channel images")
+        raise UsageError(
+            f"--{'grey' if args.channels == 1 else 'rgb'} converts to {args.channels} channel(s) but "
+            f"method {name!r} on this generator takes {channels}-channel images"
+        )
     try:
-        images = [as_float(prepare_image(img, n, channels, resolution, args.fit, args.channels is not None))
-                  for n, img in items]
+        images = [
+            as_float(prepare_image(img, n, channels, resolution, args.fit, args.channels is not None))
+            for n, img in items
+        ]
     except ImageShapeError as error:
         if error.what == "size":
             hint = f"pass --fit {' | '.join(FITS)} to bring it to {resolution}x{resolution}"
         else:
             hint = f"pass --{'grey' if channels == 1 else 'rgb'} to convert it"
-        raise UsageError(f"image {error.name} is {error.got[0]}x{error.got[1]}x{error.got[2]} (channels x height x "
-                         f"width), method {name!r} on this generator takes {channels}x{resolution}x{resolution}; "
-                         f"{hint}") from None
+        raise UsageError(
+            f"image {error.name} is {error.got[0]}x{error.got[1]}x{error.got[2]} (channels x height x "
+            f"width), method {name!r} on this generator takes {channels}x{resolution}x{resolution}; "
+            f"{hint}"
+        ) from None
     directions = [edit_direction(e, generator).to(device) for e in edits]
 
     progress = Progress(len(images), disable=args.no_progress)
@@ -400,18 +435,19 @@ def run(args) -> Path:
     progress.start()
     try:
         for start in range(0, len(images), args.batch_size):
-            batch = torch.stack(images[start:start + args.batch_size]).to(device)
+            batch = torch.stack(images[start : start + args.batch_size]).to(device)
             if seed is not None and start:
                 method = build(start, len(batch))
             inversion = method(batch).detach()
             with torch.no_grad():
-                rendered = [inversion.render()] + [inversion.edit(d, e.strength).render()
-                                                   for d, e in zip(directions, edits)]
-            batch_files = files[start:start + len(batch)]
+                rendered = [inversion.render()] + [
+                    inversion.edit(d, e.strength).render() for d, e in zip(directions, edits)
+                ]
+            batch_files = files[start : start + len(batch)]
             for i, f in enumerate(batch_files):
-                save_grid(rendered[0][i:i + 1], out / "reconstructions" / f, nrow=1)
+                save_grid(rendered[0][i : i + 1], out / "reconstructions" / f, nrow=1)
                 for e, edit_images in zip(edits, rendered[1:]):
-                    save_grid(edit_images[i:i + 1], out / "edits" / e.label / f, nrow=1)
+                    save_grid(edit_images[i : i + 1], out / "edits" / e.label / f, nrow=1)
             if start < GRID_ROWS:
                 grid_rows.append(_grid_rows(batch, rendered)[: GRID_ROWS - start])
             parts.append(inversion.to("cpu"))
@@ -422,15 +458,29 @@ def run(args) -> Path:
     result = Inversion.cat(parts) if len(parts) > 1 else parts[0]
     save_grid(torch.cat(grid_rows), out / "grid.png", nrow=2 + len(edits))
     result.save(out / "inversion.safetensors", overwrite=args.overwrite)
-    _write_json_atomic({
-        "method": name, "options": {k: _jsonable(v) for k, v in {**options, **({} if seed is None else {"seed": seed})}.items()}, "generator": g_note,
-        "fit": args.fit, "edits": [e.label for e in edits],
-        "images": [{"index": i, "source": n, "reconstruction": f"reconstructions/{f}",
-                    **({"edits": [f"edits/{e.label}/{f}" for e in edits]} if edits else {})}
-                   for i, ((n, _), f) in enumerate(zip(items, files))],
-    }, out / "manifest.json")
-    print(f"wrote {len(images)} reconstructions, grid.png, inversion.safetensors and manifest.json to {out}",
-          file=sys.stderr)
+    _write_json_atomic(
+        {
+            "method": name,
+            "options": {k: _jsonable(v) for k, v in {**options, **({} if seed is None else {"seed": seed})}.items()},
+            "generator": g_note,
+            "fit": args.fit,
+            "edits": [e.label for e in edits],
+            "images": [
+                {
+                    "index": i,
+                    "source": n,
+                    "reconstruction": f"reconstructions/{f}",
+                    **({"edits": [f"edits/{e.label}/{f}" for e in edits]} if edits else {}),
+                }
+                for i, ((n, _), f) in enumerate(zip(items, files))
+            ],
+        },
+        out / "manifest.json",
+    )
+    print(
+        f"wrote {len(images)} reconstructions, grid.png, inversion.safetensors and manifest.json to {out}",
+        file=sys.stderr,
+    )
     return out
 
 

@@ -117,8 +117,18 @@ def conv_path(*tensors) -> str:
 class Conv2dLayer(nn.Module):
     """Equalised-LR convolution with optional 2x down/upsampling, fused bias + activation and clamp."""
 
-    def __init__(self, in_channels, out_channels, kernel_size, bias=True, activation="linear", up=1, down=1,
-                 resample_filter=(1, 3, 3, 1), conv_clamp=None):
+    def __init__(
+        self,
+        in_channels,
+        out_channels,
+        kernel_size,
+        bias=True,
+        activation="linear",
+        up=1,
+        down=1,
+        resample_filter=(1, 3, 3, 1),
+        conv_clamp=None,
+    ):
         super().__init__()
         self.activation, self.up, self.down, self.conv_clamp = activation, up, down, conv_clamp
         self.padding = kernel_size // 2
@@ -129,8 +139,15 @@ class Conv2dLayer(nn.Module):
 
     def forward(self, x, gain=1.0):
         w = self.weight.to(x.dtype) * self.weight_gain
-        x = conv2d_resample(x, w, self.resample_filter, up=self.up, down=self.down, padding=self.padding,
-                            nnpack=conv_path(x, w) != "exact")
+        x = conv2d_resample(
+            x,
+            w,
+            self.resample_filter,
+            up=self.up,
+            down=self.down,
+            padding=self.padding,
+            nnpack=conv_path(x, w) != "exact",
+        )
         clamp = None if self.conv_clamp is None else self.conv_clamp * gain
         b = None if self.bias is None else self.bias.to(x.dtype)
         return bias_act(x, b, act=self.activation, gain=ACTIVATIONS[self.activation].default_gain * gain, clamp=clamp)
@@ -145,8 +162,7 @@ def bias_lrelu(x, b, noise=None, clamp=None):
     return noise_bias_lrelu_(x, b, None if noise is None else noise.to(x.dtype), clamp=clamp)
 
 
-def modulated_conv2d(x, weight, styles, noise=None, up=1, padding=0, resample_filter=None, demodulate=True,
-                     cache=None):
+def modulated_conv2d(x, weight, styles, noise=None, up=1, padding=0, resample_filter=None, demodulate=True, cache=None):
     """Convolve each sample with its own modulated (and demodulated) weights.
 
     ``weight`` is ``[O, I, k, k]`` shared by the batch, or ``[N, O, I, k, k]`` per sample (how per-sample
@@ -180,12 +196,25 @@ def modulated_conv2d(x, weight, styles, noise=None, up=1, padding=0, resample_fi
     elif n == 1:
         if dcoefs is not None:
             w = w * dcoefs.reshape(n, -1, 1, 1, 1)
-        y = conv2d_resample(x.reshape(1, n * in_channels, h, w_), w.reshape(n * out_channels, in_channels, k, k).to(x.dtype),
-                            resample_filter, up=up, padding=padding, groups=n, nnpack=nnpack)
+        y = conv2d_resample(
+            x.reshape(1, n * in_channels, h, w_),
+            w.reshape(n * out_channels, in_channels, k, k).to(x.dtype),
+            resample_filter,
+            up=up,
+            padding=padding,
+            groups=n,
+            nnpack=nnpack,
+        )
         y = y.reshape(n, out_channels, y.shape[2], y.shape[3])
     else:
-        y = conv2d_resample(x * styles.to(x.dtype).reshape(n, -1, 1, 1), weight.to(x.dtype), resample_filter,
-                            up=up, padding=padding, nnpack=nnpack)
+        y = conv2d_resample(
+            x * styles.to(x.dtype).reshape(n, -1, 1, 1),
+            weight.to(x.dtype),
+            resample_filter,
+            up=up,
+            padding=padding,
+            nnpack=nnpack,
+        )
         if dcoefs is not None:
             y = y * dcoefs.to(y.dtype).reshape(n, -1, 1, 1)
     return y if noise is None else y.add_(noise.to(y.dtype))
@@ -206,8 +235,15 @@ def _per_sample_conv(x, weights, styles, noise, up, padding, resample_filter, de
     w = (weights * scale.unsqueeze(-1).unsqueeze(-1)).to(x.dtype)
     if up > 1:  # torch's grouped transposed convolution is its slow generic one (measured 10-25x this, with backward)
         return _per_sample_conv_up(x, w, noise, up, padding, resample_filter)
-    y = conv2d_resample(x.reshape(1, n * in_channels, h, w_), w.reshape(n * out_channels, in_channels, k, k),
-                        resample_filter, up=up, padding=padding, groups=n, nnpack=nnpack)
+    y = conv2d_resample(
+        x.reshape(1, n * in_channels, h, w_),
+        w.reshape(n * out_channels, in_channels, k, k),
+        resample_filter,
+        up=up,
+        padding=padding,
+        groups=n,
+        nnpack=nnpack,
+    )
     y = y.reshape(n, out_channels, y.shape[2], y.shape[3])
     return y if noise is None else y.add_(noise.to(y.dtype))
 

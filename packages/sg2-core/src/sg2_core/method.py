@@ -36,7 +36,6 @@ WEIGHTS = ("generator", "discriminator", "face-network", "own-weights")
 losses), a face-identity network (ID losses on faces), its own trained file (encoders, hypernetworks)."""
 
 
-
 @dataclass
 class StepInfo:
     """What a progress callback receives after each step (tensors detached, one value per image or None)."""
@@ -59,8 +58,10 @@ def check_device(generator, device) -> torch.device:
     if device is not None:
         want = torch.device(device)
         if want.type != own.type or (want.index is not None and want.index != own.index):
-            raise ValueError(f"device={str(device)!r} but the generator is on {own}; move the generator first "
-                             f"(generator.to({str(device)!r}))")
+            raise ValueError(
+                f"device={str(device)!r} but the generator is on {own}; move the generator first "
+                f"(generator.to({str(device)!r}))"
+            )
     return own
 
 

@@ -48,8 +48,10 @@ def check_offsets(synthesis, offsets, n: int | None = None) -> dict[str, torch.T
             n = offset.shape[0] if offset.ndim else 0
         expected = [n, *synthesis.layer(name).weight.shape]
         if list(offset.shape) != expected:
-            raise ValueError(f"weight_offsets[{raw_name!r}] must have shape {expected} ([N, *weight shape]), "
-                             f"got {list(offset.shape)}")
+            raise ValueError(
+                f"weight_offsets[{raw_name!r}] must have shape {expected} ([N, *weight shape]), "
+                f"got {list(offset.shape)}"
+            )
         if offset.is_floating_point() and not _all_finite(offset):
             raise ValueError(f"weight_offsets[{raw_name!r}] contains NaN or inf")
         checked[name] = offset
@@ -78,8 +80,9 @@ def from_scaled_units(synthesis, offsets) -> dict[str, torch.Tensor]:
     for raw_name, offset in offsets.items():
         name = layer_key(raw_name)
         if name not in synthesis.weight_layer_names:
-            raise ValueError(f"weight_offsets: unknown layer {raw_name!r}; layers with weights: "
-                             f"{synthesis.weight_layer_names}")
+            raise ValueError(
+                f"weight_offsets: unknown layer {raw_name!r}; layers with weights: {synthesis.weight_layer_names}"
+            )
         if offset.ndim == 6 and offset.shape[1] == 1:
             offset = offset[:, 0]
         converted[name] = offset / _scale(synthesis, name)

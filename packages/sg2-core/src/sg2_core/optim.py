@@ -15,8 +15,16 @@ class Ranger(torch.optim.RAdam):
     """``torch.optim.RAdam`` plus Lookahead; the defaults are pSp's (lr 1e-4, betas (0.95, 0.999), eps 1e-5,
     alpha 0.5, k 6)."""
 
-    def __init__(self, params, lr: float = 1e-4, betas=(0.95, 0.999), eps: float = 1e-5, weight_decay: float = 0.0,
-                 alpha: float = 0.5, k: int = 6):
+    def __init__(
+        self,
+        params,
+        lr: float = 1e-4,
+        betas=(0.95, 0.999),
+        eps: float = 1e-5,
+        weight_decay: float = 0.0,
+        alpha: float = 0.5,
+        k: int = 6,
+    ):
         if not 0.0 <= alpha <= 1.0:
             raise ValueError(f"alpha must be in [0, 1], got {alpha}")
         if not isinstance(k, int) or k < 1:
@@ -31,8 +39,12 @@ class Ranger(torch.optim.RAdam):
     def step(self, closure=None):
         # The slow weights start where training starts; they join each parameter's state after RAdam's
         # first step (RAdam initialises a state only while it is empty).
-        start = {p: p.detach().clone() for group in self.param_groups for p in group["params"]
-                 if p.grad is not None and "slow" not in self.state[p]}
+        start = {
+            p: p.detach().clone()
+            for group in self.param_groups
+            for p in group["params"]
+            if p.grad is not None and "slow" not in self.state[p]
+        }
         loss = super().step(closure)
         for p, value in start.items():
             self.state[p]["slow"] = value

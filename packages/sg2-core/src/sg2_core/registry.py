@@ -17,8 +17,9 @@ import difflib
 import importlib.metadata
 import inspect
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import torch
 
@@ -105,8 +106,10 @@ def register_method(name: str, *, replace: bool = False):
         if not callable(factory):
             raise TypeError(f"register_method({name!r}) needs a class or function, got {type(factory).__name__}")
         if name in _registered and not replace:
-            raise ValueError(f"method {name!r} is already registered ({_target(_registered[name])}); "
-                             "pass replace=True to override it")
+            raise ValueError(
+                f"method {name!r} is already registered ({_target(_registered[name])}); "
+                "pass replace=True to override it"
+            )
         _registered[name] = factory
         return factory
 
@@ -174,8 +177,10 @@ def _needs_tuple(needs) -> tuple[str, ...]:
 def _unknown(name: str) -> ValueError:
     known = list_methods()
     if not known:
-        return ValueError(f"unknown method {name!r}: no methods are available; install a family "
-                          f"(e.g. inv-optim) or register one with @register_method")
+        return ValueError(
+            f"unknown method {name!r}: no methods are available; install a family "
+            f"(e.g. inv-optim) or register one with @register_method"
+        )
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.6)
     hint = f"; did you mean {' or '.join(map(repr, close))}?" if close else ""
     return ValueError(f"unknown method {name!r}{hint or '.'} Known methods: {', '.join(known)}")
@@ -220,8 +225,9 @@ def method_spec(name: str) -> MethodSpec:
     factory = method_factory(name)
     problems = [p for p in check_declaration(factory) if not (p.startswith("space") and not isinstance(factory, type))]
     if problems:
-        raise TypeError(f"method {name!r} ({method_info(name).target}) declares invalid attributes: "
-                        + "; ".join(problems))
+        raise TypeError(
+            f"method {name!r} ({method_info(name).target}) declares invalid attributes: " + "; ".join(problems)
+        )
     info = method_info(name)
     doc = inspect.getdoc(factory) or ""
     return MethodSpec(
@@ -277,8 +283,10 @@ def create_method(name: str, generator=None, **options) -> InversionMethod:
     _check_options(name, factory, options)
     method = factory(**options)
     if not isinstance(method, InversionMethod) or getattr(method, "space", None) not in SPACES:
-        raise TypeError(f"method {name!r} ({method_info(name).target}) built a {type(method).__name__} that is not "
-                        f"an InversionMethod: it needs a 'name', a 'space' in {SPACES} and __call__(images)")
+        raise TypeError(
+            f"method {name!r} ({method_info(name).target}) built a {type(method).__name__} that is not "
+            f"an InversionMethod: it needs a 'name', a 'space' in {SPACES} and __call__(images)"
+        )
     return method
 
 
@@ -296,11 +304,14 @@ def check_images(images, generator, resolution: int | None = None, channels: int
     if images.ndim != 4 or images.shape[0] < 1 or tuple(images.shape[1:]) != (c, r, r):
         raise ValueError(f"images must have shape {expected} with N >= 1, got {list(images.shape)}")
     if not images.is_floating_point():
-        raise ValueError(f"images must be a float tensor in [-1, 1], got {images.dtype} "
-                         "(convert uint8 with x / 127.5 - 1)")
+        raise ValueError(
+            f"images must be a float tensor in [-1, 1], got {images.dtype} (convert uint8 with x / 127.5 - 1)"
+        )
     if not torch.isfinite(images).all():
         raise ValueError("images contain NaN or inf")
     low, high = images.aminmax()
     if low < -1.5 or high > 1.5:
-        raise ValueError(f"images must lie in [-1, 1], got values in [{low.item():.3g}, {high.item():.3g}] "
-                         "(images in [0, 255] convert with x / 127.5 - 1)")
+        raise ValueError(
+            f"images must lie in [-1, 1], got values in [{low.item():.3g}, {high.item():.3g}] "
+            "(images in [0, 255] convert with x / 127.5 - 1)"
+        )

@@ -35,8 +35,15 @@ def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     return (a.double() - b.double()).abs().max().item()
 
 
-def check_method(name: str, generator, images: torch.Tensor, *, options: dict | None = None,
-                 batch_tolerance: float = 1e-4, init_tolerance: float = 1e-6) -> None:
+def check_method(
+    name: str,
+    generator,
+    images: torch.Tensor,
+    *,
+    options: dict | None = None,
+    batch_tolerance: float = 1e-4,
+    init_tolerance: float = 1e-6,
+) -> None:
     """Checks that method ``name`` keeps the contract of ``sg2_core.Method`` on ``images`` (N >= 2).
 
     The properties, in order:
@@ -89,18 +96,28 @@ def check_method(name: str, generator, images: torch.Tensor, *, options: dict | 
     batch = create_method(name, generator=generator, **options, **({"seed": seeds} if seeded else {}))(images)
     with torch.no_grad():  # also shows that an optimising method runs under a caller's no_grad
         batch_render = batch.render()
-        single = torch.cat([create_method(name, generator=generator, **options,
-                                          **({"seed": seeds[i:i + 1]} if seeded else {}))(images[i:i + 1]).render()
-                            for i in range(n)])
+        single = torch.cat(
+            [
+                create_method(name, generator=generator, **options, **({"seed": seeds[i : i + 1]} if seeded else {}))(
+                    images[i : i + 1]
+                ).render()
+                for i in range(n)
+            ]
+        )
     diff = _max_diff(batch_render, single)
     if diff > batch_tolerance:
-        raise _fail(name, f"a batch renders differently from its images one at a time (max |diff| {diff:.3g} > "
-                          f"batch_tolerance {batch_tolerance:g})")
+        raise _fail(
+            name,
+            f"a batch renders differently from its images one at a time (max |diff| {diff:.3g} > "
+            f"batch_tolerance {batch_tolerance:g})",
+        )
 
     # Same options, same numbers.
     again = create_method(name, generator=generator, **options)(images)
     if not torch.equal(again.latents, result.latents):
-        raise _fail(name, f"the same options gave other codes (max |diff| {_max_diff(again.latents, result.latents):.3g})")
+        raise _fail(
+            name, f"the same options gave other codes (max |diff| {_max_diff(again.latents, result.latents):.3g})"
+        )
 
     _check_refusals(name, method, images)
 
@@ -130,8 +147,7 @@ def _check_showcase(name, method, result, images, n) -> None:
     if not isinstance(rows, dict):
         raise _fail(name, f"showcase returned a {type(rows).__name__}, not a dict {{label: images}}")
     for label, shown in rows.items():
-        if not isinstance(label, str) or not isinstance(shown, torch.Tensor) or shown.ndim != 4 \
-                or shown.shape[0] != n:
+        if not isinstance(label, str) or not isinstance(shown, torch.Tensor) or shown.ndim != 4 or shown.shape[0] != n:
             got = list(shown.shape) if isinstance(shown, torch.Tensor) else type(shown).__name__
             raise _fail(name, f"showcase row {label!r} must be images [{n}, C, H, W] under a str label, got {got}")
 
@@ -145,8 +161,12 @@ def _check_result(name, result, method, generator, images, n) -> None:
     if not isinstance(result, Inversion):
         raise _fail(name, f"returned a {type(result).__name__}, not an Inversion")
     if len(result) != n or result.generator is not generator:
-        raise _fail(name, f"returned an Inversion of {len(result)} samples for another generator" if
-                    result.generator is not generator else f"returned {len(result)} samples for {n} images")
+        raise _fail(
+            name,
+            f"returned an Inversion of {len(result)} samples for another generator"
+            if result.generator is not generator
+            else f"returned {len(result)} samples for {n} images",
+        )
     if result.space != method.space:
         raise _fail(name, f"returned space {result.space!r} but declares {method.space!r}")
     dtype = next(generator.parameters()).dtype

@@ -43,8 +43,9 @@ from tqdm import tqdm
 from .checkpoints import native
 from .config import DiscriminatorConfig, GeneratorConfig
 from .datasets import make_loader, open_dataset
+from .demo import DISCRIMINATOR_CONFIG as DEMO_D
+from .demo import GENERATOR_CONFIG as DEMO_G
 from .devices import resolve_device
-from .demo import DISCRIMINATOR_CONFIG as DEMO_D, GENERATOR_CONFIG as DEMO_G
 from .images import save_grid, to_float
 from .trainer import Trainer, TrainingOptions, mean_over_ranks
 
@@ -68,14 +69,27 @@ class Preset:
         if self.fixed is not None:
             g, d = self.fixed
             if (resolution, channels) != (g.resolution, g.img_channels):
-                raise ValueError(f"this preset is for {g.img_channels}-channel {g.resolution}px images, "
-                                 f"the data has {channels} channels at {resolution}px")
+                raise ValueError(
+                    f"this preset is for {g.img_channels}-channel {g.resolution}px images, "
+                    f"the data has {channels} channels at {resolution}px"
+                )
             return g, d
-        g = GeneratorConfig(z_dim=self.z_dim, w_dim=self.z_dim, resolution=resolution, img_channels=channels,
-                            mapping_layers=self.mapping_layers, channel_base=self.channel_base,
-                            channel_max=self.channel_max)
-        d = DiscriminatorConfig(resolution=resolution, img_channels=channels, channel_base=self.channel_base,
-                                channel_max=self.channel_max, mbstd_group_size=self.mbstd_group_size)
+        g = GeneratorConfig(
+            z_dim=self.z_dim,
+            w_dim=self.z_dim,
+            resolution=resolution,
+            img_channels=channels,
+            mapping_layers=self.mapping_layers,
+            channel_base=self.channel_base,
+            channel_max=self.channel_max,
+        )
+        d = DiscriminatorConfig(
+            resolution=resolution,
+            img_channels=channels,
+            channel_base=self.channel_base,
+            channel_max=self.channel_max,
+            mbstd_group_size=self.mbstd_group_size,
+        )
         return g, d
 
 
@@ -83,20 +97,45 @@ PRESETS = {
     "fmnist32": Preset(
         "the embedded demo: Fashion-MNIST padded to 32x32, 64 channels, CPU-friendly (NVIDIA's cifar settings: "
         "no path length, no style mixing)",
-        TrainingOptions(batch_size=32, g_lr=0.0025, d_lr=0.0025, r1_gamma=0.01, pl_weight=0, style_mixing=0,
-                        ema_kimg=10, ema_rampup=0.05),
-        fixed=(DEMO_G, DEMO_D)),
+        TrainingOptions(
+            batch_size=32,
+            g_lr=0.0025,
+            d_lr=0.0025,
+            r1_gamma=0.01,
+            pl_weight=0,
+            style_mixing=0,
+            ema_kimg=10,
+            ema_rampup=0.05,
+        ),
+        fixed=(DEMO_G, DEMO_D),
+    ),
     "small": Preset(
         "small data sets (NVIDIA's --cfg=auto at 128 px or less, with adaptive augmentation)",
-        TrainingOptions(batch_size=32, g_lr=0.0025, d_lr=0.0025, r1_gamma=0.05, ema_kimg=10, ema_rampup=0.05,
-                        augment="ada"),
-        channel_base=16384, mapping_layers=2),
-    "paper256": Preset("StyleGAN2-ADA paper, 256 px (FFHQ/LSUN)", TrainingOptions(
-        batch_size=64, g_lr=0.0025, d_lr=0.0025, r1_gamma=1, ema_kimg=20), channel_base=16384, mbstd_group_size=8),
-    "paper512": Preset("StyleGAN2-ADA paper, 512 px", TrainingOptions(
-        batch_size=64, g_lr=0.0025, d_lr=0.0025, r1_gamma=0.5, ema_kimg=20), mbstd_group_size=8),
-    "tiny": Preset("smoke tests: 16-32 channels, trains at hundreds of images/s on a CPU", TrainingOptions(
-        batch_size=8, r1_gamma=0.1, ema_kimg=0.1), channel_base=256, channel_max=32, z_dim=32, mapping_layers=2),
+        TrainingOptions(
+            batch_size=32, g_lr=0.0025, d_lr=0.0025, r1_gamma=0.05, ema_kimg=10, ema_rampup=0.05, augment="ada"
+        ),
+        channel_base=16384,
+        mapping_layers=2,
+    ),
+    "paper256": Preset(
+        "StyleGAN2-ADA paper, 256 px (FFHQ/LSUN)",
+        TrainingOptions(batch_size=64, g_lr=0.0025, d_lr=0.0025, r1_gamma=1, ema_kimg=20),
+        channel_base=16384,
+        mbstd_group_size=8,
+    ),
+    "paper512": Preset(
+        "StyleGAN2-ADA paper, 512 px",
+        TrainingOptions(batch_size=64, g_lr=0.0025, d_lr=0.0025, r1_gamma=0.5, ema_kimg=20),
+        mbstd_group_size=8,
+    ),
+    "tiny": Preset(
+        "smoke tests: 16-32 channels, trains at hundreds of images/s on a CPU",
+        TrainingOptions(batch_size=8, r1_gamma=0.1, ema_kimg=0.1),
+        channel_base=256,
+        channel_max=32,
+        z_dim=32,
+        mapping_layers=2,
+    ),
     "stylegan2": Preset("StyleGAN2 config F (1024 px FFHQ)", TrainingOptions(batch_size=32, r1_gamma=10, ema_kimg=10)),
 }
 
@@ -120,7 +159,9 @@ def _snapshots(folder: Path) -> list[tuple[int, Path]]:
 
 def save_snapshot(trainer: Trainer, out_dir: Path) -> Path:
     path = out_dir / f"snapshot-{trainer.images_seen:09d}.safetensors"
-    return native.save(path, G=trainer.G, D=trainer.D, G_ema=trainer.G_ema, extra={"training": trainer.training_state()})
+    return native.save(
+        path, G=trainer.G, D=trainer.D, G_ema=trainer.G_ema, extra={"training": trainer.training_state()}
+    )
 
 
 def resume(trainer: Trainer, path) -> Path:
@@ -147,19 +188,25 @@ def check_run_folder(out_dir, resume_from=None) -> Path | None:
     if resume_from is None:
         if held:
             shown = ", ".join(held[:3]) + (", ..." if len(held) > 3 else "")
-            raise ValueError(f"--out {out_dir} is not empty ({shown}); continue that run with --resume {out_dir}, "
-                             "or give a new or empty folder")
+            raise ValueError(
+                f"--out {out_dir} is not empty ({shown}); continue that run with --resume {out_dir}, "
+                "or give a new or empty folder"
+            )
         return None
     snapshot = latest_snapshot(resume_from)
     if held and snapshot.parent.resolve() != out_dir.resolve():
-        raise ValueError(f"--out {out_dir} is not empty and is not the folder of the resumed snapshot {snapshot}; "
-                         "resume into that folder or into a new or empty one")
+        raise ValueError(
+            f"--out {out_dir} is not empty and is not the folder of the resumed snapshot {snapshot}; "
+            "resume into that folder or into a new or empty one"
+        )
     if held:
         resumed = int(m.group(1)) if (m := SNAPSHOT_PATTERN.search(snapshot.name)) else -1
         newer = sorted(p.name for images, p in _snapshots(out_dir) if images > resumed)
         if newer:
-            raise ValueError(f"--out {out_dir} holds snapshots newer than {snapshot.name} ({', '.join(newer)}); "
-                             "resume from the newest one, or into a new or empty folder")
+            raise ValueError(
+                f"--out {out_dir} holds snapshots newer than {snapshot.name} ({', '.join(newer)}); "
+                "resume from the newest one, or into a new or empty folder"
+            )
     return snapshot
 
 
@@ -234,13 +281,28 @@ class StopOnSignal:
 def _check_positive(**values) -> None:
     for name, value in values.items():
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value > 0):
-            raise ValueError(f"--{name.replace('_', '-')} must be a positive number of thousands of images, "
-                             f"got {value}")
+            raise ValueError(
+                f"--{name.replace('_', '-')} must be a positive number of thousands of images, got {value}"
+            )
 
 
-def train(data, out_dir, *, preset: str = "small", resolution: int | None = None, kimg: float = 100,
-          snap_kimg: float = 10, tick_kimg: float = 1, resume_from=None, device=None, workers: int | None = None,
-          xflip: bool = False, pad_to: int | None = None, progress: bool = True, **option_overrides) -> Trainer:
+def train(
+    data,
+    out_dir,
+    *,
+    preset: str = "small",
+    resolution: int | None = None,
+    kimg: float = 100,
+    snap_kimg: float = 10,
+    tick_kimg: float = 1,
+    resume_from=None,
+    device=None,
+    workers: int | None = None,
+    xflip: bool = False,
+    pad_to: int | None = None,
+    progress: bool = True,
+    **option_overrides,
+) -> Trainer:
     """Train for ``kimg`` thousand images in total (counting what a resumed snapshot had seen).
 
     Refuses (``ValueError``) a fresh run into a non-empty ``out_dir`` and a resume whose snapshot has already
@@ -265,27 +327,55 @@ def train(data, out_dir, *, preset: str = "small", resolution: int | None = None
         resume(trainer, snapshot)
         if trainer.images_seen >= total:
             if trainer.images_seen - options.batch_size >= total:
-                raise ValueError(f"the snapshot {snapshot.name} has already trained on {trainer.images_seen} images, "
-                                 f"more than --kimg {kimg} ({total} images); raise --kimg to train further")
-            print(f"nothing to train: the run in {snapshot.parent} is complete ({trainer.images_seen} images, "
-                  f"--kimg {kimg}); raise --kimg to train further", file=sys.stderr)
+                raise ValueError(
+                    f"the snapshot {snapshot.name} has already trained on {trainer.images_seen} images, "
+                    f"more than --kimg {kimg} ({total} images); raise --kimg to train further"
+                )
+            print(
+                f"nothing to train: the run in {snapshot.parent} is complete ({trainer.images_seen} images, "
+                f"--kimg {kimg}); raise --kimg to train further",
+                file=sys.stderr,
+            )
             return trainer
     if rank == 0:
         out_dir.mkdir(parents=True, exist_ok=True)
         if snapshot is not None:
             trim_log(out_dir / "log.jsonl", trainer.images_seen)
         if not (out_dir / "run.json").exists():
-            (out_dir / "run.json").write_text(json.dumps({
-                "data": str(data), "preset": preset, "G": g_config.to_dict(), "D": d_config.to_dict(),
-                "options": options.to_dict(), "world_size": world,
-                **({"resumed_from": str(snapshot)} if snapshot is not None else {})}, indent=2))
+            (out_dir / "run.json").write_text(
+                json.dumps(
+                    {
+                        "data": str(data),
+                        "preset": preset,
+                        "G": g_config.to_dict(),
+                        "D": d_config.to_dict(),
+                        "options": options.to_dict(),
+                        "world_size": world,
+                        **({"resumed_from": str(snapshot)} if snapshot is not None else {}),
+                    },
+                    indent=2,
+                )
+            )
 
     snap_every, tick_every = max(1, int(snap_kimg * 1000)), max(1, int(tick_kimg * 1000))
-    loader = make_loader(dataset, trainer.local_batch, seed=options.seed, rank=rank, world_size=world,
-                         start_batch=trainer.step_count, num_workers=workers)
+    loader = make_loader(
+        dataset,
+        trainer.local_batch,
+        seed=options.seed,
+        rank=rank,
+        world_size=world,
+        start_batch=trainer.step_count,
+        num_workers=workers,
+    )
     sample_z = _sample_latents(trainer.G)
-    bar = tqdm(total=total, initial=trainer.images_seen, unit="img", unit_scale=True, dynamic_ncols=True,
-               disable=not (progress and rank == 0))
+    bar = tqdm(
+        total=total,
+        initial=trainer.images_seen,
+        unit="img",
+        unit_scale=True,
+        dynamic_ncols=True,
+        disable=not (progress and rank == 0),
+    )
     log = (out_dir / "log.jsonl").open("a") if rank == 0 else None
     tick_stats, tick_start, tick_images = {}, time.perf_counter(), trainer.images_seen
     last_snapshot = snapshot
@@ -308,9 +398,17 @@ def train(data, out_dir, *, preset: str = "small", resolution: int | None = None
                     bar.set_postfix({k: f"{v:.3g}" for k, v in means.items()}, refresh=False)
                     if log is not None:
                         seconds = time.perf_counter() - tick_start
-                        log.write(json.dumps({"images": trainer.images_seen, "step": trainer.step_count,
-                                              "images_per_s": (trainer.images_seen - tick_images) / seconds,
-                                              **means}) + "\n")
+                        log.write(
+                            json.dumps(
+                                {
+                                    "images": trainer.images_seen,
+                                    "step": trainer.step_count,
+                                    "images_per_s": (trainer.images_seen - tick_images) / seconds,
+                                    **means,
+                                }
+                            )
+                            + "\n"
+                        )
                         log.flush()
                     tick_stats, tick_start, tick_images = {}, time.perf_counter(), trainer.images_seen
                 if rank == 0 and (_crossed(trainer.images_seen, options.batch_size, snap_every) or done or stopping):
@@ -337,9 +435,12 @@ def _stop_agreed(stop: StopOnSignal, device) -> bool:
 
 
 def _parse(argv):
-    p = argparse.ArgumentParser(prog="python -m sg2_core.train", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.RawDescriptionHelpFormatter,
-                                epilog="presets:\n" + "\n".join(f"  {k:10s} {v.description}" for k, v in PRESETS.items()))
+    p = argparse.ArgumentParser(
+        prog="python -m sg2_core.train",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog="presets:\n" + "\n".join(f"  {k:10s} {v.description}" for k, v in PRESETS.items()),
+    )
     p.add_argument("--data", required=True, help="image folder, .zip, .npy/.npz, IDX file, or fmnist-train")
     p.add_argument("--out", required=True, help="output directory")
     p.add_argument("--resolution", type=int, help="expected image size (checked; also the padding target with --pad)")
@@ -379,14 +480,37 @@ def main(argv=None) -> int:
         if device.type == "cuda":
             torch.cuda.set_device(device)
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    overrides = {k: v for k, v in {"batch_size": args.batch, "r1_gamma": args.gamma, "g_lr": args.lr,
-                                   "d_lr": args.lr, "augment": args.augment, "augment_p": args.augment_p,
-                                   "seed": args.seed, "amp": args.amp or None}.items() if v is not None}
+    overrides = {
+        k: v
+        for k, v in {
+            "batch_size": args.batch,
+            "r1_gamma": args.gamma,
+            "g_lr": args.lr,
+            "d_lr": args.lr,
+            "augment": args.augment,
+            "augment_p": args.augment_p,
+            "seed": args.seed,
+            "amp": args.amp or None,
+        }.items()
+        if v is not None
+    }
     try:
-        train(args.data, args.out, preset=args.preset, resolution=args.resolution, kimg=args.kimg,
-              snap_kimg=args.snap_kimg, tick_kimg=args.tick_kimg, resume_from=args.resume, device=device,
-              workers=args.workers, xflip=args.mirror, pad_to=args.resolution if args.pad else None,
-              progress=not args.no_progress, **overrides)
+        train(
+            args.data,
+            args.out,
+            preset=args.preset,
+            resolution=args.resolution,
+            kimg=args.kimg,
+            snap_kimg=args.snap_kimg,
+            tick_kimg=args.tick_kimg,
+            resume_from=args.resume,
+            device=device,
+            workers=args.workers,
+            xflip=args.mirror,
+            pad_to=args.resolution if args.pad else None,
+            progress=not args.no_progress,
+            **overrides,
+        )
     except (ValueError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -51,12 +51,17 @@ def main(package: str, argv=None) -> int:
     if not args.method and len(set(methods.values())) == 1:  # one trainer serves the family: no need to name it
         args.method = min(methods)
     if not args.method:
-        print(f"{prog}: error: --method is required; trainable methods: {', '.join(sorted(methods)) or 'none'}",
-              file=sys.stderr)
+        print(
+            f"{prog}: error: --method is required; trainable methods: {', '.join(sorted(methods)) or 'none'}",
+            file=sys.stderr,
+        )
         return 2
     if args.method not in methods:
-        print(f"{prog}: error: {args.method!r} is not a trainable method of {package}; trainable methods: "
-              f"{', '.join(sorted(methods)) or 'none'}", file=sys.stderr)
+        print(
+            f"{prog}: error: {args.method!r} is not a trainable method of {package}; trainable methods: "
+            f"{', '.join(sorted(methods)) or 'none'}",
+            file=sys.stderr,
+        )
         return 2
     if args.help:
         rest = [*rest, "--help"]

@@ -99,12 +99,19 @@ def _optimizer_state_in(state: dict) -> dict:
 class Trainer:
     """Networks, optimisers and regularisers of one StyleGAN2 run; ``step(reals)`` trains on one batch."""
 
-    def __init__(self, g_config: GeneratorConfig, d_config: DiscriminatorConfig,
-                 options: TrainingOptions | None = None, device=None):
+    def __init__(
+        self,
+        g_config: GeneratorConfig,
+        d_config: DiscriminatorConfig,
+        options: TrainingOptions | None = None,
+        device=None,
+    ):
         self.options = options = options or TrainingOptions()
         if g_config.resolution != d_config.resolution or g_config.img_channels != d_config.img_channels:
-            raise ValueError(f"G makes {g_config.img_channels}x{g_config.resolution}px images but D reads "
-                             f"{d_config.img_channels}x{d_config.resolution}px")
+            raise ValueError(
+                f"G makes {g_config.img_channels}x{g_config.resolution}px images but D reads "
+                f"{d_config.img_channels}x{d_config.resolution}px"
+            )
         self.rank, self.world_size = _world()
         if options.batch_size % self.world_size:
             raise ValueError(f"batch_size {options.batch_size} is not divisible by the {self.world_size} processes")
@@ -116,16 +123,20 @@ class Trainer:
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         pl_interval = options.pl_interval if options.pl_weight > 0 else None
         r1_interval = options.r1_interval if options.r1_gamma > 0 else None
-        self.opt_G = torch.optim.Adam(self.G.parameters(), eps=1e-8,
-                                      **lazy_optimizer_settings(options.g_lr, options.betas, pl_interval))
-        self.opt_D = torch.optim.Adam(self.D.parameters(), eps=1e-8,
-                                      **lazy_optimizer_settings(options.d_lr, options.betas, r1_interval))
+        self.opt_G = torch.optim.Adam(
+            self.G.parameters(), eps=1e-8, **lazy_optimizer_settings(options.g_lr, options.betas, pl_interval)
+        )
+        self.opt_D = torch.optim.Adam(
+            self.D.parameters(), eps=1e-8, **lazy_optimizer_settings(options.d_lr, options.betas, r1_interval)
+        )
         self.path_length = PathLengthRegularizer(options.pl_decay).to(self.device)
         self.augment = None
         if options.augment != "none":
-            self.augment = AdaptiveAugment(target=options.ada_target if options.augment == "ada" else None,
-                                           speed_images=options.ada_kimg * 1000,
-                                           initial_p=options.augment_p).to(self.device)
+            self.augment = AdaptiveAugment(
+                target=options.ada_target if options.augment == "ada" else None,
+                speed_images=options.ada_kimg * 1000,
+                initial_p=options.augment_p,
+            ).to(self.device)
         self.step_count = 0
         self.images_seen = 0
 
@@ -158,8 +169,9 @@ class Trainer:
         loss, real_logits = self._d_main_loss(reals)
         stats["loss_D"] = self._optimize(self.opt_D, self.D, loss)
         if o.r1_gamma > 0 and self.step_count % o.r1_interval == 0:
-            stats["r1_penalty"] = self._optimize(self.opt_D, self.D, self._r1_penalty(reals),
-                                                 o.r1_gamma / 2 * o.r1_interval)
+            stats["r1_penalty"] = self._optimize(
+                self.opt_D, self.D, self._r1_penalty(reals), o.r1_gamma / 2 * o.r1_interval
+            )
         if self.augment is not None:
             self.augment.update(real_logits)  # sums over ranks itself
             stats["augment_p"] = self.augment.p_tensor.detach().clone()
@@ -227,7 +239,9 @@ class Trainer:
             mean_over_ranks(flat)
             torch.nn.utils.vector_to_parameters(flat, [p.grad for p in params])
         for p in params:
-            torch.nan_to_num(p.grad, nan=0, posinf=1e5, neginf=-1e5, out=p.grad)  # as NVIDIA: one bad batch is skipped, not fatal
+            torch.nan_to_num(
+                p.grad, nan=0, posinf=1e5, neginf=-1e5, out=p.grad
+            )  # as NVIDIA: one bad batch is skipped, not fatal
         optimizer.step()
         return loss.detach().float()
 
@@ -262,8 +276,10 @@ class Trainer:
         theirs = TrainingOptions.from_dict(state["options"])
         if theirs != self.options:
             changed = sorted(k for k, v in self.options.to_dict().items() if theirs.to_dict()[k] != v)
-            raise ValueError(f"the snapshot was trained with other options ({', '.join(changed)}): resuming with them "
-                             "changed would not continue the same run; start a new run instead")
+            raise ValueError(
+                f"the snapshot was trained with other options ({', '.join(changed)}): resuming with them "
+                "changed would not continue the same run; start a new run instead"
+            )
         for mine, theirs, name in ((self.G, G, "G"), (self.D, D, "D"), (self.G_ema, G_ema, "G_ema")):
             if theirs is None:
                 raise ValueError(f"the snapshot has no {name} network")

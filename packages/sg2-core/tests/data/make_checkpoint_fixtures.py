@@ -13,6 +13,7 @@ Run outside the test suite, once per codebase, with the repository checked out b
 
 Then reference_outputs_16.pt = the refs_*.pt merged, with EasyDicts as plain dicts.
 """
+
 import copy
 import os
 import pickle
@@ -41,18 +42,20 @@ class _Decorators:  # click: every decorator factory returns the identity
             return Exception
         if name == "ParamType":
             return object
-        return lambda *a, **k: (lambda f: f)
+        return lambda *a, **k: lambda f: f
 
 
 sys.modules["click"] = _Decorators()
 stub("psutil")
 from packaging.version import parse as _parse_version  # noqa: E402
+
 stub("pkg_resources", parse_version=_parse_version)
 stub("lmdb")
 
 
 def image_folder(folder: Path, n=8, channels=3):
     from PIL import Image
+
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     for i in range(n):
@@ -64,6 +67,7 @@ def nvidia_snapshot(G_kwargs, D_kwargs, common, path, *, seed, raise_bias=True, 
     """Construct, as training_loop.py does, then snapshot and pickle.dump exactly as it does."""
     import dnnlib
     from torch_utils import misc
+
     torch.manual_seed(seed)
     G = dnnlib.util.construct_class_by_name(**G_kwargs, **common).train().requires_grad_(False)
     D = dnnlib.util.construct_class_by_name(**D_kwargs, **common).train().requires_grad_(False)
@@ -76,15 +80,27 @@ def nvidia_snapshot(G_kwargs, D_kwargs, common, path, *, seed, raise_bias=True, 
         G.mapping(torch.randn(8, G.z_dim), torch.zeros(8, G.c_dim), **kw)
     G_ema = copy.deepcopy(G).eval()
     if summary_pass:  # training_loop.py's summary pass (rank 0), on torch.empty inputs, in training mode
-        z = torch.empty([4, G.z_dim]); c = torch.empty([4, G.c_dim])
+        z = torch.empty([4, G.z_dim])
+        c = torch.empty([4, G.c_dim])
         img = misc.print_module_summary(G, [z, c])
         misc.print_module_summary(D, [img, c])
     if nan_w_avg:  # what that summary pass leaves in w_avg on some CPUs (torch.empty inputs): NaN
         G.mapping.w_avg.fill_(float("nan"))
         G_ema.mapping.w_avg.fill_(float("nan"))
-    snapshot = dict(G=G, D=D, G_ema=G_ema, augment_pipe=None,
-                    training_set_kwargs=dict(class_name="training.dataset.ImageFolderDataset", path="tiny",
-                                             use_labels=False, max_size=8, xflip=False, resolution=RES))
+    snapshot = dict(
+        G=G,
+        D=D,
+        G_ema=G_ema,
+        augment_pipe=None,
+        training_set_kwargs=dict(
+            class_name="training.dataset.ImageFolderDataset",
+            path="tiny",
+            use_labels=False,
+            max_size=8,
+            xflip=False,
+            resolution=RES,
+        ),
+    )
     for key, value in snapshot.items():
         if isinstance(value, torch.nn.Module):
             snapshot[key] = copy.deepcopy(value).eval().requires_grad_(False).cpu()
@@ -116,6 +132,7 @@ def reference_outputs(snap, *, sg3=False):
 def ada(out: Path):
     sys.path.insert(0, str(HERE / "NVlabs+stylegan2-ada-pytorch"))
     import train  # its setup_training_loop_kwargs: the real --cfg settings
+
     data = image_folder(out / "_data")
     refs = {}
     for cfg in ("auto", "paper256", "stylegan2"):
@@ -131,33 +148,74 @@ def ada(out: Path):
         snap = nvidia_snapshot(G_kwargs, D_kwargs, common, out / name, seed=1, nan_w_avg=cfg == "paper256")
         refs[name] = reference_outputs(snap)
         refs[name]["G_kwargs"], refs[name]["D_kwargs"] = dict(G_kwargs), dict(D_kwargs)
-        print(name, desc, {k: v.shape for k, v in refs[name].items() if torch.is_tensor(v)},
-              "w_avg finite:", torch.isfinite(snap["G"].mapping.w_avg).all().item())
+        print(
+            name,
+            desc,
+            {k: v.shape for k, v in refs[name].items() if torch.is_tensor(v)},
+            "w_avg finite:",
+            torch.isfinite(snap["G"].mapping.w_avg).all().item(),
+        )
     # conditional (c_dim > 0): only to check the refusal
     _, args = train.setup_training_loop_kwargs(gpus=1, data=data, cfg="auto", metrics=[])
-    args.G_kwargs.synthesis_kwargs.channel_base //= 64; args.G_kwargs.synthesis_kwargs.channel_max //= 32
-    args.D_kwargs.channel_base //= 64; args.D_kwargs.channel_max //= 32
+    args.G_kwargs.synthesis_kwargs.channel_base //= 64
+    args.G_kwargs.synthesis_kwargs.channel_max //= 32
+    args.D_kwargs.channel_base //= 64
+    args.D_kwargs.channel_max //= 32
     args.G_kwargs.z_dim = args.G_kwargs.w_dim = ZDIM
-    nvidia_snapshot(args.G_kwargs, args.D_kwargs, dict(c_dim=4, img_resolution=RES, img_channels=3),
-                    out / f"ada_auto_cond_{RES}.pkl", seed=2, raise_bias=False, summary_pass=False)
+    nvidia_snapshot(
+        args.G_kwargs,
+        args.D_kwargs,
+        dict(c_dim=4, img_resolution=RES, img_channels=3),
+        out / f"ada_auto_cond_{RES}.pkl",
+        seed=2,
+        raise_bias=False,
+        summary_pass=False,
+    )
     return refs
 
 
 def sg3(out: Path):
     sys.path.insert(0, str(HERE / "NVlabs+stylegan3"))
-    import dnnlib
     import train
+
     data = image_folder(out / "_data")
     captured = {}
     train.launch_training = lambda c, desc, outdir, dry_run: captured.update(c=c, desc=desc)
     refs = {}
     for cfg in ("stylegan2", "stylegan3-t", "stylegan3-r"):
         # train.py's defaults for the options it requires or reads (click would fill them in)
-        train.main(outdir=str(out / "_runs"), cfg=cfg, data=data, gpus=1, batch=4, gamma=1.0, cond=False,
-                   mirror=False, aug="noaug", resume=None, freezed=0, p=0.2, target=0.6, batch_gpu=None,
-                   cbase=32768, cmax=512, glr=None, dlr=0.002, map_depth=None, mbstd_group=4, desc=None,
-                   metrics=[], kimg=25000, tick=4, snap=50, seed=0, fp32=False, nobench=False, workers=3,
-                   dry_run=True)
+        train.main(
+            outdir=str(out / "_runs"),
+            cfg=cfg,
+            data=data,
+            gpus=1,
+            batch=4,
+            gamma=1.0,
+            cond=False,
+            mirror=False,
+            aug="noaug",
+            resume=None,
+            freezed=0,
+            p=0.2,
+            target=0.6,
+            batch_gpu=None,
+            cbase=32768,
+            cmax=512,
+            glr=None,
+            dlr=0.002,
+            map_depth=None,
+            mbstd_group=4,
+            desc=None,
+            metrics=[],
+            kimg=25000,
+            tick=4,
+            snap=50,
+            seed=0,
+            fp32=False,
+            nobench=False,
+            workers=3,
+            dry_run=True,
+        )
         c = captured["c"]
         # smaller: channel_base / 64, channel_max / 32, z = w = 32
         shrink = 4 if cfg != "stylegan2" else 1  # the StyleGAN3 files only have to be refused: smaller still
@@ -168,8 +226,9 @@ def sg3(out: Path):
         common = dict(c_dim=0, img_resolution=RES, img_channels=3)
         name = f"sg3_{cfg}_{RES}.pkl"
         is_sg3 = cfg != "stylegan2"
-        snap = nvidia_snapshot(c.G_kwargs, c.D_kwargs, common, out / name, seed=3, raise_bias=not is_sg3,
-                               summary_pass=False)
+        snap = nvidia_snapshot(
+            c.G_kwargs, c.D_kwargs, common, out / name, seed=3, raise_bias=not is_sg3, summary_pass=False
+        )
         if not is_sg3:
             refs[name] = reference_outputs(snap)
             refs[name]["G_kwargs"], refs[name]["D_kwargs"] = dict(c.G_kwargs), dict(c.D_kwargs)
@@ -189,6 +248,7 @@ def ros(out: Path):
     model = model.replace(table, "{\n            4: 16,\n            8: 16,\n            16: 8,\n")
     (work / "model.py").write_text(model)
     import torch.utils.cpp_extension as cpp
+
     cpp.load = lambda *a, **k: types.SimpleNamespace()  # op/ would compile CUDA kernels at import; CPU paths used
     sys.path[:0] = [str(work), str(src)]
     os.chdir(work)
@@ -199,13 +259,34 @@ def ros(out: Path):
     import train
     from model import Discriminator, Generator
     from torch import optim
+
     # the Namespace train.py's parser makes with its defaults (train.py path --size 16 --batch 4 --iter 1)
-    args = argparse.Namespace(path="tiny.lmdb", arch="stylegan2", iter=1, batch=4, n_sample=4, size=RES, r1=10.0,
-                              path_regularize=2.0, path_batch_shrink=2, d_reg_every=16, g_reg_every=4, mixing=0.9,
-                              ckpt=None, lr=0.002, channel_multiplier=2, wandb=False, local_rank=0, augment=False,
-                              augment_p=0.0, ada_target=0.6, ada_length=500000, ada_every=256)
+    args = argparse.Namespace(
+        path="tiny.lmdb",
+        arch="stylegan2",
+        iter=1,
+        batch=4,
+        n_sample=4,
+        size=RES,
+        r1=10.0,
+        path_regularize=2.0,
+        path_batch_shrink=2,
+        d_reg_every=16,
+        g_reg_every=4,
+        mixing=0.9,
+        ckpt=None,
+        lr=0.002,
+        channel_multiplier=2,
+        wandb=False,
+        local_rank=0,
+        augment=False,
+        augment_p=0.0,
+        ada_target=0.6,
+        ada_length=500000,
+        ada_every=256,
+    )
     args.distributed = False
-    args.latent, args.n_mlp, args.start_iter = ZDIM, 8, 0   # train.py: 512, 8, 0
+    args.latent, args.n_mlp, args.start_iter = ZDIM, 8, 0  # train.py: 512, 8, 0
     torch.manual_seed(4)
     generator = Generator(args.size, args.latent, args.n_mlp, channel_multiplier=args.channel_multiplier)
     discriminator = Discriminator(args.size, channel_multiplier=args.channel_multiplier)
@@ -214,9 +295,10 @@ def ros(out: Path):
     train.accumulate(g_ema, generator, 0)
     g_reg_ratio = args.g_reg_every / (args.g_reg_every + 1)
     d_reg_ratio = args.d_reg_every / (args.d_reg_every + 1)
-    g_optim = optim.Adam(generator.parameters(), lr=args.lr * g_reg_ratio, betas=(0 ** g_reg_ratio, 0.99 ** g_reg_ratio))
-    d_optim = optim.Adam(discriminator.parameters(), lr=args.lr * d_reg_ratio,
-                         betas=(0 ** d_reg_ratio, 0.99 ** d_reg_ratio))
+    g_optim = optim.Adam(generator.parameters(), lr=args.lr * g_reg_ratio, betas=(0**g_reg_ratio, 0.99**g_reg_ratio))
+    d_optim = optim.Adam(
+        discriminator.parameters(), lr=args.lr * d_reg_ratio, betas=(0**d_reg_ratio, 0.99**d_reg_ratio)
+    )
     reals = torch.rand(8, 3, RES, RES, generator=torch.Generator().manual_seed(5)) * 2 - 1
     loader = torch.utils.data.DataLoader(list(reals), batch_size=args.batch, drop_last=True)
     train.utils = types.SimpleNamespace(save_image=lambda *a, **k: None)  # the sample grid (old torchvision API)
@@ -232,8 +314,7 @@ def ros(out: Path):
     d_in = torch.rand(8, 3, RES, RES, generator=g) * 2 - 1
     with torch.no_grad():
         img, _ = g_ema([z], randomize_noise=False)
-        img_trunc, _ = g_ema([z], randomize_noise=False, truncation=0.7,
-                             truncation_latent=g_ema.mean_latent(4096))
+        img_trunc, _ = g_ema([z], randomize_noise=False, truncation=0.7, truncation_latent=g_ema.mean_latent(4096))
         logits = discriminator(d_in)
     return {name: {"z": z, "img_const": img, "reals": d_in, "d_logits": logits, "keys": sorted(ckpt)}}
 
@@ -245,12 +326,12 @@ def _psp_op_standin():
     FIR filter / downsample per channel."""
     import torch.nn.functional as F
 
-    def fused_leaky_relu(input, bias, negative_slope=0.2, scale=2 ** 0.5):
+    def fused_leaky_relu(input, bias, negative_slope=0.2, scale=2**0.5):
         shape = [1, -1] + [1] * (input.ndim - 2)
         return F.leaky_relu(input + bias.view(shape), negative_slope) * scale
 
     class FusedLeakyReLU(torch.nn.Module):
-        def __init__(self, channel, negative_slope=0.2, scale=2 ** 0.5):
+        def __init__(self, channel, negative_slope=0.2, scale=2**0.5):
             super().__init__()
             self.bias = torch.nn.Parameter(torch.zeros(channel))
             self.negative_slope, self.scale = negative_slope, scale
@@ -267,7 +348,7 @@ def _psp_op_standin():
             x = y.view(n * c, 1, h * up, w * up)
         p0, p1 = pad
         x = F.pad(x, [max(p0, 0), max(p1, 0), max(p0, 0), max(p1, 0)])
-        x = x[:, :, max(-p0, 0):x.shape[2] - max(-p1, 0), max(-p0, 0):x.shape[3] - max(-p1, 0)]
+        x = x[:, :, max(-p0, 0) : x.shape[2] - max(-p1, 0), max(-p0, 0) : x.shape[3] - max(-p1, 0)]
         k = torch.flip(kernel, [0, 1]).view(1, 1, *kernel.shape).to(x.dtype)  # a true convolution
         x = F.conv2d(x, k)[:, :, ::down, ::down]
         return x.reshape(n, c, x.shape[2], x.shape[3])
@@ -286,25 +367,51 @@ def e4e(out: Path):
 def restyle(out: Path):
     # ReStyle's pSp variant: models/psp.py imports both encoder modules and utils/model_utils.py; its encoder
     # reads opts.input_nc (6: image + current reconstruction) and its coach is training/coach_restyle_psp.py
-    return _psp_family(out, "yuval-alaluf+restyle-encoder", "restyle", "--output_size",
-                       extra_files=("models/encoders/fpn_encoders.py", "models/encoders/restyle_psp_encoders.py",
-                                    "models/encoders/map2style.py", "utils/__init__.py", "utils/model_utils.py"),
-                       coach_file="training/coach_restyle_psp.py")
+    return _psp_family(
+        out,
+        "yuval-alaluf+restyle-encoder",
+        "restyle",
+        "--output_size",
+        extra_files=(
+            "models/encoders/fpn_encoders.py",
+            "models/encoders/restyle_psp_encoders.py",
+            "models/encoders/map2style.py",
+            "utils/__init__.py",
+            "utils/model_utils.py",
+        ),
+        coach_file="training/coach_restyle_psp.py",
+    )
 
 
-def _psp_family(out: Path, repo: str, tag: str, size_option: str, extra_files=("models/encoders/psp_encoders.py",),
-                coach_file="training/coach.py"):
+def _psp_family(
+    out: Path,
+    repo: str,
+    tag: str,
+    size_option: str,
+    extra_files=("models/encoders/psp_encoders.py",),
+    coach_file="training/coach.py",
+):
     """pSp's (or e4e's, ReStyle's) own construction (models/psp.py, starting from a StyleGAN checkpoint as its
     training does) and its coach's save dict (``coach_file``'s ``__get_save_dict``: state_dict, opts, latent_avg),
     small, on the CPU."""
     import ast
+
     src = HERE / repo
     work = out / f"_{tag}"
     # a copy of the models/configs/options packages, with the one change: a small channel table in model.py
-    for rel in ("models/__init__.py", "models/psp.py", "models/encoders/__init__.py", "models/encoders/helpers.py",
-                "models/encoders/model_irse.py", "models/stylegan2/__init__.py",
-                "models/stylegan2/model.py", "configs/__init__.py", "configs/paths_config.py",
-                "options/__init__.py", "options/train_options.py") + tuple(extra_files):
+    for rel in (
+        "models/__init__.py",
+        "models/psp.py",
+        "models/encoders/__init__.py",
+        "models/encoders/helpers.py",
+        "models/encoders/model_irse.py",
+        "models/stylegan2/__init__.py",
+        "models/stylegan2/model.py",
+        "configs/__init__.py",
+        "configs/paths_config.py",
+        "options/__init__.py",
+        "options/train_options.py",
+    ) + tuple(extra_files):
         (work / rel).parent.mkdir(parents=True, exist_ok=True)
         (work / rel).write_text((src / rel).read_text())
     model = (work / "models/stylegan2/model.py").read_text()
@@ -315,6 +422,7 @@ def _psp_family(out: Path, repo: str, tag: str, size_option: str, extra_files=("
     sys.path.insert(0, str(work))
     stub("matplotlib", use=lambda *a, **k: None)
     import models.stylegan2  # noqa: F401 - the parent package, before its op stand-in
+
     _psp_op_standin()
     import models.psp as psp_module
     from models.stylegan2.model import Generator
@@ -352,9 +460,17 @@ def _psp_family(out: Path, repo: str, tag: str, size_option: str, extra_files=("
     torch.save(TinyEncoder(n_styles, 3 if tag == "restyle" else None).state_dict(), work / "encoder.pt")  # RGB
     psp_module.model_paths["ir_se50"] = str(work / "encoder.pt")
     # train.py's options: its parser's defaults plus what pSp's training command line sets
-    opts = TrainOptions().parser.parse_args(["--exp_dir", str(work / "exp"), size_option, str(RES),
-                                             "--start_from_latent_avg",
-                                             "--stylegan_weights", str(work / "stylegan.pt")])
+    opts = TrainOptions().parser.parse_args(
+        [
+            "--exp_dir",
+            str(work / "exp"),
+            size_option,
+            str(RES),
+            "--start_from_latent_avg",
+            "--stylegan_weights",
+            str(work / "stylegan.pt"),
+        ]
+    )
     opts.device = "cpu"  # train.py leaves it to the coach ('cuda:0')
     net = psp_module.pSp(opts).eval()
     # the coach's own save-dict method, compiled from training/coach.py (importing coach.py needs its training
@@ -375,8 +491,16 @@ def _psp_family(out: Path, repo: str, tag: str, size_option: str, extra_files=("
         img_z, _ = net.decoder([z], randomize_noise=False)
         img_wplus, _ = net.decoder([codes], input_is_latent=True, randomize_noise=False)
     print(name, sorted(save_dict), (out / name).stat().st_size)
-    return {name: {"z": z, "img_const": img_z, "ws": codes, "img_wplus": img_wplus,
-                   "latent_avg": save_dict["latent_avg"].clone(), "keys": sorted(save_dict)}}
+    return {
+        name: {
+            "z": z,
+            "img_const": img_z,
+            "ws": codes,
+            "img_wplus": img_wplus,
+            "latent_avg": save_dict["latent_avg"].clone(),
+            "keys": sorted(save_dict),
+        }
+    }
 
 
 if __name__ == "__main__":

@@ -13,8 +13,8 @@ from __future__ import annotations
 import argparse
 import statistics
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -63,7 +63,10 @@ def stylegan2_op_groups(resolution: int, batch: int) -> dict[str, list[OpCall]]:
         groups["G+D bias_act lrelu"] += [OpCall((batch, c, r, r), lrelu, True)] * 2  # G conv0, conv1
         groups["D blur before down-conv"].append(OpCall((batch, c, r, r), blur([2, 2, 2, 2])))
         groups["D downsample x2 (skip)"].append(OpCall((batch, c, r, r), down2))
-        groups["G+D bias_act lrelu"] += [OpCall((batch, c, r, r), lrelu, True), OpCall((batch, c_prev, r // 2, r // 2), lrelu, True)]
+        groups["G+D bias_act lrelu"] += [
+            OpCall((batch, c, r, r), lrelu, True),
+            OpCall((batch, c_prev, r // 2, r // 2), lrelu, True),
+        ]
     return groups
 
 
@@ -124,8 +127,10 @@ def winograd_rows(resolution: int, batch: int, min_seconds: float):
             else:
                 baseline = lambda: torch.nn.functional.conv2d(x, w, padding=1)  # noqa: E731
             with torch.no_grad():
-                times = [seconds_per_call(f, torch.device("cpu"), min_seconds)
-                         for f in (baseline, lambda: winograd.conv3x3(x, u, up))]
+                times = [
+                    seconds_per_call(f, torch.device("cpu"), min_seconds)
+                    for f in (baseline, lambda: winograd.conv3x3(x, u, up))
+                ]
             yield up, c_in, c_out, size, *times
 
 
@@ -139,9 +144,13 @@ def print_winograd_table(resolution: int, batch: int, min_seconds: float) -> Non
     print("-" * len(header))
     for up, c_in, c_out, size, base, wino in winograd_rows(resolution, batch, min_seconds):
         kind = "3x3" if up == 1 else "3x3 transposed x2"
-        print(f"{kind:18s} {f'{c_in}->{c_out}':>9s} {size:4d} {base * 1e3:9.2f} {wino * 1e3:12.2f} "
-              f"{base / wino:7.2f}x", flush=True)
-    print("speed-up = torch's time / Winograd's time, per layer, one after the other in this run (weights transformed once)")
+        print(
+            f"{kind:18s} {f'{c_in}->{c_out}':>9s} {size:4d} {base * 1e3:9.2f} {wino * 1e3:12.2f} {base / wino:7.2f}x",
+            flush=True,
+        )
+    print(
+        "speed-up = torch's time / Winograd's time, per layer, one after the other in this run (weights transformed once)"
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -155,8 +164,10 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device(args.device)
 
     impls = impls_for_device(device)
-    print(f"sg2_kernels.bench: StyleGAN2 {args.resolution} px op shapes, batch {args.batch}, device {device}, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(
+        f"sg2_kernels.bench: StyleGAN2 {args.resolution} px op shapes, batch {args.batch}, device {device}, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+    )
     for impl, reason in available_impls().items():
         if reason is not None:
             print(f"  (impl {impl} unavailable: {reason})")
@@ -169,8 +180,11 @@ def main(argv: list[str] | None = None) -> int:
             fwd = time_group(calls, impl, device, backward=False, min_seconds=args.min_seconds)
             both = time_group(calls, impl, device, backward=True, min_seconds=args.min_seconds)
             baseline = baseline or (fwd, both)
-            print(f"{name:30s} {impl:5s} {fwd * 1e3:9.2f} {baseline[0] / fwd:7.2f}x {both * 1e3:11.2f} "
-                  f"{baseline[1] / both:7.2f}x", flush=True)
+            print(
+                f"{name:30s} {impl:5s} {fwd * 1e3:9.2f} {baseline[0] / fwd:7.2f}x {both * 1e3:11.2f} "
+                f"{baseline[1] / both:7.2f}x",
+                flush=True,
+            )
     print("speed-up = reference time / this implementation's time, both measured in this run")
     if args.winograd and device.type == "cpu":
         print_winograd_table(args.resolution, args.batch, args.min_seconds)

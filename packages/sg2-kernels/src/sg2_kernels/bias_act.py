@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import math
 import numbers
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 import torch.nn.functional as F
@@ -190,9 +190,14 @@ def noise_bias_lrelu_(x, b, noise=None, clamp=None, impl=None):
     if noise is not None:
         fused = fused and noise.dtype == torch.float32 and noise.numel() in (x[0, 0].numel(), x[:, 0].numel())
     if fused:
-        _backend.module("cpp").noise_bias_lrelu_(x, x.new_empty(0) if noise is None else noise.contiguous(),
-                                                 b.contiguous(), lrelu.default_alpha, lrelu.default_gain,
-                                                 -1.0 if clamp is None else clamp)
+        _backend.module("cpp").noise_bias_lrelu_(
+            x,
+            x.new_empty(0) if noise is None else noise.contiguous(),
+            b.contiguous(),
+            lrelu.default_alpha,
+            lrelu.default_gain,
+            -1.0 if clamp is None else clamp,
+        )
         return x
     if noise is not None:
         x.add_(noise)

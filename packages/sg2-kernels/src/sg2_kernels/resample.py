@@ -25,8 +25,13 @@ _nnpack_ready = None
 def nnpack_suits(x: torch.Tensor, w: torch.Tensor, groups: int = 1) -> bool:
     """Whether NNPACK can and should run this 3x3 stride-1 convolution (see :data:`NNPACK_MIN_SIZE`)."""
     global _nnpack_ready
-    if not (groups == 1 and x.device.type == "cpu" and x.dtype == torch.float32 == w.dtype
-            and w.shape[2] == w.shape[3] == 3 and min(x.shape[2], x.shape[3]) >= NNPACK_MIN_SIZE):
+    if not (
+        groups == 1
+        and x.device.type == "cpu"
+        and x.dtype == torch.float32 == w.dtype
+        and w.shape[2] == w.shape[3] == 3
+        and min(x.shape[2], x.shape[3]) >= NNPACK_MIN_SIZE
+    ):
         return False
     if _nnpack_ready is None:  # torch._nnpack_available() also initialises NNPACK, which its convolution needs
         _nnpack_ready = hasattr(torch, "_nnpack_spatial_convolution") and torch._nnpack_available()
@@ -65,7 +70,9 @@ def conv2d_resample(x, w, f=None, up=1, down=1, padding=0, groups=1, nnpack=Fals
         return _exact(F.conv2d, upfirdn2d(x, f, padding=[p0, p1, p0, p1]), w, stride=down, groups=groups)
     # a transposed convolution wants [in, out/groups, k, k]
     n_out, n_in = w.shape[0], w.shape[1]
-    wt = w.reshape(groups, n_out // groups, n_in, kh, kw).transpose(1, 2).reshape(groups * n_in, n_out // groups, kh, kw)
+    wt = (
+        w.reshape(groups, n_out // groups, n_in, kh, kw).transpose(1, 2).reshape(groups * n_in, n_out // groups, kh, kw)
+    )
     return conv_transpose_up(x, wt, f, up, padding, groups)
 
 

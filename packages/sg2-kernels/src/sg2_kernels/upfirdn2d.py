@@ -18,7 +18,6 @@ import torch.nn.functional as F
 
 from . import _backend
 
-
 # ----------------------------------------------------------------------------- argument parsing
 
 
@@ -35,7 +34,11 @@ def _int_pair(value, name: str) -> tuple[int, int]:
 def _padding(padding) -> tuple[int, int, int, int]:
     """``int`` | ``[px, py]`` | ``[x0, x1, y0, y1]`` -> ``(x0, x1, y0, y1)``."""
     values = list(padding) if isinstance(padding, (list, tuple)) else [padding]
-    if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in values) or len(values) not in (1, 2, 4):
+    if not all(isinstance(v, numbers.Integral) and not isinstance(v, bool) for v in values) or len(values) not in (
+        1,
+        2,
+        4,
+    ):
         raise ValueError(f"padding must be an int, [px, py] or [x0, x1, y0, y1] of ints, got {padding!r}")
     if len(values) == 1:
         values = values * 4

@@ -140,8 +140,15 @@ def conv3x3(x, u, up=1, in_scale=None, out_scale=None, out=None, impl=None):
         return y if out is None else out.copy_(y)
     empty = x.new_empty(0)
     return _backend.module("cpp").winograd_conv3x3(
-        x.contiguous(), u.contiguous(), empty if in_scale is None else in_scale.float().contiguous(),
-        empty if out_scale is None else out_scale.float().contiguous(), up, oh, ow, empty if out is None else out)
+        x.contiguous(),
+        u.contiguous(),
+        empty if in_scale is None else in_scale.float().contiguous(),
+        empty if out_scale is None else out_scale.float().contiguous(),
+        up,
+        oh,
+        ow,
+        empty if out is None else out,
+    )
 
 
 def _conv3x3_ref(x, u, at, bt, tiles_h, tiles_w, oh, ow, in_scale, out_scale):

@@ -29,7 +29,7 @@ projection steps so the whole default run fits in minutes on a CPU). ``--options
 them (dotted keys reach nested dicts: ``pti:pivot_options.steps=50``); ``--no-demo-options`` ignores them.
 """
 
-from .runner import MethodResult, run_method
 from .report import WARMUP_IMAGES, run_report
+from .runner import MethodResult, run_method
 
 __all__ = ["MethodResult", "WARMUP_IMAGES", "run_method", "run_report"]

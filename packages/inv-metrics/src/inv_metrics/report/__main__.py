@@ -16,20 +16,38 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m inv_metrics.report",
         description="Run every registered inversion method (or --methods) under one protocol and write "
-                    "report.json, report.md, report.html and grid.png. With no arguments: the shipped demo "
-                    "generator, the first 32 shipped test images, every installed method with its demo options.")
-    p.add_argument("generator", nargs="?", help="generator checkpoint (any format sg2_core.load_checkpoint reads); "
-                                                "default: the shipped demo generator")
-    p.add_argument("--images", help="image folder (or zip / array file) with the generator's exact size and "
-                                    "channels; default: the shipped 1x32x32 test images")
-    p.add_argument("--num-images", type=int, help=f"use the first N images (default: {DEFAULT_DEMO_IMAGES} of the "
-                                                  "shipped images, all of a folder)")
+        "report.json, report.md, report.html and grid.png. With no arguments: the shipped demo "
+        "generator, the first 32 shipped test images, every installed method with its demo options.",
+    )
+    p.add_argument(
+        "generator",
+        nargs="?",
+        help="generator checkpoint (any format sg2_core.load_checkpoint reads); default: the shipped demo generator",
+    )
+    p.add_argument(
+        "--images",
+        help="image folder (or zip / array file) with the generator's exact size and "
+        "channels; default: the shipped 1x32x32 test images",
+    )
+    p.add_argument(
+        "--num-images",
+        type=int,
+        help=f"use the first N images (default: {DEFAULT_DEMO_IMAGES} of the shipped images, all of a folder)",
+    )
     p.add_argument("--methods", help="comma-separated method names (default: every registered method)")
-    p.add_argument("--options", action="append", default=[], metavar="METHOD:KEY=VALUE",
-                   help="a method option (repeatable; values are Python literals or strings; dotted keys reach "
-                        "nested dicts, e.g. pti:pivot_options.steps=50)")
-    p.add_argument("--no-demo-options", action="store_true",
-                   help="ignore the methods' demo_options on the shipped images (use their full defaults)")
+    p.add_argument(
+        "--options",
+        action="append",
+        default=[],
+        metavar="METHOD:KEY=VALUE",
+        help="a method option (repeatable; values are Python literals or strings; dotted keys reach "
+        "nested dicts, e.g. pti:pivot_options.steps=50)",
+    )
+    p.add_argument(
+        "--no-demo-options",
+        action="store_true",
+        help="ignore the methods' demo_options on the shipped images (use their full defaults)",
+    )
     p.add_argument("--lpips-weights", help="torchvision AlexNet file for LPIPS (default: the torch hub cache)")
     p.add_argument("--inception-weights", help="torch-fidelity Inception file for FID/KID (default: hub cache)")
     p.add_argument("--device", help="e.g. cpu or cuda:0 (default: the GPU when there is one, else cpu)")
@@ -58,8 +76,10 @@ def main(argv=None) -> int:
         methods = [m.strip() for m in args.methods.split(",") if m.strip()] if args.methods else registered
         unknown = [m for m in methods if m not in registered]
         if unknown:
-            raise ReportInputError(f"--methods: unknown method(s) {', '.join(unknown)}; registered: "
-                                   f"{', '.join(registered) or 'none (install a family, e.g. inv-optim)'}")
+            raise ReportInputError(
+                f"--methods: unknown method(s) {', '.join(unknown)}; registered: "
+                f"{', '.join(registered) or 'none (install a family, e.g. inv-optim)'}"
+            )
         generator, g_source = load_generator(args.generator, device)
         problems = []
         if args.images is None:
@@ -71,28 +91,55 @@ def main(argv=None) -> int:
     except (ReportInputError, ValueError) as error:
         print(f"inv_metrics.report: error: {error}", file=sys.stderr)
         return 2
-    setup = {"generator": g_source, "images": i_source,
-             "options": "demo_options of each method" + (" + --options" if args.options else "") if use_demo
-             else ("--options" if args.options else "each method's defaults")}
-    report = run_report(generator, images, args.out, methods=methods, options=options, batch_size=args.batch_size,
-                        device=device, lpips_weights=args.lpips_weights, inception_weights=args.inception_weights,
-                        edit_strength=args.edit_strength, grid_images=args.grid_images,
-                        progress=not args.no_progress, setup=setup, problems=problems + option_problems)
+    setup = {
+        "generator": g_source,
+        "images": i_source,
+        "options": "demo_options of each method" + (" + --options" if args.options else "")
+        if use_demo
+        else ("--options" if args.options else "each method's defaults"),
+    }
+    report = run_report(
+        generator,
+        images,
+        args.out,
+        methods=methods,
+        options=options,
+        batch_size=args.batch_size,
+        device=device,
+        lpips_weights=args.lpips_weights,
+        inception_weights=args.inception_weights,
+        edit_strength=args.edit_strength,
+        grid_images=args.grid_images,
+        progress=not args.no_progress,
+        setup=setup,
+        problems=problems + option_problems,
+    )
     print(open(f"{args.out}/report.md").read())
-    print(f"inv_metrics.report: wrote {args.out}/report.html, report.md, report.json, grid.png "
-          f"in {report['wall_seconds']:.1f} s", file=sys.stderr)
+    print(
+        f"inv_metrics.report: wrote {args.out}/report.html, report.md, report.json, grid.png "
+        f"in {report['wall_seconds']:.1f} s",
+        file=sys.stderr,
+    )
     failed = [row for row in report["rows"] if row["error"]]
     if methods and len(failed) == len(report["rows"]):
-        print(f"inv_metrics.report: error: no method produced a row; all {len(failed)} failed: "
-              + "; ".join(f"{row['method']}: {row['error']}" for row in failed), file=sys.stderr)
+        print(
+            f"inv_metrics.report: error: no method produced a row; all {len(failed)} failed: "
+            + "; ".join(f"{row['method']}: {row['error']}" for row in failed),
+            file=sys.stderr,
+        )
         return 1
     if not methods:
-        print("inv_metrics.report: error: no inversion method is registered (install a family, e.g. inv-optim)",
-              file=sys.stderr)
+        print(
+            "inv_metrics.report: error: no inversion method is registered (install a family, e.g. inv-optim)",
+            file=sys.stderr,
+        )
         return 1
     if failed:
-        print(f"inv_metrics.report: {len(failed)} of {len(report['rows'])} method(s) failed: "
-              f"{', '.join(row['method'] for row in failed)} (their rows say why)", file=sys.stderr)
+        print(
+            f"inv_metrics.report: {len(failed)} of {len(report['rows'])} method(s) failed: "
+            f"{', '.join(row['method'] for row in failed)} (their rows say why)",
+            file=sys.stderr,
+        )
     return 0
 
 

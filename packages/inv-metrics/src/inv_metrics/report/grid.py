@@ -35,6 +35,7 @@ def grid_rows(inputs: torch.Tensor, results, count: int) -> list[tuple[str, torc
 def png_bytes(images: torch.Tensor, nrow: int) -> bytes:
     """One PNG of ``images`` tiled ``nrow`` a row (sg2_core's uint8 conversion and tiling)."""
     from PIL import Image
+
     from sg2_core.images import make_grid
 
     array = make_grid(images.detach().cpu().float().clamp(-1, 1), nrow=nrow).permute(1, 2, 0).numpy()
@@ -73,7 +74,12 @@ def save_grid(rows: list[tuple[str, torch.Tensor]], path) -> int:
     canvas.paste(images, (width, 0))
     draw = ImageDraw.Draw(canvas)
     for i, (label, _) in enumerate(rows):
-        draw.text((4, i * row_height + row_height // 2), label, fill=0 if images.mode == "L" else (0, 0, 0),
-                  font=font, anchor="lm")
+        draw.text(
+            (4, i * row_height + row_height // 2),
+            label,
+            fill=0 if images.mode == "L" else (0, 0, 0),
+            font=font,
+            anchor="lm",
+        )
     canvas.save(path, format="PNG")
     return width

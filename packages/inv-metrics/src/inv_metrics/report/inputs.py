@@ -34,7 +34,7 @@ class ImageSource:
     def __len__(self) -> int:
         return self.count
 
-    def to(self, device) -> "ImageSource":
+    def to(self, device) -> ImageSource:
         return ImageSource(self.images, device, self.count)
 
     def batch(self, start: int, stop: int) -> torch.Tensor:
@@ -71,8 +71,10 @@ def load_generator(checkpoint=None, device=None):
         try:
             return demo.load_generator(device), "sg2_core demo generator (Fashion-MNIST 32x32, shipped)"
         except FileNotFoundError as error:
-            raise ReportInputError(f"the embedded default needs the shipped demo generator, which is missing "
-                                   f"({error}); pass a generator checkpoint instead") from None
+            raise ReportInputError(
+                f"the embedded default needs the shipped demo generator, which is missing "
+                f"({error}); pass a generator checkpoint instead"
+            ) from None
     try:
         ckpt = sg2_core.load_checkpoint(checkpoint)
     except (FileNotFoundError, ValueError, sg2_core.CheckpointError) as error:
@@ -89,8 +91,10 @@ def demo_images(generator, num_images: int | None):
 
     want = (generator.img_channels, generator.img_resolution)
     if want != (1, 32):
-        raise ReportInputError(f"the shipped test images are {_shape(1, 32)} but the generator makes "
-                               f"{_shape(*want)}; pass an image folder of that size")
+        raise ReportInputError(
+            f"the shipped test images are {_shape(1, 32)} but the generator makes "
+            f"{_shape(*want)}; pass an image folder of that size"
+        )
     images = demo.load_test_images()[0]
     return images[:num_images], f"sg2_core demo test images (first {len(images[:num_images])} of {len(images)})"
 
@@ -98,6 +102,7 @@ def demo_images(generator, num_images: int | None):
 def _decode_each(folder: Path, channels: int, resolution: int) -> tuple[list[np.ndarray], list[str]]:
     """Every image file of ``folder`` that decodes to exactly [channels, resolution, resolution]."""
     from PIL import Image, UnidentifiedImageError
+
     from sg2_core.datasets import IMAGE_EXTENSIONS
 
     kept, skipped = [], []
@@ -111,9 +116,11 @@ def _decode_each(folder: Path, channels: int, resolution: int) -> tuple[list[np.
             continue
         array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
         if array.shape != (channels, resolution, resolution):
-            skipped.append(f"skipped {path.name}: it is {_shape(array.shape[0], array.shape[1])}"
-                           f"{'' if array.shape[1] == array.shape[2] else ' (not square)'}, "
-                           f"the generator makes {_shape(channels, resolution)}")
+            skipped.append(
+                f"skipped {path.name}: it is {_shape(array.shape[0], array.shape[1])}"
+                f"{'' if array.shape[1] == array.shape[2] else ' (not square)'}, "
+                f"the generator makes {_shape(channels, resolution)}"
+            )
             continue
         kept.append(array)
     return kept, skipped
@@ -141,12 +148,15 @@ def folder_images(folder, generator, num_images: int | None = None):
         kept, skipped = _decode_each(Path(folder), c, r)
         problems += skipped
         if not kept:
-            raise ReportInputError(f"{folder}: no usable image of the generator's size {_shape(c, r)}: "
-                                   + "; ".join(problems)) from None
+            raise ReportInputError(
+                f"{folder}: no usable image of the generator's size {_shape(c, r)}: " + "; ".join(problems)
+            ) from None
         dataset = open_dataset(np.stack(kept))
     if (dataset.channels, dataset.resolution) != (c, r):
-        raise ReportInputError(f"{folder}: the images are {_shape(dataset.channels, dataset.resolution)} but the "
-                               f"generator makes {_shape(c, r)}; images are never resized or converted, give "
-                               "images of the generator's size (or a generator of the images' size)")
+        raise ReportInputError(
+            f"{folder}: the images are {_shape(dataset.channels, dataset.resolution)} but the "
+            f"generator makes {_shape(c, r)}; images are never resized or converted, give "
+            "images of the generator's size (or a generator of the images' size)"
+        )
     n = len(dataset) if num_images is None else min(num_images, len(dataset))
     return ImageSource(dataset, count=n), f"{folder} ({n} of {len(dataset)} images)", problems

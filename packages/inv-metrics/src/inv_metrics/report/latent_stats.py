@@ -24,8 +24,9 @@ class LatentStats:
         if isinstance(steps, torch.Tensor) and steps.ndim == 5 and steps.shape[0] == len(images):
             err = (steps.double() - images.double()[:, None]).square().flatten(2).mean(2).sum(0)
             sums = err.tolist()
-            self.iteration_sums = sums if self.iteration_sums is None else [a + b for a, b in
-                                                                             zip(self.iteration_sums, sums)]
+            self.iteration_sums = (
+                sums if self.iteration_sums is None else [a + b for a, b in zip(self.iteration_sums, sums)]
+            )
 
     def result(self) -> dict:
         out = {"w_spread": self.spread / self.count if self.count else None}

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import math
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 import torch
 
@@ -59,16 +59,25 @@ def _set_metrics(features, tag: str, num_images: int) -> list[Metric]:
     def kid(a, b):
         return kid_from_features(a, b, subsets=KID_SUBSETS, subset_size=kid_subset_size(len(a)))
 
-    metrics = [Metric(f"fid_{tag}", f"FID ({features.name})", features.name, fid, per_image=False,
-                      features=features)]
+    metrics = [Metric(f"fid_{tag}", f"FID ({features.name})", features.name, fid, per_image=False, features=features)]
     if num_images >= KID_MIN_IMAGES:
-        metrics.append(Metric(f"kid_{tag}", f"KID ({features.name})", features.name, kid, per_image=False,
-                              features=features, std=True))
+        metrics.append(
+            Metric(
+                f"kid_{tag}", f"KID ({features.name})", features.name, kid, per_image=False, features=features, std=True
+            )
+        )
     return metrics
 
 
-def build_metrics(channels: int, resolution: int, *, lpips_weights=None, inception_weights=None,
-                  device=None, num_images: int | None = None) -> tuple[list[Metric], dict[str, str]]:
+def build_metrics(
+    channels: int,
+    resolution: int,
+    *,
+    lpips_weights=None,
+    inception_weights=None,
+    device=None,
+    num_images: int | None = None,
+) -> tuple[list[Metric], dict[str, str]]:
     """The metrics for ``num_images`` images ``[N, channels, resolution, resolution]`` and notes on the absent
     ones (``num_images=None``: as many as every metric needs)."""
     from ..distances import load_distance
@@ -96,8 +105,10 @@ def build_metrics(channels: int, resolution: int, *, lpips_weights=None, incepti
         metrics.append(Metric("lpips_fmnist", "LPIPS-like (fmnist-features)", fmnist.name, fmnist))
         feature_nets.append((load_features("fmnist", device=device), "fmnist"))
     else:
-        notes["fmnist-features"] = (f"LPIPS-like, FID and KID on fmnist-features need 1x32x32 images "
-                                    f"(Fashion-MNIST domain); these are {channels}x{resolution}x{resolution}")
+        notes["fmnist-features"] = (
+            f"LPIPS-like, FID and KID on fmnist-features need 1x32x32 images "
+            f"(Fashion-MNIST domain); these are {channels}x{resolution}x{resolution}"
+        )
     try:
         feature_nets.append((load_features("inception", weights=inception_weights, device=device), "inception"))
     except MissingWeightsError as error:
@@ -120,21 +131,28 @@ def set_metric_notes(num_images: int, dims: dict[str, int | None]) -> dict[str, 
     """What FID and KID mean at this sample size (the notes under the table)."""
     notes = {}
     if num_images >= KID_MIN_IMAGES:
-        notes["KID"] = (f"mean ± std over {KID_SUBSETS} subsets of {kid_subset_size(num_images)} images per set "
-                        "(reconstructions vs their inputs). KID is an unbiased estimate of MMD², so it can fall "
-                        "below 0 when the two sets are as close as its noise: a value within ± std of 0 means "
-                        "no measurable difference")
+        notes["KID"] = (
+            f"mean ± std over {KID_SUBSETS} subsets of {kid_subset_size(num_images)} images per set "
+            "(reconstructions vs their inputs). KID is an unbiased estimate of MMD², so it can fall "
+            "below 0 when the two sets are as close as its noise: a value within ± std of 0 means "
+            "no measurable difference"
+        )
     else:
-        notes["KID"] = (f"left out: {num_images} images are fewer than the {KID_MIN_IMAGES} it needs here (subsets "
-                        f"of at most half the set); on so few its unbiased estimate is mostly noise and can be "
-                        "negative. Use --num-images >= " f"{KID_MIN_IMAGES} for a KID column")
+        notes["KID"] = (
+            f"left out: {num_images} images are fewer than the {KID_MIN_IMAGES} it needs here (subsets "
+            f"of at most half the set); on so few its unbiased estimate is mostly noise and can be "
+            "negative. Use --num-images >= "
+            f"{KID_MIN_IMAGES} for a KID column"
+        )
     small = {name: d for name, d in dims.items() if d and num_images < d}
     if small:
         names = ", ".join(f"{name} ({d} dims)" for name, d in small.items())
-        notes["FID"] = (f"on {num_images} images, fewer than the feature dimensions of {names}: the covariance "
-                        "estimates are rank-deficient and FID is biased upward by the small sample (it falls as "
-                        "N grows); compare rows of this report (same images) with each other, not with FIDs "
-                        "published on 10k-50k images")
+        notes["FID"] = (
+            f"on {num_images} images, fewer than the feature dimensions of {names}: the covariance "
+            "estimates are rank-deficient and FID is biased upward by the small sample (it falls as "
+            "N grows); compare rows of this report (same images) with each other, not with FIDs "
+            "published on 10k-50k images"
+        )
     return notes
 
 
@@ -182,8 +200,9 @@ class MetricAccumulator:
                 if metric.per_image:
                     value, std = self.sums[metric.key] / self.count, None
                 else:
-                    value, std = metric.fn(torch.cat(self.features[id(metric.features)]),
-                                           self.input_features[metric.key])
+                    value, std = metric.fn(
+                        torch.cat(self.features[id(metric.features)]), self.input_features[metric.key]
+                    )
                 values[metric.key] = float(value) if math.isfinite(value) else float("nan")
                 if metric.std:
                     values[f"{metric.key}_std"] = float(std)
@@ -203,8 +222,9 @@ def features_of(metrics: list[Metric], batches) -> dict[str, torch.Tensor]:
     return {m.key: torch.cat(parts[id(m.features)]) for m in metrics if not m.per_image and parts[id(m.features)]}
 
 
-def compute_metrics(metrics: list[Metric], inputs: torch.Tensor, outputs: torch.Tensor,
-                    batch_size: int) -> tuple[dict[str, float], dict[str, str]]:
+def compute_metrics(
+    metrics: list[Metric], inputs: torch.Tensor, outputs: torch.Tensor, batch_size: int
+) -> tuple[dict[str, float], dict[str, str]]:
     """``(values by key, errors by key)`` of ``outputs`` against ``inputs``, fed batch by batch."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)

@@ -34,8 +34,9 @@ def parse_option(spec: str) -> tuple[str, list[str], object]:
     name, colon, assignment = spec.partition(":")
     key, equals, value = assignment.partition("=")
     if not colon or not equals or not name.strip() or not key.strip():
-        raise ValueError(f"--options {spec!r}: expected METHOD:KEY=VALUE (e.g. sg2-w:steps=100 or "
-                         "pti:pivot_options.steps=50)")
+        raise ValueError(
+            f"--options {spec!r}: expected METHOD:KEY=VALUE (e.g. sg2-w:steps=100 or pti:pivot_options.steps=50)"
+        )
     return name.strip(), key.strip().split("."), _value(value.strip())
 
 

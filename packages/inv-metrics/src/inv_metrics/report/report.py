@@ -39,8 +39,7 @@ def _row(result, values: dict, metric_errors: dict) -> dict:
         "images_per_second": timing.images_per_second if timing else None,
         "batch_seconds": timing.batch_seconds if timing else None,
         "error": result.error,
-        **({"per_iteration_mse": result.details["per_iteration_mse"]} if "per_iteration_mse" in result.details
-           else {}),
+        **({"per_iteration_mse": result.details["per_iteration_mse"]} if "per_iteration_mse" in result.details else {}),
     }
 
 
@@ -61,10 +60,23 @@ def _step_reporter(bar, min_interval: float = 0.5):
     return on_step
 
 
-def run_report(generator, images, out_dir, *, methods=None, options=None, batch_size: int = 32,
-               device=None, lpips_weights=None, inception_weights=None, edit_strength: float = 3.0,
-               grid_images: int = 8, progress: bool = True, setup: dict | None = None,
-               problems: list | None = None) -> dict:
+def run_report(
+    generator,
+    images,
+    out_dir,
+    *,
+    methods=None,
+    options=None,
+    batch_size: int = 32,
+    device=None,
+    lpips_weights=None,
+    inception_weights=None,
+    edit_strength: float = 3.0,
+    grid_images: int = 8,
+    progress: bool = True,
+    setup: dict | None = None,
+    problems: list | None = None,
+) -> dict:
     """Run ``methods`` (default: every registered one) on ``images`` with ``generator``; write the report.
 
     ``images``: a float tensor [N, C, R, R] in [-1, 1] or an ``ImageSource`` (read a batch at a time).
@@ -94,22 +106,31 @@ def run_report(generator, images, out_dir, *, methods=None, options=None, batch_
     out_dir.mkdir(parents=True, exist_ok=True)
 
     c, r = generator.img_channels, generator.img_resolution
-    metrics, notes = build_metrics(c, r, lpips_weights=lpips_weights, inception_weights=inception_weights,
-                                   device=device, num_images=n)
+    metrics, notes = build_metrics(
+        c, r, lpips_weights=lpips_weights, inception_weights=inception_weights, device=device, num_images=n
+    )
     input_features = features_of(metrics, source.batches(batch_size))
-    notes["timing"] = (f"one untimed warm-up call on {WARMUP_IMAGES} image(s) per method, then each batch timed "
-                       "from the method call to its rendered reconstruction (device synchronised)")
+    notes["timing"] = (
+        f"one untimed warm-up call on {WARMUP_IMAGES} image(s) per method, then each batch timed "
+        "from the method call to its rendered reconstruction (device synchronised)"
+    )
     direction = sefa(generator).vectors[0].to(device)
     notes["edit"] = f"{EDIT_DIRECTION}, strength {edit_strength}, applied to every W+ entry"
 
     edit_metrics = [m for m in metrics if not m.per_image and m.key.startswith("fid")][:1]  # the domain's FID
     if edit_metrics:
-        notes["edit FID"] = (f"{edit_metrics[0].label} of every image edited ({EDIT_DIRECTION}, strength "
-                             f"{edit_strength}) against the inputs: how well edits stay in the domain")
-    notes["image-to-image"] = ("a method with an input condition (e.g. 'edges') is given that map of each image "
-                               "(sg2_core.conditions, made before the timed span) and scored against the image")
-    notes["W+ spread"] = ("mean over images of the mean over layers of ||w_l - mean_l w||: 0 for one w repeated "
-                          "(W), larger the further the codes leave W")
+        notes["edit FID"] = (
+            f"{edit_metrics[0].label} of every image edited ({EDIT_DIRECTION}, strength "
+            f"{edit_strength}) against the inputs: how well edits stay in the domain"
+        )
+    notes["image-to-image"] = (
+        "a method with an input condition (e.g. 'edges') is given that map of each image "
+        "(sg2_core.conditions, made before the timed span) and scored against the image"
+    )
+    notes["W+ spread"] = (
+        "mean over images of the mean over layers of ||w_l - mean_l w||: 0 for one w repeated "
+        "(W), larger the further the codes leave W"
+    )
     results, rows = [], []
     with _progress(len(methods), "methods", progress, unit="method") as outer:
         for name in methods:
@@ -117,11 +138,21 @@ def run_report(generator, images, out_dir, *, methods=None, options=None, batch_
             accumulator = MetricAccumulator(metrics, input_features)
             edited = MetricAccumulator(edit_metrics, input_features) if edit_metrics else None
             with _progress(n, name, progress) as bar:
-                result = run_method(name, generator, source, batch_size=batch_size, options=options.get(name, {}),
-                                    direction=direction, edit_strength=edit_strength, edit_count=grid_images,
-                                    warmup_images=WARMUP_IMAGES, progress=bar, on_batch=accumulator.add,
-                                    on_step=_step_reporter(bar) if progress else None,
-                                    on_edits=edited.add if edited is not None else None)
+                result = run_method(
+                    name,
+                    generator,
+                    source,
+                    batch_size=batch_size,
+                    options=options.get(name, {}),
+                    direction=direction,
+                    edit_strength=edit_strength,
+                    edit_count=grid_images,
+                    warmup_images=WARMUP_IMAGES,
+                    progress=bar,
+                    on_batch=accumulator.add,
+                    on_step=_step_reporter(bar) if progress else None,
+                    on_edits=edited.add if edited is not None else None,
+                )
             values, metric_errors = accumulator.result() if result.error is None else ({}, {})
             if edited is not None and result.error is None:
                 edit_values, edit_errors = edited.result()
@@ -144,22 +175,36 @@ def run_report(generator, images, out_dir, *, methods=None, options=None, batch_
             "torch": torch.__version__,
             "machine": f"{platform.machine()}, {torch.get_num_threads()} threads",
         },
-        "columns": [{"key": m.key, "label": m.label, "network": m.network, "higher_is_better": m.higher_is_better,
-                     **({"std_key": f"{m.key}_std"} if m.std else {})} for m in metrics]
-                   + [{"key": f"edit_{m.key}", "label": f"edit {m.label}", "network": m.network,
-                       "higher_is_better": False} for m in edit_metrics]
-                   + [{"key": "w_spread", "label": "W+ spread", "network": "latents", "higher_is_better": False}],
+        "columns": [
+            {
+                "key": m.key,
+                "label": m.label,
+                "network": m.network,
+                "higher_is_better": m.higher_is_better,
+                **({"std_key": f"{m.key}_std"} if m.std else {}),
+            }
+            for m in metrics
+        ]
+        + [
+            {"key": f"edit_{m.key}", "label": f"edit {m.label}", "network": m.network, "higher_is_better": False}
+            for m in edit_metrics
+        ]
+        + [{"key": "w_spread", "label": "W+ spread", "network": "latents", "higher_is_better": False}],
         "rows": rows,
         "notes": notes,
         "problems": problems,
         "num_images": n,
         "edit": {"direction": EDIT_DIRECTION, "strength": edit_strength},
-        "grid": {"file": "grid.png", "rows": [label for label, _ in shown], "images_per_row": len(shown[0][1]),
-                 "label_width": label_width,
-                 "caption": f"first {len(shown[0][1])} images: inputs, then per method its reconstructions and "
-                            f"the edit ({EDIT_DIRECTION}, strength {edit_strength}); an image-to-image method's "
-                            "condition maps (made from the inputs) before its outputs, and a method's extra "
-                            "renderings (e.g. stylised) after them"},
+        "grid": {
+            "file": "grid.png",
+            "rows": [label for label, _ in shown],
+            "images_per_row": len(shown[0][1]),
+            "label_width": label_width,
+            "caption": f"first {len(shown[0][1])} images: inputs, then per method its reconstructions and "
+            f"the edit ({EDIT_DIRECTION}, strength {edit_strength}); an image-to-image method's "
+            "condition maps (made from the inputs) before its outputs, and a method's extra "
+            "renderings (e.g. stylised) after them",
+        },
     }
     report["wall_seconds"] = time.perf_counter() - start
     write_json(report, out_dir / "report.json")

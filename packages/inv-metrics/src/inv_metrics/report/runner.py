@@ -60,9 +60,22 @@ def accepts_callback(name: str) -> bool:
         return False
 
 
-def run_method(name: str, generator, images, *, batch_size: int, options: dict, direction=None,
-               edit_strength: float = 3.0, edit_count: int = 8, warmup_images: int = 1, progress=None,
-               on_batch=None, on_step=None, on_edits=None) -> MethodResult:
+def run_method(
+    name: str,
+    generator,
+    images,
+    *,
+    batch_size: int,
+    options: dict,
+    direction=None,
+    edit_strength: float = 3.0,
+    edit_count: int = 8,
+    warmup_images: int = 1,
+    progress=None,
+    on_batch=None,
+    on_step=None,
+    on_edits=None,
+) -> MethodResult:
     """Build ``name`` with ``options`` and run it on ``images`` (a tensor or an ``ImageSource``) batch by batch.
 
     The warm-up is one untimed call on the first ``warmup_images`` images. Each batch's timed span runs
@@ -135,8 +148,14 @@ def run_method(name: str, generator, images, *, batch_size: int, options: dict, 
         result.details["traceback"] = traceback.format_exc(limit=-3)
         return result
     total, count = sum(seconds), len(source)
-    result.timing = TimingResult(total / count, count / total if total > 0 else float("inf"), total, count,
-                                 warmup_batches=1, batch_seconds=seconds)
+    result.timing = TimingResult(
+        total / count,
+        count / total if total > 0 else float("inf"),
+        total,
+        count,
+        warmup_batches=1,
+        batch_seconds=seconds,
+    )
     result.details.update(stats.result())
     result.reconstructions = torch.cat(kept)
     result.edits = torch.cat(edits) if edits else None

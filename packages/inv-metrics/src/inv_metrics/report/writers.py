@@ -54,16 +54,26 @@ def _md_cell(text: str) -> str:
 
 def write_markdown(report: dict, path) -> None:
     header, rows = table_cells(report)
-    lines = [f"# Inversion report", "", *(f"- {k}: {v}" for k, v in report["setup"].items()), "",
-             "| " + " | ".join(map(_md_cell, header)) + " |", "|" + "---|" * len(header)]
+    lines = [
+        "# Inversion report",
+        "",
+        *(f"- {k}: {v}" for k, v in report["setup"].items()),
+        "",
+        "| " + " | ".join(map(_md_cell, header)) + " |",
+        "|" + "---|" * len(header),
+    ]
     lines += ["| " + " | ".join(map(_md_cell, cells)) + " |" for cells in rows]
     iterative = [r for r in report["rows"] if r.get("per_iteration_mse")]
     if iterative:
         most = max(len(r["per_iteration_mse"]) for r in iterative)
-        lines += ["", "MSE after each iteration (iterative methods):", "",
-                  "| method | " + " | ".join(str(t + 1) for t in range(most)) + " |", "|" + "---|" * (most + 1)]
-        lines += [f"| {r['method']} | " + " | ".join(_fmt(v) for v in r["per_iteration_mse"]) + " |"
-                  for r in iterative]
+        lines += [
+            "",
+            "MSE after each iteration (iterative methods):",
+            "",
+            "| method | " + " | ".join(str(t + 1) for t in range(most)) + " |",
+            "|" + "---|" * (most + 1),
+        ]
+        lines += [f"| {r['method']} | " + " | ".join(_fmt(v) for v in r["per_iteration_mse"]) + " |" for r in iterative]
     lines += ["", "Notes:", *(f"- {k}: {v}" for k, v in report["notes"].items())]
     if report["problems"]:
         lines += ["", "Problems:", *(f"- {p}" for p in report["problems"])]
@@ -82,21 +92,30 @@ def write_html(report: dict, grid_rows, path, scale: int = 3) -> None:
     """A self-contained page: the table, the notes and the grid rows as embedded PNGs."""
     esc = html.escape
     header, rows = table_cells(report)
-    out = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>Inversion report</title>",
-           f"<style>{STYLE}</style></head><body><h1>Inversion report</h1><ul>"]
+    out = [
+        "<!DOCTYPE html><html><head><meta charset='utf-8'><title>Inversion report</title>",
+        f"<style>{STYLE}</style></head><body><h1>Inversion report</h1><ul>",
+    ]
     out += [f"<li>{esc(k)}: {esc(str(v))}</li>" for k, v in report["setup"].items()]
     out += ["</ul><table id='metrics'><thead><tr>", *(f"<th>{esc(h)}</th>" for h in header), "</tr></thead><tbody>"]
     for cells in rows:
-        out.append("<tr>" + "".join(f"<td>{esc(c)}</td>" for c in cells[:-1]) + f"<td class='error'>{esc(cells[-1])}</td></tr>")
+        out.append(
+            "<tr>" + "".join(f"<td>{esc(c)}</td>" for c in cells[:-1]) + f"<td class='error'>{esc(cells[-1])}</td></tr>"
+        )
     out.append("</tbody></table><h2>Notes</h2><ul>")
     out += [f"<li>{esc(k)}: {esc(v)}</li>" for k, v in report["notes"].items()]
-    out += ["</ul>"] + (["<h2>Problems</h2><ul>", *(f"<li>{esc(p)}</li>" for p in report["problems"]), "</ul>"]
-                       if report["problems"] else [])
+    out += ["</ul>"] + (
+        ["<h2>Problems</h2><ul>", *(f"<li>{esc(p)}</li>" for p in report["problems"]), "</ul>"]
+        if report["problems"]
+        else []
+    )
     out.append(f"<h2>Images</h2><p>{esc(report['grid']['caption'])}</p><table class='grid'>")
     for label, images in grid_rows:
         k, _, h, w = images.shape
-        out.append(f"<tr><td>{esc(label)}</td><td><img alt='{esc(label)}' width='{k * w * scale}' "
-                   f"height='{h * scale}' src='{data_uri(png_bytes(images, nrow=k))}'></td></tr>")
+        out.append(
+            f"<tr><td>{esc(label)}</td><td><img alt='{esc(label)}' width='{k * w * scale}' "
+            f"height='{h * scale}' src='{data_uri(png_bytes(images, nrow=k))}'></td></tr>"
+        )
     out.append("</table></body></html>\n")
     with open(path, "w") as f:
         f.write("\n".join(out))

@@ -19,8 +19,14 @@ from pathlib import Path
 from ..config import DiscriminatorConfig, GeneratorConfig
 from . import native, nvidia_pickle, rosinality
 from ._io import check_input, sniff, torch_load
-from .base import (Checkpoint, build_network, infer_discriminator_config, infer_generator_config, resolve_config,
-                   settle_w_avg)
+from .base import (
+    Checkpoint,
+    build_network,
+    infer_discriminator_config,
+    infer_generator_config,
+    resolve_config,
+    settle_w_avg,
+)
 from .errors import CheckpointError, CheckpointKeyError, CheckpointWarning, UnsafePickleError
 
 FORMATS = ("native", "rosinality", "nvidia-pickle", "nvidia-state")
@@ -56,8 +62,11 @@ def _classify(obj) -> str | None:
     keys = {k for k in obj if isinstance(k, str)}
     if keys & {"g_ema", "g", "d"} or any(k in keys for k in _ROSINALITY_MARKERS):
         return "rosinality"
-    if "state_dict" in keys and isinstance(obj["state_dict"], Mapping) and any(
-            isinstance(k, str) and k.startswith("decoder.") for k in obj["state_dict"]):
+    if (
+        "state_dict" in keys
+        and isinstance(obj["state_dict"], Mapping)
+        and any(isinstance(k, str) and k.startswith("decoder.") for k in obj["state_dict"])
+    ):
         return "rosinality"
     if any(k.startswith(("mapping.fc", "synthesis.b")) for k in keys) or "b4.fc.weight" in keys:
         return "nvidia-state"
@@ -80,8 +89,11 @@ def _read(path: Path, format: str | None):
             return "nvidia-pickle", None
         if kind is None:
             size = path.stat().st_size
-            cause = "the file is empty" if size == 0 else (
-                "unrecognised file format: not safetensors, a torch checkpoint (zip or legacy) or a pickle")
+            cause = (
+                "the file is empty"
+                if size == 0
+                else ("unrecognised file format: not safetensors, a torch checkpoint (zip or legacy) or a pickle")
+            )
             raise CheckpointError(cause, path)
     obj = torch_load(path)
     if format is None:
@@ -117,8 +129,9 @@ def _load_nvidia_state(obj, path, g_config, d_config) -> Checkpoint:
     return ckpt
 
 
-def load_checkpoint(path, format: str | None = None, *, g_config=None, d_config=None,
-                    compute_w_avg: bool | int = False, device=None) -> Checkpoint:
+def load_checkpoint(
+    path, format: str | None = None, *, g_config=None, d_config=None, compute_w_avg: bool | int = False, device=None
+) -> Checkpoint:
     """Read a checkpoint in any supported format; the format is recognised from the content.
 
     Args:
@@ -155,11 +168,15 @@ def output_format(path, format: str | None = None) -> str:
         return format
     suffix = Path(path).suffix.lower()
     if suffix == ".pkl":
-        raise ValueError("writing NVIDIA pickles is not supported (they embed NVIDIA's source code); "
-                         "write .safetensors (native) or .pt (rosinality)")
+        raise ValueError(
+            "writing NVIDIA pickles is not supported (they embed NVIDIA's source code); "
+            "write .safetensors (native) or .pt (rosinality)"
+        )
     if suffix not in _EXTENSIONS:
-        raise ValueError(f"cannot tell the output format from the extension {suffix or '(none)'!r}: use "
-                         ".safetensors (native) or .pt (rosinality), or pass the format explicitly")
+        raise ValueError(
+            f"cannot tell the output format from the extension {suffix or '(none)'!r}: use "
+            ".safetensors (native) or .pt (rosinality), or pass the format explicitly"
+        )
     return _EXTENSIONS[suffix]
 
 

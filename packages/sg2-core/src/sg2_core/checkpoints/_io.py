@@ -61,8 +61,10 @@ def torch_load(path: Path):
     except Exception as exc:  # noqa: BLE001 - re-raised with the file name and a one-line cause
         match = _UNSUPPORTED_GLOBAL.search(str(exc))
         if match:
-            cause = (f"refusing to load: the file references the global '{match.group(1)}', which a weights-only "
-                     "load does not allow (unpickling it could run code); nothing was executed")
+            cause = (
+                f"refusing to load: the file references the global '{match.group(1)}', which a weights-only "
+                "load does not allow (unpickling it could run code); nothing was executed"
+            )
         else:
             cause = f"cannot read the file as a torch checkpoint (corrupt or truncated?): {one_line(exc)}"
         raise CheckpointError(cause, path) from exc

@@ -59,8 +59,10 @@ def describe(net: nn.Module) -> str:
     c = net.config
     if isinstance(c, GeneratorConfig):
         channels = {r: c.channels(r) for r in c.block_resolutions}
-        return (f"Generator {c.resolution}px, z {c.z_dim}, w {c.w_dim}, {c.mapping_layers} mapping layers, "
-                f"channels {channels}")
+        return (
+            f"Generator {c.resolution}px, z {c.z_dim}, w {c.w_dim}, {c.mapping_layers} mapping layers, "
+            f"channels {channels}"
+        )
     res = [2**k for k in range(2, c.resolution.bit_length())]
     return f"Discriminator {c.resolution}px, channels { {r: c.channels(r) for r in res} }"
 
@@ -73,8 +75,11 @@ def check_state(expected: Mapping[str, tuple], got: Mapping, what: str, path=Non
     """Raise one CheckpointKeyError listing every missing, unexpected and mis-shaped key."""
     optional = set(optional)
     missing = [(k, shape) for k, shape in expected.items() if k not in got and k not in optional]
-    unexpected = [(k, _shape_of(v) if isinstance(v, torch.Tensor) else f"a {type(v).__name__}")
-                  for k, v in got.items() if k not in expected]
+    unexpected = [
+        (k, _shape_of(v) if isinstance(v, torch.Tensor) else f"a {type(v).__name__}")
+        for k, v in got.items()
+        if k not in expected
+    ]
     mismatched = []
     for k, shape in expected.items():
         if k in got:
@@ -98,8 +103,15 @@ class _Uninitialised(TorchFunctionMode):
     """
 
     _FACTORIES = {torch.randn, torch.rand, torch.zeros, torch.ones, torch.empty, torch.full}
-    _SCALINGS = {torch.Tensor.__truediv__, torch.Tensor.__mul__, torch.Tensor.__rmul__, torch.Tensor.div,
-                 torch.Tensor.mul, torch.div, torch.mul}
+    _SCALINGS = {
+        torch.Tensor.__truediv__,
+        torch.Tensor.__mul__,
+        torch.Tensor.__rmul__,
+        torch.Tensor.div,
+        torch.Tensor.mul,
+        torch.div,
+        torch.mul,
+    }
 
     def __init__(self):
         super().__init__()
@@ -112,8 +124,14 @@ class _Uninitialised(TorchFunctionMode):
             t = torch.empty(tuple(size), dtype=kwargs.get("dtype"))
             self.made[id(t)] = t
             return t
-        if (func in self._SCALINGS and len(args) == 2 and not kwargs and id(args[0]) in self.made
-                and isinstance(args[1], (int, float)) and args[0].is_floating_point()):
+        if (
+            func in self._SCALINGS
+            and len(args) == 2
+            and not kwargs
+            and id(args[0]) in self.made
+            and isinstance(args[1], (int, float))
+            and args[0].is_floating_point()
+        ):
             return args[0]  # its values are never used
         return func(*args, **kwargs)
 
@@ -140,8 +158,9 @@ def expected_shapes(config) -> dict[str, tuple]:
     return dict(_expected_shapes(config))
 
 
-def build_network(config, state_dict: Mapping, what: str, path=None, hint: str = "", seen: set | None = None
-                  ) -> nn.Module:
+def build_network(
+    config, state_dict: Mapping, what: str, path=None, hint: str = "", seen: set | None = None
+) -> nn.Module:
     """A network for ``config`` holding ``state_dict`` (NVIDIA names), in eval mode on the CPU.
 
     The keys and shapes are checked first (one error lists every difference). Without ``seen`` the
@@ -174,8 +193,11 @@ def settle_w_avg(ckpt: Checkpoint, compute_w_avg: bool | int, path, why: str) ->
     it, truncation then fails loudly instead of pulling towards 0, and no writer stores a made-up value.
     ``compute_w_avg``: ``True`` (10000 samples) or a number of samples; ``why`` says how it came to be unknown.
     """
-    unknown = [name for name in ("G", "G_ema") if getattr(ckpt, name) is not None
-               and not torch.isfinite(getattr(ckpt, name).mapping.w_avg).all()]
+    unknown = [
+        name
+        for name in ("G", "G_ema")
+        if getattr(ckpt, name) is not None and not torch.isfinite(getattr(ckpt, name).mapping.w_avg).all()
+    ]
     if not unknown:
         return
     if compute_w_avg:
@@ -187,9 +209,13 @@ def settle_w_avg(ckpt: Checkpoint, compute_w_avg: bool | int, path, why: str) ->
         ckpt.extra["w_avg_source"] = f"mean_w({n})"
         return
     names = " and ".join(f"'{n}'" for n in unknown)
-    warnings.warn(f"{path}: the mapping.w_avg of {names} is unknown: {why}. It is kept as NaN, so truncation "
-                  "cannot be used; load with compute_w_avg=True or convert with --compute-w-avg to estimate it with "
-                  "Generator.mean_w()", CheckpointWarning, stacklevel=3)
+    warnings.warn(
+        f"{path}: the mapping.w_avg of {names} is unknown: {why}. It is kept as NaN, so truncation "
+        "cannot be used; load with compute_w_avg=True or convert with --compute-w-avg to estimate it with "
+        "Generator.mean_w()",
+        CheckpointWarning,
+        stacklevel=3,
+    )
     ckpt.extra["w_avg_source"] = "unknown"
 
 
@@ -222,7 +248,9 @@ def solve_channels(channels: Mapping[int, int], what: str = "network", path=None
         return base, cmax
     raise CheckpointError(
         f"{what}: the channel counts per resolution {table} cannot be written as min(channel_base // res, "
-        "channel_max) for any channel_base and channel_max, so the network cannot be rebuilt", path)
+        "channel_max) for any channel_base and channel_max, so the network cannot be rebuilt",
+        path,
+    )
 
 
 def dim(sd: Mapping, candidates, what: str, path=None) -> int:
@@ -248,13 +276,18 @@ def check_filter(sd: Mapping, keys, config, gain: float, what: str, path=None) -
     from sg2_kernels import setup_filter
 
     expected = setup_filter(list(config.resample_filter)) * gain
-    bad = [k for k in keys if isinstance(sd.get(k), torch.Tensor) and (
-        sd[k].shape != expected.shape or not torch.allclose(sd[k].float().cpu(), expected, rtol=1e-5, atol=1e-7))]
+    bad = [
+        k
+        for k in keys
+        if isinstance(sd.get(k), torch.Tensor)
+        and (sd[k].shape != expected.shape or not torch.allclose(sd[k].float().cpu(), expected, rtol=1e-5, atol=1e-7))
+    ]
     if bad:
         raise CheckpointError(
             f"{what}: the resampling filter buffers {bad[:3]}{' ...' if len(bad) > 3 else ''} differ from "
             f"resample_filter={list(config.resample_filter)} (times {gain:g}); pass the matching config explicitly",
-            path)
+            path,
+        )
 
 
 def infer_generator_config(sd: Mapping, path=None, **overrides) -> GeneratorConfig:
@@ -269,16 +302,27 @@ def infer_generator_config(sd: Mapping, path=None, **overrides) -> GeneratorConf
     res_list = [2**k for k in range(2, top.bit_length())]
     channels = {4: dim(sd, [("synthesis.b4.const", 0), ("synthesis.b4.conv1.weight", 0)], "generator", path)}
     for r in res_list[1:]:
-        channels[r] = dim(sd, [(f"synthesis.b{r}.conv1.weight", 0), (f"synthesis.b{r}.conv0.weight", 0),
-                               (f"synthesis.b{r}.torgb.weight", 1)], "generator", path)
+        channels[r] = dim(
+            sd,
+            [
+                (f"synthesis.b{r}.conv1.weight", 0),
+                (f"synthesis.b{r}.conv0.weight", 0),
+                (f"synthesis.b{r}.torgb.weight", 1),
+            ],
+            "generator",
+            path,
+        )
     base, cmax = solve_channels(channels, "generator", path)
     values = dict(
         z_dim=dim(sd, [("mapping.fc0.weight", 1)], "generator", path),
         w_dim=dim(sd, [("mapping.fc0.weight", 0)], "generator", path),
         resolution=top,
-        img_channels=dim(sd, [(f"synthesis.b{top}.torgb.weight", 0), ("synthesis.b4.torgb.weight", 0)],
-                         "generator", path),
-        mapping_layers=n_map, channel_base=base, channel_max=cmax,
+        img_channels=dim(
+            sd, [(f"synthesis.b{top}.torgb.weight", 0), ("synthesis.b4.torgb.weight", 0)], "generator", path
+        ),
+        mapping_layers=n_map,
+        channel_base=base,
+        channel_max=cmax,
         use_noise=any(k.endswith(".noise_strength") for k in sd),
     )
     values.update(overrides)
@@ -305,7 +349,8 @@ def infer_discriminator_config(sd: Mapping, path=None, **overrides) -> Discrimin
     values = dict(
         resolution=top,
         img_channels=dim(sd, [(f"b{top}.fromrgb.weight", 1)], "discriminator", path),
-        channel_base=base, channel_max=cmax,
+        channel_base=base,
+        channel_max=cmax,
         mbstd_num_channels=max(1, dim(sd, [("b4.conv.weight", 1)], "discriminator", path) - c4),
     )
     values.update(overrides)

@@ -34,14 +34,16 @@ class CheckpointKeyError(CheckpointError):
         def got_text(got):
             return got if isinstance(got, str) else _fmt_shape(got)
 
-        kinds = [("missing", [f"{k} {_fmt_shape(e)}" for k, e in self.missing]),
-                 ("unexpected", [f"{k} {got_text(g)}" for k, g in self.unexpected]),
-                 ("mis-shaped", [f"{k} expected {_fmt_shape(e)}, got {got_text(g)}" for k, e, g in self.mismatched])]
+        kinds = [
+            ("missing", [f"{k} {_fmt_shape(e)}" for k, e in self.missing]),
+            ("unexpected", [f"{k} {got_text(g)}" for k, g in self.unexpected]),
+            ("mis-shaped", [f"{k} expected {_fmt_shape(e)}, got {got_text(g)}" for k, e, g in self.mismatched]),
+        ]
         parts = []
         for kind, items in kinds:
             if items:
                 more = f", ... {len(items) - self.SHOWN} more" if len(items) > self.SHOWN else ""
-                parts.append(f"{len(items)} {kind} ({'; '.join(items[:self.SHOWN])}{more})")
+                parts.append(f"{len(items)} {kind} ({'; '.join(items[: self.SHOWN])}{more})")
         message = f"{what} does not match its architecture: {', '.join(parts)}"
         super().__init__(f"{message} {hint}" if hint else message, path)
 
@@ -51,11 +53,15 @@ class UnsafePickleError(CheckpointError):
 
     def __init__(self, module: str, name: str, path=None):
         self.module, self.name, self.global_name = module, name, f"{module}.{name}"
-        message = (f"refusing to load: the pickle references the global '{self.global_name}', which is not on the "
-                   "allow-list of the safe NVIDIA-pickle reader (loading it could run code); nothing was executed")
+        message = (
+            f"refusing to load: the pickle references the global '{self.global_name}', which is not on the "
+            "allow-list of the safe NVIDIA-pickle reader (loading it could run code); nothing was executed"
+        )
         if (module, name) == ("dnnlib.tflib.network", "Network"):
-            message = ("TensorFlow StyleGAN2 pickles are not supported; convert the file to a PyTorch snapshot "
-                       "with NVIDIA's stylegan2-ada-pytorch legacy.py first")
+            message = (
+                "TensorFlow StyleGAN2 pickles are not supported; convert the file to a PyTorch snapshot "
+                "with NVIDIA's stylegan2-ada-pytorch legacy.py first"
+            )
         super().__init__(message, path)
 
 

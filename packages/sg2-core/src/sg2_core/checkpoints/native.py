@@ -56,13 +56,16 @@ def register_network(cls: type | None = None, *, config_class: type | None = Non
     (``config_class``, else the class attribute ``cls.config_class``) has ``to_dict()`` and
     ``from_dict(d)``, e.g. an ``sg2_core.config.Serializable`` dataclass.
     """
+
     def register(cls: type) -> type:
         if not isinstance(cls, type) or not issubclass(cls, nn.Module):
             raise TypeError(f"register_network needs an nn.Module subclass, got {cls!r}")
         config = config_class or getattr(cls, "config_class", None)
         if config is None or not hasattr(config, "from_dict"):
-            raise TypeError(f"{cls.__name__}: register_network needs config_class= (or a class attribute "
-                            "config_class), a config class with from_dict()")
+            raise TypeError(
+                f"{cls.__name__}: register_network needs config_class= (or a class attribute "
+                "config_class), a config class with from_dict()"
+            )
         _registered[_class_path(cls)] = (cls, config)
         return cls
 
@@ -81,11 +84,17 @@ def _network_class(path_str: str, name: str, path) -> type:
         try:  # installed code registers its classes on import; nothing from the file is executed
             importlib.import_module(module)
         except ImportError as exc:
-            raise CheckpointError(f"network {name!r} is a {path_str}, but its package cannot be imported "
-                                  f"({one_line(exc)}); install the package that defines it", path) from exc
+            raise CheckpointError(
+                f"network {name!r} is a {path_str}, but its package cannot be imported "
+                f"({one_line(exc)}); install the package that defines it",
+                path,
+            ) from exc
     if path_str not in _registered:
-        raise CheckpointError(f"network {name!r} names the class {path_str}, which is not registered with "
-                              "sg2_core.register_network, so it is not rebuilt", path)
+        raise CheckpointError(
+            f"network {name!r} names the class {path_str}, which is not registered with "
+            "sg2_core.register_network, so it is not rebuilt",
+            path,
+        )
     return _registered[path_str][0]
 
 
@@ -93,8 +102,9 @@ def _safetensors():
     try:
         import safetensors.torch
     except ImportError as exc:  # pragma: no cover - a declared dependency
-        raise ImportError("the native checkpoint format needs the 'safetensors' package (pip install safetensors)") \
-            from exc
+        raise ImportError(
+            "the native checkpoint format needs the 'safetensors' package (pip install safetensors)"
+        ) from exc
     return safetensors
 
 
@@ -165,13 +175,22 @@ def _encode_extra(extra: Mapping | None) -> tuple[dict, dict]:
             staged_value = _rename_tensor(staged_value, k, new_key)
         encoded[key] = staged_value
     if dropped:
-        warnings.warn("not stored in the file (not representable): "
-                      + ", ".join(f"extra[{k!r}] ({why})" for k, why in dropped), CheckpointWarning, stacklevel=3)
+        warnings.warn(
+            "not stored in the file (not representable): " + ", ".join(f"extra[{k!r}] ({why})" for k, why in dropped),
+            CheckpointWarning,
+            stacklevel=3,
+        )
     return encoded, extra_tensors
 
 
-def save_networks(path, networks: Mapping[str, nn.Module], extra: Mapping | None = None, *,
-                  overwrite: bool = True, dtype: torch.dtype | None = None) -> Path:
+def save_networks(
+    path,
+    networks: Mapping[str, nn.Module],
+    extra: Mapping | None = None,
+    *,
+    overwrite: bool = True,
+    dtype: torch.dtype | None = None,
+) -> Path:
     """Write ``networks`` (``{name: module}``, each of a :func:`register_network` class) and ``extra`` to
     one safetensors file, atomically (a failure leaves ``path`` as it was).
 
@@ -189,14 +208,20 @@ def save_networks(path, networks: Mapping[str, nn.Module], extra: Mapping | None
     if not overwrite and path.exists():
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
     tensors, seen = {}, {}
-    metadata = {"format": FORMAT_TAG, "format_version": FORMAT_VERSION, "sg2_core_version": __version__,
-                "networks": json.dumps(list(networks))}
+    metadata = {
+        "format": FORMAT_TAG,
+        "format_version": FORMAT_VERSION,
+        "sg2_core_version": __version__,
+        "networks": json.dumps(list(networks)),
+    }
     for name, net in networks.items():
         if not isinstance(name, str) or not name or "." in name:
             raise ValueError(f"network names must be non-empty strings without '.', got {name!r}")
         if _class_path(type(net)) not in _registered:
-            raise TypeError(f"network {name!r}: {type(net).__name__} is not registered with "
-                            "sg2_core.register_network (it needs a config to be rebuilt from the file)")
+            raise TypeError(
+                f"network {name!r}: {type(net).__name__} is not registered with "
+                "sg2_core.register_network (it needs a config to be rebuilt from the file)"
+            )
         metadata[f"{name}_config"] = json.dumps(net.config.to_dict())
         metadata[f"{name}_class"] = _class_path(type(net))
         tensors.update(_stored_tensors(name, net, seen))
@@ -209,8 +234,14 @@ def save_networks(path, networks: Mapping[str, nn.Module], extra: Mapping | None
     return atomic_write(path, lambda f: f.write(data))
 
 
-def save(path, G: Generator | None = None, D: Discriminator | None = None, G_ema: Generator | None = None, *,
-         extra: Mapping | None = None) -> Path:
+def save(
+    path,
+    G: Generator | None = None,
+    D: Discriminator | None = None,
+    G_ema: Generator | None = None,
+    *,
+    extra: Mapping | None = None,
+) -> Path:
     """A checkpoint: the given generator/discriminator networks (and ``extra``) via :func:`save_networks`."""
     nets = {name: net for name, net in (("G", G), ("D", D), ("G_ema", G_ema)) if net is not None}
     if not nets:
@@ -220,6 +251,7 @@ def save(path, G: Generator | None = None, D: Discriminator | None = None, G_ema
         if not isinstance(net, cls):
             raise TypeError(f"{name}: expected an sg2_core {cls.__name__}, got {type(net).__name__}")
     return save_networks(path, nets, extra)
+
 
 def _rename_tensor(value, old, new):
     if isinstance(value, dict):
@@ -238,8 +270,9 @@ def read_header(path) -> dict:
         with _safetensors().safe_open(str(path), framework="pt", device="cpu") as f:
             return dict(f.metadata() or {})
     except Exception as exc:  # noqa: BLE001
-        raise CheckpointError(f"cannot read the file as safetensors (corrupt or truncated?): {one_line(exc)}",
-                              path) from exc
+        raise CheckpointError(
+            f"cannot read the file as safetensors (corrupt or truncated?): {one_line(exc)}", path
+        ) from exc
 
 
 def read_tagged(path, tag: str, version: str, what: str) -> tuple[dict, dict]:
@@ -250,14 +283,19 @@ def read_tagged(path, tag: str, version: str, what: str) -> tuple[dict, dict]:
             metadata = dict(f.metadata() or {})
             tensors = {k: f.get_tensor(k) for k in f.keys()}
     except Exception as exc:  # noqa: BLE001 - safetensors' errors, re-raised with the file name
-        raise CheckpointError(f"cannot read the file as safetensors (corrupt or truncated?): {one_line(exc)}",
-                              path) from exc
+        raise CheckpointError(
+            f"cannot read the file as safetensors (corrupt or truncated?): {one_line(exc)}", path
+        ) from exc
     if metadata.get("format") != tag:
-        raise CheckpointError(f"not {what}: its safetensors metadata has format={metadata.get('format')!r}, "
-                              f"expected {tag!r}", path)
+        raise CheckpointError(
+            f"not {what}: its safetensors metadata has format={metadata.get('format')!r}, expected {tag!r}", path
+        )
     if metadata.get("format_version") != version:
-        raise CheckpointError(f"unsupported format_version {metadata.get('format_version')!r} (this sg2-core reads "
-                              f"{version!r}; the file may come from a newer version)", path)
+        raise CheckpointError(
+            f"unsupported format_version {metadata.get('format_version')!r} (this sg2-core reads "
+            f"{version!r}; the file may come from a newer version)",
+            path,
+        )
     return metadata, tensors
 
 
@@ -292,7 +330,7 @@ def load_networks(path, device=None) -> LoadedNetworks:
         if cls is None:
             raise CheckpointError(f"network {name!r} has no {name}_class in the metadata", path)
         prefix = f"{name}."
-        state = {k[len(prefix):]: v for k, v in tensors.items() if k.startswith(prefix)}
+        state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
         claimed.update(prefix + k for k in state)
         try:
             networks[name] = _rebuild(cls, raw, state, name, path, seen)
@@ -305,8 +343,16 @@ def load_networks(path, device=None) -> LoadedNetworks:
     claimed.update(k for k in tensors if k.startswith(_EXTRA_PREFIX))
     stray = sorted(set(tensors) - claimed)
     if stray:
-        errors.append(CheckpointKeyError("the file", [], [(k, tuple(tensors[k].shape)) for k in stray], [],
-                                         path=path, hint="(tensors without a network config in the metadata)"))
+        errors.append(
+            CheckpointKeyError(
+                "the file",
+                [],
+                [(k, tuple(tensors[k].shape)) for k in stray],
+                [],
+                path=path,
+                hint="(tensors without a network config in the metadata)",
+            )
+        )
     if errors:
         raise errors[0] if len(errors) == 1 else CheckpointError("; ".join(e.cause for e in errors), path)
     if not networks:
@@ -341,9 +387,11 @@ def load(path) -> Checkpoint:
     ckpt = Checkpoint(format=FORMAT, path=loaded.path, extra=loaded.extra)
     other = sorted(set(loaded) - set(NETWORK_NAMES))
     if other:
-        raise CheckpointError(f"not a generator/discriminator checkpoint: it holds the networks {other}; read it "
-                              "with sg2_core.load_networks", loaded.path)
+        raise CheckpointError(
+            f"not a generator/discriminator checkpoint: it holds the networks {other}; read it "
+            "with sg2_core.load_networks",
+            loaded.path,
+        )
     for name, net in loaded.items():
         setattr(ckpt, name, net)
     return ckpt
-

@@ -63,10 +63,18 @@ class EasyDict(dict):
 # Tensor storages: torch.storage._load_from_bytes(b) with b a legacy single-storage torch.save stream
 
 _STORAGE_DTYPES = {
-    "FloatStorage": torch.float32, "DoubleStorage": torch.float64, "HalfStorage": torch.float16,
-    "BFloat16Storage": torch.bfloat16, "LongStorage": torch.int64, "IntStorage": torch.int32,
-    "ShortStorage": torch.int16, "CharStorage": torch.int8, "ByteStorage": torch.uint8, "BoolStorage": torch.bool,
-    "ComplexFloatStorage": torch.complex64, "ComplexDoubleStorage": torch.complex128,
+    "FloatStorage": torch.float32,
+    "DoubleStorage": torch.float64,
+    "HalfStorage": torch.float16,
+    "BFloat16Storage": torch.bfloat16,
+    "LongStorage": torch.int64,
+    "IntStorage": torch.int32,
+    "ShortStorage": torch.int16,
+    "CharStorage": torch.int8,
+    "ByteStorage": torch.uint8,
+    "BoolStorage": torch.bool,
+    "ComplexFloatStorage": torch.complex64,
+    "ComplexDoubleStorage": torch.complex128,
 }
 
 
@@ -139,7 +147,7 @@ def _parse_storage_stream(head: bytes, total: int) -> tuple[_StorageRef, int, in
     itemsize = torch.empty(0, dtype=ref.dtype).element_size()
     pos, found = f.tell(), None
     for key in keys:
-        header = head[pos:pos + 8]
+        header = head[pos : pos + 8]
         if len(header) != 8:
             raise CheckpointError("a storage blob is truncated")
         numel = int.from_bytes(header, "little", signed=True)
@@ -263,8 +271,20 @@ def _rebuild_parameter_with_state(data, requires_grad=False, backward_hooks=None
 
 
 # numpy scalars (NVIDIA's gains are numpy.float64) are decoded without numpy: dtype spec -> struct format
-_NUMPY_FORMATS = {"f2": "e", "f4": "f", "f8": "d", "i1": "b", "i2": "h", "i4": "i", "i8": "q", "u1": "B", "u2": "H",
-                  "u4": "I", "u8": "Q", "b1": "?"}
+_NUMPY_FORMATS = {
+    "f2": "e",
+    "f4": "f",
+    "f8": "d",
+    "i1": "b",
+    "i2": "h",
+    "i4": "i",
+    "i8": "q",
+    "u1": "B",
+    "u2": "H",
+    "u4": "I",
+    "u8": "Q",
+    "b1": "?",
+}
 
 
 class NumpyDType:
@@ -295,8 +315,17 @@ def _np_scalar(dtype, data=None):
     return struct.unpack(fmt, data)[0]  # a Python number
 
 
-_TORCH_DTYPES = {"f2": torch.float16, "f4": torch.float32, "f8": torch.float64, "i1": torch.int8, "i2": torch.int16,
-                 "i4": torch.int32, "i8": torch.int64, "u1": torch.uint8, "b1": torch.bool}
+_TORCH_DTYPES = {
+    "f2": torch.float16,
+    "f4": torch.float32,
+    "f8": torch.float64,
+    "i1": torch.int8,
+    "i2": torch.int16,
+    "i4": torch.int32,
+    "i8": torch.int64,
+    "u1": torch.uint8,
+    "b1": torch.bool,
+}
 
 
 def _array_tensor(dtype, shape, data, order="C"):
@@ -437,8 +466,9 @@ def read_pickle(path) -> object:
     except CheckpointError as exc:
         raise CheckpointError(f"malformed NVIDIA pickle: {exc.cause}", path) from None
     except Exception as exc:  # noqa: BLE001 - EOFError, UnpicklingError, ... with the file name
-        raise CheckpointError(f"cannot read the file as a pickle (corrupt or truncated?): {one_line(exc)}",
-                              path) from exc
+        raise CheckpointError(
+            f"cannot read the file as a pickle (corrupt or truncated?): {one_line(exc)}", path
+        ) from exc
 
 
 # ----------------------------------------------------------------------------------------------
@@ -468,8 +498,11 @@ def network_parts(obj, what: str = "network", path=None):
         raise CheckpointError(f"{what} is a {type(obj).__name__}, not a persistent network object", path)
     meta = obj.meta
     if meta.get("type") != "class" or meta.get("version") != 6:
-        raise CheckpointError(f"{what}: unsupported persistence record (type {meta.get('type')!r}, version "
-                              f"{meta.get('version')!r}; expected 'class', 6)", path)
+        raise CheckpointError(
+            f"{what}: unsupported persistence record (type {meta.get('type')!r}, version "
+            f"{meta.get('version')!r}; expected 'class', 6)",
+            path,
+        )
     state = meta.get("state")
     if not isinstance(state, Mapping):
         raise CheckpointError(f"{what}: the persistent object has no state dict", path)
@@ -502,8 +535,9 @@ def _walk(state: Mapping, prefix: str, out: dict, what: str, path) -> None:
         if child is None:
             continue
         if not isinstance(child, PersistentObject) or not isinstance(child.meta.get("state"), Mapping):
-            raise CheckpointError(f"{what}: submodule {prefix + name} is a {type(child).__name__}, not a "
-                                  "persistent network object", path)
+            raise CheckpointError(
+                f"{what}: submodule {prefix + name} is a {type(child).__name__}, not a persistent network object", path
+            )
         _walk(child.meta["state"], f"{prefix}{name}.", out, what, path)
 
 
@@ -512,8 +546,20 @@ def _walk(state: Mapping, prefix: str, out: dict, what: str, path) -> None:
 
 _G_POSITIONAL = ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels", "mapping_kwargs", "synthesis_kwargs")
 _G_OWN = {"z_dim", "c_dim", "w_dim", "img_resolution", "img_channels", "mapping_kwargs", "synthesis_kwargs"}
-_D_POSITIONAL = ("c_dim", "img_resolution", "img_channels", "architecture", "channel_base", "channel_max",
-                 "num_fp16_res", "conv_clamp", "cmap_dim", "block_kwargs", "mapping_kwargs", "epilogue_kwargs")
+_D_POSITIONAL = (
+    "c_dim",
+    "img_resolution",
+    "img_channels",
+    "architecture",
+    "channel_base",
+    "channel_max",
+    "num_fp16_res",
+    "conv_clamp",
+    "cmap_dim",
+    "block_kwargs",
+    "mapping_kwargs",
+    "epilogue_kwargs",
+)
 # settings that only select fp16 / memory layout / frozen layers / fused or split modulated convolutions for
 # training: the same arithmetic in our fp32 networks
 _IGNORED = {"num_fp16_res", "fp16_channels_last", "channels_last", "freeze_layers", "fused_modconv_default"}
@@ -560,8 +606,9 @@ def _source_of(kwargs: Mapping, source: str | None) -> str:
     return STYLEGAN3_REPO if set(kwargs) - _G_OWN else STYLEGAN2_ADA
 
 
-def generator_config_from_nvidia(kwargs: Mapping, args=(), path=None, what: str = "G",
-                                 source: str | None = None) -> GeneratorConfig:
+def generator_config_from_nvidia(
+    kwargs: Mapping, args=(), path=None, what: str = "G", source: str | None = None
+) -> GeneratorConfig:
     """Our GeneratorConfig from NVIDIA ``Generator`` constructor arguments (defaults filled in).
 
     ``source``: :data:`STYLEGAN2_ADA` or :data:`STYLEGAN3_REPO` (whose defaults differ: conv_clamp 256,
@@ -573,63 +620,127 @@ def generator_config_from_nvidia(kwargs: Mapping, args=(), path=None, what: str 
     synthesis_kw = dict(kw.pop("synthesis_kwargs", None) or {})
     if source == STYLEGAN3_REPO:  # Generator(..., mapping_kwargs={}, **synthesis_kwargs)
         synthesis_kw.update({k: kw.pop(k) for k in list(kw) if k not in _G_OWN})
-    top = _take(kw, dict(z_dim=None, c_dim=0, w_dim=None, img_resolution=None, img_channels=3, mapping_kwargs=None),
-                what, path)
+    top = _take(
+        kw, dict(z_dim=None, c_dim=0, w_dim=None, img_resolution=None, img_channels=3, mapping_kwargs=None), what, path
+    )
     _no_conditioning(top["c_dim"], what, path)
-    mapping = _take(dict(top["mapping_kwargs"] or {}), dict(num_layers=8, embed_features=None, layer_features=None,
-                    activation="lrelu", lr_multiplier=0.01, w_avg_beta=defaults["w_avg_beta"]),
-                    f"{what}.mapping_kwargs", path)
-    synthesis = _take(synthesis_kw, dict(channel_base=32768, channel_max=512, conv_clamp=defaults["conv_clamp"],
-                      architecture="skip", resample_filter=[1, 3, 3, 1], use_noise=True, activation="lrelu",
-                      kernel_size=3), f"{what} synthesis arguments", path)
+    mapping = _take(
+        dict(top["mapping_kwargs"] or {}),
+        dict(
+            num_layers=8,
+            embed_features=None,
+            layer_features=None,
+            activation="lrelu",
+            lr_multiplier=0.01,
+            w_avg_beta=defaults["w_avg_beta"],
+        ),
+        f"{what}.mapping_kwargs",
+        path,
+    )
+    synthesis = _take(
+        synthesis_kw,
+        dict(
+            channel_base=32768,
+            channel_max=512,
+            conv_clamp=defaults["conv_clamp"],
+            architecture="skip",
+            resample_filter=[1, 3, 3, 1],
+            use_noise=True,
+            activation="lrelu",
+            kernel_size=3,
+        ),
+        f"{what} synthesis arguments",
+        path,
+    )
     _require(synthesis["architecture"], "skip", "architecture", what, path)
     _require(synthesis["activation"], "lrelu", "synthesis activation", what, path)
     _require(synthesis["kernel_size"], 3, "kernel_size", what, path)
     _require(mapping["activation"], "lrelu", "mapping activation", what, path)
     if mapping["layer_features"] not in (None, top["w_dim"]):
-        raise CheckpointError(f"{what}: mapping layer_features={mapping['layer_features']} != w_dim is not supported",
-                              path)
+        raise CheckpointError(
+            f"{what}: mapping layer_features={mapping['layer_features']} != w_dim is not supported", path
+        )
     missing = [k for k in ("z_dim", "w_dim", "img_resolution") if top[k] is None]
     if missing:
         raise CheckpointError(f"{what}: the constructor arguments lack {missing}", path)
     try:
         return GeneratorConfig(
-            z_dim=top["z_dim"], w_dim=top["w_dim"], resolution=top["img_resolution"], img_channels=top["img_channels"],
-            mapping_layers=mapping["num_layers"], mapping_lr_multiplier=float(mapping["lr_multiplier"]),
-            w_avg_beta=float(mapping["w_avg_beta"]), channel_base=synthesis["channel_base"],
-            channel_max=synthesis["channel_max"], conv_clamp=synthesis["conv_clamp"],
-            resample_filter=tuple(synthesis["resample_filter"]), use_noise=bool(synthesis["use_noise"]))
+            z_dim=top["z_dim"],
+            w_dim=top["w_dim"],
+            resolution=top["img_resolution"],
+            img_channels=top["img_channels"],
+            mapping_layers=mapping["num_layers"],
+            mapping_lr_multiplier=float(mapping["lr_multiplier"]),
+            w_avg_beta=float(mapping["w_avg_beta"]),
+            channel_base=synthesis["channel_base"],
+            channel_max=synthesis["channel_max"],
+            conv_clamp=synthesis["conv_clamp"],
+            resample_filter=tuple(synthesis["resample_filter"]),
+            use_noise=bool(synthesis["use_noise"]),
+        )
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{what}: {exc}", path) from exc
 
 
-def discriminator_config_from_nvidia(kwargs: Mapping, args=(), path=None, what: str = "D",
-                                     source: str = STYLEGAN2_ADA) -> DiscriminatorConfig:
+def discriminator_config_from_nvidia(
+    kwargs: Mapping, args=(), path=None, what: str = "D", source: str = STYLEGAN2_ADA
+) -> DiscriminatorConfig:
     """Our DiscriminatorConfig from NVIDIA ``Discriminator`` constructor arguments (defaults filled in;
     ``source`` :data:`STYLEGAN3_REPO` defaults to conv_clamp 256)."""
     kw = _merge_positional(args, plain(kwargs), _D_POSITIONAL, what, path)
-    top = _take(kw, dict(c_dim=0, img_resolution=None, img_channels=3, architecture="resnet", channel_base=32768,
-                         channel_max=512, conv_clamp=_DEFAULTS[source]["d_conv_clamp"], cmap_dim=None,
-                         block_kwargs=None, mapping_kwargs=None, epilogue_kwargs=None), what, path)
+    top = _take(
+        kw,
+        dict(
+            c_dim=0,
+            img_resolution=None,
+            img_channels=3,
+            architecture="resnet",
+            channel_base=32768,
+            channel_max=512,
+            conv_clamp=_DEFAULTS[source]["d_conv_clamp"],
+            cmap_dim=None,
+            block_kwargs=None,
+            mapping_kwargs=None,
+            epilogue_kwargs=None,
+        ),
+        what,
+        path,
+    )
     _no_conditioning(top["c_dim"], what, path)
     _require(top["architecture"], "resnet", "architecture", what, path)
-    block = _take(dict(top["block_kwargs"] or {}), dict(activation="lrelu", resample_filter=[1, 3, 3, 1]),
-                  f"{what}.block_kwargs", path)
-    epilogue = _take(dict(top["epilogue_kwargs"] or {}), dict(mbstd_group_size=4, mbstd_num_channels=1,
-                     activation="lrelu"), f"{what}.epilogue_kwargs", path)
+    block = _take(
+        dict(top["block_kwargs"] or {}),
+        dict(activation="lrelu", resample_filter=[1, 3, 3, 1]),
+        f"{what}.block_kwargs",
+        path,
+    )
+    epilogue = _take(
+        dict(top["epilogue_kwargs"] or {}),
+        dict(mbstd_group_size=4, mbstd_num_channels=1, activation="lrelu"),
+        f"{what}.epilogue_kwargs",
+        path,
+    )
     _require(block["activation"], "lrelu", "block activation", what, path)
     _require(epilogue["activation"], "lrelu", "epilogue activation", what, path)
     if not isinstance(epilogue["mbstd_group_size"], int) or not isinstance(epilogue["mbstd_num_channels"], int):
-        raise CheckpointError(f"{what}: mbstd_group_size={epilogue['mbstd_group_size']!r} / mbstd_num_channels="
-                              f"{epilogue['mbstd_num_channels']!r} are not supported (need ints)", path)
+        raise CheckpointError(
+            f"{what}: mbstd_group_size={epilogue['mbstd_group_size']!r} / mbstd_num_channels="
+            f"{epilogue['mbstd_num_channels']!r} are not supported (need ints)",
+            path,
+        )
     if top["img_resolution"] is None:
         raise CheckpointError(f"{what}: the constructor arguments lack img_resolution", path)
     try:
         return DiscriminatorConfig(
-            resolution=top["img_resolution"], img_channels=top["img_channels"], channel_base=top["channel_base"],
-            channel_max=top["channel_max"], mbstd_group_size=epilogue["mbstd_group_size"],
-            mbstd_num_channels=epilogue["mbstd_num_channels"], conv_clamp=top["conv_clamp"],
-            resample_filter=tuple(block["resample_filter"]))
+            resolution=top["img_resolution"],
+            img_channels=top["img_channels"],
+            channel_base=top["channel_base"],
+            channel_max=top["channel_max"],
+            mbstd_group_size=epilogue["mbstd_group_size"],
+            mbstd_num_channels=epilogue["mbstd_num_channels"],
+            conv_clamp=top["conv_clamp"],
+            resample_filter=tuple(block["resample_filter"]),
+        )
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{what}: {exc}", path) from exc
 
@@ -637,28 +748,50 @@ def discriminator_config_from_nvidia(kwargs: Mapping, args=(), path=None, what: 
 def generator_config_to_nvidia(config: GeneratorConfig) -> dict:
     """NVIDIA ``Generator`` constructor arguments (all written out) for ``config``."""
     return dict(
-        z_dim=config.z_dim, c_dim=0, w_dim=config.w_dim, img_resolution=config.resolution,
+        z_dim=config.z_dim,
+        c_dim=0,
+        w_dim=config.w_dim,
+        img_resolution=config.resolution,
         img_channels=config.img_channels,
-        mapping_kwargs=dict(num_layers=config.mapping_layers, embed_features=None, layer_features=None,
-                            activation="lrelu", lr_multiplier=config.mapping_lr_multiplier,
-                            w_avg_beta=config.w_avg_beta),
-        synthesis_kwargs=dict(channel_base=config.channel_base, channel_max=config.channel_max, num_fp16_res=0,
-                              conv_clamp=config.conv_clamp, architecture="skip",
-                              resample_filter=list(config.resample_filter), use_noise=config.use_noise,
-                              activation="lrelu", kernel_size=3),
+        mapping_kwargs=dict(
+            num_layers=config.mapping_layers,
+            embed_features=None,
+            layer_features=None,
+            activation="lrelu",
+            lr_multiplier=config.mapping_lr_multiplier,
+            w_avg_beta=config.w_avg_beta,
+        ),
+        synthesis_kwargs=dict(
+            channel_base=config.channel_base,
+            channel_max=config.channel_max,
+            num_fp16_res=0,
+            conv_clamp=config.conv_clamp,
+            architecture="skip",
+            resample_filter=list(config.resample_filter),
+            use_noise=config.use_noise,
+            activation="lrelu",
+            kernel_size=3,
+        ),
     )
 
 
 def discriminator_config_to_nvidia(config: DiscriminatorConfig) -> dict:
     """NVIDIA ``Discriminator`` constructor arguments (all written out) for ``config``."""
     return dict(
-        c_dim=0, img_resolution=config.resolution, img_channels=config.img_channels, architecture="resnet",
-        channel_base=config.channel_base, channel_max=config.channel_max, num_fp16_res=0,
-        conv_clamp=config.conv_clamp, cmap_dim=None,
+        c_dim=0,
+        img_resolution=config.resolution,
+        img_channels=config.img_channels,
+        architecture="resnet",
+        channel_base=config.channel_base,
+        channel_max=config.channel_max,
+        num_fp16_res=0,
+        conv_clamp=config.conv_clamp,
+        cmap_dim=None,
         block_kwargs=dict(activation="lrelu", resample_filter=list(config.resample_filter), freeze_layers=0),
         mapping_kwargs={},
-        epilogue_kwargs=dict(mbstd_group_size=config.mbstd_group_size, mbstd_num_channels=config.mbstd_num_channels,
-                             activation="lrelu"),
+        epilogue_kwargs=dict(
+            mbstd_group_size=config.mbstd_group_size, mbstd_num_channels=config.mbstd_num_channels, activation="lrelu"
+        ),
     )
 
 
@@ -695,9 +828,12 @@ def _refuse_stylegan3(obj: PersistentObject, kwargs: Mapping, what: str, path) -
     layers = [m for m in (synthesis.meta["state"].get("_modules") or {}).values() if isinstance(m, PersistentObject)]
     kernels = {_attribute(m, "", "conv_kernel") for m in layers if _attribute(m, "", "is_torgb") is False}
     config = "R" if kwargs.get("conv_kernel") == 1 or kwargs.get("use_radial_filters") or 1 in kernels else "T"
-    raise CheckpointError(f"{what} is a StyleGAN3 generator (config {config}): StyleGAN3 (config T/R) networks are not "
-                          "supported, only StyleGAN2 ones (stylegan2-ada-pytorch, or the stylegan3 repository's "
-                          "--cfg=stylegan2)", path)
+    raise CheckpointError(
+        f"{what} is a StyleGAN3 generator (config {config}): StyleGAN3 (config T/R) networks are not "
+        "supported, only StyleGAN2 ones (stylegan2-ada-pytorch, or the stylegan3 repository's "
+        "--cfg=stylegan2)",
+        path,
+    )
 
 
 def _source(data: Mapping) -> str:
@@ -715,8 +851,9 @@ def _with_pickled_settings(config, obj: PersistentObject):
     if isinstance(config, GeneratorConfig):
         clamp = _attribute(obj, "synthesis.b4.conv1", "conv_clamp", config.conv_clamp)
         beta = _attribute(obj, "mapping", "w_avg_beta", config.w_avg_beta)
-        return dataclasses.replace(config, conv_clamp=clamp, w_avg_beta=config.w_avg_beta if beta is None else
-                                   float(beta))
+        return dataclasses.replace(
+            config, conv_clamp=clamp, w_avg_beta=config.w_avg_beta if beta is None else float(beta)
+        )
     return dataclasses.replace(config, conv_clamp=_attribute(obj, "b4.conv", "conv_clamp", config.conv_clamp))
 
 
@@ -743,8 +880,7 @@ def from_object(data, path=None, *, compute_w_avg: bool | int = False) -> Checkp
         config = _with_pickled_settings(to_config(kwargs, args, path, what=f"'{name}'", source=source), data[name])
         setattr(ckpt, name, build_network(config, tensors, f"'{name}'", path, seen=seen))
     if not init:
-        raise CheckpointError(f"no networks found: expected 'G', 'D' or 'G_ema' (keys: {sorted(map(str, data))})",
-                              path)
+        raise CheckpointError(f"no networks found: expected 'G', 'D' or 'G_ema' (keys: {sorted(map(str, data))})", path)
     ckpt.extra["nvidia_source"] = source
     ckpt.extra["nvidia_init_kwargs"] = init
     for key, value in data.items():
@@ -757,8 +893,12 @@ def from_object(data, path=None, *, compute_w_avg: bool | int = False) -> Checkp
             class_name, args, kwargs, tensors = network_parts(value, f"'{key}'", path)
             value = {"class_name": class_name, "init_kwargs": kwargs, "state": tensors}
         ckpt.extra[key] = plain(value)
-    settle_w_avg(ckpt, compute_w_avg, path, "it is NaN in the file, as stylegan2-ada's training loop can leave it "
-                 "after its summary pass on a CPU")
+    settle_w_avg(
+        ckpt,
+        compute_w_avg,
+        path,
+        "it is NaN in the file, as stylegan2-ada's training loop can leave it after its summary pass on a CPU",
+    )
     return ckpt
 
 

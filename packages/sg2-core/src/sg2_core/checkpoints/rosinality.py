@@ -28,8 +28,17 @@ from ..config import DiscriminatorConfig, GeneratorConfig
 from ..discriminator import Discriminator
 from ..generator import Generator
 from ._io import atomic_write, check_input, torch_load
-from .base import (Checkpoint, build_network, check_state, count, dim, expected_shapes, resolve_config, settle_w_avg,
-                   solve_channels)
+from .base import (
+    Checkpoint,
+    build_network,
+    check_state,
+    count,
+    dim,
+    expected_shapes,
+    resolve_config,
+    settle_w_avg,
+    solve_channels,
+)
 from .errors import CheckpointError, CheckpointKeyError, CheckpointWarning
 
 FORMAT = "rosinality"
@@ -66,23 +75,33 @@ def generator_key_map(config: GeneratorConfig) -> list[tuple[str, str, str]]:
     """
     m = []
     for i in range(config.mapping_layers):
-        m += [(f"mapping.fc{i}.weight", f"style.{i + 1}.weight", "same"),
-              (f"mapping.fc{i}.bias", f"style.{i + 1}.bias", "same")]
+        m += [
+            (f"mapping.fc{i}.weight", f"style.{i + 1}.weight", "same"),
+            (f"mapping.fc{i}.bias", f"style.{i + 1}.bias", "same"),
+        ]
     m.append(("synthesis.b4.const", "input.input", "batch1"))
 
     def conv(ours, theirs):
-        m.extend([(f"{ours}.weight", f"{theirs}.conv.weight", "batch1"),
-                  (f"{ours}.affine.weight", f"{theirs}.conv.modulation.weight", "same"),
-                  (f"{ours}.affine.bias", f"{theirs}.conv.modulation.bias", "same")])
+        m.extend(
+            [
+                (f"{ours}.weight", f"{theirs}.conv.weight", "batch1"),
+                (f"{ours}.affine.weight", f"{theirs}.conv.modulation.weight", "same"),
+                (f"{ours}.affine.bias", f"{theirs}.conv.modulation.bias", "same"),
+            ]
+        )
         if config.use_noise:
             m.append((f"{ours}.noise_strength", f"{theirs}.noise.weight", "scalar"))
         m.append((f"{ours}.bias", f"{theirs}.activate.bias", "same"))
 
     def torgb(ours, theirs):
-        m.extend([(f"{ours}.weight", f"{theirs}.conv.weight", "batch1"),
-                  (f"{ours}.affine.weight", f"{theirs}.conv.modulation.weight", "same"),
-                  (f"{ours}.affine.bias", f"{theirs}.conv.modulation.bias", "same"),
-                  (f"{ours}.bias", f"{theirs}.bias", "rgb_bias")])
+        m.extend(
+            [
+                (f"{ours}.weight", f"{theirs}.conv.weight", "batch1"),
+                (f"{ours}.affine.weight", f"{theirs}.conv.modulation.weight", "same"),
+                (f"{ours}.affine.bias", f"{theirs}.conv.modulation.bias", "same"),
+                (f"{ours}.bias", f"{theirs}.bias", "rgb_bias"),
+            ]
+        )
 
     conv("synthesis.b4.conv1", "conv1")
     torgb("synthesis.b4.torgb", "to_rgb1")
@@ -115,14 +134,21 @@ def discriminator_key_map(config: DiscriminatorConfig) -> list[tuple[str, str, s
     m = [(f"b{top}.fromrgb.weight", "convs.0.0.weight", "same"), (f"b{top}.fromrgb.bias", "convs.0.1.bias", "same")]
     for res in reversed(_res_list(top)[1:]):
         j = log_top - int(math.log2(res)) + 1
-        m += [(f"b{res}.conv0.weight", f"convs.{j}.conv1.0.weight", "same"),
-              (f"b{res}.conv0.bias", f"convs.{j}.conv1.1.bias", "same"),
-              (f"b{res}.conv1.weight", f"convs.{j}.conv2.1.weight", "same"),
-              (f"b{res}.conv1.bias", f"convs.{j}.conv2.2.bias", "same"),
-              (f"b{res}.skip.weight", f"convs.{j}.skip.1.weight", "same")]
-    m += [("b4.conv.weight", "final_conv.0.weight", "same"), ("b4.conv.bias", "final_conv.1.bias", "same"),
-          ("b4.fc.weight", "final_linear.0.weight", "same"), ("b4.fc.bias", "final_linear.0.bias", "same"),
-          ("b4.out.weight", "final_linear.1.weight", "same"), ("b4.out.bias", "final_linear.1.bias", "same")]
+        m += [
+            (f"b{res}.conv0.weight", f"convs.{j}.conv1.0.weight", "same"),
+            (f"b{res}.conv0.bias", f"convs.{j}.conv1.1.bias", "same"),
+            (f"b{res}.conv1.weight", f"convs.{j}.conv2.1.weight", "same"),
+            (f"b{res}.conv1.bias", f"convs.{j}.conv2.2.bias", "same"),
+            (f"b{res}.skip.weight", f"convs.{j}.skip.1.weight", "same"),
+        ]
+    m += [
+        ("b4.conv.weight", "final_conv.0.weight", "same"),
+        ("b4.conv.bias", "final_conv.1.bias", "same"),
+        ("b4.fc.weight", "final_linear.0.weight", "same"),
+        ("b4.fc.bias", "final_linear.0.bias", "same"),
+        ("b4.out.weight", "final_linear.1.weight", "same"),
+        ("b4.out.bias", "final_linear.1.bias", "same"),
+    ]
     return m
 
 
@@ -145,24 +171,38 @@ def _kernel(config, gain: float, like: torch.Tensor | None = None) -> torch.Tens
 
 def _check_rosinality_compatible(config: GeneratorConfig | DiscriminatorConfig, what: str) -> None:
     if config.img_channels != 3:
-        raise CheckpointError(f"cannot write the {what} in rosinality's format: it has {config.img_channels} image "
-                              "channels, rosinality's networks always have 3")
+        raise CheckpointError(
+            f"cannot write the {what} in rosinality's format: it has {config.img_channels} image "
+            "channels, rosinality's networks always have 3"
+        )
     if isinstance(config, GeneratorConfig) and config.z_dim != config.w_dim:
-        raise CheckpointError(f"cannot write the {what} in rosinality's format: z_dim ({config.z_dim}) != w_dim "
-                              f"({config.w_dim}), rosinality uses one style_dim for both")
+        raise CheckpointError(
+            f"cannot write the {what} in rosinality's format: z_dim ({config.z_dim}) != w_dim "
+            f"({config.w_dim}), rosinality uses one style_dim for both"
+        )
     if isinstance(config, DiscriminatorConfig) and (config.mbstd_num_channels != 1 or config.mbstd_group_size != 4):
-        warnings.warn(f"rosinality's discriminator fixes the minibatch-stddev group at 4 with 1 channel; this "
-                      f"{what} uses group {config.mbstd_group_size} with {config.mbstd_num_channels} channel(s)",
-                      CheckpointWarning, stacklevel=3)
+        warnings.warn(
+            f"rosinality's discriminator fixes the minibatch-stddev group at 4 with 1 channel; this "
+            f"{what} uses group {config.mbstd_group_size} with {config.mbstd_num_channels} channel(s)",
+            CheckpointWarning,
+            stacklevel=3,
+        )
     if config.conv_clamp is not None:
-        warnings.warn(f"rosinality's networks have no conv_clamp; the {what}'s conv_clamp={config.conv_clamp} "
-                      "is not stored", CheckpointWarning, stacklevel=3)
+        warnings.warn(
+            f"rosinality's networks have no conv_clamp; the {what}'s conv_clamp={config.conv_clamp} is not stored",
+            CheckpointWarning,
+            stacklevel=3,
+        )
     res = _res_list(config.resolution)
     tables = [{r: _ROSINALITY_TABLE[r] * (mult if r >= 64 else 1) for r in res} for mult in (1, 2, 4)]
     ours = {r: config.channels(r) for r in res}
     if ours not in tables:
-        warnings.warn(f"the {what}'s channels {ours} match no rosinality channel_multiplier; rosinality's model.py "
-                      "needs an edited channel table to load this checkpoint", CheckpointWarning, stacklevel=3)
+        warnings.warn(
+            f"the {what}'s channels {ours} match no rosinality channel_multiplier; rosinality's model.py "
+            "needs an edited channel table to load this checkpoint",
+            CheckpointWarning,
+            stacklevel=3,
+        )
 
 
 def generator_to_rosinality(state_dict: Mapping[str, torch.Tensor], config: GeneratorConfig) -> dict:
@@ -198,8 +238,14 @@ def discriminator_to_rosinality(state_dict: Mapping[str, torch.Tensor], config: 
     return out
 
 
-def save(path, G: Generator | None = None, D: Discriminator | None = None, G_ema: Generator | None = None, *,
-         latent_avg: torch.Tensor | None = None) -> Path:
+def save(
+    path,
+    G: Generator | None = None,
+    D: Discriminator | None = None,
+    G_ema: Generator | None = None,
+    *,
+    latent_avg: torch.Tensor | None = None,
+) -> Path:
     """Write a rosinality checkpoint ``{'g_ema', 'g', 'd', 'latent_avg'}`` (only the parts available).
 
     ``g_ema`` comes from ``G_ema``, or from ``G`` when there is no ``G_ema`` (the consumers read ``g_ema``);
@@ -225,13 +271,19 @@ def save(path, G: Generator | None = None, D: Discriminator | None = None, G_ema
         avg = gen.mapping.w_avg if latent_avg is None else latent_avg
         avg = avg.detach().cpu().reshape(-1).clone()
         if not torch.isfinite(avg).all():  # unknown: pSp / e4e compute their own when the key is absent
-            warnings.warn("latent_avg is not written: the generator's mapping.w_avg is unknown (NaN); estimate it "
-                          "with compute_w_avg=True when loading, or convert with --compute-w-avg", CheckpointWarning,
-                          stacklevel=2)
+            warnings.warn(
+                "latent_avg is not written: the generator's mapping.w_avg is unknown (NaN); estimate it "
+                "with compute_w_avg=True when loading, or convert with --compute-w-avg",
+                CheckpointWarning,
+                stacklevel=2,
+            )
         else:
             if not avg.any():
-                warnings.warn("latent_avg is all zeros (the generator's mapping.w_avg was never set)",
-                              CheckpointWarning, stacklevel=2)
+                warnings.warn(
+                    "latent_avg is all zeros (the generator's mapping.w_avg was never set)",
+                    CheckpointWarning,
+                    stacklevel=2,
+                )
             ckpt["latent_avg"] = avg
     return atomic_write(path, lambda f: torch.save(ckpt, f))
 
@@ -253,16 +305,24 @@ def infer_generator_config(sd: Mapping, path=None, **overrides) -> GeneratorConf
         raise CheckpointError("cannot infer the generator architecture: no mapping layer 'style.1.weight'", path)
     n_up = max(count(sd, "to_rgbs.{}.conv.weight"), (count(sd, "convs.{}.conv.weight") + 1) // 2)
     resolution = 2 ** (n_up + 2)
-    channels = {4: dim(sd, [("input.input", 1), ("conv1.conv.weight", 1), ("to_rgb1.conv.weight", 2)],
-                       "generator", path)}
+    channels = {
+        4: dim(sd, [("input.input", 1), ("conv1.conv.weight", 1), ("to_rgb1.conv.weight", 2)], "generator", path)
+    }
     for k in range(n_up):
-        channels[2 ** (k + 3)] = dim(sd, [(f"convs.{2 * k}.conv.weight", 1), (f"convs.{2 * k + 1}.conv.weight", 1),
-                                          (f"to_rgbs.{k}.conv.weight", 2)], "generator", path)
+        channels[2 ** (k + 3)] = dim(
+            sd,
+            [(f"convs.{2 * k}.conv.weight", 1), (f"convs.{2 * k + 1}.conv.weight", 1), (f"to_rgbs.{k}.conv.weight", 2)],
+            "generator",
+            path,
+        )
     base, cmax = solve_channels(channels, "generator", path)
     values = dict(
         z_dim=dim(sd, [("style.1.weight", 1)], "generator", path),
         w_dim=dim(sd, [("style.1.weight", 0)], "generator", path),
-        resolution=resolution, mapping_layers=n_map, channel_base=base, channel_max=cmax,
+        resolution=resolution,
+        mapping_layers=n_map,
+        channel_base=base,
+        channel_max=cmax,
         img_channels=dim(sd, [("to_rgb1.conv.weight", 1), ("to_rgb1.bias", 1)], "generator", path),
     )
     values.update(overrides)
@@ -281,16 +341,22 @@ def infer_discriminator_config(sd: Mapping, path=None, **overrides) -> Discrimin
     channels = {top: dim(sd, [("convs.0.0.weight", 0), ("convs.1.conv1.0.weight", 1)], "discriminator", path)}
     for j in range(1, n_blocks + 1):
         res = top >> (j - 1)
-        channels[res] = dim(sd, [(f"convs.{j}.conv1.0.weight", 0), (f"convs.{j}.conv2.1.weight", 1)],
-                            "discriminator", path)
-        channels[res // 2] = dim(sd, [(f"convs.{j}.conv2.1.weight", 0), (f"convs.{j}.skip.1.weight", 0)],
-                                 "discriminator", path)
+        channels[res] = dim(
+            sd, [(f"convs.{j}.conv1.0.weight", 0), (f"convs.{j}.conv2.1.weight", 1)], "discriminator", path
+        )
+        channels[res // 2] = dim(
+            sd, [(f"convs.{j}.conv2.1.weight", 0), (f"convs.{j}.skip.1.weight", 0)], "discriminator", path
+        )
     c4 = channels[4] = dim(sd, [("final_conv.0.weight", 0), ("final_linear.1.weight", 1)], "discriminator", path)
     base, cmax = solve_channels(channels, "discriminator", path)
-    values = dict(resolution=top, channel_base=base, channel_max=cmax,
-                  img_channels=dim(sd, [("convs.0.0.weight", 1)], "discriminator", path),
-                  mbstd_group_size=4,
-                  mbstd_num_channels=max(1, dim(sd, [("final_conv.0.weight", 1)], "discriminator", path) - c4))
+    values = dict(
+        resolution=top,
+        channel_base=base,
+        channel_max=cmax,
+        img_channels=dim(sd, [("convs.0.0.weight", 1)], "discriminator", path),
+        mbstd_group_size=4,
+        mbstd_num_channels=max(1, dim(sd, [("final_conv.0.weight", 1)], "discriminator", path) - c4),
+    )
     values.update(overrides)
     try:
         return DiscriminatorConfig(**values)
@@ -300,12 +366,20 @@ def infer_discriminator_config(sd: Mapping, path=None, **overrides) -> Discrimin
 
 def _check_kernels(sd, keys, config, gain, what, path):
     expected = _kernel(config, gain)
-    bad = [k for k in keys if isinstance(sd.get(k), torch.Tensor) and sd[k].shape == expected.shape
-           and not torch.allclose(sd[k].float(), expected, rtol=1e-5, atol=1e-7)]
+    bad = [
+        k
+        for k in keys
+        if isinstance(sd.get(k), torch.Tensor)
+        and sd[k].shape == expected.shape
+        and not torch.allclose(sd[k].float(), expected, rtol=1e-5, atol=1e-7)
+    ]
     if bad:
-        raise CheckpointError(f"{what}: the blur kernels {bad[:3]}{' ...' if len(bad) > 3 else ''} do not equal "
-                              f"{gain:g} x the normalised resample_filter={list(config.resample_filter)}; pass the "
-                              "matching resample_filter in the config", path)
+        raise CheckpointError(
+            f"{what}: the blur kernels {bad[:3]}{' ...' if len(bad) > 3 else ''} do not equal "
+            f"{gain:g} x the normalised resample_filter={list(config.resample_filter)}; pass the "
+            "matching resample_filter in the config",
+            path,
+        )
 
 
 def _from_rosinality(sd: Mapping, key_map, config, kernel_keys, kernel_gain, what, path, optional=()):
@@ -323,8 +397,13 @@ def _from_rosinality(sd: Mapping, key_map, config, kernel_keys, kernel_gain, wha
     return {ours: sd[theirs].reshape(shapes[ours]) for ours, theirs, _ in key_map if theirs in sd}
 
 
-def generator_from_rosinality(sd: Mapping, config: GeneratorConfig | Mapping | None = None, path=None,
-                              what: str = "generator", seen: set | None = None) -> Generator:
+def generator_from_rosinality(
+    sd: Mapping,
+    config: GeneratorConfig | Mapping | None = None,
+    path=None,
+    what: str = "generator",
+    seen: set | None = None,
+) -> Generator:
     """Our Generator from a rosinality generator state dict (``mapping.w_avg`` left at zeros: the file keeps
     it apart, as ``latent_avg``).
 
@@ -336,13 +415,18 @@ def generator_from_rosinality(sd: Mapping, config: GeneratorConfig | Mapping | N
     config = resolve_config(config, infer_generator_config, sd, path, GeneratorConfig)
     key_map = generator_key_map(config)
     noise_keys = [theirs for _, theirs, kind in key_map if kind == "noise"]
-    ours = _from_rosinality(sd, key_map, config, generator_kernel_keys(config), _UP_GAIN, what, path,
-                            optional=noise_keys)
+    ours = _from_rosinality(
+        sd, key_map, config, generator_kernel_keys(config), _UP_GAIN, what, path, optional=noise_keys
+    )
     shapes = expected_shapes(config)
     absent = [(o, t) for o, t, kind in key_map if kind == "noise" and t not in sd]
     if absent:
-        warnings.warn(f"{path or what}: {len(absent)} noise buffer(s) ({absent[0][1]}, ...) are missing; the constant "
-                      "noise maps were filled with N(0, 1) draws (seed 0)", CheckpointWarning, stacklevel=3)
+        warnings.warn(
+            f"{path or what}: {len(absent)} noise buffer(s) ({absent[0][1]}, ...) are missing; the constant "
+            "noise maps were filled with N(0, 1) draws (seed 0)",
+            CheckpointWarning,
+            stacklevel=3,
+        )
         gen = torch.Generator().manual_seed(0)
         for o, _ in absent:
             ours[o] = torch.randn(shapes[o], generator=gen)
@@ -353,14 +437,20 @@ def generator_from_rosinality(sd: Mapping, config: GeneratorConfig | Mapping | N
     return build_network(config, ours, what, path, seen=seen)
 
 
-def discriminator_from_rosinality(sd: Mapping, config: DiscriminatorConfig | Mapping | None = None, path=None,
-                                  what: str = "discriminator", seen: set | None = None) -> Discriminator:
+def discriminator_from_rosinality(
+    sd: Mapping,
+    config: DiscriminatorConfig | Mapping | None = None,
+    path=None,
+    what: str = "discriminator",
+    seen: set | None = None,
+) -> Discriminator:
     """Our Discriminator from a rosinality discriminator state dict."""
     if not isinstance(sd, Mapping):
         raise CheckpointError(f"{what} is a {type(sd).__name__}, not a state dict", path)
     config = resolve_config(config, infer_discriminator_config, sd, path, DiscriminatorConfig)
-    ours = _from_rosinality(sd, discriminator_key_map(config), config, discriminator_kernel_keys(config), 1.0,
-                            what, path)
+    ours = _from_rosinality(
+        sd, discriminator_key_map(config), config, discriminator_kernel_keys(config), 1.0, what, path
+    )
     for key in expected_shapes(config):
         if key.endswith("resample_filter"):
             ours[key] = _kernel(config, 1.0)
@@ -377,14 +467,17 @@ def _latent_avg(value, path) -> torch.Tensor | None:
         if torch.equal(value, value[:1].expand_as(value)):
             value = value[0]
         else:
-            warnings.warn(f"{path}: latent_avg {list(value.shape)} has different rows; using their mean",
-                          CheckpointWarning, stacklevel=4)
+            warnings.warn(
+                f"{path}: latent_avg {list(value.shape)} has different rows; using their mean",
+                CheckpointWarning,
+                stacklevel=4,
+            )
             value = value.mean(dim=0)
     return value.reshape(-1)
 
 
 def _split_prefix(sd: Mapping, prefix: str) -> dict:
-    return {k[len(prefix):]: v for k, v in sd.items() if isinstance(k, str) and k.startswith(prefix)}
+    return {k[len(prefix) :]: v for k, v in sd.items() if isinstance(k, str) and k.startswith(prefix)}
 
 
 def from_dict(obj, path=None, *, g_config=None, d_config=None, compute_w_avg: bool | int = False) -> Checkpoint:
@@ -410,8 +503,9 @@ def from_dict(obj, path=None, *, g_config=None, d_config=None, compute_w_avg: bo
             if obj.get(name) is not None:
                 nets[name] = obj[name]
         if not nets:
-            raise CheckpointError(f"no networks found: expected 'g_ema', 'g' or 'd' (keys: {sorted(map(str, obj))})",
-                                  path)
+            raise CheckpointError(
+                f"no networks found: expected 'g_ema', 'g' or 'd' (keys: {sorted(map(str, obj))})", path
+            )
         for key, value in obj.items():
             if key in ("g", "d", "g_ema", "latent_avg"):
                 continue
@@ -428,7 +522,9 @@ def from_dict(obj, path=None, *, g_config=None, d_config=None, compute_w_avg: bo
             continue
         try:
             if name == "d":
-                setattr(ckpt, attr, discriminator_from_rosinality(nets[name], d_config, path, what=f"'{name}'", seen=seen))
+                setattr(
+                    ckpt, attr, discriminator_from_rosinality(nets[name], d_config, path, what=f"'{name}'", seen=seen)
+                )
             else:
                 setattr(ckpt, attr, generator_from_rosinality(nets[name], g_config, path, what=f"'{name}'", seen=seen))
         except CheckpointKeyError as exc:

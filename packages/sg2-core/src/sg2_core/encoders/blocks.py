@@ -26,12 +26,25 @@ class EqualLinear(FullyConnectedLayer):
     (keys ``weight``, ``bias``); ``activation='fused_lrelu'`` adds the bias then LeakyReLU(0.2) * sqrt(2).
     Works on any leading dimensions."""
 
-    def __init__(self, in_dim: int, out_dim: int, bias: bool = True, bias_init: float = 0.0, lr_mul: float = 1.0,
-                 activation: str | None = None):
+    def __init__(
+        self,
+        in_dim: int,
+        out_dim: int,
+        bias: bool = True,
+        bias_init: float = 0.0,
+        lr_mul: float = 1.0,
+        activation: str | None = None,
+    ):
         if activation not in (None, "fused_lrelu"):
             raise ValueError(f"activation must be None or 'fused_lrelu', got {activation!r}")
-        super().__init__(in_dim, out_dim, activation="linear" if activation is None else "lrelu",
-                         lr_multiplier=lr_mul, bias_init=bias_init, bias=bias)
+        super().__init__(
+            in_dim,
+            out_dim,
+            activation="linear" if activation is None else "lrelu",
+            lr_multiplier=lr_mul,
+            bias_init=bias_init,
+            bias=bias,
+        )
 
     def forward(self, x):
         if x.ndim == 2:
@@ -47,21 +60,27 @@ class GradualStyleBlock(nn.Module):
         super().__init__()
         steps = math.log2(spatial / out_spatial) if spatial > 0 and out_spatial > 0 else 0
         if steps < 1 or steps != int(steps):
-            raise ValueError(f"a style block needs spatial / out_spatial = 2, 4, 8, ... (one stride-2 conv each), "
-                             f"got spatial {spatial} and out_spatial {out_spatial}")
+            raise ValueError(
+                f"a style block needs spatial / out_spatial = 2, 4, 8, ... (one stride-2 conv each), "
+                f"got spatial {spatial} and out_spatial {out_spatial}"
+            )
         self.in_channels, self.out_channels = in_channels, out_channels
         self.spatial, self.out_spatial = spatial, out_spatial
         layers = []
         for i in range(int(steps)):
-            layers += [nn.Conv2d(in_channels if i == 0 else out_channels, out_channels, 3, 2, 1),
-                       nn.LeakyReLU(STYLE_BLOCK_SLOPE)]
+            layers += [
+                nn.Conv2d(in_channels if i == 0 else out_channels, out_channels, 3, 2, 1),
+                nn.LeakyReLU(STYLE_BLOCK_SLOPE),
+            ]
         self.convs = nn.Sequential(*layers)
         self.linear = EqualLinear(out_channels, out_channels) if out_spatial == 1 else None
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if x.ndim != 4 or x.shape[1:] != (self.in_channels, self.spatial, self.spatial):
-            raise ValueError(f"this style block takes [N, {self.in_channels}, {self.spatial}, {self.spatial}] "
-                             f"maps, got {tuple(x.shape)}")
+            raise ValueError(
+                f"this style block takes [N, {self.in_channels}, {self.spatial}, {self.spatial}] "
+                f"maps, got {tuple(x.shape)}"
+            )
         if not takes_inference_path(self, x, self.convs[0].weight):
             x = self.convs(x)
             return x if self.linear is None else self.linear(x.flatten(1))
@@ -69,8 +88,9 @@ class GradualStyleBlock(nn.Module):
         if self.linear is None:
             return x
         lin = self.linear  # its scaled weight once, not at every call
-        w, b = cache_of(self).get("linear", [lin.weight, lin.bias], lambda: (
-            (lin.weight * lin.weight_gain).t(), lin.bias * lin.bias_gain))
+        w, b = cache_of(self).get(
+            "linear", [lin.weight, lin.bias], lambda: ((lin.weight * lin.weight_gain).t(), lin.bias * lin.bias_gain)
+        )
         return torch.addmm(b.to(x.dtype), x.flatten(1), w.to(x.dtype))
 
     def convs_inference(self, x: torch.Tensor) -> torch.Tensor:

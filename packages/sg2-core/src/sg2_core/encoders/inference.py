@@ -85,6 +85,7 @@ def takes_inference_path(module: nn.Module, x: torch.Tensor, weight: torch.Tenso
 def folded(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> tuple[torch.Tensor, torch.Tensor]:
     """``(weight, bias)`` of ``bn(conv(x))`` in eval mode as one convolution (a channels-last copy of the
     conv's weight)."""
+
     def compute():
         scale = bn.running_var.add(bn.eps).rsqrt()
         if bn.weight is not None:

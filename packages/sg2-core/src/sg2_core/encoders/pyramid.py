@@ -33,15 +33,28 @@ class PyramidStyleEncoder(IRTrunk):
     its own way of combining the styles (e4e's base code plus deltas) calls ``styles[j](maps[style_sources[j]])``.
     """
 
-    def __init__(self, n_styles: int = 18, in_channels: int = 3, *, input_size: int = 256, num_layers: int = 50,
-                 mode: str = "ir_se", widths: Sequence[int] = DEFAULT_WIDTHS, style_dim: int = 512,
-                 pyramid: bool = True, style_spatial: int = 1, coarse: int = 3, middle: int = 7):
+    def __init__(
+        self,
+        n_styles: int = 18,
+        in_channels: int = 3,
+        *,
+        input_size: int = 256,
+        num_layers: int = 50,
+        mode: str = "ir_se",
+        widths: Sequence[int] = DEFAULT_WIDTHS,
+        style_dim: int = 512,
+        pyramid: bool = True,
+        style_spatial: int = 1,
+        coarse: int = 3,
+        middle: int = 7,
+    ):
         super().__init__(num_layers, mode, in_channels=in_channels, widths=widths)
         if isinstance(n_styles, bool) or not isinstance(n_styles, int) or n_styles < 1:
             raise ValueError(f"n_styles must be a positive integer, got {n_styles!r}")
         if not isinstance(input_size, int) or input_size < 32 or input_size & (input_size - 1):
-            raise ValueError(f"input_size must be a power of two >= 32 (the stride-16 map must be at least 2x2), "
-                             f"got {input_size!r}")
+            raise ValueError(
+                f"input_size must be a power of two >= 32 (the stride-16 map must be at least 2x2), got {input_size!r}"
+            )
         if not 0 <= coarse <= middle:
             raise ValueError(f"need 0 <= coarse <= middle, got coarse={coarse}, middle={middle}")
         self.n_styles, self.input_size, self.style_dim, self.pyramid = n_styles, input_size, style_dim, pyramid
@@ -49,17 +62,21 @@ class PyramidStyleEncoder(IRTrunk):
         if pyramid:
             self.latlayer1 = nn.Conv2d(c2, c3, 1)
             self.latlayer2 = nn.Conv2d(c1, c3, 1)
-        self.style_sources = tuple("c3" if j < coarse or not pyramid else "p2" if j < middle else "p1"
-                                   for j in range(n_styles))
+        self.style_sources = tuple(
+            "c3" if j < coarse or not pyramid else "p2" if j < middle else "p1" for j in range(n_styles)
+        )
         self.styles = nn.ModuleList(
             GradualStyleBlock(c3, style_dim, input_size // REDUCTION[src], out_spatial=style_spatial)
-            for src in self.style_sources)
+            for src in self.style_sources
+        )
 
     def check_input(self, x: torch.Tensor) -> None:
         super().check_input(x)
         if x.shape[-2:] != (self.input_size, self.input_size):
-            raise ValueError(f"{type(self).__name__} was built for {self.input_size}x{self.input_size} inputs, "
-                             f"got {x.shape[-2]}x{x.shape[-1]}")
+            raise ValueError(
+                f"{type(self).__name__} was built for {self.input_size}x{self.input_size} inputs, "
+                f"got {x.shape[-2]}x{x.shape[-1]}"
+            )
 
     def forward_pyramid(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """The maps ``c1``, ``c2``, ``c3`` and, with the pyramid, ``p2`` and ``p1``."""

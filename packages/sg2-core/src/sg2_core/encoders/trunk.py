@@ -47,8 +47,11 @@ class SEModule(nn.Module):
         pooled = x.mean(dim=(2, 3), keepdim=True)
         if not takes_inference_path(self, x, self.fc1.weight):
             return torch.sigmoid(self.fc2(torch.relu(self.fc1(pooled))))
-        w1, w2 = cache_of(self).get("flat", [self.fc1.weight, self.fc2.weight],
-                                    lambda: (self.fc1.weight.flatten(1).t(), self.fc2.weight.flatten(1).t()))
+        w1, w2 = cache_of(self).get(
+            "flat",
+            [self.fc1.weight, self.fc2.weight],
+            lambda: (self.fc1.weight.flatten(1).t(), self.fc2.weight.flatten(1).t()),
+        )
         hidden = torch.relu(pooled.flatten(1) @ w1.to(x.dtype))
         return torch.sigmoid(hidden @ w2.to(x.dtype))[:, :, None, None]
 
@@ -61,10 +64,16 @@ class BottleneckIR(nn.Module):
         if in_channels == depth:
             self.shortcut_layer = nn.MaxPool2d(1, stride)  # a 1x1 max-pool is plain subsampling
         else:
-            self.shortcut_layer = nn.Sequential(nn.Conv2d(in_channels, depth, 1, stride, bias=False),
-                                                nn.BatchNorm2d(depth))
-        layers = [nn.BatchNorm2d(in_channels), nn.Conv2d(in_channels, depth, 3, 1, 1, bias=False), nn.PReLU(depth),
-                  nn.Conv2d(depth, depth, 3, stride, 1, bias=False), nn.BatchNorm2d(depth)]
+            self.shortcut_layer = nn.Sequential(
+                nn.Conv2d(in_channels, depth, 1, stride, bias=False), nn.BatchNorm2d(depth)
+            )
+        layers = [
+            nn.BatchNorm2d(in_channels),
+            nn.Conv2d(in_channels, depth, 3, 1, 1, bias=False),
+            nn.PReLU(depth),
+            nn.Conv2d(depth, depth, 3, stride, 1, bias=False),
+            nn.BatchNorm2d(depth),
+        ]
         if se:
             layers.append(SEModule(depth))
         self.res_layer = nn.Sequential(*layers)
@@ -114,14 +123,16 @@ class IRTrunk(nn.Module):
     (stride from the input) and ``unit`` (body index; -1 for the input layer).
     """
 
-    def __init__(self, num_layers: int = 50, mode: str = "ir_se", *, in_channels: int = 3,
-                 widths: Sequence[int] = DEFAULT_WIDTHS):
+    def __init__(
+        self, num_layers: int = 50, mode: str = "ir_se", *, in_channels: int = 3, widths: Sequence[int] = DEFAULT_WIDTHS
+    ):
         super().__init__()
         widths = tuple(widths)
         num_layers = _check_config(num_layers, mode, in_channels, widths)
         self.num_layers, self.mode, self.in_channels, self.widths = num_layers, mode, in_channels, widths
-        self.input_layer = nn.Sequential(nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False),
-                                         nn.BatchNorm2d(widths[0]), nn.PReLU(widths[0]))
+        self.input_layer = nn.Sequential(
+            nn.Conv2d(in_channels, widths[0], 3, 1, 1, bias=False), nn.BatchNorm2d(widths[0]), nn.PReLU(widths[0])
+        )
         units, in_ch = [], widths[0]
         self.feature_info = [dict(module="input_layer", num_chs=widths[0], reduction=1, unit=-1)]
         for stage, (depth, count) in enumerate(zip(widths, UNITS_PER_STAGE[num_layers])):
@@ -166,7 +177,7 @@ class IRTrunk(nn.Module):
             return self.body(x)
         wanted = set(taps)
         found = {-1: x} if -1 in wanted else {}
-        for i, unit in enumerate(self.body[:max(taps) + 1]):
+        for i, unit in enumerate(self.body[: max(taps) + 1]):
             x = unit(x)
             if i in wanted:  # keep only the taps, not all 24 maps (the peak memory)
                 found[i] = x
@@ -190,9 +201,17 @@ class IRBackbone(IRTrunk):
     L2-normalised: ``forward`` maps ``input_size`` crops to unit embeddings. ``embedding_size=None`` builds the
     trunk alone (``forward`` then refuses; use ``forward_features`` / ``forward_intermediates``)."""
 
-    def __init__(self, num_layers: int = 50, mode: str = "ir_se", input_size: int = 112,
-                 widths: Sequence[int] = DEFAULT_WIDTHS, in_channels: int = 3, embedding_size: int | None = 512,
-                 dropout: float = 0.4, affine: bool = True):
+    def __init__(
+        self,
+        num_layers: int = 50,
+        mode: str = "ir_se",
+        input_size: int = 112,
+        widths: Sequence[int] = DEFAULT_WIDTHS,
+        in_channels: int = 3,
+        embedding_size: int | None = 512,
+        dropout: float = 0.4,
+        affine: bool = True,
+    ):
         super().__init__(num_layers, mode, in_channels=in_channels, widths=widths)
         if embedding_size is not None and input_size not in (112, 224):
             raise ValueError(f"input_size must be 112 or 224 for the embedding head, got {input_size}")
@@ -200,9 +219,13 @@ class IRBackbone(IRTrunk):
         self.output_layer = None
         if embedding_size is not None:
             side, ch = input_size // 16, self.widths[-1]
-            self.output_layer = nn.Sequential(nn.BatchNorm2d(ch), nn.Dropout(dropout), nn.Flatten(),
-                                              nn.Linear(ch * side * side, embedding_size),
-                                              nn.BatchNorm1d(embedding_size, affine=affine))
+            self.output_layer = nn.Sequential(
+                nn.BatchNorm2d(ch),
+                nn.Dropout(dropout),
+                nn.Flatten(),
+                nn.Linear(ch * side * side, embedding_size),
+                nn.BatchNorm1d(embedding_size, affine=affine),
+            )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.output_layer is None:

@@ -15,8 +15,15 @@ from .trunk import DEFAULT_WIDTHS, IRTrunk
 class WEncoder(IRTrunk):
     """[N, in_channels, H, W] images -> [N, w_dim] (one code; the caller adds w_avg and broadcasts it)."""
 
-    def __init__(self, in_channels: int = 3, *, w_dim: int = 512, num_layers: int = 50, mode: str = "ir_se",
-                 widths: Sequence[int] = DEFAULT_WIDTHS):
+    def __init__(
+        self,
+        in_channels: int = 3,
+        *,
+        w_dim: int = 512,
+        num_layers: int = 50,
+        mode: str = "ir_se",
+        widths: Sequence[int] = DEFAULT_WIDTHS,
+    ):
         super().__init__(num_layers, mode, in_channels=in_channels, widths=widths)
         self.w_dim = w_dim
         self.output_pool = nn.AdaptiveAvgPool2d(1)

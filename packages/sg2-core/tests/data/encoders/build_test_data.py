@@ -31,22 +31,54 @@ torch.save({"x256_0": inputs["x256"][:1].clone(), "x112": inputs["x112"].clone()
 w, io, e4e = load("psp_fpn_weights.pt"), load("psp_fpn_io.pt"), load("e4e_io.pt")
 maps = {f"{k}_sample0": io[f"{k}_sample0"] for k in ("c2", "c3", "p2")}
 maps.update({f"{k}_sample0_ch0to3": io[f"{k}_sample0"][:4].clone() for k in ("c1", "p1")})
-torch.save({"weights": pack(w["state_dict"]), "config": w["config"], "class": w["class"], "commit": w["commit"],
-            "codes_0": io["codes"][:1].clone(), "codes_f64_0": io["codes_f64"][:1].clone(), **maps,
-            **{f"e4e_{k}_0": v[:1].clone() for k, v in e4e.items() if k.startswith("w_stage")},
-            "e4e_commit": e4e["commit"]}, out / "psp_fpn.pt")
+torch.save(
+    {
+        "weights": pack(w["state_dict"]),
+        "config": w["config"],
+        "class": w["class"],
+        "commit": w["commit"],
+        "codes_0": io["codes"][:1].clone(),
+        "codes_f64_0": io["codes_f64"][:1].clone(),
+        **maps,
+        **{f"e4e_{k}_0": v[:1].clone() for k, v in e4e.items() if k.startswith("w_stage")},
+        "e4e_commit": e4e["commit"],
+    },
+    out / "psp_fpn.pt",
+)
 
 w, io = load("w_encoder_weights.pt"), load("w_encoder_io.pt")
-torch.save({"weights": pack(w["state_dict"]), "class": w["class"], "commit": w["commit"],
-            "w_0": io["w"][:1].clone(), "w_f64_0": io["w_f64"][:1].clone()}, out / "w_encoder.pt")
+torch.save(
+    {
+        "weights": pack(w["state_dict"]),
+        "class": w["class"],
+        "commit": w["commit"],
+        "w_0": io["w"][:1].clone(),
+        "w_f64_0": io["w_f64"][:1].clone(),
+    },
+    out / "w_encoder.pt",
+)
 
 w, io = load("arcface_weights.pt"), load("arcface_io.pt")
-torch.save({"weights": pack(w["state_dict"]), "class": w["class"], "commit": w["commit"],
-            "emb_x112": io["emb_x112"], "emb_x112_f64": io["emb_x112_f64"]}, out / "arcface.pt")
+torch.save(
+    {
+        "weights": pack(w["state_dict"]),
+        "class": w["class"],
+        "commit": w["commit"],
+        "emb_x112": io["emb_x112"],
+        "emb_x112_f64": io["emb_x112_f64"],
+    },
+    out / "arcface.pt",
+)
 
 layouts = json.loads((src / "keys_official.json").read_text())["layouts"]
-names = ["psp_GradualStyleEncoder", "psp_BackboneEncoderUsingLastLayerIntoW", "restyle_BackboneEncoder_6ch",
-         "hyper_LayerWiseEncoder", "agile_VAEStyleEncoder", "arcface_Backbone_ir_se50_112"]
+names = [
+    "psp_GradualStyleEncoder",
+    "psp_BackboneEncoderUsingLastLayerIntoW",
+    "restyle_BackboneEncoder_6ch",
+    "hyper_LayerWiseEncoder",
+    "agile_VAEStyleEncoder",
+    "arcface_Backbone_ir_se50_112",
+]
 keep = {n: {k: layouts[n][k] for k in ("class", "n_keys", "n_parameters", "keys")} for n in names}
 with gzip.open(out / "layouts_official.json.gz", "wt", encoding="utf-8", compresslevel=9) as f:
     json.dump(keep, f, separators=(",", ":"), sort_keys=True)
