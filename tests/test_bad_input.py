@@ -154,31 +154,31 @@ ROWS = [
         ("--out", "{w}/f.safetensors", "--epochs", "0"),
         "inv_metrics.train_fmnist_features: error: --epochs must be >= 1, got 0",
     ),
-    # python -m inv_optim.train_collab
+    # python -m inv_optim.train
     Row(
-        "inv_optim.train_collab",
+        "inv_optim.train",
         ("--out", "{w}/user.safetensors", *COLLAB),
         "error: --out {w}/user.safetensors exists; pass --overwrite to replace it",
         keep=("user.safetensors",),
     ),
     Row(
-        "inv_optim.train_collab",
+        "inv_optim.train",
         ("--out", "{w}/c.safetensors", "--data", "{w}/c32.npy", "--steps", "0"),
         "error: --steps must be >= 1, got 0",
     ),
     Row(
-        "inv_optim.train_collab",
+        "inv_optim.train",
         ("--out", "{w}/c.safetensors", "--data", "{w}/c32.npy", "--minutes", "0"),
         "error: --minutes must be > 0, got 0.0",
     ),
     Row(
-        "inv_optim.train_collab",
+        "inv_optim.train",
         ("--out", "{w}/no/such/folder.safetensors", *COLLAB),
         "error: --out {w}/no/such/folder.safetensors: the folder {w}/no/such does not exist",
     ),
-    Row("inv_optim.train_collab", ("--out", "{w}/c.safetensors", "--steps", "2"), FMNIST_HINT, env=NO_FMNIST),
+    Row("inv_optim.train", ("--out", "{w}/c.safetensors", "--steps", "2"), FMNIST_HINT, env=NO_FMNIST),
     Row(
-        "inv_optim.train_collab",
+        "inv_optim.train",
         ("--out", "{w}/c.safetensors", *COLLAB, "--device", "cuda"),
         "error: --device cuda: ",
         needs_no_gpu=True,
@@ -241,7 +241,7 @@ ROWS = [
     ),
     # python -m inv_optim.train (the trainers of the method contract)
     Row("inv_optim.train", ("--method", "nope"), "error: 'nope' is not a trainable method of inv_optim"),
-    # python -m inv_hyper.train and inv_encoders.train (sg2_core.fit), inv_hyper.interpolate
+    # python -m inv_hyper.train and inv_encoders.train (sg2_core.training.fit), inv_hyper.interpolate
     Row(
         "inv_hyper.train",
         ("--phase", "2", "--steps", "2", "--run-dir", "{w}/new"),
@@ -338,7 +338,7 @@ def workspace(tmp_path_factory) -> Path:
     import torch
     from PIL import Image
 
-    from sg2_core.train import train
+    from sg2_core.training.gan import train
 
     w = tmp_path_factory.mktemp("bad-input")
     (w / "user.safetensors").write_bytes(b"a file the user cares about \x00\x01" * 8)
@@ -399,7 +399,7 @@ def test_every_command_has_rows():
         "inv_metrics.fid",
         "inv_metrics.report",
         "inv_metrics.train_fmnist_features",
-        "inv_optim.train_collab",
+        "inv_optim.train",
         "sg2_core.invert",
         "sg2_core.convert",
         "inv_optim.train",
@@ -418,7 +418,7 @@ def test_train_collab_sigint_saves_the_network_and_exits_130(workspace, tmp_path
         [
             sys.executable,
             "-m",
-            "inv_optim.train_collab",
+            "inv_optim.train",
             "--out",
             str(out),
             "--data",

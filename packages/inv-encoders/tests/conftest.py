@@ -5,8 +5,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from sg2_core.fixture_packs import unpack_state as unpack
-from sg2_core.fixture_packs import unsqueeze
+from sg2_core.testing.fixture_packs import unpack_state as unpack
+from sg2_core.testing.fixture_packs import unsqueeze
 
 DATA = Path(__file__).resolve().parent / "data"
 

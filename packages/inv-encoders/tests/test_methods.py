@@ -177,7 +177,7 @@ def test_shipped_psp_edges_draws_clothing_from_edge_maps():
     """The shipped demo encoder (no weights=): edge drawings of held-out images in, the clothing out, far closer
     to the originals than the untrained encoder's; 3-channel drawings are refused on the 1-channel demo."""
     from sg2_core import demo
-    from sg2_core.conditions import apply_condition
+    from sg2_core.methods.conditions import apply_condition
 
     G = demo.load_generator()
     x = demo.load_test_images()[0][:16]

@@ -8,9 +8,9 @@ import pytest
 import torch
 
 from inv_encoders.train import main
-from inv_encoders.train_encoders import EncoderObjective, build_encoder, progressive_stage
+from inv_encoders.training import EncoderObjective, build_encoder, progressive_stage
 from sg2_core import create_method, demo, load_networks
-from sg2_core.conditions import apply_condition
+from sg2_core.methods.conditions import apply_condition
 
 TINY = [
     "--widths",

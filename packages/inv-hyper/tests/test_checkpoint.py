@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import inv_hyper
-from inv_hyper.checkpoint import CheckpointError, networks_from_state
+from inv_hyper.checkpoints import CheckpointError, networks_from_state
 from inv_hyper.networks import HyperConfig, discriminator_config
 from sg2_core import GENERATOR_PRESETS, Discriminator, Generator, GeneratorConfig
 from sg2_core.encoders import PyramidStyleEncoder, WEncoder

@@ -9,10 +9,10 @@ import torch
 
 from inv_hyper import HyperInverter
 from inv_hyper.hypernetwork import target_shapes
-from inv_hyper.method import HyperInverterW
+from inv_hyper.methods import HyperInverterW
 from inv_hyper.networks import HyperConfig, HyperNetworks
 from sg2_core import Inversion, Method
-from sg2_core.registry import register_method, unregister_method
+from sg2_core.methods.registry import register_method, unregister_method
 from sg2_core.testing import check_method
 
 # Untrained networks in the fixtures' reduced widths, encoding at 64 px so a call takes a fraction of a second.

@@ -10,7 +10,7 @@ import torch
 from inv_hyper import HyperInverter
 from inv_hyper.train import main
 from sg2_core import Generator, GeneratorConfig, Inversion, Method, demo, save_networks
-from sg2_core.registry import register_method, unregister_method
+from sg2_core.methods.registry import register_method, unregister_method
 
 TINY = [
     "--widths",

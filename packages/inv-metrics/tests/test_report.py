@@ -42,8 +42,8 @@ def methods():
     sg2_core.register_method("test-mean-w", replace=True)(MeanW)
     sg2_core.register_method("test-explode", replace=True)(explode)
     yield
-    sg2_core.registry.unregister_method("test-mean-w")
-    sg2_core.registry.unregister_method("test-explode")
+    sg2_core.methods.registry.unregister_method("test-mean-w")
+    sg2_core.methods.registry.unregister_method("test-explode")
 
 
 @pytest.fixture(scope="module")
@@ -245,7 +245,7 @@ class Stepper:
         self.generator, self.callback, self.steps = generator, callback, steps
 
     def __call__(self, images):
-        from sg2_core.method import StepInfo
+        from sg2_core.methods.method import StepInfo
 
         for step in range(self.steps):
             if self.callback is not None:
@@ -272,7 +272,7 @@ def test_progress_per_method_step_and_only_the_grid_images_are_kept(generator, i
             on_batch=lambda x, y: batches.append(len(y)),
         )
     finally:
-        sg2_core.registry.unregister_method("test-stepper")
+        sg2_core.methods.registry.unregister_method("test-stepper")
     assert result.error is None
     warmup = [(-1, 2, s, 3, "project") for s in range(3)]
     assert seen == warmup + [(b, 2, s, 3, "project") for b in (0, 1) for s in range(3)]
@@ -324,7 +324,7 @@ class FromLowres(sg2_core.Method):
 
 
 def test_image_to_image_methods_get_their_condition_and_showcase_rows(methods, generator, images, tmp_path):
-    from sg2_core.conditions import apply_condition
+    from sg2_core.methods.conditions import apply_condition
 
     sg2_core.register_method("test-from-lowres", replace=True)(FromLowres)
     FromLowres.given.clear()
@@ -340,7 +340,7 @@ def test_image_to_image_methods_get_their_condition_and_showcase_rows(methods, g
             grid_images=N,
         )
     finally:
-        sg2_core.registry.unregister_method("test-from-lowres")
+        sg2_core.methods.registry.unregister_method("test-from-lowres")
     lowres = apply_condition("lowres", images)
     assert torch.equal(torch.cat(FromLowres.given[1:]), lowres)  # after the warm-up: every batch's maps
     shown = torch.cat(FromLowres.shown)  # the showcase gets what the method inverted, for the grid's images

@@ -58,8 +58,8 @@ def page(tmp_path_factory):
         out = tmp_path_factory.mktemp("html")
         report = run_report(g, images, out, methods=["test-random-w", "test-failing"], batch_size=4, progress=False)
     finally:
-        sg2_core.registry.unregister_method("test-random-w")
-        sg2_core.registry.unregister_method("test-failing")
+        sg2_core.methods.registry.unregister_method("test-random-w")
+        sg2_core.methods.registry.unregister_method("test-failing")
     return out / "report.html", report
 
 

@@ -64,7 +64,7 @@ def test_demo_options_come_from_the_factory():
         assert "'other' is not among the methods run" in problems[0]
         assert resolve_options(["test-demo-opts"], [], False)[0] == {"test-demo-opts": {}}
     finally:
-        sg2_core.registry.unregister_method("test-demo-opts")
+        sg2_core.methods.registry.unregister_method("test-demo-opts")
 
 
 def test_kid_is_left_out_below_its_minimum_and_fid_on_few_images_says_so():

@@ -7,7 +7,7 @@ import torch
 
 from inv_optim.collab import REFINE_STEPS, Collab, CollabRefine, LatentCache, iterator_loss, refine_wplus
 from inv_optim.embedding import EmbeddingConfig, build_embedding, load_embedding, read_metadata, save_embedding
-from inv_optim.train_collab import CollabTrainer, LossWeights
+from inv_optim.training import CollabTrainer, LossWeights
 from sg2_core import Generator, GeneratorConfig, Inversion
 
 

@@ -5,7 +5,7 @@ import torch
 
 from inv_optim.pti import PTI
 from sg2_core import Inversion, register_method
-from sg2_core.registry import unregister_method
+from sg2_core.methods.registry import unregister_method
 
 TUNE = dict(steps=25, lr=3e-3, stop_distance=None)
 PIVOT = dict(steps=20, w_avg_samples=300)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from inv_vae import VAEStyleEncoder, load
-from inv_vae.checkpoint import from_dict
+from inv_vae.checkpoints import from_dict
 from sg2_core import Generator, GeneratorConfig, save_networks
 from sg2_core.checkpoints import CheckpointError, CheckpointKeyError
 from sg2_core.checkpoints.rosinality import generator_to_rosinality

@@ -4,9 +4,9 @@ mapped per entry by the generator's frozen mapping network; bad input and missin
 import pytest
 import torch
 
-import inv_vae.method
+import inv_vae.methods
 from inv_vae import VAEConfig, VAEStyleEncoder
-from inv_vae.method import AgileGAN, fit_z
+from inv_vae.methods import AgileGAN, fit_z
 from sg2_core import Generator, Inversion, create_method, demo, list_methods, method_spec, save_networks
 from sg2_core.testing import check_method
 
@@ -92,8 +92,8 @@ def test_a_shipped_demo_file_is_the_default_for_the_demo_generator(tmp_path, mon
     torch.manual_seed(2)
     net = VAEStyleEncoder(config).eval()
     (tmp_path / "assets").mkdir()
-    save_networks(tmp_path / "assets" / inv_vae.method.DEMO_WEIGHTS, {"encoder": net})
-    monkeypatch.setattr(inv_vae.method, "files", lambda package: tmp_path)
+    save_networks(tmp_path / "assets" / inv_vae.methods.DEMO_WEIGHTS, {"encoder": net})
+    monkeypatch.setattr(inv_vae.methods, "files", lambda package: tmp_path)
     method = create_method("agilegan", generator=G)
     images = demo.load_test_images()[0][:2]
     with torch.no_grad():

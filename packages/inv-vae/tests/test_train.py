@@ -64,7 +64,7 @@ def _equal(a, b):
 
 def test_agilegan_is_trainable_through_this_package():
     spec = method_spec("agilegan")
-    assert spec.trainable and spec.trainer == "inv_vae.train_vae:main"
+    assert spec.trainable and spec.trainer == "inv_vae.training:main"
 
 
 def test_encoder_trains_resumes_exactly_and_loads_into_the_method(tmp_path):

@@ -21,8 +21,8 @@ import torch
 from sg2_core import demo
 from sg2_core.checkpoints import native
 from sg2_core.images import save_grid
-from sg2_core.train import latest_snapshot
-from sg2_core.train import main as train_main
+from sg2_core.training.gan import latest_snapshot
+from sg2_core.training.gan import main as train_main
 
 HERE = Path(__file__).resolve().parent
 ASSET = HERE.parent / "src" / "sg2_core" / "assets" / demo.CHECKPOINT

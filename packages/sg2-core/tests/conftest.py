@@ -3,10 +3,10 @@ from pathlib import Path
 import pytest
 import torch
 
-from sg2_core.config import DiscriminatorConfig, GeneratorConfig
-from sg2_core.discriminator import Discriminator
-from sg2_core.generator import Generator
-from sg2_core.layers import use_impl
+from sg2_core.nn.config import DiscriminatorConfig, GeneratorConfig
+from sg2_core.nn.discriminator import Discriminator
+from sg2_core.nn.generator import Generator
+from sg2_core.nn.layers import use_impl
 
 DATA = Path(__file__).parent / "data"
 

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from sg2_core.augment import OPS, AdaptiveAugment, DiffAugment, augment
+from sg2_core.training.augment import OPS, AdaptiveAugment, DiffAugment, augment
 
 
 def images(n=6, c=3, size=16, seed=0, dtype=torch.float32):

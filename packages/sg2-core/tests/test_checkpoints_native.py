@@ -18,8 +18,8 @@ from sg2_core.checkpoints import (
     save_checkpoint,
 )
 from sg2_core.checkpoints._io import atomic_write
-from sg2_core.config import DiscriminatorConfig, GeneratorConfig
-from sg2_core.generator import Generator
+from sg2_core.nn.config import DiscriminatorConfig, GeneratorConfig
+from sg2_core.nn.generator import Generator
 
 G32 = GeneratorConfig(z_dim=64, w_dim=64, resolution=32, channel_base=1024, channel_max=96)
 D32 = DiscriminatorConfig(resolution=32, channel_base=1024, channel_max=96)

@@ -16,7 +16,7 @@ import torch
 
 from sg2_core.checkpoints import CheckpointError, CheckpointKeyError, UnsafePickleError, detect_format, load_checkpoint
 from sg2_core.checkpoints import nvidia_pickle as nvp
-from sg2_core.config import DiscriminatorConfig, GeneratorConfig
+from sg2_core.nn.config import DiscriminatorConfig, GeneratorConfig
 
 DATA = Path(__file__).parent / "data"
 G32 = GeneratorConfig(z_dim=64, w_dim=64, resolution=32, channel_base=1024, channel_max=96)

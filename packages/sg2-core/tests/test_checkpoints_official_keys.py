@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from sg2_core.checkpoints import rosinality
-from sg2_core.config import DiscriminatorConfig, GeneratorConfig
-from sg2_core.discriminator import Discriminator
-from sg2_core.generator import Generator
+from sg2_core.nn.config import DiscriminatorConfig, GeneratorConfig
+from sg2_core.nn.discriminator import Discriminator
+from sg2_core.nn.generator import Generator
 
 OFFICIAL = json.loads((Path(__file__).parent / "data" / "keys_official.json").read_text())
 

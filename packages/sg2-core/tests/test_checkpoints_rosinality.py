@@ -9,8 +9,8 @@ import torch
 
 from sg2_core.checkpoints import CheckpointError, CheckpointKeyError, CheckpointWarning, load_checkpoint, rosinality
 from sg2_core.checkpoints.base import solve_channels
-from sg2_core.config import DiscriminatorConfig, GeneratorConfig
-from sg2_core.generator import Generator
+from sg2_core.nn.config import DiscriminatorConfig, GeneratorConfig
+from sg2_core.nn.generator import Generator
 
 DATA = Path(__file__).parent / "data"
 G32 = GeneratorConfig(z_dim=64, w_dim=64, resolution=32, channel_base=1024, channel_max=96)

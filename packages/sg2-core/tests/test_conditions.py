@@ -1,12 +1,12 @@
-"""sg2_core.conditions: the inputs of image-to-image methods, made the same way by trainers, the report and users."""
+"""sg2_core.methods.conditions: the inputs of image-to-image methods, made the same way by trainers, the report and users."""
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageFilter, ImageOps
 
-from sg2_core.conditions import apply_condition
 from sg2_core.images import to_uint8
+from sg2_core.methods.conditions import apply_condition
 
 
 @pytest.fixture

@@ -25,11 +25,11 @@ from sg2_core import (
     register_network,
     save_networks,
 )
-from sg2_core.config import Serializable
-from sg2_core.offsets import check_offsets, from_scaled_units, layer_key, to_scaled_units
-from sg2_core.registry import unregister_method
+from sg2_core.methods.registry import unregister_method
+from sg2_core.nn.config import Serializable
+from sg2_core.nn.offsets import check_offsets, from_scaled_units, layer_key, to_scaled_units
 from sg2_core.testing import check_method
-from sg2_core.train_method import main as train_main
+from sg2_core.training.cli import main as train_main
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from sg2_core.directions import (
+from sg2_core.methods.directions import (
     apply_direction,
     ganspace,
     layer_w_indices,

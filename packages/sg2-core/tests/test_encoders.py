@@ -22,7 +22,7 @@ from sg2_core.encoders import (
     WEncoder,
     ir_se,
 )
-from sg2_core.fixture_packs import unpack_state as unpack
+from sg2_core.testing.fixture_packs import unpack_state as unpack
 
 DATA = Path(__file__).parent / "data" / "encoders"
 SMALL = dict(widths=(16, 32, 48, 64))  # config R of the fixture README

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from sg2_core import use_impl
 from sg2_core.encoders import GradualStyleBlock, IRBackbone, IRTrunk, PyramidStyleEncoder, WEncoder
 from sg2_core.encoders.inference import cache_of, conv_im2col
-from sg2_core.fixture_packs import unpack_state as unpack
+from sg2_core.testing.fixture_packs import unpack_state as unpack
 
 DATA = Path(__file__).parent / "data" / "encoders"
 SMALL = dict(widths=(16, 32, 48, 64))

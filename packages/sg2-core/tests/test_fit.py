@@ -1,4 +1,4 @@
-"""sg2_core.fit, the training loop of learned inversion methods: exact resume (after --steps and after a
+"""sg2_core.training.fit, the training loop of learned inversion methods: exact resume (after --steps and after a
 SIGTERM), refusals, and two gloo processes equal to one process with the whole batch."""
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 from sg2_core import fit, register_network
-from sg2_core.config import Serializable
+from sg2_core.nn.config import Serializable
 
 @dataclass(frozen=True)
 class TinyConfig(Serializable):

@@ -1,10 +1,10 @@
-"""sg2_core.fixture_packs: the flat float16 weight packs of the packages' test data round-trip exactly."""
+"""sg2_core.testing.fixture_packs: the flat float16 weight packs of the packages' test data round-trip exactly."""
 
 import pytest
 import torch
 from torch import nn
 
-from sg2_core.fixture_packs import pack_state, squeeze, unpack_state, unsqueeze
+from sg2_core.testing.fixture_packs import pack_state, squeeze, unpack_state, unsqueeze
 
 
 @pytest.fixture

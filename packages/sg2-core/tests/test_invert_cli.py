@@ -12,7 +12,7 @@ from PIL import Image
 from sg2_core import Inversion, Method, StepInfo, demo, register_method, sefa
 from sg2_core.images import fit_image, to_uint8
 from sg2_core.invert import main, parse_edit, parse_options
-from sg2_core.registry import unregister_method
+from sg2_core.methods.registry import unregister_method
 
 RES = 32
 
@@ -333,7 +333,7 @@ def test_defaults_demo_generator_demo_options_and_out_folder(tmp_path, capsys, t
 
 def test_default_method_is_an_installed_one():
     from sg2_core.invert import default_method
-    from sg2_core.registry import list_methods
+    from sg2_core.methods.registry import list_methods
 
     name = default_method()
     assert name in list_methods()

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from sg2_core.latents import apply_truncation, broadcast_w, lerp, mean_latent, slerp
+from sg2_core.methods.latents import apply_truncation, broadcast_w, lerp, mean_latent, slerp
 
 
 def test_mean_latent_is_the_average_of_mapped_draws(g32):

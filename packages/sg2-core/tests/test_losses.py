@@ -9,7 +9,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from sg2_core.losses import (
+from sg2_core.training.losses import (
     PathLengthRegularizer,
     d_logistic_loss,
     g_nonsaturating_loss,

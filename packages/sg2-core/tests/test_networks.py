@@ -5,9 +5,9 @@ import copy
 import pytest
 import torch
 
-from sg2_core.config import DiscriminatorConfig, GeneratorConfig
-from sg2_core.discriminator import Discriminator
-from sg2_core.generator import Generator, truncate
+from sg2_core.nn.config import DiscriminatorConfig, GeneratorConfig
+from sg2_core.nn.discriminator import Discriminator
+from sg2_core.nn.generator import Generator, truncate
 
 
 def test_per_sample_weight_offsets_equal_per_sample_generator_copies(g32, io32):
@@ -140,7 +140,7 @@ def test_use_impl_decides_the_path_in_one_place():
 
 
 def test_environment_sets_the_initial_choice(monkeypatch):
-    from sg2_core import layers
+    from sg2_core.nn import layers
 
     monkeypatch.delenv("SG2_CORE_IMPL", raising=False)
     monkeypatch.delenv("SG2_CORE_WINOGRAD", raising=False)
@@ -162,7 +162,7 @@ def _small_256px_generator():
 
 def _count_fast_paths(mp):
     """Record every NNPACK convolution and every call of the inference path."""
-    from sg2_core import cpu_inference
+    from sg2_core.nn import cpu_inference
 
     taken = {"nnpack": 0, "inference": 0}
     nnpack, inference = torch._nnpack_spatial_convolution, cpu_inference.modulated_conv2d
@@ -258,7 +258,7 @@ def test_nnpack_in_the_gradient_path_is_close_to_the_exact_path(g32, d32, io32):
 
 
 def test_inference_path_is_close_to_the_exact_path():
-    """Without gradients the default ("auto") takes sg2_core.cpu_inference: Winograd for 16-128 px convolutions
+    """Without gradients the default ("auto") takes sg2_core.nn.cpu_inference: Winograd for 16-128 px convolutions
     and upsampling ones from 32-128 px inputs (styles and demodulation in the tile transforms, cached weight
     transforms), one image at a time elsewhere, bias + lrelu in place. Against the exact path it measured
     1.7e-6 of the output's range here (1.1e-6 on the 32 px fixture, 1.8e-6 for the 256 px config F); the
@@ -293,7 +293,7 @@ def test_weight_cache_is_per_layer_bounded_and_freed_with_the_generator():
     import gc
     import weakref
 
-    from sg2_core import cpu_inference
+    from sg2_core.nn import cpu_inference
 
     G, ws = _small_256px_generator()
     G2 = copy.deepcopy(G)

@@ -16,9 +16,9 @@ import pytest
 import torch
 
 from sg2_core import use_impl as use_conv_path
-from sg2_core.config import DiscriminatorConfig
-from sg2_core.discriminator import Discriminator
-from sg2_core.generator import mix_styles
+from sg2_core.nn.config import DiscriminatorConfig
+from sg2_core.nn.discriminator import Discriminator
+from sg2_core.nn.generator import mix_styles
 from sg2_kernels import use_impl
 from sg2_kernels.testing import assert_close_rel, max_rel_error
 
@@ -39,7 +39,7 @@ def ops_impl(request):
 )
 def conv_path(request):
     """The exact path with both kinds of ops, then the fast paths: with gradients recorded (NNPACK) and
-    without (sg2_core.cpu_inference)."""
+    without (sg2_core.nn.cpu_inference)."""
     ops, path = request.param
     with use_impl(ops), use_conv_path("ref" if path == "exact" else "fast"):
         with torch.no_grad() if path == "inference" else contextlib.nullcontext():

@@ -7,8 +7,8 @@ import pytest
 import torch
 
 from sg2_core import Generator, GeneratorConfig, use_impl
-from sg2_core.cpu_inference import transform_weight
-from sg2_core.offsets import check_offsets
+from sg2_core.nn.cpu_inference import transform_weight
+from sg2_core.nn.offsets import check_offsets
 from sg2_kernels import winograd
 
 

@@ -1,9 +1,9 @@
-"""sg2_core.optim.Ranger: RAdam with Lookahead, and its state for exact resumes."""
+"""sg2_core.training.optim.Ranger: RAdam with Lookahead, and its state for exact resumes."""
 
 import pytest
 import torch
 
-from sg2_core.optim import Ranger
+from sg2_core.training.optim import Ranger
 
 
 def _problem(seed=0):

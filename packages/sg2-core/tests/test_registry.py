@@ -5,11 +5,10 @@ import sys
 import pytest
 import torch
 
-from sg2_core.directions import sefa
-from sg2_core.generator import Generator
-from sg2_core.inversion import Inversion
-from sg2_core.latents import mean_latent
-from sg2_core.registry import (
+from sg2_core.methods.directions import sefa
+from sg2_core.methods.inversion import Inversion
+from sg2_core.methods.latents import mean_latent
+from sg2_core.methods.registry import (
     InversionMethod,
     MethodLoadError,
     check_images,
@@ -20,6 +19,7 @@ from sg2_core.registry import (
     register_method,
     unregister_method,
 )
+from sg2_core.nn.generator import Generator
 
 # ---- two toy methods: a W-space "encoder" and a refinement that composes any pivot by name ----
 

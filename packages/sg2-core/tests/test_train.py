@@ -14,8 +14,8 @@ import pytest
 import torch
 
 from sg2_core.checkpoints import native
-from sg2_core.train import PRESETS, main, resume, save_snapshot
-from sg2_core.trainer import Trainer, TrainingOptions
+from sg2_core.training.gan import PRESETS, main, resume, save_snapshot
+from sg2_core.training.trainer import Trainer, TrainingOptions
 
 G_TINY, D_TINY = PRESETS["tiny"].configs(16, 1)
 
@@ -241,7 +241,7 @@ def test_sigterm_also_stops_with_a_snapshot(tmp_path, npy_data):
 
 
 def _api_run(out, data, **kwargs):
-    from sg2_core.train import train
+    from sg2_core.training.gan import train
 
     return train(
         data,
@@ -312,8 +312,8 @@ def test_resume_drops_the_log_rows_written_after_its_snapshot(tmp_path, npy_data
 
 DDP_SCRIPT = """
 import sys, torch
-from sg2_core.train import PRESETS
-from sg2_core.trainer import Trainer, TrainingOptions
+from sg2_core.training.gan import PRESETS
+from sg2_core.training.trainer import Trainer, TrainingOptions
 torch.distributed.init_process_group("gloo")
 rank = torch.distributed.get_rank()
 torch.set_num_threads(1)

@@ -7,10 +7,20 @@
 
 from importlib.metadata import version as _version
 
+from sg2_core.moved import old_paths
+
 from .checkpoints import EncoderCheckpoint, load
 from .networks import LatentCodesDiscriminator, StyleEncoder, StyleEncoderConfig
 
 # Single source of truth: the version in pyproject.toml, as installed.
 __version__ = _version("inv-encoders")
+
+# Module names shared by every family since sg2-core 0.7; the old ones go away in inv-encoders's next minor.
+old_paths(
+    {
+        "inv_encoders.train_encoders": "inv_encoders.training",
+    },
+    removed_in="the next minor version of inv-encoders",
+)
 
 __all__ = ["EncoderCheckpoint", "LatentCodesDiscriminator", "StyleEncoder", "StyleEncoderConfig", "load"]

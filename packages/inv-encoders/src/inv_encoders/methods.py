@@ -153,7 +153,7 @@ class PSP(EncoderMethod):
     ``mix_alpha * injected + (1 - mix_alpha) * code`` (``mix_alpha=None``: replaced)."""
 
     name, kind = "psp", "psp"
-    trainer = "inv_encoders.train_encoders:train_psp"
+    trainer = "inv_encoders.training:train_psp"
 
     def __init__(
         self,
@@ -211,7 +211,7 @@ class PSPW(EncoderMethod):
     """pSp's W-only encoder: one w per image plus ``latent_avg`` (with ``init``: plus the mean of its W+)."""
 
     name, kind, space = "psp-w", "psp-w", "w"
-    trainer = "inv_encoders.train_encoders:train_psp_w"
+    trainer = "inv_encoders.training:train_psp_w"
 
     def invert(self, images: torch.Tensor, init: Inversion | None) -> Inversion:
         with torch.no_grad():
@@ -226,24 +226,24 @@ class E4EW(PSPW):
     to the mapped distribution (HyperInverter's "e4e W-encoder"; ``phase1="e4e-w"``)."""
 
     name, kind = "e4e-w", "e4e-w"
-    trainer = "inv_encoders.train_encoders:train_e4e_w"
+    trainer = "inv_encoders.training:train_e4e_w"
 
 
 class PSPEdges(PSP):
-    """Image-to-image pSp: an edge drawing (``sg2_core.conditions.apply_condition("edges", images)``) in, the
+    """Image-to-image pSp: an edge drawing (``sg2_core.methods.conditions.apply_condition("edges", images)``) in, the
     generator's image out; one input channel per image channel (1 on the demo). Style mixing as ``psp``."""
 
     name = "psp-edges"
     input_condition = "edges"
     demo_file = "psp_edges_fmnist32.safetensors"
-    trainer = "inv_encoders.train_encoders:train_psp_edges"
+    trainer = "inv_encoders.training:train_psp_edges"
 
 
 class E4E(PSP):
     """e4e (Tov et al. 2021): one base w plus per-entry deltas; ``stage`` limits the deltas (0 = W only)."""
 
     name, kind = "e4e", "e4e"
-    trainer = "inv_encoders.train_encoders:train_e4e"
+    trainer = "inv_encoders.training:train_e4e"
 
 
 class ReStylePSP(EncoderMethod):
@@ -252,7 +252,7 @@ class ReStylePSP(EncoderMethod):
     ``extras['iteration_latents']`` ``[N, n_iters, num_ws, w_dim]`` keep every iteration."""
 
     name, kind = "restyle-psp", "restyle-psp"
-    trainer = "inv_encoders.train_encoders:train_restyle_psp"
+    trainer = "inv_encoders.training:train_restyle_psp"
 
     def __init__(self, generator=None, *, n_iters: int | None = None, **options):
         super().__init__(generator, **options)
@@ -289,7 +289,7 @@ class ReStyleE4E(ReStylePSP):
     """ReStyle over e4e's progressive encoder (base w plus deltas at every iteration)."""
 
     name, kind = "restyle-e4e", "restyle-e4e"
-    trainer = "inv_encoders.train_encoders:train_restyle_e4e"
+    trainer = "inv_encoders.training:train_restyle_e4e"
 
 
 METHODS = {cls.name: cls for cls in (PSP, PSPW, PSPEdges, E4E, E4EW, ReStylePSP, ReStyleE4E)}

@@ -27,8 +27,8 @@ import torch
 from torch import nn
 
 from sg2_core import register_network
-from sg2_core.config import Serializable
 from sg2_core.encoders import DEFAULT_WIDTHS, PyramidStyleEncoder, WEncoder
+from sg2_core.nn.config import Serializable
 
 KINDS = ("psp", "e4e", "restyle-psp", "restyle-e4e", "psp-w", "e4e-w")
 PROGRESSIVE = ("e4e", "restyle-e4e")

@@ -1,13 +1,13 @@
 """Train an encoder: ``python -m inv_encoders.train --method psp|psp-w|psp-edges|e4e|e4e-w|restyle-psp|
 restyle-e4e ...``
 (``--list`` lists them, ``--method NAME --help`` shows the options; the trainer is
-:mod:`inv_encoders.train_encoders`)."""
+:mod:`inv_encoders.training`)."""
 
 from __future__ import annotations
 
 import sys
 
-from sg2_core.train_method import main as _main
+from sg2_core.training.cli import main as _main
 
 
 def main(argv=None) -> int:

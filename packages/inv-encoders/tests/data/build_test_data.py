@@ -3,7 +3,7 @@
     python build_test_data.py /work/shared/fixtures/encoders
 
 Weights keep their float16 values, stored as one lzma-compressed flat buffer per network (keys and shapes
-alongside); ``sg2_core.fixture_packs.unpack_state`` rebuilds the state dicts. Inputs keep sample 0 only; outputs keep both
+alongside); ``sg2_core.testing.fixture_packs.unpack_state`` rebuilds the state dicts. Inputs keep sample 0 only; outputs keep both
 samples' codes only where the inputs are kept, so only sample 0.
 """
 
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from sg2_core.fixture_packs import pack_state, squeeze
+from sg2_core.testing.fixture_packs import pack_state, squeeze
 
 src = Path(sys.argv[1])
 out = Path(__file__).resolve().parent

@@ -6,10 +6,22 @@ checkpoint for a generator given separately). ``inv_hyper.hypernetwork`` holds t
 
 from importlib.metadata import version as _version
 
-from .checkpoint import load
-from .method import HyperInverter
+from sg2_core.moved import old_paths
+
+from .checkpoints import load
+from .methods import HyperInverter
 
 __all__ = ["HyperInverter", "load"]
 
 # Single source of truth: the version in pyproject.toml, as installed.
 __version__ = _version("inv-hyper")
+
+# Module names shared by every family since sg2-core 0.7; the old ones go away in inv-hyper's next minor.
+old_paths(
+    {
+        "inv_hyper.method": "inv_hyper.methods",
+        "inv_hyper.checkpoint": "inv_hyper.checkpoints",
+        "inv_hyper.train_hyper": "inv_hyper.training",
+    },
+    removed_in="the next minor version of inv-hyper",
+)

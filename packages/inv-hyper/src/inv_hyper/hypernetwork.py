@@ -16,7 +16,7 @@ import re
 import torch
 from torch import nn
 
-from sg2_core.offsets import layer_key
+from sg2_core.nn.offsets import layer_key
 
 __all__ = ["Hypernetwork", "WeightRegressor", "target_shapes", "w_index"]
 

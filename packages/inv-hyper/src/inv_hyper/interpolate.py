@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from .method import HyperInverter
+from .methods import HyperInverter
 
 
 def interpolate(method: HyperInverter, a: torch.Tensor, b: torch.Tensor, steps: int) -> torch.Tensor:

@@ -13,8 +13,8 @@ from dataclasses import dataclass, replace
 from torch import nn
 
 from sg2_core import Discriminator, DiscriminatorConfig, register_network
-from sg2_core.config import Serializable
 from sg2_core.encoders import PyramidStyleEncoder, WEncoder
+from sg2_core.nn.config import Serializable
 
 from .hypernetwork import Hypernetwork, target_shapes
 

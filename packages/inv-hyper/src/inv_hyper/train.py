@@ -1,11 +1,11 @@
 """Train HyperInverter: ``python -m inv_hyper.train --phase 1|2 ...`` (``--help`` lists the options;
-the trainer is :mod:`inv_hyper.train_hyper`)."""
+the trainer is :mod:`inv_hyper.training`)."""
 
 from __future__ import annotations
 
 import sys
 
-from sg2_core.train_method import main as _main
+from sg2_core.training.cli import main as _main
 
 
 def main(argv=None) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 
 from sg2_core import StepInfo  # noqa: F401 - re-exported: the progress record every method reports
-from sg2_core.method import check_device, generator_device  # noqa: F401 - re-exported
+from sg2_core.methods.method import check_device, generator_device  # noqa: F401 - re-exported
 
 
 def per_sample_seeds(seed, n: int) -> list[int]:

@@ -45,7 +45,7 @@ def main(argv=None) -> None:
     from inv_metrics import load_distance, mse, psnr
     from sg2_core import demo
 
-    from .train_collab import _load_generator
+    from .training import _load_generator
 
     generator, g_source = _load_generator(args.generator, "cpu")
     images = demo.load_test_images()[0][: args.n]

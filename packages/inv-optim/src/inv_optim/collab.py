@@ -132,7 +132,7 @@ def load_network(generator, weights=None, device=None):
         if not resource.is_file():
             raise FileNotFoundError(
                 f"the demo embedding network {DEMO_WEIGHTS} is missing (expected at {resource}); "
-                "train one with python -m inv_optim.train_collab --out FILE, pass weights=FILE"
+                "train one with python -m inv_optim.train --out FILE, pass weights=FILE"
             )
         with as_file(resource) as path:
             return _load_checked(
@@ -148,9 +148,7 @@ def _load_checked(path, generator, device, where: str):
     from pathlib import Path
 
     if not Path(path).is_file():
-        raise FileNotFoundError(
-            f"{where}: file not found; train one with python -m inv_optim.train_collab --out {path}"
-        )
+        raise FileNotFoundError(f"{where}: file not found; train one with python -m inv_optim.train --out {path}")
     config = read_metadata(path)["config"]
     check_generator(config, generator, where)
     if config.generator_fingerprint is not None:
@@ -159,7 +157,7 @@ def _load_checked(path, generator, device, where: str):
             warnings.warn(
                 f"{where} was trained for a generator with the same config but other weights "
                 f"(fingerprint {config.generator_fingerprint:.6g}, this one {own:.6g}); its codes will "
-                "be poor: retrain it with python -m inv_optim.train_collab",
+                "be poor: retrain it with python -m inv_optim.train",
                 stacklevel=3,
             )
     return load_embedding(path, device)
@@ -181,7 +179,7 @@ class Collab(Method):
     name = "collab"
     space = "w+"
     trainable = True
-    trainer = "inv_optim.train_collab:main"
+    trainer = "inv_optim.training:main"
     needs = ("generator", "own-weights")
     default_refine_steps = 0
 

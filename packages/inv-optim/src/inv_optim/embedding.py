@@ -340,7 +340,7 @@ def check_generator(config: EmbeddingConfig, generator, where: str = "the networ
         detail = ", ".join(f"{k}: trained for {a!r}, got {b!r}" for k, (a, b) in diff.items())
         raise ValueError(
             f"{where} was trained for another generator ({detail}); train one for this generator with "
-            "python -m inv_optim.train_collab --generator CHECKPOINT --out FILE and pass weights=FILE"
+            "python -m inv_optim.train --generator CHECKPOINT --out FILE and pass weights=FILE"
         )
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import torch
 
 from sg2_core import Inversion, Method, StepInfo, check_images
-from sg2_core.method import check_device, check_init
+from sg2_core.methods.method import check_device, check_init
 
 from ._common import FrozenRows, per_sample_randn, per_sample_seeds, sample_generators
 from .distance import Distance, default_distance, downsample

@@ -1,12 +1,11 @@
 """Train a trainable inv-optim method: ``python -m inv_optim.train --method collab --out FILE ...``
-(``--list`` lists them; ``--method collab --help`` shows its options). ``python -m inv_optim.train_collab``
-still works as an alias of ``--method collab`` for this version."""
+(``--list`` lists them; ``--method collab --help`` shows its options)."""
 
 from __future__ import annotations
 
 import sys
 
-from sg2_core.train_method import main as _main
+from sg2_core.training.cli import main as _main
 
 
 def main(argv=None) -> int:

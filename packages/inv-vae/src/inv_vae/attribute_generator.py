@@ -22,7 +22,7 @@ from torch import nn
 
 from sg2_core import Generator, GeneratorConfig, register_network
 from sg2_core.checkpoints.base import skeleton
-from sg2_core.config import Serializable
+from sg2_core.nn.config import Serializable
 
 __all__ = ["AttributeGenerator", "AttributeGeneratorConfig", "default_split"]
 

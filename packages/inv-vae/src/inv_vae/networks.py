@@ -20,8 +20,8 @@ import torch
 from torch import nn
 
 from sg2_core import register_network
-from sg2_core.config import Serializable
 from sg2_core.encoders import DEFAULT_WIDTHS, PyramidStyleEncoder
+from sg2_core.nn.config import Serializable
 
 __all__ = ["VAEConfig", "VAEOutput", "VAEStyleEncoder", "reparameterize"]
 

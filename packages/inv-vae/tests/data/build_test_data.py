@@ -3,7 +3,7 @@
     python build_test_data.py /work/shared/fixtures/encoders
 
 The AgileGAN VAEStyleEncoder weights keep their float16 values as one lzma-compressed flat buffer (keys and
-shapes alongside; ``sg2_core.fixture_packs.unpack_state`` rebuilds the state dict). Of the input images only sample 0 of ``x256``
+shapes alongside; ``sg2_core.testing.fixture_packs.unpack_state`` rebuilds the state dict). Of the input images only sample 0 of ``x256``
 is kept (lzma-compressed float16 bytes); the outputs (``z``, ``mu``, ``logvar`` and their float64 versions,
 ``[2, 10, 32]`` each), the injected ``eps`` and the KL values are kept whole, as they are small.
 """
@@ -15,7 +15,7 @@ from pathlib import Path
 
 import torch
 
-from sg2_core.fixture_packs import pack_state, squeeze
+from sg2_core.testing.fixture_packs import pack_state, squeeze
 
 src = Path(sys.argv[1])
 out = Path(__file__).resolve().parent

@@ -16,13 +16,12 @@ import sys
 
 import torch
 
+from sg2_core.nn.config import DiscriminatorConfig, GeneratorConfig
+from sg2_core.nn.discriminator import Discriminator
+from sg2_core.nn.generator import Generator
 from sg2_kernels import use_impl
 from sg2_kernels._backend import impls_for_device
 from sg2_kernels.bench import seconds_per_call
-
-from .config import DiscriminatorConfig, GeneratorConfig
-from .discriminator import Discriminator
-from .generator import Generator
 
 
 def _load_nvidia(repo: str):

@@ -59,8 +59,8 @@ def _timed(fn) -> float:
 
 
 def _make_files(folder: Path) -> list[Path]:
-    from . import Checkpoint, Discriminator, Generator, save_checkpoint
-    from .config import GENERATOR_PRESETS, DiscriminatorConfig
+    from sg2_core import Checkpoint, Discriminator, Generator, save_checkpoint
+    from sg2_core.nn.config import GENERATOR_PRESETS, DiscriminatorConfig
 
     torch.manual_seed(0)
     G = Generator(GENERATOR_PRESETS["config-f-256"]).eval()
@@ -75,7 +75,7 @@ def _make_files(folder: Path) -> list[Path]:
 
 def _baseline(path: Path, folder: Path) -> Path:
     """The networks' state dicts of ``path``, as a torch.save file."""
-    from . import load_checkpoint
+    from sg2_core import load_checkpoint
 
     ckpt = load_checkpoint(path)
     out = folder / f"{path.name}.torch.pt"
@@ -89,7 +89,7 @@ def main(argv=None) -> int:
     p.add_argument("--repeat", type=int, default=5, help="warm loads per file (best is reported)")
     p.add_argument("--processes", type=int, default=3, help="fresh processes per first-load measurement")
     args = p.parse_args(argv)
-    from . import load_checkpoint
+    from sg2_core import load_checkpoint
 
     torch.set_num_threads(max(1, torch.get_num_threads()))
     with tempfile.TemporaryDirectory(prefix="sg2-bench-load-") as tmp:

@@ -16,9 +16,16 @@ from pathlib import Path
 
 import torch
 
-from .checkpoints import FORMATS, WRITABLE_FORMATS, CheckpointError, load_checkpoint, output_format, save_checkpoint
-from .checkpoints._io import refuse_overwriting_input
-from .checkpoints.base import describe
+from sg2_core.checkpoints import (
+    FORMATS,
+    WRITABLE_FORMATS,
+    CheckpointError,
+    load_checkpoint,
+    output_format,
+    save_checkpoint,
+)
+from sg2_core.checkpoints._io import refuse_overwriting_input
+from sg2_core.checkpoints.base import describe
 
 
 def _parser() -> argparse.ArgumentParser:

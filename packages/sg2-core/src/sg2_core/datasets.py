@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .images import to_float
+from sg2_core.images import to_float
 
 __all__ = [
     "IMAGE_EXTENSIONS",

@@ -11,11 +11,11 @@ from importlib.resources import as_file, files
 
 import torch
 
-from .checkpoints import load_checkpoint
-from .config import DiscriminatorConfig, GeneratorConfig
-from .discriminator import Discriminator
-from .generator import Generator
-from .images import to_float
+from sg2_core.checkpoints import load_checkpoint
+from sg2_core.images import to_float
+from sg2_core.nn.config import DiscriminatorConfig, GeneratorConfig
+from sg2_core.nn.discriminator import Discriminator
+from sg2_core.nn.generator import Generator
 
 # 32x32 grey images (28x28 Fashion-MNIST padded by 2 px); 64 channels keep CPU training at tens of images/s.
 GENERATOR_CONFIG = GeneratorConfig(

@@ -125,7 +125,7 @@ def image_files(paths) -> list[Path]:
     """The files behind ``paths`` (a path or a list): image files and batch files as given, folders
     expanded to their image and batch files (recursive, sorted). Raises ``ImageLoadError`` for a missing
     path, an unknown file type or a folder with no images."""
-    from .datasets import IMAGE_EXTENSIONS
+    from sg2_core.datasets import IMAGE_EXTENSIONS
 
     known = (*IMAGE_EXTENSIONS, *BATCH_SUFFIXES)
     paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)

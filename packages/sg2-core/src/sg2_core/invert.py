@@ -32,7 +32,7 @@ from pathlib import Path
 
 import torch
 
-from .images import FITS, ImageLoadError, ImageShapeError, as_float, prepare_image, read_images, save_grid
+from sg2_core.images import FITS, ImageLoadError, ImageShapeError, as_float, prepare_image, read_images, save_grid
 
 DEFAULT_METHODS = ("sg2-w+", "sg2-w")  # preferred when --method is not given, if installed
 GRID_ROWS = 32  # the grid shows the first images only: it is a preview, the PNGs hold them all
@@ -164,7 +164,7 @@ def parse_edit(text: str) -> EditSpec:
 
 def edit_direction(edit: EditSpec, generator) -> torch.Tensor:
     """The ``[w_dim]`` unit direction an edit moves along."""
-    from .directions import ganspace, sefa
+    from sg2_core.methods.directions import ganspace, sefa
 
     if edit.source == "sefa":
         vectors = sefa(generator).vectors
@@ -274,8 +274,8 @@ def _jsonable(value):
 
 
 def load_generator(checkpoint, device):
-    from . import demo
-    from .checkpoints import CheckpointError, load_checkpoint
+    from sg2_core import demo
+    from sg2_core.checkpoints import CheckpointError, load_checkpoint
 
     if checkpoint is None:
         return demo.load_generator(device), "the demo generator (Fashion-MNIST 32x32, shipped)"
@@ -302,7 +302,7 @@ def resolve_device(name) -> torch.device:
 
 
 def default_method() -> str:
-    from .registry import list_methods
+    from sg2_core.methods.registry import list_methods
 
     known = list_methods()
     for name in DEFAULT_METHODS:
@@ -360,8 +360,8 @@ class Progress:
 
 
 def run(args) -> Path:
-    from . import Inversion
-    from .registry import accepts_option, create_method, method_spec
+    from sg2_core import Inversion
+    from sg2_core.methods.registry import accepts_option, create_method, method_spec
 
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
@@ -486,13 +486,13 @@ def run(args) -> Path:
 
 def _grid_rows(inputs: torch.Tensor, rendered: list[torch.Tensor]) -> torch.Tensor:
     """``[n * cols, C, R, R]`` uint8 cells: per image its input (at the render size), reconstruction, edits."""
-    from .images import to_uint8
+    from sg2_core.images import to_uint8
 
     size = rendered[0].shape[-1]
     if inputs.shape[-1] != size:  # a method that takes another input size than the generator renders
         inputs = torch.nn.functional.interpolate(inputs, size=(size, size), mode="bicubic", antialias=True)
     if inputs.shape[1] != rendered[0].shape[1]:
-        from .images import convert_channels
+        from sg2_core.images import convert_channels
 
         inputs = convert_channels(inputs, rendered[0].shape[1])
     cells = torch.stack([to_uint8(x.cpu()) for x in (inputs, *rendered)], dim=1)  # [n, cols, C, R, R]

@@ -125,7 +125,7 @@ def run_report(
         )
     notes["image-to-image"] = (
         "a method with an input condition (e.g. 'edges') is given that map of each image "
-        "(sg2_core.conditions, made before the timed span) and scored against the image"
+        "(sg2_core.methods.conditions, made before the timed span) and scored against the image"
     )
     notes["W+ spread"] = (
         "mean over images of the mean over layers of ||w_l - mean_l w||: 0 for one w repeated "

@@ -4,7 +4,7 @@ Whatever goes wrong (an unknown name, bad options, an exception while inverting)
 ``MethodResult.error`` instead of stopping the report. Reconstructions are handed batch by batch to
 ``on_batch`` (the metrics) and only the first ``keep`` are kept (the grid), so memory does not grow with
 the number of images. An image-to-image method (``input_condition``, e.g. 'edges') is given the condition
-maps of the images (``sg2_core.conditions``) and scored against the images themselves.
+maps of the images (``sg2_core.methods.conditions``) and scored against the images themselves.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def accepts_callback(name: str) -> bool:
     except Exception:  # noqa: BLE001 - create_method reports it in the row
         return False
     try:
-        from sg2_core.method import Method
+        from sg2_core.methods.method import Method
 
         if isinstance(factory, type) and issubclass(factory, Method):
             return True
@@ -87,7 +87,7 @@ def run_method(
     maps of an image-to-image method are made before the timed span (a user hands them in).
     """
     from sg2_core import create_method
-    from sg2_core.conditions import apply_condition
+    from sg2_core.methods.conditions import apply_condition
 
     source = as_source(images)
     result = MethodResult(name, options)

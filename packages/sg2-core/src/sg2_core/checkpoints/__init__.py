@@ -16,10 +16,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from ..config import DiscriminatorConfig, GeneratorConfig
-from . import native, nvidia_pickle, rosinality
-from ._io import check_input, sniff, torch_load
-from .base import (
+from sg2_core.checkpoints import native, nvidia_pickle, rosinality
+from sg2_core.checkpoints._io import check_input, sniff, torch_load
+from sg2_core.checkpoints.base import (
     Checkpoint,
     build_network,
     infer_discriminator_config,
@@ -27,7 +26,8 @@ from .base import (
     resolve_config,
     settle_w_avg,
 )
-from .errors import CheckpointError, CheckpointKeyError, CheckpointWarning, UnsafePickleError
+from sg2_core.checkpoints.errors import CheckpointError, CheckpointKeyError, CheckpointWarning, UnsafePickleError
+from sg2_core.nn.config import DiscriminatorConfig, GeneratorConfig
 
 FORMATS = ("native", "rosinality", "nvidia-pickle", "nvidia-state")
 """Readable formats. ``nvidia-state`` is a ``torch.save``'d NVIDIA-named state dict (``G.state_dict()``),

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import torch
 
-from .errors import CheckpointError
+from sg2_core.checkpoints.errors import CheckpointError
 
 # torch.save's legacy (non-zip) stream begins with the pickled magic number 0x1950a86a20f9469cfc6c.
 _TORCH_LEGACY_MAGIC = 0x1950A86A20F9469CFC6C.to_bytes(10, "little")

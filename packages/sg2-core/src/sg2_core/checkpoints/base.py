@@ -14,10 +14,10 @@ import torch
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
-from ..config import DiscriminatorConfig, GeneratorConfig
-from ..discriminator import Discriminator
-from ..generator import Generator
-from .errors import CheckpointError, CheckpointKeyError, CheckpointWarning
+from sg2_core.checkpoints.errors import CheckpointError, CheckpointKeyError, CheckpointWarning
+from sg2_core.nn.config import DiscriminatorConfig, GeneratorConfig
+from sg2_core.nn.discriminator import Discriminator
+from sg2_core.nn.generator import Generator
 
 NETWORK_NAMES = ("G", "D", "G_ema")
 

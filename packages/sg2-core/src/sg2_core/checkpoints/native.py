@@ -31,12 +31,12 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from ..config import DiscriminatorConfig, GeneratorConfig
-from ..discriminator import Discriminator
-from ..generator import Generator
-from ._io import atomic_write, check_input, one_line
-from .base import NETWORK_NAMES, Checkpoint, build_network, check_state, skeleton
-from .errors import CheckpointError, CheckpointKeyError, CheckpointWarning
+from sg2_core.checkpoints._io import atomic_write, check_input, one_line
+from sg2_core.checkpoints.base import NETWORK_NAMES, Checkpoint, build_network, check_state, skeleton
+from sg2_core.checkpoints.errors import CheckpointError, CheckpointKeyError, CheckpointWarning
+from sg2_core.nn.config import DiscriminatorConfig, GeneratorConfig
+from sg2_core.nn.discriminator import Discriminator
+from sg2_core.nn.generator import Generator
 
 FORMAT = "native"
 FORMAT_TAG = "sg2-toolkit"
@@ -54,7 +54,7 @@ def register_network(cls: type | None = None, *, config_class: type | None = Non
 
     The class is built as ``cls(config)`` and keeps that config as ``self.config``; the config's class
     (``config_class``, else the class attribute ``cls.config_class``) has ``to_dict()`` and
-    ``from_dict(d)``, e.g. an ``sg2_core.config.Serializable`` dataclass.
+    ``from_dict(d)``, e.g. an ``sg2_core.nn.config.Serializable`` dataclass.
     """
 
     def register(cls: type) -> type:
@@ -200,7 +200,7 @@ def save_networks(
     floating tensors in that type: half the file for shipped weights; :func:`load_networks` casts them back to
     each network's own dtype.
     """
-    from .. import __version__
+    from sg2_core import __version__
 
     if not networks:
         raise ValueError("nothing to save: networks is empty")

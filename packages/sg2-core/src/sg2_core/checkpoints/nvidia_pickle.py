@@ -27,10 +27,10 @@ from pathlib import Path
 
 import torch
 
-from ..config import DiscriminatorConfig, GeneratorConfig
-from ._io import check_input, one_line
-from .base import Checkpoint, build_network, settle_w_avg
-from .errors import CheckpointError, UnsafePickleError
+from sg2_core.checkpoints._io import check_input, one_line
+from sg2_core.checkpoints.base import Checkpoint, build_network, settle_w_avg
+from sg2_core.checkpoints.errors import CheckpointError, UnsafePickleError
+from sg2_core.nn.config import DiscriminatorConfig, GeneratorConfig
 
 FORMAT = "nvidia-pickle"
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C

@@ -24,11 +24,8 @@ from pathlib import Path
 
 import torch
 
-from ..config import DiscriminatorConfig, GeneratorConfig
-from ..discriminator import Discriminator
-from ..generator import Generator
-from ._io import atomic_write, check_input, torch_load
-from .base import (
+from sg2_core.checkpoints._io import atomic_write, check_input, torch_load
+from sg2_core.checkpoints.base import (
     Checkpoint,
     build_network,
     check_state,
@@ -39,7 +36,10 @@ from .base import (
     settle_w_avg,
     solve_channels,
 )
-from .errors import CheckpointError, CheckpointKeyError, CheckpointWarning
+from sg2_core.checkpoints.errors import CheckpointError, CheckpointKeyError, CheckpointWarning
+from sg2_core.nn.config import DiscriminatorConfig, GeneratorConfig
+from sg2_core.nn.discriminator import Discriminator
+from sg2_core.nn.generator import Generator
 
 FORMAT = "rosinality"
 _UP_GAIN = 4.0  # rosinality pre-multiplies its upsampling kernels by factor**2

@@ -1,10 +1,19 @@
 """Encoder parts shared by the inversion families and the ID metric: the IR / IR-SE trunk with feature taps,
 the pSp pyramid and map2style block, EqualLinear, and the composite encoders in the official key layouts."""
 
-from .blocks import STYLE_BLOCK_SLOPE, EqualLinear, GradualStyleBlock, upsample_add
-from .pyramid import PYRAMID_TAPS, PyramidStyleEncoder
-from .trunk import DEFAULT_WIDTHS, SE_REDUCTION, UNITS_PER_STAGE, BottleneckIR, IRBackbone, IRTrunk, SEModule, ir_se
-from .w_encoder import WEncoder
+from sg2_core.encoders.blocks import STYLE_BLOCK_SLOPE, EqualLinear, GradualStyleBlock, upsample_add
+from sg2_core.encoders.pyramid import PYRAMID_TAPS, PyramidStyleEncoder
+from sg2_core.encoders.trunk import (
+    DEFAULT_WIDTHS,
+    SE_REDUCTION,
+    UNITS_PER_STAGE,
+    BottleneckIR,
+    IRBackbone,
+    IRTrunk,
+    SEModule,
+    ir_se,
+)
+from sg2_core.encoders.w_encoder import WEncoder
 
 __all__ = [
     "DEFAULT_WIDTHS",

@@ -15,8 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..layers import FullyConnectedLayer
-from .inference import SMALL_MAPS, cache_of, conv, conv_im2col, takes_inference_path
+from sg2_core.encoders.inference import SMALL_MAPS, cache_of, conv, conv_im2col, takes_inference_path
+from sg2_core.nn.layers import FullyConnectedLayer
 
 STYLE_BLOCK_SLOPE = 0.01
 

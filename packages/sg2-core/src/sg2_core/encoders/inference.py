@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..layers import conv_path
+from sg2_core.nn.layers import conv_path
 
 CL = torch.channels_last
 SMALL_MAPS = 4

@@ -18,8 +18,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .blocks import GradualStyleBlock, upsample_add
-from .trunk import DEFAULT_WIDTHS, IRTrunk
+from sg2_core.encoders.blocks import GradualStyleBlock, upsample_add
+from sg2_core.encoders.trunk import DEFAULT_WIDTHS, IRTrunk
 
 PYRAMID_TAPS = (2, 3, 4)  # feature_info positions of c1, c2, c3
 REDUCTION = {"c1": 4, "c2": 8, "c3": 16, "p2": 8, "p1": 4}

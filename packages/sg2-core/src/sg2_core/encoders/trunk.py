@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .inference import cache_of, channels_last, conv, folded, takes_inference_path
+from sg2_core.encoders.inference import cache_of, channels_last, conv, folded, takes_inference_path
 
 UNITS_PER_STAGE = {50: (3, 4, 14, 3), 100: (3, 13, 30, 3), 152: (3, 8, 36, 3)}
 DEFAULT_WIDTHS = (64, 128, 256, 512)

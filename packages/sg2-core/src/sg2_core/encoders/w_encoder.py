@@ -8,8 +8,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from .blocks import EqualLinear
-from .trunk import DEFAULT_WIDTHS, IRTrunk
+from sg2_core.encoders.blocks import EqualLinear
+from sg2_core.encoders.trunk import DEFAULT_WIDTHS, IRTrunk
 
 
 class WEncoder(IRTrunk):

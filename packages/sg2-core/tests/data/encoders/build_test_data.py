@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from sg2_core.fixture_packs import pack_state
+from sg2_core.testing.fixture_packs import pack_state
 
 src = Path(sys.argv[1])
 out = Path(__file__).resolve().parent

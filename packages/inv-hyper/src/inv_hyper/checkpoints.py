@@ -14,7 +14,7 @@ from pathlib import Path
 import torch
 
 from sg2_core.encoders.trunk import UNITS_PER_STAGE
-from sg2_core.offsets import layer_key
+from sg2_core.nn.offsets import layer_key
 
 from .hypernetwork import target_shapes
 from .networks import HyperConfig, HyperNetworks
@@ -204,6 +204,6 @@ def _read_native(path: Path, generator) -> HyperNetworks:
 def load(path, generator, **options):
     """``HyperInverter`` built from the official checkpoint at ``path`` for ``generator`` (NVIDIA pickle,
     rosinality or native, read through sg2-core); ``options`` as for ``HyperInverter`` (phase1=, ...)."""
-    from .method import HyperInverter
+    from .methods import HyperInverter
 
     return HyperInverter(generator, networks=read_networks(path, generator), **options)

@@ -31,9 +31,9 @@ import torch
 
 from sg2_core import Inversion, Method, StepInfo, demo
 from sg2_core.encoders import DEFAULT_WIDTHS
-from sg2_core.generator import normalize_2nd_moment
+from sg2_core.nn.generator import normalize_2nd_moment
 
-from .checkpoint import check_generator, load
+from .checkpoints import check_generator, load
 from .networks import VAEConfig, VAEStyleEncoder
 
 __all__ = ["DEMO_WEIGHTS", "AgileGAN", "default_weights", "fit_z"]
@@ -77,7 +77,7 @@ class AgileGAN(Method):
 
     name, space = "agilegan", "z+"
     needs = ("generator", "own-weights")
-    trainable, trainer = True, "inv_vae.train_vae:main"  # python -m inv_vae.train encoder|style
+    trainable, trainer = True, "inv_vae.training:main"  # python -m inv_vae.train encoder|style
 
     def __init__(
         self,

@@ -8,9 +8,9 @@ progressive schedule (stage 0 = one w until ``--progressive-start``, one more de
 steps); ``e4e-w`` is the W-only encoder trained with e4e's latent discriminator on its one w (no deltas, no
 stages); ReStyle's loss at each of ``--n-iters`` iterations, the previous estimate
 and image detached, one optimiser step per batch. ``psp-edges`` is pSp image-to-image: the encoder reads
-``sg2_core.conditions.apply_condition("edges", images)`` (in training and validation) and its losses compare
+``sg2_core.methods.conditions.apply_condition("edges", images)`` (in training and validation) and its losses compare
 the generator's output with the original images. Ranger (RAdam + Lookahead) at lr 1e-4. The run's shape
-(snapshots, exact ``--resume``, samples, validation, torchrun) is ``sg2_core.fit``'s; the output holds
+(snapshots, exact ``--resume``, samples, validation, torchrun) is ``sg2_core.training.fit``'s; the output holds
 ``encoder`` (a StyleEncoder), which ``create_method(NAME, generator=G, weights=FILE)`` reads.
 """
 
@@ -22,9 +22,9 @@ import torch
 import torch.nn.functional as F
 
 from sg2_core import fit, register_network
-from sg2_core.conditions import apply_condition
-from sg2_core.config import Serializable
-from sg2_core.optim import Ranger
+from sg2_core.methods.conditions import apply_condition
+from sg2_core.nn.config import Serializable
+from sg2_core.training.optim import Ranger
 
 from .networks import PROGRESSIVE, LatentCodesDiscriminator, StyleEncoder, StyleEncoderConfig
 from .pools import LatentPool

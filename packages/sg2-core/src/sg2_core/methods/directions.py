@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from .latents import _per_sample
+from sg2_core.methods.latents import _per_sample
 
 
 @dataclass(frozen=True)

@@ -1,6 +1,6 @@
 """The CPU inference path of the modulated convolutions: no gradient, so the fastest order of operations.
 
-:func:`sg2_core.layers.modulated_conv2d` sends a convolution here when ``sg2_core.use_impl`` allows the fast
+:func:`sg2_core.nn.layers.modulated_conv2d` sends a convolution here when ``sg2_core.use_impl`` allows the fast
 paths (the default ``"auto"`` does when no gradient is recorded, e.g. under ``torch.no_grad()``) and
 :func:`applies` holds: float32 CPU tensors with a 3x3 weight shared by the batch. The results differ from the
 exact path by float rounding only (tested to 1e-4 of the output's range). Per-sample weights (weight offsets)

@@ -17,9 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from sg2_core.nn import cpu_inference
 from sg2_kernels import ACTIVATIONS, bias_act, blur_transposed, conv2d_resample, noise_bias_lrelu_, setup_filter
-
-from . import cpu_inference
 
 
 class FullyConnectedLayer(nn.Module):
@@ -65,7 +64,7 @@ class use_impl:
     - ``"ref"``: the exact path everywhere. NVIDIA's order of operations, with no NNPACK (torch's own NNPACK
       choice disabled too), no Winograd and no per-image loop. The fixture tests check this path.
     - ``"fast"``: the CPU fast paths wherever they apply. Where no gradient is recorded, that is
-      :mod:`sg2_core.cpu_inference` (Winograd, and one image at a time elsewhere). Where one is recorded,
+      :mod:`sg2_core.nn.cpu_inference` (Winograd, and one image at a time elsewhere). Where one is recorded,
       3x3 convolutions on maps of 32 px and more go through NNPACK's Winograd algorithm, whose rounding
       (~1e-5 relative) depends on the CPU.
     - ``"auto"``: the fast paths only where no gradient is recorded; gradients always come from the exact
@@ -107,7 +106,7 @@ def current_impl() -> str:
 
 def conv_path(*tensors) -> str:
     """The one place that decides how a convolution runs: ``"exact"``, ``"fast"`` (NNPACK allowed) or
-    ``"inference"`` (:mod:`sg2_core.cpu_inference` may take it; no gradient is recorded)."""
+    ``"inference"`` (:mod:`sg2_core.nn.cpu_inference` may take it; no gradient is recorded)."""
     recorded = torch.is_grad_enabled() and any(t.requires_grad for t in tensors)
     if _impl == "ref" or (_impl == "auto" and recorded):
         return "exact"
@@ -172,7 +171,7 @@ def modulated_conv2d(x, weight, styles, noise=None, up=1, padding=0, resample_fi
     with the demodulation as ``sum_i s_i^2 sum_k w^2``, see :func:`_per_sample_conv`), a shared weight as one
     batched convolution with the styles and demodulation applied to the activations (their training path),
     and 1x1 kernels (toRGB) as a batched matrix product. On the inference path a shared 3x3 weight goes to
-    :mod:`sg2_core.cpu_inference`; ``cache`` is the owning layer's ``cpu_inference.WeightCache``.
+    :mod:`sg2_core.nn.cpu_inference`; ``cache`` is the owning layer's ``cpu_inference.WeightCache``.
     """
     n, in_channels, h, w_ = x.shape
     per_sample = weight.ndim == 5

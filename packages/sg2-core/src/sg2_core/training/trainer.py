@@ -22,13 +22,19 @@ import copy
 from dataclasses import dataclass
 
 import torch
-import torch.distributed as dist
 
-from .augment import AdaptiveAugment
-from .config import DiscriminatorConfig, GeneratorConfig, Serializable
-from .discriminator import Discriminator
-from .generator import Generator, mix_styles
-from .losses import PathLengthRegularizer, d_logistic_loss, g_nonsaturating_loss, lazy_optimizer_settings, r1_penalty
+from sg2_core.nn.config import DiscriminatorConfig, GeneratorConfig, Serializable
+from sg2_core.nn.discriminator import Discriminator
+from sg2_core.nn.generator import Generator, mix_styles
+from sg2_core.training.augment import AdaptiveAugment
+from sg2_core.training.losses import (
+    PathLengthRegularizer,
+    d_logistic_loss,
+    g_nonsaturating_loss,
+    lazy_optimizer_settings,
+    r1_penalty,
+)
+from sg2_core.training.run import mean_over_ranks, optimizer_state_in, optimizer_state_out, world
 
 AUGMENT_MODES = ("none", "fixed", "ada")
 
@@ -72,30 +78,6 @@ class TrainingOptions(Serializable):
         object.__setattr__(self, "betas", tuple(self.betas))
 
 
-def _world() -> tuple[int, int]:
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
-
-
-def mean_over_ranks(tensor: torch.Tensor) -> torch.Tensor:
-    rank, world = _world()
-    if world > 1:
-        dist.all_reduce(tensor)
-        tensor /= world
-    return tensor
-
-
-def _optimizer_state_out(state: dict) -> dict:
-    """An optimizer state with string keys (the checkpoint's metadata is JSON)."""
-    return {"state": {str(k): v for k, v in state["state"].items()}, "param_groups": state["param_groups"]}
-
-
-def _optimizer_state_in(state: dict) -> dict:
-    groups = [{**g, "betas": tuple(g["betas"])} if "betas" in g else g for g in state["param_groups"]]
-    return {"state": {int(k): v for k, v in state["state"].items()}, "param_groups": groups}
-
-
 class Trainer:
     """Networks, optimisers and regularisers of one StyleGAN2 run; ``step(reals)`` trains on one batch."""
 
@@ -112,7 +94,7 @@ class Trainer:
                 f"G makes {g_config.img_channels}x{g_config.resolution}px images but D reads "
                 f"{d_config.img_channels}x{d_config.resolution}px"
             )
-        self.rank, self.world_size = _world()
+        self.rank, self.world_size = world()
         if options.batch_size % self.world_size:
             raise ValueError(f"batch_size {options.batch_size} is not divisible by the {self.world_size} processes")
         self.device = torch.device(device or "cpu")
@@ -265,8 +247,8 @@ class Trainer:
             "options": self.options.to_dict(),
             "step": self.step_count,
             "images_seen": self.images_seen,
-            "opt_G": _optimizer_state_out(self.opt_G.state_dict()),
-            "opt_D": _optimizer_state_out(self.opt_D.state_dict()),
+            "opt_G": optimizer_state_out(self.opt_G.state_dict()),
+            "opt_D": optimizer_state_out(self.opt_D.state_dict()),
             "pl_mean": self.path_length.pl_mean.detach().cpu().clone(),
             "augment": None if self.augment is None else {k: v.cpu() for k, v in self.augment.state_dict().items()},
         }
@@ -287,8 +269,8 @@ class Trainer:
                 raise ValueError(f"the snapshot's {name} is {theirs.config}, this run builds {mine.config}")
             mine.load_state_dict(theirs.state_dict())
         self.step_count, self.images_seen = int(state["step"]), int(state["images_seen"])
-        self.opt_G.load_state_dict(_optimizer_state_in(state["opt_G"]))
-        self.opt_D.load_state_dict(_optimizer_state_in(state["opt_D"]))
+        self.opt_G.load_state_dict(optimizer_state_in(state["opt_G"]))
+        self.opt_D.load_state_dict(optimizer_state_in(state["opt_D"]))
         self.path_length.pl_mean.copy_(state["pl_mean"])
         if (state.get("augment") is None) != (self.augment is None):
             raise ValueError("the snapshot and this run disagree on whether augmentation is used")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import torch
 
-from .generator import truncate
+from sg2_core.nn.generator import truncate
 
 
 def _check_latent(name: str, t) -> None:

@@ -32,20 +32,18 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
-from .checkpoints.native import load_networks, save_networks
-from .devices import resolve_device
-from .images import save_grid
-from .train import StopOnSignal, latest_snapshot, trim_log
-from .trainer import _optimizer_state_in, _optimizer_state_out
-
-SNAPSHOT = "snapshot-{:09d}.safetensors"  # sg2_core.train's pattern: latest_snapshot finds the newest
-
-
-def world() -> tuple[int, int]:
-    """(rank, world size) of this process (0, 1 without torch.distributed)."""
-    if dist.is_available() and dist.is_initialized():
-        return dist.get_rank(), dist.get_world_size()
-    return 0, 1
+from sg2_core.checkpoints.native import load_networks, save_networks
+from sg2_core.devices import resolve_device
+from sg2_core.images import save_grid
+from sg2_core.training.run import (
+    StopOnSignal,
+    latest_snapshot,
+    optimizer_state_in,
+    optimizer_state_out,
+    snapshot_name,
+    trim_log,
+    world,
+)
 
 
 class Objective:
@@ -154,10 +152,10 @@ def parser(prog: str, description: str) -> argparse.ArgumentParser:
 def load_generator(spec: str, device) -> tuple[nn.Module, str]:
     """The frozen generator a method trains for: the demo's, or a checkpoint's G_ema."""
     if spec in (None, "demo"):
-        from . import demo
+        from sg2_core import demo
 
         return demo.load_generator(device), "demo"
-    from .checkpoints import load_checkpoint
+    from sg2_core.checkpoints import load_checkpoint
 
     return load_checkpoint(spec).G_ema.to(device).eval().requires_grad_(False), str(spec)
 
@@ -165,7 +163,7 @@ def load_generator(spec: str, device) -> tuple[nn.Module, str]:
 def load_images(source: str, limit: int | None, resolution: int, channels: int) -> torch.Tensor:
     """uint8 ``[N, C, R, R]`` from an open_dataset source (padded to ``resolution``) or ``demo-test``."""
     if source == "demo-test":
-        from . import demo
+        from sg2_core import demo
 
         images = demo.load_test_images()[0]
         if images.shape[1:] != (channels, resolution, resolution):
@@ -175,7 +173,7 @@ def load_images(source: str, limit: int | None, resolution: int, channels: int) 
             )
         images = ((images + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
         return images[:limit]
-    from .datasets import open_dataset
+    from sg2_core.datasets import open_dataset
 
     dataset = open_dataset(source, pad_to=resolution)
     if (dataset.channels, dataset.resolution) != (channels, resolution):
@@ -255,16 +253,16 @@ class _Run:
                 "rng": torch.get_rng_state(),
                 "data_order": self.order.state(),
                 "objective": o.state(),
-                "optimizers": {k: _optimizer_state_out(v.state_dict()) for k, v in o.optimizers.items()},
+                "optimizers": {k: optimizer_state_out(v.state_dict()) for k, v in o.optimizers.items()},
             }
         }
-        return save_networks(folder / SNAPSHOT.format(self.step), o.networks, extra=extra)
+        return save_networks(folder / snapshot_name(self.step), o.networks, extra=extra)
 
     def load(self, path: Path) -> None:
         loaded = load_networks(path)
         state = loaded.extra.get("training")
         if state is None or "data_order" not in state:
-            raise ValueError(f"{path} is not a training snapshot of sg2_core.fit (no training state)")
+            raise ValueError(f"{path} is not a training snapshot of sg2_core.training.fit (no training state)")
         theirs = state["options"]
         changed = sorted(k for k in self.options.keys() | theirs.keys() if self.options.get(k) != theirs.get(k))
         if changed:
@@ -281,7 +279,7 @@ class _Run:
                 raise ValueError(f"{path.name}: network {name!r} has another config than this run builds")
             net.load_state_dict(loaded[name].state_dict())
         for name, opt in o.optimizers.items():
-            opt.load_state_dict(_optimizer_state_in(state["optimizers"][name]))
+            opt.load_state_dict(optimizer_state_in(state["optimizers"][name]))
         o.load_state(state["objective"])
         self.order.load_state(state["data_order"])
         torch.set_rng_state(state["rng"])

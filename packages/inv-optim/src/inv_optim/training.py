@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 
 from sg2_core import CheckpointWarning, load_networks, save_networks
-from sg2_core.fit import DataOrder, check_out_file, check_run_dir
+from sg2_core.training.fit import DataOrder, check_out_file, check_run_dir
 
 from .collab import LatentCache, iterator_loss, refine_wplus
 from .distance import Distance, default_distance
@@ -394,7 +394,3 @@ class _StopFlag:
     def restore(self):
         for s, handler in self._previous.items():
             signal.signal(s, handler)
-
-
-if __name__ == "__main__":  # kept for one version: the same as python -m inv_optim.train --method collab
-    raise SystemExit(main())

@@ -3,7 +3,7 @@
 A family declares its methods in its ``pyproject.toml``::
 
     [project.entry-points."sg2_toolkit.methods"]
-    hyperinverter = "inv_hyper.method:HyperInverter"
+    hyperinverter = "inv_hyper.methods:HyperInverter"
 
 and ``create_method("hyperinverter", generator=G, **options)`` imports that module only then. In-process
 code registers with ``@register_method("name")``; such a name shadows an installed one, which makes
@@ -23,8 +23,8 @@ from typing import Protocol, runtime_checkable
 
 import torch
 
-from .inversion import SPACES, Inversion
-from .method import WEIGHTS, check_declaration
+from sg2_core.methods.inversion import SPACES, Inversion
+from sg2_core.methods.method import WEIGHTS, check_declaration
 
 ENTRY_POINT_GROUP = "sg2_toolkit.methods"
 

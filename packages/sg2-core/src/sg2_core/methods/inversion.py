@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 
 import torch
 
-from .directions import apply_direction
-from .latents import _per_sample, broadcast_w, lerp
-from .offsets import check_offsets
+from sg2_core.methods.directions import apply_direction
+from sg2_core.methods.latents import _per_sample, broadcast_w, lerp
+from sg2_core.nn.offsets import check_offsets
 
 SPACES = ("w", "w+", "z+")
 FILE_FORMAT = "sg2-toolkit-inversion"
@@ -31,7 +31,7 @@ class Inversion:
         space: ``'w'``, ``'w+'`` or ``'z+'``.
         generator: the Generator the codes belong to (shared, never copied or moved).
         weight_offsets: ``{layer name: [N, *weight shape]}`` added to the generator's stored weights, or
-            ``None`` (units: see ``sg2_core.offsets``).
+            ``None`` (units: see ``sg2_core.nn.offsets``).
         extras: anything else the method reports (losses, timings, ...). Tensors whose first
             dimension is ``N`` follow the batch when slicing and concatenating; the rest is carried as is.
     """
@@ -131,7 +131,7 @@ class Inversion:
         Tensor extras are stored as tensors, other JSON-like extras as JSON; an extra that is neither is
         left out with a warning. ``overwrite=False`` refuses an existing file.
         """
-        from ._inversion_file import save_inversion
+        from sg2_core.methods.inversion_file import save_inversion
 
         return save_inversion(self, path, overwrite=overwrite)
 
@@ -139,7 +139,7 @@ class Inversion:
     def load(cls, path, generator, *, check_weights: bool = True) -> Inversion:
         """Read a file written by :meth:`save`, for ``generator`` (which must have the recorded config and,
         with ``check_weights``, the recorded weights); tensors land on the generator's device."""
-        from ._inversion_file import load_inversion
+        from sg2_core.methods.inversion_file import load_inversion
 
         return load_inversion(path, generator, check_weights=check_weights)
 

@@ -11,7 +11,7 @@ without building anything::
     input_resolution  the image size it takes; None: the generator's (an encoder at 256 px on a 1024 px G)
     input_channels    the channel count it takes; None: the generator's (pSp image-to-image: 1 for sketches)
     input_condition   None for an inversion; for an image-to-image method the name of the condition map it
-                      takes instead of the image (``sg2_core.conditions``: 'edges', 'lowres')
+                      takes instead of the image (``sg2_core.methods.conditions``: 'edges', 'lowres')
     needs             weights it needs, from :data:`WEIGHTS`
 
 It is built as ``Method(generator=G, callback=None, **options)`` and called as ``method(images, init=None)``:
@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .inversion import SPACES, Inversion
+from sg2_core.methods.inversion import SPACES, Inversion
 
 WEIGHTS = ("generator", "discriminator", "face-network", "own-weights")
 """What a method may need besides images: the generator (always), its discriminator (adversarial
@@ -97,7 +97,7 @@ class Method:
         self.device = check_device(generator, device)
 
     def __call__(self, images: torch.Tensor, init: Inversion | None = None) -> Inversion:
-        from .registry import check_images
+        from sg2_core.methods.registry import check_images
 
         check_images(images, self.generator, self.input_resolution, channels=self.input_channels)
         if init is not None:
@@ -145,7 +145,7 @@ def check_declaration(cls) -> list[str]:
             problems.append(f"{attr} must be None or a positive int, got {value!r}")
     condition = getattr(cls, "input_condition", None)
     if condition is not None:
-        from .conditions import CONDITIONS
+        from sg2_core.methods.conditions import CONDITIONS
 
         if condition not in CONDITIONS:
             problems.append(f"input_condition must be None or one of {sorted(CONDITIONS)}, got {condition!r}")

@@ -13,12 +13,12 @@ the demo's for ``--generator demo``) is fine-tuned on ``--exemplars`` (a folder 
 ``fmnist-edges``: Fashion-MNIST edge drawings, see :mod:`inv_vae.exemplars`) with latents drawn from the
 prior the encoder matches: Z+, one z per layer, each through the mapping network (frozen unless
 ``--train-mapping``). StyleGAN2's non-saturating loss, lazy R1 (``--r1-gamma`` every 16 steps) and path length
-(``--pl-weight`` every 4 steps) from ``sg2_core.losses``, Adam with the lazy ratio; FreezeD keeps the first
+(``--pl-weight`` every 4 steps) from ``sg2_core.training.losses``, Adam with the lazy ratio; FreezeD keeps the first
 ``--freeze-d`` discriminator blocks (from the input) fixed. Early stop: ``--steps``, or the fidelity criterion:
 every ``--fidelity-every`` steps the perceptual distance between the source and the tuned generator on 64 fixed
 Z+ latents; once it exceeds ``--fidelity-threshold`` the run ends there (``Objective.done``).
 The output holds ``generator``, the stylised copy, for ``python -m inv_vae.stylize --style FILE``.
-The run's shape (snapshots, exact ``--resume``, samples, validation, torchrun) is ``sg2_core.fit``'s.
+The run's shape (snapshots, exact ``--resume``, samples, validation, torchrun) is ``sg2_core.training.fit``'s.
 """
 
 from __future__ import annotations
@@ -28,15 +28,15 @@ import sys
 
 import torch
 
-from sg2_core import fit
-from sg2_core.losses import (
+from sg2_core.training import fit
+from sg2_core.training.losses import (
     PathLengthRegularizer,
     d_logistic_loss,
     g_nonsaturating_loss,
     lazy_optimizer_settings,
     r1_penalty,
 )
-from sg2_core.optim import Ranger
+from sg2_core.training.optim import Ranger
 
 from .exemplars import resolve_exemplars
 from .losses import KL_WEIGHT, kl_divergence
@@ -321,8 +321,8 @@ def train_style(argv=None) -> int:
         options["distance"] = name
         encoder = None
         if args.encoder or args.generator == "demo":
-            from .checkpoint import load
-            from .method import default_weights
+            from .checkpoints import load
+            from .methods import default_weights
 
             weights = args.encoder or default_weights(generator)
             encoder = None if weights is None else load(weights, generator=generator).encoder.to(device).eval()

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import torch
 
-from .checkpoints._io import atomic_write, check_input, one_line
-from .checkpoints.errors import CheckpointError
-from .checkpoints.native import _decode, _encode_extra, _safetensors, read_tagged
-from .inversion import FILE_FORMAT, FILE_VERSION, Inversion
+from sg2_core.checkpoints._io import atomic_write, check_input, one_line
+from sg2_core.checkpoints.errors import CheckpointError
+from sg2_core.checkpoints.native import _decode, _encode_extra, _safetensors, read_tagged
+from sg2_core.methods.inversion import FILE_FORMAT, FILE_VERSION, Inversion
 
 _OFFSET_PREFIX = "offset."
 

@@ -7,11 +7,10 @@ import math
 import torch
 from torch import nn
 
+from sg2_core.nn.config import DiscriminatorConfig
+from sg2_core.nn.generator import _check_shape
+from sg2_core.nn.layers import Conv2dLayer, FullyConnectedLayer
 from sg2_kernels import setup_filter
-
-from .config import DiscriminatorConfig
-from .generator import _check_shape
-from .layers import Conv2dLayer, FullyConnectedLayer
 
 
 class DiscriminatorBlock(nn.Module):

@@ -54,7 +54,7 @@ class HyperInverter(Method):
     """HyperInverter: a W-space phase I, then hypernetwork-predicted per-image generator weight offsets."""
 
     name, space, needs = "hyperinverter", "w+", ("generator", "own-weights")
-    trainable, trainer = True, "inv_hyper.train_hyper:main"
+    trainable, trainer = True, "inv_hyper.training:main"
     input_resolution = None  # the generator's; both encoders resize to their own size (256 px officially)
 
     def __init__(
@@ -116,7 +116,7 @@ class HyperInverter(Method):
             )
 
     def _networks(self, weights, allow_untrained, config, init_seed, phase1) -> HyperNetworks:
-        from .checkpoint import read_networks
+        from .checkpoints import read_networks
 
         if weights is not None:
             return read_networks(weights, self.generator)

@@ -10,7 +10,7 @@ adds the non-saturating adversarial loss (weight ``--adv``) against the generato
 fine-tuned alongside (logistic loss, R1 with gamma ``--r1-gamma`` every ``--r1-every`` steps). The defaults are
 the paper's: L2 1.0, LPIPS 0.8, ID 0.1 with a face network, adversarial 0.005, R1 gamma 10 every 16 steps,
 Adam with lr 1e-4. The run's shape (snapshots, exact ``--resume``, samples, validation, torchrun) is
-``sg2_core.fit``'s; the output holds ``networks`` (HyperNetworks), which ``HyperInverter(weights=FILE)`` reads.
+``sg2_core.training.fit``'s; the output holds ``networks`` (HyperNetworks), which ``HyperInverter(weights=FILE)`` reads.
 """
 
 from __future__ import annotations
@@ -21,10 +21,10 @@ from pathlib import Path
 import torch
 
 from sg2_core import fit, list_methods
-from sg2_core.losses import d_logistic_loss, g_nonsaturating_loss, r1_penalty
+from sg2_core.training.losses import d_logistic_loss, g_nonsaturating_loss, r1_penalty
 
-from .checkpoint import read_networks
-from .method import resize
+from .checkpoints import read_networks
+from .methods import resize
 from .networks import HyperConfig, HyperNetworks
 
 

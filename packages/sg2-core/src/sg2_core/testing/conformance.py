@@ -16,9 +16,9 @@ import re
 
 import torch
 
-from .inversion import SPACES, Inversion
-from .method import WEIGHTS
-from .registry import accepts_option, create_method, method_spec
+from sg2_core.methods.inversion import SPACES, Inversion
+from sg2_core.methods.method import WEIGHTS
+from sg2_core.methods.registry import accepts_option, create_method, method_spec
 
 __all__ = ["check_method"]
 
@@ -212,7 +212,7 @@ def _short_init(generator, images) -> Inversion:
 
 
 def _check_uses(name, result, generator) -> None:
-    from .directions import sefa
+    from sg2_core.methods.directions import sefa
 
     with torch.no_grad():
         rendered = result.render()

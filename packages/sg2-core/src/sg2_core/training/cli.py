@@ -2,7 +2,7 @@
 
 A family's ``train`` module is two lines::
 
-    from sg2_core.train_method import main as _main
+    from sg2_core.training.cli import main as _main
     def main(argv=None): return _main("inv_optim", argv)
 
 ``--method NAME`` picks a trainable method of that family (optional when one trainer serves them all); its class names its trainer
@@ -17,7 +17,7 @@ import argparse
 import importlib
 import sys
 
-from .registry import list_methods, method_spec
+from sg2_core.methods.registry import list_methods, method_spec
 
 
 def trainable_methods(package: str) -> dict[str, str]:

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .images import to_float, to_uint8
+from sg2_core.images import to_float, to_uint8
 
 __all__ = ["CONDITIONS", "apply_condition", "edges", "lowres"]
 

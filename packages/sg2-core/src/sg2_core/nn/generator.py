@@ -12,12 +12,11 @@ import math
 import torch
 from torch import nn
 
+from sg2_core.nn.config import GeneratorConfig
+from sg2_core.nn.cpu_inference import WeightCache
+from sg2_core.nn.layers import FullyConnectedLayer, bias_lrelu, modulated_conv2d
+from sg2_core.nn.offsets import check_offsets, layer_key
 from sg2_kernels import bias_act, setup_filter, upsample2d
-
-from .config import GeneratorConfig
-from .cpu_inference import WeightCache
-from .layers import FullyConnectedLayer, bias_lrelu, modulated_conv2d
-from .offsets import check_offsets, layer_key
 
 NOISE_MODES = ("random", "const", "none")
 

@@ -1,0 +1,1 @@
+"""Training: the GAN trainer (gan, trainer, losses, augment), the method-training loop (fit), shared run helpers."""
