@@ -26,7 +26,8 @@ import sys
 from dataclasses import dataclass
 import torch
 from torch import nn
-from sg2_core import fit, register_network
+from sg2_core import register_network
+from sg2_core.training import fit
 from sg2_core.nn.config import Serializable
 
 @dataclass(frozen=True)

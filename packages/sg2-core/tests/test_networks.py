@@ -118,7 +118,8 @@ def test_bad_config():
 
 
 def test_use_impl_decides_the_path_in_one_place():
-    from sg2_core import layers, use_impl
+    from sg2_core import use_impl
+    from sg2_core.nn import layers
 
     x, w = torch.zeros(1, 8, 4, 4), torch.zeros(8, 8, 3, 3, requires_grad=True)
     assert layers.current_impl() == "auto"  # no SG2_CORE_IMPL in the test environment
@@ -264,7 +265,8 @@ def test_inference_path_is_close_to_the_exact_path():
     1.7e-6 of the output's range here (1.1e-6 on the 32 px fixture, 1.8e-6 for the 256 px config F); the
     tolerance, 1e-5, is the fixtures' tolerance for images. Also after the weights change (an optimiser step:
     the cached transforms must follow)."""
-    from sg2_core import cpu_inference, use_impl
+    from sg2_core import use_impl
+    from sg2_core.nn import cpu_inference
     from sg2_kernels._backend import unavailable_reason
 
     G, ws = _small_256px_generator()

@@ -21,9 +21,10 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
-from sg2_core import fit, register_network
+from sg2_core import register_network
 from sg2_core.methods.conditions import apply_condition
 from sg2_core.nn.config import Serializable
+from sg2_core.training import fit
 from sg2_core.training.optim import Ranger
 
 from .networks import PROGRESSIVE, LatentCodesDiscriminator, StyleEncoder, StyleEncoderConfig

@@ -20,7 +20,8 @@ from pathlib import Path
 
 import torch
 
-from sg2_core import fit, list_methods
+from sg2_core import list_methods
+from sg2_core.training import fit
 from sg2_core.training.losses import d_logistic_loss, g_nonsaturating_loss, r1_penalty
 
 from .checkpoints import read_networks

@@ -145,8 +145,9 @@ def _read(path: Path, channels: int, resolution: int) -> torch.Tensor:
 
 
 def main(argv=None) -> int:
-    from sg2_core import demo, fit
+    from sg2_core import demo
     from sg2_core.images import save_grid
+    from sg2_core.training import fit
 
     p = argparse.ArgumentParser(
         prog="python -m inv_vae.stylize", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
