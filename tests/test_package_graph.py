@@ -80,7 +80,8 @@ def check_tree(root: Path, allowed: dict[str, set[str]] = ALLOWED) -> list[str]:
         declared = declared_siblings(package_dir, project)
         for extra in sorted(declared - allowed[module]):
             problems.append(f"{where}: declares {extra}, which {module} may not depend on")
-        for path in sorted(src.rglob("*.py")):
+        # a package's scripts/ may reach no further than its code (a script needing more goes to tools/)
+        for path in sorted(src.rglob("*.py")) + sorted(package_dir.glob("scripts/**/*.py")):
             siblings = imported_modules(path.read_text(encoding="utf-8"), str(path)) & set(allowed)
             for imported in sorted(siblings - {module}):
                 if imported not in allowed[module]:
@@ -126,6 +127,15 @@ def test_checker_rejects_a_family_importing_another_family(tmp_path):
     _package(tmp_path, "inv-hyper", ["sg2-core>=0.1"], {"m.py": "def f():\n    from inv_vae import model\n"})
     assert check_tree(tmp_path) == [
         "packages/inv-hyper/src/inv_hyper/m.py: imports inv_vae, which inv_hyper may not import"
+    ]
+
+
+def test_checker_rejects_a_script_reaching_up_the_graph(tmp_path):
+    _package(tmp_path, "sg2-core", ["sg2-kernels>=0.1"], {})
+    (tmp_path / "packages" / "sg2-core" / "scripts").mkdir()
+    (tmp_path / "packages" / "sg2-core" / "scripts" / "train.py").write_text("from inv_metrics.fid import main\n")
+    assert check_tree(tmp_path) == [
+        "packages/sg2-core/scripts/train.py: imports inv_metrics, which sg2_core may not import"
     ]
 
 

@@ -84,6 +84,7 @@ def test_builds_a_wheel_and_an_sdist(dist_dir, package_dir):
     with zipfile.ZipFile(wheel) as zf:
         names = zf.namelist()
     assert f"{module}/__init__.py" in names
+    assert f"{module}/py.typed" in names, "the wheel does not say it is typed (PEP 561)"
     assert not any("/tests/" in n or n.startswith("tests/") for n in names), "tests leaked into the wheel"
     # Built with SG2_KERNELS_BUILD=none: a compiled file here is a stale in-place build that leaked in.
     assert not [n for n in names if n.endswith((".so", ".pyd", ".dll"))]

@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sg2_core.images import to_float
+from sg2_core.images import IMAGE_EXTENSIONS, to_float
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -31,8 +31,6 @@ __all__ = [
     "read_idx",
     "to_float",
 ]
-
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 
 # Where the Debian package dataset-fashion-mnist installs the four IDX files.
 # SG2_FASHION_MNIST_DIR points elsewhere (a copy of the four .gz files).

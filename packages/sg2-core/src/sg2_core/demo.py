@@ -1,7 +1,7 @@
 """The embedded demo: a small StyleGAN2 trained by us on Fashion-MNIST at 32x32, and held-out test images.
 
 Everything here ships inside the package, so benchmarks and examples run on a fresh machine with no
-download. ``scripts/train_demo.sh`` (in the repository) retrains the networks from the Debian package
+download. ``tools/train_demo.py`` (in the repository) retrains the networks from the Debian package
 ``dataset-fashion-mnist``; ``scripts/make_demo_testset.py`` rebuilds the test subset.
 """
 
@@ -34,7 +34,7 @@ def _data_file(name: str):
     if not path.is_file():
         raise FileNotFoundError(
             f"the demo file {name} is missing from the sg2_core package (expected at {path}); "
-            "reinstall sg2-core or rebuild it with scripts/train_demo.sh"
+            "reinstall sg2-core or rebuild it with tools/train_demo.py (in the repository)"
         )
     return path
 

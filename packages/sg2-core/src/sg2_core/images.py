@@ -4,6 +4,8 @@ and where image files are read and brought to a generator's shape.
 One formula: ``x / 127.5 - 1`` from uint8, and ``round((x + 1) * 127.5)`` clipped to [0, 255] back, so a
 uint8 image survives the round trip exactly. Bringing an image to another size or channel count is always
 asked for (``fit=``, ``channels=``); without it an image of another shape is refused, naming the file.
+Images of the wrong dtype (uint8 where float is expected, or the reverse) raise ``ImageDtypeError``, a
+``ValueError`` like every other bad image, everywhere in the toolkit.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import torch
 # 'pad': centred on a black square (shrunk first, aspect kept, if larger than R); 'resize': stretched to R x R;
 # 'center-crop': the largest centred square, then resized. Resampling is Lanczos, as dataset_tool's.
 FITS = ("pad", "resize", "center-crop")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 BATCH_SUFFIXES = (".npy", ".safetensors")
 
 
@@ -36,19 +39,36 @@ class ImageShapeError(ImageLoadError):
         self.name, self.got, self.expected, self.what = name, got, expected, what
 
 
+class ImageDtypeError(ValueError, TypeError):
+    """Images of the wrong dtype: uint8 where float images in [-1, 1] are expected, or the reverse.
+
+    The one error for it in the toolkit: a ``ValueError`` like every other bad image (the method contract);
+    also a ``TypeError``, what ``to_float``, ``to_uint8``, ``open_dataset`` and the metrics raised before.
+    """
+
+
+def require_float(images: torch.Tensor, what: str = "images") -> None:
+    """Raise ``ImageDtypeError`` unless ``images`` is a float tensor (the toolkit's [-1, 1] convention)."""
+    if not torch.is_floating_point(images):
+        raise ImageDtypeError(
+            f"{what} must be a float tensor in [-1, 1], got {images.dtype} (convert uint8 images with "
+            "sg2_core.images.to_float, x / 127.5 - 1)"
+        )
+
+
 def to_float(images: torch.Tensor) -> torch.Tensor:
     """uint8 ``[..., C, H, W]`` in [0, 255] -> float32 in [-1, 1] (0 -> -1, 255 -> 1), on the same device."""
     if not isinstance(images, torch.Tensor):
         images = torch.as_tensor(np.asarray(images))
     if images.dtype != torch.uint8:
-        raise TypeError(f"to_float expects uint8 images in [0, 255], got dtype {images.dtype}")
+        raise ImageDtypeError(f"to_float expects uint8 images in [0, 255], got dtype {images.dtype}")
     return images.to(torch.float32) / 127.5 - 1
 
 
 def to_uint8(images: torch.Tensor) -> torch.Tensor:
     """float images in [-1, 1] -> uint8 in [0, 255], rounded to nearest; values outside [-1, 1] are clipped."""
     if not torch.is_floating_point(images):
-        raise TypeError(f"to_uint8 expects float images in [-1, 1], got dtype {images.dtype}")
+        raise ImageDtypeError(f"to_uint8 expects float images in [-1, 1], got dtype {images.dtype}")
     if not torch.isfinite(images).all():
         raise ValueError("to_uint8: the images contain NaN or inf")
     return ((images.detach() + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
@@ -125,8 +145,6 @@ def image_files(paths) -> list[Path]:
     """The files behind ``paths`` (a path or a list): image files and batch files as given, folders
     expanded to their image and batch files (recursive, sorted). Raises ``ImageLoadError`` for a missing
     path, an unknown file type or a folder with no images."""
-    from sg2_core.datasets import IMAGE_EXTENSIONS
-
     known = (*IMAGE_EXTENSIONS, *BATCH_SUFFIXES)
     paths = [paths] if isinstance(paths, (str, os.PathLike)) else list(paths)
     if not paths:

@@ -15,9 +15,8 @@ import torch.nn.functional as F
 from .upfirdn2d import upfirdn2d
 
 NNPACK_MIN_SIZE = 32
-"""Smallest map side at which ``nnpack=True`` uses NNPACK. Measured per layer against oneDNN's direct
-convolution on a 2-core AVX2 CPU: 1.0-1.5x at 32 px and 1.3-3x at 64 px and more (most at batch 1); smaller
-maps are faster without it."""
+"""Smallest map side at which ``nnpack=True`` uses NNPACK: smaller maps measured faster with oneDNN's direct
+convolution (the figures are in the README)."""
 
 _nnpack_ready = None
 

@@ -26,6 +26,7 @@ import json
 import math
 import warnings
 from collections.abc import Mapping
+from importlib.metadata import version
 from pathlib import Path
 
 import torch
@@ -200,8 +201,6 @@ def save_networks(
     floating tensors in that type: half the file for shipped weights; :func:`load_networks` casts them back to
     each network's own dtype.
     """
-    from sg2_core import __version__
-
     if not networks:
         raise ValueError("nothing to save: networks is empty")
     path = Path(path)
@@ -211,7 +210,7 @@ def save_networks(
     metadata = {
         "format": FORMAT_TAG,
         "format_version": FORMAT_VERSION,
-        "sg2_core_version": __version__,
+        "sg2_core_version": version("sg2-core"),
         "networks": json.dumps(list(networks)),
     }
     for name, net in networks.items():

@@ -12,13 +12,8 @@ only, so the results differ from the exact path by float rounding (see the tests
   (im2col): there the convolution's per-call weight reorder costs more than the arithmetic; the style
   blocks' EqualLinear keeps its scaled weight.
 
-Measured and not adopted (full size, the shared 2-core CPU): oneDNN's blocked layout (``to_mkldnn``) and
-prepacked weights (``mkldnn._convolution_pointwise``) were 0.84-1.06x of the channels-last convolution;
-Winograd F(6x6, 3x3) (``sg2_kernels.winograd``) 1.2x and 1.4x on the trunk's 32 and 16 px convs but 0.9x at
-64 px, at 2e-5 relative error per convolution; the first convolutions of the styles that read one map stacked
-into one convolution, 1.08x (median) on the style stage at batch 8 but nothing on the whole encoder
-(``python -m inv_encoders.bench``, pSp at batch 8: 1.27x the reference before and after, load 6-9) for a
-second copy of those weights (~100 MB at 1024 px).
+What was measured and not adopted (oneDNN's blocked layout, prepacked weights, Winograd, stacked style
+convolutions) is in sg2-core's README, "Encoder parts".
 
 What is derived from the weights is kept in an :class:`InferenceCache` on the module and recomputed when a
 source tensor changes (a new tensor, an in-place update, another device or dtype). It is not part of the

@@ -12,6 +12,7 @@ vector is positive).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import torch
@@ -170,7 +171,12 @@ def _w_mask(layers, num_ws: int) -> torch.Tensor:
     return mask
 
 
-def apply_direction(ws: torch.Tensor, direction: torch.Tensor, strength, layers=None) -> torch.Tensor:
+def apply_direction(
+    ws: torch.Tensor,
+    direction: torch.Tensor,
+    strength: float | torch.Tensor,
+    layers: int | slice | Sequence[int] | None = None,
+) -> torch.Tensor:
     """``ws + strength * direction`` on all W+ entries, or on ``layers`` (an index, slice, range or list).
 
     ``ws`` is W+ ``[N, num_ws, w_dim]`` or W ``[N, w_dim]`` (then ``layers`` must be ``None``);

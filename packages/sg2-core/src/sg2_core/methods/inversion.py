@@ -8,17 +8,24 @@ generator; an inversion without offsets behaves like one whose offsets are all z
 
 from __future__ import annotations
 
+import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
 import torch
 
+from sg2_core.checkpoints._io import one_line
+from sg2_core.checkpoints.errors import CheckpointError
+from sg2_core.methods import inversion_file
 from sg2_core.methods.directions import apply_direction
+from sg2_core.methods.inversion_file import FILE_FORMAT, FILE_VERSION  # noqa: F401 - their home before 0.7
 from sg2_core.methods.latents import _per_sample, broadcast_w, lerp
+from sg2_core.nn.generator import Generator
 from sg2_core.nn.offsets import check_offsets
 
 SPACES = ("w", "w+", "z+")
-FILE_FORMAT = "sg2-toolkit-inversion"
-FILE_VERSION = "1"
 
 
 @dataclass(eq=False)  # tensors have no single truth value; compare fields explicitly
@@ -38,7 +45,7 @@ class Inversion:
 
     latents: torch.Tensor
     space: str
-    generator: object
+    generator: Generator
     weight_offsets: dict[str, torch.Tensor] | None = None
     extras: dict = field(default_factory=dict)
 
@@ -83,7 +90,9 @@ class Inversion:
         mapped = g.mapping(self.latents.reshape(n * g.num_ws, g.z_dim))[:, 0]  # each z+ entry on its own
         return mapped.reshape(n, g.num_ws, g.w_dim)
 
-    def render(self, generator=None, noise_mode: str = "const", **synthesis_kwargs) -> torch.Tensor:
+    def render(
+        self, generator: Generator | None = None, noise_mode: str = "const", **synthesis_kwargs: Any
+    ) -> torch.Tensor:
         """Images ``[N, C, R, R]`` in about [-1, 1], with the weight offsets applied.
 
         ``generator``: render with another generator of the same architecture (a fine-tuned or stylised
@@ -93,7 +102,7 @@ class Inversion:
         synthesis = self.generator.synthesis if generator is None else self._same_architecture(generator).synthesis
         return synthesis(self.ws, noise_mode=noise_mode, weight_offsets=self.weight_offsets, **synthesis_kwargs)
 
-    def _same_architecture(self, generator):
+    def _same_architecture(self, generator: Generator) -> Generator:
         if not hasattr(generator, "synthesis") or not hasattr(generator, "config"):
             raise ValueError(f"generator must be an sg2_core Generator, got {type(generator).__name__}")
         ours, theirs = self.generator.synthesis.state_dict(), generator.synthesis.state_dict()
@@ -108,12 +117,14 @@ class Inversion:
     def _derive(self, latents, space, weight_offsets, extras) -> Inversion:
         return Inversion(latents, space, self.generator, weight_offsets, extras)
 
-    def edit(self, direction: torch.Tensor, strength, layers=None) -> Inversion:
+    def edit(
+        self, direction: torch.Tensor, strength: float | torch.Tensor, layers: int | slice | Sequence[int] | None = None
+    ) -> Inversion:
         """A W+ inversion moved by ``strength * direction`` (on W+ entries ``layers``; offsets kept)."""
         ws = apply_direction(self.ws, direction, strength, layers)
         return self._derive(ws, "w+", self.weight_offsets, dict(self.extras))
 
-    def interpolate(self, other: Inversion, t) -> Inversion:
+    def interpolate(self, other: Inversion, t: float | torch.Tensor) -> Inversion:
         """W+ lerp towards ``other`` (``self`` at ``t=0``); offsets blend too, a missing one counting as zero."""
         if not isinstance(other, Inversion):
             raise ValueError(f"other must be an Inversion, got {type(other).__name__}")
@@ -124,24 +135,26 @@ class Inversion:
         offsets = _blend_offsets(self.weight_offsets or {}, other.weight_offsets or {}, t, len(self))
         return self._derive(lerp(self.ws, other.ws, t), "w+", offsets, {})
 
-    def save(self, path, *, overwrite: bool = False):
+    def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
         """Write the latents, space, weight offsets and extras to one safetensors file, atomically, with the
         generator's config and a hash of its weights (so :meth:`load` refuses a mismatched generator).
 
         Tensor extras are stored as tensors, other JSON-like extras as JSON; an extra that is neither is
         left out with a warning. ``overwrite=False`` refuses an existing file.
         """
-        from sg2_core.methods.inversion_file import save_inversion
-
-        return save_inversion(self, path, overwrite=overwrite)
+        return inversion_file.write(
+            path, self.latents, self.space, self.generator, self.weight_offsets, self.extras, overwrite=overwrite
+        )
 
     @classmethod
-    def load(cls, path, generator, *, check_weights: bool = True) -> Inversion:
+    def load(cls, path: str | os.PathLike, generator: Generator, *, check_weights: bool = True) -> Inversion:
         """Read a file written by :meth:`save`, for ``generator`` (which must have the recorded config and,
         with ``check_weights``, the recorded weights); tensors land on the generator's device."""
-        from sg2_core.methods.inversion_file import load_inversion
-
-        return load_inversion(path, generator, check_weights=check_weights)
+        path, latents, space, offsets, extras = inversion_file.read(path, generator, check_weights=check_weights)
+        try:
+            return cls(latents, space, generator, offsets, extras)
+        except (KeyError, ValueError) as exc:
+            raise CheckpointError(f"the inversion file does not fit the generator: {one_line(exc)}", path) from exc
 
     def _map(self, fn) -> Inversion:
         offsets = None if self.weight_offsets is None else {k: fn(v) for k, v in self.weight_offsets.items()}

@@ -1,4 +1,4 @@
-"""``Inversion.save`` / ``Inversion.load``: one safetensors file, never a pickle.
+"""The file of ``Inversion.save`` / ``Inversion.load``: one safetensors file, never a pickle.
 
 Tensors: ``latents``, ``offset.<layer>`` and the tensor extras (``extra.<n>``, as in the native network
 format). Metadata: ``format`` / ``format_version``, ``space``, the generator's config (JSON) and a
@@ -16,8 +16,9 @@ import torch
 from sg2_core.checkpoints._io import atomic_write, check_input, one_line
 from sg2_core.checkpoints.errors import CheckpointError
 from sg2_core.checkpoints.native import _decode, _encode_extra, _safetensors, read_tagged
-from sg2_core.methods.inversion import FILE_FORMAT, FILE_VERSION, Inversion
 
+FILE_FORMAT = "sg2-toolkit-inversion"
+FILE_VERSION = "1"
 _OFFSET_PREFIX = "offset."
 
 
@@ -31,29 +32,31 @@ def weights_hash(module: torch.nn.Module) -> str:
     return digest.hexdigest()
 
 
-def save_inversion(inversion: Inversion, path, *, overwrite: bool = False) -> Path:
+def write(path, latents, space: str, generator, offsets, extras: dict, *, overwrite: bool = False) -> Path:
+    """Write one inversion's parts (``offsets`` may be None), atomically; refuses an existing file."""
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
-    g = inversion.generator
-    tensors = {"latents": inversion.latents.detach().cpu().contiguous()}
-    for name, offset in (inversion.weight_offsets or {}).items():
+    tensors = {"latents": latents.detach().cpu().contiguous()}
+    for name, offset in (offsets or {}).items():
         tensors[_OFFSET_PREFIX + name] = offset.detach().cpu().contiguous()
-    encoded, extra_tensors = _encode_extra(inversion.extras)
+    encoded, extra_tensors = _encode_extra(extras)
     tensors.update(extra_tensors)
     metadata = {
         "format": FILE_FORMAT,
         "format_version": FILE_VERSION,
-        "space": inversion.space,
-        "generator_config": json.dumps(g.config.to_dict()),
-        "generator_hash": weights_hash(g),
+        "space": space,
+        "generator_config": json.dumps(generator.config.to_dict()),
+        "generator_hash": weights_hash(generator),
         "extra": json.dumps(encoded),
     }
     data = _safetensors().torch.save(tensors, metadata=metadata)
     return atomic_write(path, lambda f: f.write(data))
 
 
-def load_inversion(path, generator, *, check_weights: bool = True) -> Inversion:
+def read(path, generator, *, check_weights: bool = True) -> tuple[Path, torch.Tensor, str, dict | None, dict]:
+    """``(path, latents, space, offsets or None, extras)`` of a file for ``generator``, on its device; refuses a
+    file made for another config, or (``check_weights``) other weights."""
     path = check_input(path)
     metadata, tensors = read_tagged(path, FILE_FORMAT, FILE_VERSION, "an inversion file")
     recorded = json.loads(metadata["generator_config"])
@@ -76,7 +79,4 @@ def load_inversion(path, generator, *, check_weights: bool = True) -> Inversion:
         raise CheckpointError(f"the 'extra' metadata is invalid: {one_line(exc)}", path) from exc
     offsets = {k[len(_OFFSET_PREFIX) :]: v.to(device) for k, v in tensors.items() if k.startswith(_OFFSET_PREFIX)}
     extras = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in extras.items()}
-    try:
-        return Inversion(tensors["latents"].to(device), metadata["space"], generator, offsets or None, extras)
-    except (KeyError, ValueError) as exc:
-        raise CheckpointError(f"the inversion file does not fit the generator: {one_line(exc)}", path) from exc
+    return path, tensors["latents"].to(device), metadata["space"], offsets or None, extras

@@ -25,11 +25,14 @@ add rows to the report's image grid (AgileGAN's stylised renderings).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
+from sg2_core.methods.conditions import CONDITIONS
 from sg2_core.methods.inversion import SPACES, Inversion
+from sg2_core.nn.generator import Generator
 
 WEIGHTS = ("generator", "discriminator", "face-network", "own-weights")
 """What a method may need besides images: the generator (always), its discriminator (adversarial
@@ -88,7 +91,13 @@ class Method:
     input_condition: str | None = None
     needs: tuple[str, ...] = ("generator",)
 
-    def __init__(self, generator=None, *, callback=None, device=None):
+    def __init__(
+        self,
+        generator: Generator | None = None,
+        *,
+        callback: Callable[[StepInfo], None] | None = None,
+        device: torch.device | str | None = None,
+    ):
         if generator is None:
             raise ValueError(f"method {self.name or type(self).__name__!r} needs generator=G")
         if callback is not None and not callable(callback):
@@ -97,8 +106,6 @@ class Method:
         self.device = check_device(generator, device)
 
     def __call__(self, images: torch.Tensor, init: Inversion | None = None) -> Inversion:
-        from sg2_core.methods.registry import check_images
-
         check_images(images, self.generator, self.input_resolution, channels=self.input_channels)
         if init is not None:
             check_init(init, images, self.generator)
@@ -145,8 +152,6 @@ def check_declaration(cls) -> list[str]:
             problems.append(f"{attr} must be None or a positive int, got {value!r}")
     condition = getattr(cls, "input_condition", None)
     if condition is not None:
-        from sg2_core.methods.conditions import CONDITIONS
-
         if condition not in CONDITIONS:
             problems.append(f"input_condition must be None or one of {sorted(CONDITIONS)}, got {condition!r}")
     needs = getattr(cls, "needs", ("generator",))
@@ -159,3 +164,30 @@ def check_declaration(cls) -> list[str]:
     if getattr(cls, "trainable", False) and trainer is None:
         problems.append("a trainable method names its trainer ('module:function')")
     return problems
+
+
+def check_images(images, generator, resolution: int | None = None, channels: int | None = None) -> None:
+    """Raises a ValueError unless ``images`` is a finite float batch ``[N, C, R, R]`` in [-1, 1].
+
+    ``C`` and ``R`` are the generator's, unless ``channels`` / ``resolution`` name what a method expects
+    (an encoder that works at 256 px on a 1024 px generator; a sketch-to-image encoder taking 1 channel).
+    Small overshoot (up to 0.5) is allowed, as resampling and generated images go slightly past [-1, 1].
+    """
+    c, r = channels or generator.img_channels, resolution or generator.img_resolution
+    expected = f"[N, {c}, {r}, {r}]"
+    if not isinstance(images, torch.Tensor):
+        raise ValueError(f"images must be a tensor {expected}, got {type(images).__name__}")
+    if images.ndim != 4 or images.shape[0] < 1 or tuple(images.shape[1:]) != (c, r, r):
+        raise ValueError(f"images must have shape {expected} with N >= 1, got {list(images.shape)}")
+    if not images.is_floating_point():
+        raise ValueError(
+            f"images must be a float tensor in [-1, 1], got {images.dtype} (convert uint8 with x / 127.5 - 1)"
+        )
+    if not torch.isfinite(images).all():
+        raise ValueError("images contain NaN or inf")
+    low, high = images.aminmax()
+    if low < -1.5 or high > 1.5:
+        raise ValueError(
+            f"images must lie in [-1, 1], got values in [{low.item():.3g}, {high.item():.3g}] "
+            "(images in [0, 255] convert with x / 127.5 - 1)"
+        )

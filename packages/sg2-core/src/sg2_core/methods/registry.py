@@ -24,7 +24,7 @@ from typing import Protocol, runtime_checkable
 import torch
 
 from sg2_core.methods.inversion import SPACES, Inversion
-from sg2_core.methods.method import WEIGHTS, check_declaration
+from sg2_core.methods.method import WEIGHTS, check_declaration, check_images  # noqa: F401 - check_images: re-exported
 
 ENTRY_POINT_GROUP = "sg2_toolkit.methods"
 
@@ -288,30 +288,3 @@ def create_method(name: str, generator=None, **options) -> InversionMethod:
             f"an InversionMethod: it needs a 'name', a 'space' in {SPACES} and __call__(images)"
         )
     return method
-
-
-def check_images(images, generator, resolution: int | None = None, channels: int | None = None) -> None:
-    """Raises a ValueError unless ``images`` is a finite float batch ``[N, C, R, R]`` in [-1, 1].
-
-    ``C`` and ``R`` are the generator's, unless ``channels`` / ``resolution`` name what a method expects
-    (an encoder that works at 256 px on a 1024 px generator; a sketch-to-image encoder taking 1 channel).
-    Small overshoot (up to 0.5) is allowed, as resampling and generated images go slightly past [-1, 1].
-    """
-    c, r = channels or generator.img_channels, resolution or generator.img_resolution
-    expected = f"[N, {c}, {r}, {r}]"
-    if not isinstance(images, torch.Tensor):
-        raise ValueError(f"images must be a tensor {expected}, got {type(images).__name__}")
-    if images.ndim != 4 or images.shape[0] < 1 or tuple(images.shape[1:]) != (c, r, r):
-        raise ValueError(f"images must have shape {expected} with N >= 1, got {list(images.shape)}")
-    if not images.is_floating_point():
-        raise ValueError(
-            f"images must be a float tensor in [-1, 1], got {images.dtype} (convert uint8 with x / 127.5 - 1)"
-        )
-    if not torch.isfinite(images).all():
-        raise ValueError("images contain NaN or inf")
-    low, high = images.aminmax()
-    if low < -1.5 or high > 1.5:
-        raise ValueError(
-            f"images must lie in [-1, 1], got values in [{low.item():.3g}, {high.item():.3g}] "
-            "(images in [0, 255] convert with x / 127.5 - 1)"
-        )

@@ -33,11 +33,8 @@ from sg2_kernels._backend import choose_impl
 
 WINOGRAD_SIZES = {1: range(16, 129), 2: range(32, 129)}
 """Input map sizes at which 3x3 convolutions (``up=1``) and upsampling ones (``up=2``) use
-``sg2_kernels.winograd``. Measured per layer at batch 1 on the project's 2-core AVX2 CPU against NNPACK /
-oneDNN (``python -m sg2_kernels.bench --winograd``, 2 threads): ``up=1`` 2.4x at 16 px, 2.0x at 32 px,
-1.2x at 64 px, 0.94x at 128 px (0.92-1.07x over runs), 0.71x at 256 px; ``up=2`` 0.58x from 8 px inputs,
-0.89x from 16 px, 1.35x from 32 px, 1.39x from 64 px, 1.15x from 128 px. At 8 px the model's oneDNN
-convolution is as fast as Winograd."""
+``sg2_kernels.winograd``: where it measured faster per layer than NNPACK / oneDNN at batch 1
+(``python -m sg2_kernels.bench --winograd``; the figures are in sg2-core's README, "Speed")."""
 
 _live_caches: weakref.WeakSet = weakref.WeakSet()
 
@@ -47,8 +44,7 @@ class WeightCache:
 
     One entry per kind (``"square_sums"``, ``"winograd1"``, ``"winograd2"``, ``"transposed"``), so it is bounded
     by construction: a layer holds at most two (its demodulation sums and one transform). The Winograd transform
-    is 7x the weight (64 points instead of 9 taps), so a 256 px config-F generator holds ~330 MB once it has
-    rendered on the CPU. An entry is reused only for the very same tensor (a weak reference) with the same
+    is 7x the weight (64 points instead of 9 taps; the README gives the total for config F). An entry is reused only for the very same tensor (a weak reference) with the same
     version counter and storage, so an in-place optimiser step or a new ``.data`` recomputes it. The cache is an
     ordinary attribute of the layer: it is not in the state dict, a ``copy.deepcopy`` of the generator starts
     with an empty one, and it is freed with the generator. :func:`clear_cache` empties it.
@@ -96,7 +92,7 @@ SCRATCH_BYTES = 64 << 20
 
 def _scratch_buffer(shape):
     """A per-thread buffer for the upsampling convolution's full output, which its blur reads at once: a
-    fresh 32 MB buffer (256 px, 128 channels) costs as much in page faults as the pass that fills it. None
+    fresh buffer of a large map costs as much in page faults as the pass that fills it. None
     above SCRATCH_BYTES."""
     numel = math.prod(shape)
     if numel * 4 > SCRATCH_BYTES:

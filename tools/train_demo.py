@@ -1,12 +1,12 @@
 """Rebuild the embedded demo networks from Fashion-MNIST: train, export, draw the sample grid, measure FID.
 
-    python packages/sg2-core/scripts/train_demo.py [--kimg 120] [--run runs/fmnist32] [--device cuda]
+    python tools/train_demo.py [--kimg 120] [--run runs/fmnist32] [--device cuda]
 
 Needs the Debian package ``dataset-fashion-mnist``. The training is ``python -m sg2_core.train --preset
 fmnist32`` (deterministic on a CPU for a given seed and thread count); an interrupted run continues with
 the same command. The export keeps G_ema and D of the last snapshot in
-``src/sg2_core/assets/fmnist32.safetensors``, writes ``fmnist32_samples.png`` beside this script, and, when
-inv-metrics is installed, prints FID/KID (fmnist-features) of 10,000 samples against the test split
+``packages/sg2-core/src/sg2_core/assets/fmnist32.safetensors``, writes ``packages/sg2-core/scripts/fmnist32_samples.png``
+(the README's picture), and, when inv-metrics is installed, prints FID/KID (fmnist-features) of 10,000 samples against the test split
 (``python -m inv_metrics.fid``).
 """
 
@@ -21,11 +21,11 @@ import torch
 from sg2_core import demo
 from sg2_core.checkpoints import native
 from sg2_core.images import save_grid
-from sg2_core.training.gan import latest_snapshot
 from sg2_core.training.gan import main as train_main
+from sg2_core.training.run import latest_snapshot
 
-HERE = Path(__file__).resolve().parent
-ASSET = HERE.parent / "src" / "sg2_core" / "assets" / demo.CHECKPOINT
+CORE = Path(__file__).resolve().parents[1] / "packages" / "sg2-core"  # a root tool: it needs inv-metrics too
+ASSET = CORE / "src" / "sg2_core" / "assets" / demo.CHECKPOINT
 
 
 def export(snapshot: Path) -> None:
@@ -36,7 +36,7 @@ def export(snapshot: Path) -> None:
         G_ema=ckpt.G_ema,
         D=ckpt.D,
         extra={
-            "recipe": "packages/sg2-core/scripts/train_demo.py",
+            "recipe": "tools/train_demo.py",
             "images_seen": state["images_seen"],
             "options": state["options"],
             "data": "Fashion-MNIST train split (60,000 images), zero-padded to 32x32",
@@ -96,7 +96,7 @@ def main(argv=None) -> int:
         if code:
             return code
     export(latest_snapshot(args.run))
-    sample_grid(HERE / "fmnist32_samples.png")
+    sample_grid(CORE / "scripts" / "fmnist32_samples.png")
     fid_against_test_set()
     return 0
 
