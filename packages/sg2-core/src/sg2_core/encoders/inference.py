@@ -34,8 +34,8 @@ from sg2_core.nn.layers import conv_path
 CL = torch.channels_last
 SMALL_MAPS = 4
 """Side (pixels) of the input maps at and below which a style block's 3x3 convolution runs as patches and one
-matrix product. Measured interleaved on the shared 2-core CPU (512 channels, channels-last, load ~9): at 4 and
-2 px 1.3-4x faster than the convolution at batch 1 and 8; at 8 and 16 px 1.0-2x slower."""
+matrix product: faster than the convolution there, slower on larger maps (figures: sg2-core's README, "Encoder
+parts")."""
 
 
 class InferenceCache:

@@ -44,8 +44,9 @@ class WeightCache:
 
     One entry per kind (``"square_sums"``, ``"winograd1"``, ``"winograd2"``, ``"transposed"``), so it is bounded
     by construction: a layer holds at most two (its demodulation sums and one transform). The Winograd transform
-    is 7x the weight (64 points instead of 9 taps; the README gives the total for config F). An entry is reused only for the very same tensor (a weak reference) with the same
-    version counter and storage, so an in-place optimiser step or a new ``.data`` recomputes it. The cache is an
+    is 7x the weight (64 points instead of 9 taps; the README gives the total for config F). An entry is reused
+    only for the very same tensor (a weak reference) with the same version counter and storage, so an in-place
+    optimiser step or a new ``.data`` recomputes it. The cache is an
     ordinary attribute of the layer: it is not in the state dict, a ``copy.deepcopy`` of the generator starts
     with an empty one, and it is freed with the generator. :func:`clear_cache` empties it.
     """

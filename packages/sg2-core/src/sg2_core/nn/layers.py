@@ -232,9 +232,8 @@ def _per_sample_conv(x, weights, styles, noise, up, padding, resample_filter, de
         dcoefs = (torch.bmm(square_sums, styles.square().unsqueeze(2)) + 1e-8).rsqrt()  # [N, O, 1]
         scale = scale * dcoefs
     w = (weights * scale.unsqueeze(-1).unsqueeze(-1)).to(x.dtype)
-    if (
-        up > 1
-    ):  # torch's grouped transposed convolution is its slow generic one (measured many times slower, backward included)
+    # torch's grouped transposed convolution is its slow generic one (measured many times slower, backward included)
+    if up > 1:
         return _per_sample_conv_up(x, w, noise, up, padding, resample_filter)
     y = conv2d_resample(
         x.reshape(1, n * in_channels, h, w_),
