@@ -173,3 +173,9 @@ def test_files_are_read_without_running_their_code(tmp_path, generator, capsys):
         inv_hyper.load(tmp_path / "list.pt", generator)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         inv_hyper.load(tmp_path / "missing.pt", generator)
+
+
+def test_checkpoint_error_is_sg2_cores_one_class():
+    import sg2_core
+
+    assert CheckpointError is sg2_core.CheckpointError

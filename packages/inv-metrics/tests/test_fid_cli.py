@@ -90,3 +90,9 @@ def test_mixed_sizes_are_refused(tmp_path):
     Image.fromarray(np.zeros((28, 28), np.uint8)).save(tmp_path / "m" / "b.png")
     with pytest.raises(ValueError, match="one size"):
         fid_cli.read_folder(fid_cli.image_files(tmp_path / "m"), grey=True)
+
+
+def test_usage_error_is_sg2_cores_one_class():
+    from sg2_core.errors import UsageError
+
+    assert fid_cli.UsageError is UsageError and issubclass(UsageError, ValueError)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from inv_metrics import MissingWeightsError, fid_from_features, kid_from_features, load_features
-from inv_metrics.images import from_uint8
+from inv_metrics.images import to_float
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +23,7 @@ def test_hash_weights_match_the_recipe_checks(small, inception_hash_weights):
 def test_inception_features_match_torch_fidelity(small, inception_hash_weights):
     net = load_features("inception", weights=inception_hash_weights)
     assert net.name == "inception"
-    got = net(from_uint8(small["imgs128_u8"]))  # [-1, 1] float -> uint8 round trip is exact
+    got = net(to_float(small["imgs128_u8"]))  # [-1, 1] float -> uint8 round trip is exact
     torch.testing.assert_close(got, small["tfid_128_2048"], atol=2e-5, rtol=1e-4)
 
 
@@ -37,8 +37,8 @@ def test_missing_inception_weights_names_the_file(tmp_path, monkeypatch):
 def test_end_to_end_equals_calculate_metrics(data_dir, inception_hash_weights, tmp_path):
     e2e = torch.load(data_dir / "tfid_e2e.pt", weights_only=True)
     net = load_features("inception", weights=inception_hash_weights)
-    fa = net(from_uint8(e2e["imgsA_u8"]))
-    fb = net(from_uint8(e2e["imgsB_u8"]))
+    fa = net(to_float(e2e["imgsA_u8"]))
+    fb = net(to_float(e2e["imgsB_u8"]))
     expected = e2e["calculate_metrics_2048"]
     assert fid_from_features(fa, fb) == pytest.approx(expected["frechet_inception_distance"], rel=1e-4)
     mean, std = kid_from_features(fa, fb, subset_size=12)

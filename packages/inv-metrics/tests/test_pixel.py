@@ -4,7 +4,8 @@ import pytest
 import torch
 
 from inv_metrics import evaluation_size, ms_ssim, mse, psnr, ssim
-from inv_metrics.images import from_uint8
+from inv_metrics.images import to_float
+from sg2_core.images import ImageDtypeError
 
 
 @pytest.fixture(scope="module")
@@ -13,24 +14,24 @@ def ref(data_dir):
 
 
 def test_psnr_ssim_ms_ssim_match_piq_060(ref):
-    x, y = from_uint8(ref["x200x176_u8"]), from_uint8(ref["y200x176_u8"])  # odd sizes at scales 3-5
+    x, y = to_float(ref["x200x176_u8"]), to_float(ref["y200x176_u8"])  # odd sizes at scales 3-5
     torch.testing.assert_close(ms_ssim(x, y), torch.tensor(ref["ms_ssim200"]), atol=2e-5, rtol=0)
     torch.testing.assert_close(ssim(x, y), torch.tensor(ref["ssim200"]), atol=2e-5, rtol=0)
     torch.testing.assert_close(psnr(x, y), torch.tensor(ref["psnr200"]), atol=1e-4, rtol=0)
-    x, y = from_uint8(ref["x64_u8"]), from_uint8(ref["y64_u8"])
+    x, y = to_float(ref["x64_u8"]), to_float(ref["y64_u8"])
     torch.testing.assert_close(ssim(x, y), torch.tensor(ref["ssim64"]), atol=2e-5, rtol=0)
     torch.testing.assert_close(psnr(x, y), torch.tensor(ref["psnr64"]), atol=1e-4, rtol=0)
 
 
 def test_identical_images(ref):
-    x = from_uint8(ref["x200x176_u8"])
+    x = to_float(ref["x200x176_u8"])
     assert psnr(x, x).tolist() == pytest.approx([80.0, 80.0])  # piq's 1e-8 eps
     assert ms_ssim(x, x).tolist() == pytest.approx([1.0, 1.0], abs=1e-6)
     assert mse(x, x).tolist() == [0.0, 0.0]
 
 
 def test_ms_ssim_refuses_small_images_naming_the_size(ref):
-    x, y = from_uint8(ref["x64_u8"]), from_uint8(ref["y64_u8"])
+    x, y = to_float(ref["x64_u8"]), to_float(ref["y64_u8"])
     with pytest.raises(ValueError, match=r"at least 161x161 px.*got 64x64.*SSIM"):
         ms_ssim(x, y)
 
@@ -56,7 +57,7 @@ def test_grey_images_and_gradients():
 def test_bad_inputs_are_refused():
     with pytest.raises(ValueError, match="same shape"):
         mse(torch.zeros(1, 3, 8, 8), torch.zeros(1, 3, 8, 4))
-    with pytest.raises(TypeError, match="float"):
+    with pytest.raises(ImageDtypeError, match="float"):  # a ValueError, as the methods raise
         psnr(torch.zeros(1, 3, 8, 8, dtype=torch.uint8), torch.zeros(1, 3, 8, 8, dtype=torch.uint8))
     with pytest.raises(ValueError, match="NaN"):
         mse(torch.full((1, 3, 8, 8), float("nan")), torch.zeros(1, 3, 8, 8))
@@ -71,3 +72,11 @@ def test_evaluation_size():
     assert small.shape == (1, 3, 4, 4)
     assert small.mean().item() == pytest.approx(x.mean().item(), abs=1e-6)  # antialiased: an area-like average
     assert evaluation_size(x, (16, 16), mode="bicubic").shape == (1, 3, 16, 16)
+
+
+def test_from_uint8_is_a_deprecated_name_of_sg2_cores_to_float():
+    import inv_metrics.images
+    from sg2_core.images import to_float as sg2_to_float
+
+    with pytest.warns(DeprecationWarning, match="sg2_core.images.to_float"):
+        assert inv_metrics.images.from_uint8 is sg2_to_float

@@ -6,7 +6,7 @@ import torch
 from PIL import Image, ImageFilter, ImageOps
 
 from sg2_core.images import to_uint8
-from sg2_core.methods.conditions import apply_condition
+from sg2_core.methods.conditions import apply_condition, edge_drawing
 
 
 @pytest.fixture
@@ -24,6 +24,7 @@ def test_edges_are_pillows_edge_drawing_of_every_channel(images):
             want = np.asarray(ImageOps.autocontrast(Image.fromarray(u8[n, c]).filter(ImageFilter.FIND_EDGES)))
             got = to_uint8(drawn[n, c]).numpy()
             assert np.array_equal(got, want)
+            assert np.array_equal(edge_drawing(u8[n, c]), want)  # the one drawing (AgileGAN's exemplars too)
 
 
 def test_edges_of_a_flat_image_are_black_inside():

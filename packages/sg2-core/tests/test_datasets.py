@@ -8,7 +8,7 @@ import torch
 from PIL import Image
 
 from sg2_core.datasets import FASHION_MNIST_DIR, InfiniteSampler, make_loader, open_dataset, read_idx
-from sg2_core.images import make_grid, save_grid, to_float, to_uint8
+from sg2_core.images import ImageDtypeError, make_grid, save_grid, to_float, to_uint8
 
 
 def random_images(n=5, size=8, channels=3, seed=0):
@@ -184,7 +184,7 @@ def test_shape_and_resolution_errors(tmp_path):
         open_dataset(np.zeros((2, 12, 12), np.uint8))
     with pytest.raises(ValueError, match="smaller"):
         open_dataset(np.zeros((2, 8, 8), np.uint8), pad_to=4)
-    with pytest.raises(TypeError, match="uint8"):
+    with pytest.raises(ImageDtypeError, match="uint8"):
         open_dataset(np.zeros((2, 8, 8), np.float32))
     with pytest.raises(ValueError, match="empty"):
         open_dataset(np.zeros((0, 8, 8), np.uint8))
@@ -283,9 +283,9 @@ def test_float_uint8_round_trip(tmp_path):
     assert x.dtype == torch.float32 and x.min() == -1 and x.max() == 1
     assert torch.equal(to_uint8(x), pixels)
     assert to_uint8(torch.tensor([-3.0, 3.0])).tolist() == [0, 255]
-    with pytest.raises(TypeError, match="uint8"):
+    with pytest.raises(ImageDtypeError, match="uint8"):  # a ValueError (and, as before, a TypeError)
         to_float(x)
-    with pytest.raises(TypeError, match="float"):
+    with pytest.raises(ImageDtypeError, match="float"):
         to_uint8(pixels)
     with pytest.raises(ValueError, match="NaN"):
         to_uint8(torch.tensor([float("nan")]))

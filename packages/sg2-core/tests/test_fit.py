@@ -18,6 +18,7 @@ import torch
 from safetensors.torch import load_file
 
 from sg2_core import Generator, GeneratorConfig, save_networks
+from sg2_core.training import fit
 
 # A tiny learned method: a conv + linear encoder to W, trained with pixel MSE through a 16 px generator.
 # It has no batch norm, so the mean of two half-batch gradients is the whole batch's gradient.
@@ -251,3 +252,12 @@ def test_two_gloo_processes_equal_one_process_with_the_whole_batch(setup):
     one, two = _weights(setup / "one" / "final.safetensors"), _weights(setup / "two" / "final.safetensors")
     for k in one:
         torch.testing.assert_close(two[k], one[k], rtol=1e-5, atol=1e-6)  # equal in math; rounding may differ
+
+
+def test_load_images_is_a_deprecated_name_of_load_dataset_images():
+    with pytest.warns(
+        DeprecationWarning, match=r"fit\.load_images moved to sg2_core\.training\.fit\.load_dataset_images"
+    ):
+        assert fit.load_images is fit.load_dataset_images
+    images = fit.load_dataset_images("demo-test", 3, 32, 1)
+    assert images.dtype == torch.uint8 and images.shape == (3, 1, 32, 32)

@@ -13,7 +13,6 @@ iterations from ``init`` (its latents and its rendered image) instead of ``laten
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Sequence
 from importlib.resources import as_file, files
 from pathlib import Path
@@ -23,6 +22,7 @@ import torch.nn.functional as F
 
 from sg2_core import Inversion, Method, StepInfo
 from sg2_core.encoders import DEFAULT_WIDTHS
+from sg2_core.methods.seeds import per_image_seeds
 
 from .checkpoints import NAMES, load
 from .networks import StyleEncoder, StyleEncoderConfig
@@ -68,8 +68,6 @@ class EncoderMethod(Method):
     space = "w+"
     needs = ("generator", "own-weights")
     trainable = True
-    test_options = {"allow_untrained": True, "widths": (16, 32, 48, 64)}  # a small random network
-    test_batch_tolerance = 1e-5
     demo_file: str | None = None  # the shipped asset's name when it is not demo_weights_file(kind)
 
     def __init__(
@@ -180,18 +178,13 @@ class PSP(EncoderMethod):
             raise ValueError("mix_alpha needs latent_mask (the W+ entries to mix)")
         self.latent_mask, self.mix_alpha, self.seed = latent_mask, mix_alpha, seed
 
-    def _seeds(self, n: int) -> list[int]:
-        if isinstance(self.seed, int) and not isinstance(self.seed, bool):
-            return [self.seed + i for i in range(n)]
-        seeds = list(self.seed)
-        if len(seeds) != n or not all(isinstance(s, int) for s in seeds):
-            raise ValueError(f"seed must be an int or one int per image ({n}), got {self.seed!r}")
-        return seeds
-
     def _mix(self, codes: torch.Tensor) -> torch.Tensor:
         g = self.generator
         z = torch.stack(
-            [torch.randn(g.z_dim, generator=torch.Generator().manual_seed(s)) for s in self._seeds(len(codes))]
+            [
+                torch.randn(g.z_dim, generator=torch.Generator().manual_seed(s))
+                for s in per_image_seeds(self.seed, len(codes))
+            ]
         )
         injected = g.mapping(z.to(codes))  # pSp: the decoder's mapping of z, no truncation
         mask = self.latent_mask
@@ -255,7 +248,6 @@ class ReStylePSP(EncoderMethod):
     ``extras['iteration_latents']`` ``[N, n_iters, num_ws, w_dim]`` keep every iteration."""
 
     name, kind = "restyle-psp", "restyle-psp"
-    test_options = {**EncoderMethod.test_options, "n_iters": 2}
     trainer = "inv_encoders.training:train_restyle_psp"
 
     def __init__(self, generator=None, *, n_iters: int | None = None, **options):
@@ -296,13 +288,4 @@ class ReStyleE4E(ReStylePSP):
     trainer = "inv_encoders.training:train_restyle_e4e"
 
 
-def __getattr__(name: str):
-    if name == "METHODS":  # deprecated: the entry points in pyproject.toml are the one list of the methods
-        warnings.warn(
-            "inv_encoders.methods.METHODS is deprecated and goes away in inv-encoders 0.7: the methods are the "
-            "package's entry points (sg2_core.list_methods(), sg2_core.method_factory(name))",
-            DeprecationWarning,
-            stacklevel=2,
-        )
-        return {cls.name: cls for cls in (PSP, PSPW, PSPEdges, E4E, E4EW, ReStylePSP, ReStyleE4E)}
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+METHODS = {cls.name: cls for cls in (PSP, PSPW, PSPEdges, E4E, E4EW, ReStylePSP, ReStyleE4E)}

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 
+from sg2_core.checkpoints import CheckpointError  # the one class: sg2_core.CheckpointError
 from sg2_core.encoders.trunk import UNITS_PER_STAGE
 from sg2_core.nn.offsets import layer_key
 
@@ -23,10 +24,6 @@ __all__ = ["load", "read_networks", "networks_from_state"]
 
 PREFIXES = ("w_encoder.", "w_bar_encoder.", "hypernet.", "discriminator.")
 REQUIRED = ("w_encoder.", "w_bar_encoder.", "hypernet.")
-
-
-class CheckpointError(ValueError):
-    """The file is not an official HyperInverter checkpoint for this generator."""
 
 
 def _trunk(state: dict, prefix: str, where: str) -> tuple[int, tuple[int, ...]]:

@@ -20,9 +20,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from sg2_core.errors import UsageError
+
 from .features import load_features
 from .fid_kid import cached_features, dataset_fingerprint, fid_from_features, kid_from_features
-from .images import from_uint8
+from .images import to_float
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".webp", ".tif", ".tiff"}
 FMNIST_REFS = {"fmnist-test": "test", "fmnist-train": "train"}
@@ -65,7 +67,7 @@ def features_of_uint8(extractor, u8: torch.Tensor, batch_size: int, device) -> n
             if hasattr(extractor, "forward_uint8"):  # Inception: uint8 exactly as torch-fidelity reads files
                 out.append(extractor.forward_uint8(batch.expand(-1, 3, -1, -1)).cpu())
             else:
-                out.append(extractor(from_uint8(batch)).cpu())
+                out.append(extractor(to_float(batch)).cpu())
     return torch.cat(out).numpy()
 
 
@@ -97,10 +99,6 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--cache-dir", type=Path, default=None)
     p.add_argument("--device", default=None, help="default: the GPU when there is one, else cpu")
     return p
-
-
-class UsageError(ValueError):
-    """Bad input to the command: printed as one ``error:`` line, exit code 2."""
 
 
 def _check_args(args) -> None:

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from .errors import MissingWeightsError
-from .images import check_images, from_uint8
+from .images import check_images, to_float
 
 # The Debian package dataset-fashion-mnist's folder (or $SG2_FASHION_MNIST_DIR), as sg2_core.datasets reads it.
 FMNIST_DIR = Path(os.environ.get("SG2_FASHION_MNIST_DIR") or "/usr/share/datasets/fashion-mnist")
@@ -76,7 +76,7 @@ def load_fmnist(split: str = "test", root=None) -> tuple[np.ndarray, np.ndarray]
 def to_model_input(u8) -> torch.Tensor:
     """uint8 [N, 32, 32] (numpy or torch) -> float [N, 1, 32, 32] in [-1, 1]."""
     u8 = u8 if isinstance(u8, torch.Tensor) else torch.from_numpy(np.array(u8))  # copy: IDX buffers are read-only
-    return from_uint8(u8).unsqueeze(1)
+    return to_float(u8).unsqueeze(1)
 
 
 # ---------------------------------------------------------------------------------------------- network

@@ -5,22 +5,20 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
-from sg2_core.images import to_float, to_uint8
+from sg2_core.images import require_float, to_float, to_uint8
+from sg2_core.moved import renamed
 
-__all__ = ["check_images", "check_pair", "evaluation_size", "from_uint8", "to_rgb", "to_uint8", "to_unit"]
+__all__ = ["check_images", "check_pair", "evaluation_size", "to_float", "to_rgb", "to_uint8", "to_unit"]
 
 
 def check_images(x, what: str = "images", channels=(1, 3)) -> None:
-    """Raise a clear error unless ``x`` is a float [N, C, H, W] tensor with C in ``channels``, no NaN."""
+    """Raise a clear error unless ``x`` is a float [N, C, H, W] tensor with C in ``channels``, no NaN (a wrong
+    dtype: ``sg2_core.images.ImageDtypeError``, a ValueError, as every method raises)."""
     if not isinstance(x, torch.Tensor):
         raise TypeError(f"{what} must be a torch.Tensor, got {type(x).__name__}")
     if x.ndim != 4:
         raise ValueError(f"{what} must be [N, C, H, W], got shape {tuple(x.shape)}")
-    if not x.is_floating_point():
-        raise TypeError(
-            f"{what} must be a float tensor in [-1, 1], got {x.dtype} (convert uint8 with "
-            "inv_metrics.images.from_uint8)"
-        )
+    require_float(x, what)
     if channels is not None and x.shape[1] not in channels:
         raise ValueError(f"{what} must have {' or '.join(map(str, channels))} channels, got {x.shape[1]}")
     if x.numel() and torch.isnan(x).any():
@@ -39,9 +37,10 @@ def to_unit(x: torch.Tensor) -> torch.Tensor:
     return ((x + 1) / 2).clamp(0, 1)
 
 
-# The converters are sg2-core's, so the whole toolkit has one formula: x / 127.5 - 1 (ToTensor() then
-# Normalize(0.5, 0.5) up to float rounding), and back with rounding and clipping (what saving a PNG does).
-from_uint8 = to_float
+# The converters are sg2-core's (to_float, to_uint8), so the whole toolkit has one formula: x / 127.5 - 1
+# (ToTensor() then Normalize(0.5, 0.5) up to float rounding), and back with rounding and clipping (what saving a
+# PNG does). from_uint8 was a second name for to_float.
+__getattr__ = renamed(__name__, {"from_uint8": "sg2_core.images.to_float"}, removed_in="inv-metrics 0.7")
 
 
 def to_rgb(x: torch.Tensor) -> torch.Tensor:

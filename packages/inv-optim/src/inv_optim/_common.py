@@ -1,4 +1,5 @@
-"""Small pieces the projector and PTI share: per-sample seeds and random streams, frozen rows."""
+"""Small pieces the projector and PTI share: per-sample random streams, frozen rows (the per-image seed rule is
+sg2-core's, ``sg2_core.methods.seeds.per_image_seeds``)."""
 
 from __future__ import annotations
 
@@ -6,17 +7,6 @@ import torch
 
 from sg2_core import StepInfo  # noqa: F401 - re-exported: the progress record every method reports
 from sg2_core.methods.method import check_device, generator_device  # noqa: F401 - re-exported
-
-
-def per_sample_seeds(seed, n: int) -> list[int]:
-    """``seed`` (sample ``i`` gets ``seed + i``) or one seed per sample: a sample's random draws depend on its
-    own seed only, so a batch reproduces runs of one image each."""
-    if isinstance(seed, int):
-        return [seed + i for i in range(n)]
-    seeds = [int(s) for s in seed]
-    if len(seeds) != n:
-        raise ValueError(f"seed must be an int or hold one seed per image ({n}), got {len(seeds)}")
-    return seeds
 
 
 def sample_generators(seeds, device) -> list[torch.Generator]:

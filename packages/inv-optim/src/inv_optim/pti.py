@@ -17,8 +17,10 @@ from dataclasses import replace
 import torch
 
 from sg2_core import Inversion, Method, StepInfo, create_method
+from sg2_core.methods.seeds import per_image_seeds
+from sg2_core.nn.offsets import layer_key
 
-from ._common import FrozenRows, per_sample_seeds, sample_generators
+from ._common import FrozenRows, sample_generators
 from .distance import Distance, default_distance
 from .projector import ProjectorW
 
@@ -60,8 +62,6 @@ class PTI(Method):
     space = "w"  # the default pivot's; an instance takes its pivot method's space
     # What `python -m inv_metrics.report` uses on its embedded default (32 demo images on a CPU in minutes).
     demo_options = {"pivot_options": {"steps": 200}, "steps": 50}  # the pivot equals the sg2-w row
-    test_options = {"steps": 3, "lr": 3e-3, "pivot_options": {"steps": 2, "w_avg_samples": 64}}
-    test_batch_tolerance = 1e-2  # Adam turns batched rounding into lr-sized steps (see test_pti)
 
     def __init__(
         self,
@@ -93,11 +93,7 @@ class PTI(Method):
         if not isinstance(steps, int) or steps < 0:
             raise ValueError(f"steps must be an int >= 0, got {steps!r}")
         known = generator.synthesis.weight_layer_names
-        self.layers = (
-            list(known)
-            if layers is None
-            else [str(x).removeprefix("synthesis.").removesuffix(".weight") for x in layers]
-        )
+        self.layers = list(known) if layers is None else [layer_key(str(x)) for x in layers]
         unknown = [x for x in self.layers if x not in known]
         if unknown:
             raise ValueError(f"layers: unknown synthesis layers {unknown}; layers with weights: {known}")
@@ -137,7 +133,7 @@ class PTI(Method):
     def invert(self, images: torch.Tensor, init: Inversion | None) -> Inversion:
         """Tune around ``init`` (the pivot) or, without it, around the pivot method's inversion."""
         pivot = self.pivot_method(images) if init is None else init
-        seeds = per_sample_seeds(self.seed, images.shape[0])
+        seeds = per_image_seeds(self.seed, images.shape[0])
         if self.mode == "offsets":
             offsets, report = self._tune(images, pivot, seeds)
         else:

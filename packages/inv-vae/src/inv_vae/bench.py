@@ -5,7 +5,7 @@ variance ``exp(logvar)`` and the KL of the posterior to N(0, I) (codes close to 
 ``std(mu)^2 + mean(exp(logvar))`` near 1); (2) the Fashion-MNIST perceptual distance (the demo's domain
 distance) between the input and its source rendering (identity kept by the inversion), between the source
 rendering and the stylised one (what the style changed), and between the stylised image and the input's own
-edge drawing (``inv_vae.exemplars.edge_drawing``, the style's ground truth on the demo) next to the same
+edge drawing (``sg2_core.methods.conditions.edges``, the style's ground truth on the demo) next to the same
 distance for the unstylised source rendering; (3) the time to stylise one image (encoder + mapping + styled
 synthesis; median of ``--repeats`` after a warm-up) and a batch of 32.
 """
@@ -16,18 +16,12 @@ import argparse
 import statistics
 import time
 
-import numpy as np
 import torch
 
 from sg2_core import create_method, demo
+from sg2_core.methods import conditions
 
-from .exemplars import edge_drawing
 from .stylize import load_style, stylize
-
-
-def _edges(images: torch.Tensor) -> torch.Tensor:
-    u8 = ((images[:, 0] + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).numpy()
-    return torch.from_numpy(np.stack([edge_drawing(x) for x in u8])).float()[:, None] / 127.5 - 1
 
 
 def main(argv=None) -> int:
@@ -57,7 +51,7 @@ def main(argv=None) -> int:
     print(f"all    {mu.mean():8.4f}  {mu.std():7.4f}  {logvar.exp().mean():9.4f}  {kl.mean():7.2f}")
     distance = load_distance("fmnist")
     source, stylised = stylize(agile, style, images)
-    edges = _edges(images)
+    edges = conditions.edges(images)
     with torch.no_grad():
         rows = {
             "input vs source rendering": distance(images, source),

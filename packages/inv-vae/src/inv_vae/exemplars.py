@@ -3,7 +3,8 @@ generator, or the demo's ``fmnist-edges`` built from real Fashion-MNIST images.
 
 ``fmnist-edges``: the first ``n`` Fashion-MNIST training images, zero-padded to 32 px as the demo's data, each
 turned into an edge drawing by Pillow's ``ImageFilter.FIND_EDGES`` (a 3x3 Laplacian) and stretched to the full
-0-255 range with ``ImageOps.autocontrast``: outlines of the garments on black, a style no one here drew.
+0-255 range with ``ImageOps.autocontrast`` (``sg2_core.methods.conditions.edge_drawing``, the ``edges`` input
+condition's drawing): outlines of the garments on black, a style no one here drew.
 """
 
 from __future__ import annotations
@@ -11,9 +12,13 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
+from sg2_core.methods.conditions import edge_drawing as _edge_drawing
+from sg2_core.moved import renamed
 
 __all__ = ["DEMO_EXEMPLARS", "check_exemplars", "fmnist_edges", "resolve_exemplars"]
+
+# edge_drawing was written here too; sg2-core's (the edges condition's) is the one.
+__getattr__ = renamed(__name__, {"edge_drawing": "sg2_core.methods.conditions.edge_drawing"}, removed_in="inv-vae 0.5")
 
 DEMO_EXEMPLARS = "fmnist-edges"
 DEMO_COUNT = 100
@@ -22,13 +27,6 @@ DEMO_COUNT = 100
 def _cache_root() -> Path:
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "sg2-toolkit" / "inv_vae"
-
-
-def edge_drawing(image: np.ndarray) -> np.ndarray:
-    """uint8 ``[H, W]`` -> its edge drawing, uint8 ``[H, W]``."""
-    from PIL import Image, ImageFilter, ImageOps
-
-    return np.asarray(ImageOps.autocontrast(Image.fromarray(image).filter(ImageFilter.FIND_EDGES)))
 
 
 def fmnist_edges(folder: Path | None = None, n: int = DEMO_COUNT) -> Path:
@@ -48,7 +46,7 @@ def fmnist_edges(folder: Path | None = None, n: int = DEMO_COUNT) -> Path:
     data = open_dataset("fmnist-train", pad_to=32)
     for i, name in enumerate(names):
         image = data[i][0][0].numpy()
-        Image.fromarray(edge_drawing(image)).save(folder / name)
+        Image.fromarray(_edge_drawing(image)).save(folder / name)
     return folder
 
 

@@ -22,6 +22,7 @@ from pathlib import Path
 import torch
 
 from sg2_core import create_method
+from sg2_core.images import to_float
 
 from .attribute_generator import AttributeGenerator
 from .attributes import resolve_attributes
@@ -139,9 +140,9 @@ def _read(path: Path, channels: int, resolution: int) -> torch.Tensor:
             f"{path} is {image.width}x{image.height}, the generator makes {resolution}x{resolution} "
             "images; crop and resize it first"
         )
-    array = np.asarray(image, dtype=np.float32)
+    array = np.asarray(image)
     array = array[None] if array.ndim == 2 else array.transpose(2, 0, 1)
-    return torch.from_numpy(array.copy()) / 127.5 - 1
+    return to_float(torch.from_numpy(array.copy()))
 
 
 def main(argv=None) -> int:

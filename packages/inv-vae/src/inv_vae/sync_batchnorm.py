@@ -11,8 +11,9 @@ gradients are the whole batch's. Same parameters and buffers as ``nn.BatchNorm2d
 from __future__ import annotations
 
 import torch
-import torch.distributed as dist
 from torch import nn
+
+from sg2_core.training.run import world
 
 __all__ = ["GlobalBatchNorm2d", "synchronize_batchnorm"]
 
@@ -21,7 +22,7 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
     """``nn.BatchNorm2d`` with the batch statistics of all ranks in training mode (plain batch norm otherwise)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        if not (self.training and world()[1] > 1):
             return super().forward(x)
         from torch.distributed.nn.functional import all_reduce
 

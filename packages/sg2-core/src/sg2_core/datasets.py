@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from sg2_core.images import IMAGE_EXTENSIONS, to_float
+from sg2_core.images import IMAGE_EXTENSIONS, ImageDtypeError, to_float
 
 __all__ = [
     "IMAGE_EXTENSIONS",
@@ -109,7 +109,7 @@ def _idx_labels_path(images_path: Path) -> Path | None:
 def _array_to_chw(array: np.ndarray, where: str) -> np.ndarray:
     """A uint8 image stack [N,H,W], [N,H,W,C] or [N,C,H,W] (C in 1, 3) as [N,C,H,W] (a view when possible)."""
     if array.dtype != np.uint8:
-        raise TypeError(f"{where}: expected uint8 images in [0, 255], got dtype {array.dtype}")
+        raise ImageDtypeError(f"{where}: expected uint8 images in [0, 255], got dtype {array.dtype}")
     if array.ndim == 3:
         return array[:, None]
     if array.ndim == 4:

@@ -32,14 +32,13 @@ from pathlib import Path
 
 import torch
 
+from sg2_core.devices import resolve_device
+from sg2_core.errors import UsageError
 from sg2_core.images import FITS, ImageLoadError, ImageShapeError, as_float, prepare_image, read_images, save_grid
+from sg2_core.methods.seeds import per_image_seeds
 
 DEFAULT_METHODS = ("sg2-w+", "sg2-w")  # preferred when --method is not given, if installed
 GRID_ROWS = 32  # the grid shows the first images only: it is a preview, the PNGs hold them all
-
-
-class UsageError(Exception):
-    """A problem with what the user gave: printed as one 'error: ...' line, exit status 2."""
 
 
 class _Parser(argparse.ArgumentParser):
@@ -289,18 +288,6 @@ def load_generator(checkpoint, device):
     return g.to(device).eval().requires_grad_(False), f"{checkpoint} ({ckpt.format})"
 
 
-def resolve_device(name) -> torch.device:
-    if name is None:
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except (RuntimeError, ValueError):
-        raise UsageError(f"--device {name!r} is not a device (e.g. cpu, cuda, cuda:1)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"--device {name}: CUDA is not available here (use --device cpu)")
-    return device
-
-
 def default_method() -> str:
     from sg2_core.methods.registry import list_methods
 
@@ -419,7 +406,7 @@ def run(args) -> Path:
         raise UsageError(f"--options seed must be an int (image i of the run uses seed + i), got {seed!r}")
 
     def build(first: int, count: int):
-        seeds = {} if seed is None else {"seed": [seed + first + i for i in range(count)]}
+        seeds = {} if seed is None else {"seed": per_image_seeds(seed + first, count)}
         try:
             return create_method(name, generator=generator, **options, **callback, **seeds)
         except (TypeError, ValueError) as error:  # unknown options, bad option values

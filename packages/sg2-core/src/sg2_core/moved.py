@@ -1,7 +1,8 @@
 """Old module paths kept for one minor version after a move, for sg2-core and the families alike.
 
 ``old_paths({"pkg.old": "pkg.new"}, removed_in="0.8")`` makes ``import pkg.old`` give the module that now lives
-at ``pkg.new`` (the same object, private names included) with a DeprecationWarning naming the new path.
+at ``pkg.new`` (the same object, private names included) with a DeprecationWarning naming the new path;
+``renamed`` does the same for single names of a module that stays.
 """
 
 from __future__ import annotations
@@ -53,5 +54,22 @@ def forward(old: str, new: str, removed_in: str):
             raise AttributeError(f"module {old!r} has no attribute {name!r}")
         _warn(f"{old}.{name}", f"{new}.{name}", removed_in)
         return getattr(target, name)
+
+    return __getattr__
+
+
+def renamed(module: str, names: dict[str, str], removed_in: str):
+    """A module ``__getattr__`` for names that now live elsewhere or under another name:
+    ``{old name: "pkg.module.new_name"}``; each hands out the new object with a DeprecationWarning naming it.
+
+    In ``module``: ``__getattr__ = renamed(__name__, {"old": "pkg.module.new"}, removed_in="pkg 0.8")``.
+    """
+
+    def __getattr__(name: str):
+        if name not in names:
+            raise AttributeError(f"module {module!r} has no attribute {name!r}")
+        where, _, attr = names[name].rpartition(".")
+        _warn(f"{module}.{name}", names[name], removed_in)
+        return getattr(importlib.import_module(where), attr)
 
     return __getattr__

@@ -21,12 +21,14 @@ import torch.nn.functional as F
 
 from sg2_core.images import to_float, to_uint8
 
-__all__ = ["CONDITIONS", "apply_condition", "edges", "lowres"]
+__all__ = ["CONDITIONS", "apply_condition", "edge_drawing", "edges", "lowres"]
 
 LOWRES_FACTOR = 4
 
 
-def _edge_drawing(channel: np.ndarray) -> np.ndarray:
+def edge_drawing(channel: np.ndarray) -> np.ndarray:
+    """One uint8 ``[H, W]`` channel -> its edge drawing, uint8 ``[H, W]`` (Pillow FIND_EDGES + autocontrast);
+    the one implementation (``edges`` per channel, AgileGAN's ``fmnist-edges`` exemplars)."""
     from PIL import Image, ImageFilter, ImageOps
 
     return np.asarray(ImageOps.autocontrast(Image.fromarray(channel).filter(ImageFilter.FIND_EDGES)))
@@ -35,7 +37,7 @@ def _edge_drawing(channel: np.ndarray) -> np.ndarray:
 def edges(images: torch.Tensor) -> torch.Tensor:
     """The edge drawing of every channel of every image (Pillow FIND_EDGES + autocontrast)."""
     u8 = to_uint8(images).cpu().numpy()
-    drawn = np.stack([[_edge_drawing(c) for c in image] for image in u8])
+    drawn = np.stack([[edge_drawing(c) for c in image] for image in u8])
     return to_float(torch.from_numpy(drawn)).to(images.device, images.dtype)
 
 

@@ -13,13 +13,6 @@ without building anything::
     input_condition   None for an inversion; for an image-to-image method the name of the condition map it
                       takes instead of the image (``sg2_core.methods.conditions``: 'edges', 'lowres')
     needs             weights it needs, from :data:`WEIGHTS`
-    test_options      cheap options for the conformance check (``sg2_core.testing.check_method``, run by the root
-                      test over every installed method on the demo generator): small networks, few steps,
-                      ``allow_untrained=True`` where it needs weights; ``{}`` when its defaults are cheap
-    test_batch_tolerance  how far (max absolute render difference) a batch may lie from its images one at a
-                      time under ``test_options`` (optimisers: Adam turns float rounding into lr-sized steps)
-
-Only subclasses of :class:`Method` are methods: the registry refuses anything else.
 
 It is built as ``Method(generator=G, callback=None, **options)`` and called as ``method(images, init=None)``:
 ``init`` is an existing :class:`~sg2_core.Inversion` of the same images to start from (its latents, and
@@ -37,6 +30,7 @@ from dataclasses import dataclass
 
 import torch
 
+from sg2_core.images import require_float
 from sg2_core.methods.conditions import CONDITIONS
 from sg2_core.methods.inversion import SPACES, Inversion
 from sg2_core.nn.generator import Generator
@@ -97,8 +91,6 @@ class Method:
     input_channels: int | None = None
     input_condition: str | None = None
     needs: tuple[str, ...] = ("generator",)
-    test_options: dict | None = None  # None: not declared (check_method requires a declaration)
-    test_batch_tolerance: float = 1e-4
 
     def __init__(
         self,
@@ -172,19 +164,12 @@ def check_declaration(cls) -> list[str]:
         problems.append(f"trainer must be 'module:function' or None, got {trainer!r}")
     if getattr(cls, "trainable", False) and trainer is None:
         problems.append("a trainable method names its trainer ('module:function')")
-    test_options = getattr(cls, "test_options", None)
-    if test_options is not None and not (
-        isinstance(test_options, dict) and all(isinstance(k, str) for k in test_options)
-    ):
-        problems.append(f"test_options must be a dict of option names (or None: not declared), got {test_options!r}")
-    tolerance = getattr(cls, "test_batch_tolerance", 1e-4)
-    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not tolerance >= 0:
-        problems.append(f"test_batch_tolerance must be a number >= 0, got {tolerance!r}")
     return problems
 
 
 def check_images(images, generator, resolution: int | None = None, channels: int | None = None) -> None:
-    """Raises a ValueError unless ``images`` is a finite float batch ``[N, C, R, R]`` in [-1, 1].
+    """Raises a ValueError unless ``images`` is a finite float batch ``[N, C, R, R]`` in [-1, 1] (for a wrong
+    dtype, ``sg2_core.images.ImageDtypeError``).
 
     ``C`` and ``R`` are the generator's, unless ``channels`` / ``resolution`` name what a method expects
     (an encoder that works at 256 px on a 1024 px generator; a sketch-to-image encoder taking 1 channel).
@@ -196,10 +181,7 @@ def check_images(images, generator, resolution: int | None = None, channels: int
         raise ValueError(f"images must be a tensor {expected}, got {type(images).__name__}")
     if images.ndim != 4 or images.shape[0] < 1 or tuple(images.shape[1:]) != (c, r, r):
         raise ValueError(f"images must have shape {expected} with N >= 1, got {list(images.shape)}")
-    if not images.is_floating_point():
-        raise ValueError(
-            f"images must be a float tensor in [-1, 1], got {images.dtype} (convert uint8 with x / 127.5 - 1)"
-        )
+    require_float(images)  # ImageDtypeError, a ValueError
     if not torch.isfinite(images).all():
         raise ValueError("images contain NaN or inf")
     low, high = images.aminmax()

@@ -34,7 +34,8 @@ from torch import nn
 
 from sg2_core.checkpoints.native import load_networks, save_networks
 from sg2_core.devices import resolve_device
-from sg2_core.images import save_grid
+from sg2_core.images import save_grid, to_float, to_uint8
+from sg2_core.moved import renamed
 from sg2_core.training.run import (
     StopOnSignal,
     latest_snapshot,
@@ -160,8 +161,10 @@ def load_generator(spec: str, device) -> tuple[nn.Module, str]:
     return load_checkpoint(spec).G_ema.to(device).eval().requires_grad_(False), str(spec)
 
 
-def load_images(source: str, limit: int | None, resolution: int, channels: int) -> torch.Tensor:
-    """uint8 ``[N, C, R, R]`` from an open_dataset source (padded to ``resolution``) or ``demo-test``."""
+def load_dataset_images(source: str, limit: int | None, resolution: int, channels: int) -> torch.Tensor:
+    """uint8 ``[N, C, R, R]``: the first ``limit`` images of an ``open_dataset`` source (padded to ``resolution``)
+    or of ``demo-test``; ``--data`` and ``--val-data`` are read with it. (Image files for an inversion, as
+    float, come from ``sg2_core.images.load_images``.)"""
     if source == "demo-test":
         from sg2_core import demo
 
@@ -171,8 +174,7 @@ def load_images(source: str, limit: int | None, resolution: int, channels: int) 
                 f"the demo test images are {tuple(images.shape[1:])}, this generator makes "
                 f"{(channels, resolution, resolution)}: give --val-data"
             )
-        images = ((images + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
-        return images[:limit]
+        return to_uint8(images)[:limit]
     from sg2_core.datasets import open_dataset
 
     dataset = open_dataset(source, pad_to=resolution)
@@ -185,8 +187,8 @@ def load_images(source: str, limit: int | None, resolution: int, channels: int) 
     return torch.stack([dataset[i][0] for i in range(n)])
 
 
-def _as_float(images: torch.Tensor, device) -> torch.Tensor:
-    return images.to(device, torch.float32) / 127.5 - 1
+# fit.load_images was this function's name, the same as sg2_core.images.load_images' (image files, as float).
+__getattr__ = renamed(__name__, {"load_images": f"{__name__}.load_dataset_images"}, removed_in="sg2-core 0.8")
 
 
 def check_args(args) -> Path | None:
@@ -314,7 +316,7 @@ def run(args, build, options: dict, *, name: str) -> int:
         if device.type == "cuda":
             torch.cuda.set_device(device)
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        rank, size, started = dist.get_rank(), dist.get_world_size(), True
+        (rank, size), started = world(), True
     try:
         return _run(args, build, options, name, rank, size)
     except (ValueError, FileNotFoundError) as error:
@@ -333,8 +335,8 @@ def _run(args, build, options, name, rank, size) -> int:
     torch.manual_seed(args.seed)
     generator, g_source = load_generator(args.generator, device)
     shape = (generator.img_channels, generator.img_resolution)
-    data = load_images(args.data, args.num_images, shape[1], shape[0])
-    val = _as_float(load_images(args.val_data, args.val_images, shape[1], shape[0]), device)
+    data = load_dataset_images(args.data, args.num_images, shape[1], shape[0])
+    val = to_float(load_dataset_images(args.val_data, args.val_images, shape[1], shape[0]).to(device))
     objective = build(generator, device)
     order = DataOrder(len(data), args.batch_size, args.seed)
     state = _Run(
@@ -390,7 +392,7 @@ def _run(args, build, options, name, rank, size) -> int:
                 if _should_stop(stop, args, start, state.step, size, objective):
                     break
                 batch = order.next()[rank * share : (rank + 1) * share]
-                losses = objective.step(_as_float(data[batch], device), state.step)
+                losses = objective.step(to_float(data[batch].to(device)), state.step)
                 state.step += 1
                 recent.append(losses)
                 if bar is not None:
