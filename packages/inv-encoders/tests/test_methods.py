@@ -191,3 +191,11 @@ def test_shipped_psp_edges_draws_clothing_from_edge_maps():
     assert mse["trained"] < 0.12 and mse["trained"] < 0.5 * mse["untrained"], mse
     with pytest.raises(ValueError, match=r"images must have shape \[N, 1, 32, 32\] with N >= 1, got \[16, 3, 32, 32\]"):
         trained(edges.repeat(1, 3, 1, 1))
+
+
+def test_the_old_methods_dict_warns():
+    import inv_encoders.methods
+
+    with pytest.warns(DeprecationWarning, match="METHODS is deprecated .* the methods are the package's entry points"):
+        old = inv_encoders.methods.METHODS
+    assert old == METHODS
