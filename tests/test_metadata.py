@@ -1,8 +1,10 @@
-"""Every package is a complete, separately versioned distribution, and every suite is run."""
+"""Every package is a complete, separately versioned distribution, installed from this tree, declaring exactly
+the siblings the package graph allows it; and every suite is run."""
 
+import importlib
 import re
 import tomllib
-from importlib.metadata import version
+from importlib.metadata import distribution, version
 from pathlib import Path
 
 import pytest
@@ -10,6 +12,16 @@ import pytest
 REPO = Path(__file__).resolve().parents[1]
 PACKAGE_DIRS = sorted(p.parent for p in (REPO / "packages").glob("*/pyproject.toml"))
 EXPECTED = {"sg2-kernels", "sg2-core", "inv-metrics", "inv-encoders", "inv-hyper", "inv-vae", "inv-optim"}
+# The siblings each distribution depends on (ARCHITECTURE.md; tests/test_package_graph.py checks the imports).
+SIBLINGS = {
+    "sg2-kernels": set(),
+    "sg2-core": {"sg2-kernels"},
+    "inv-metrics": {"sg2-core"},
+    "inv-encoders": {"sg2-core", "inv-metrics"},
+    "inv-hyper": {"sg2-core", "inv-metrics"},
+    "inv-vae": {"sg2-core", "inv-metrics"},
+    "inv-optim": {"sg2-core", "inv-metrics"},
+}
 
 
 def project_version(package_dir: Path) -> str:
@@ -20,12 +32,14 @@ def project_version(package_dir: Path) -> str:
 
 
 def newest_changelog_version(package_dir: Path) -> str | None:
-    match = re.search(r"^## (\S+)", (package_dir / "CHANGELOG.md").read_text(encoding="utf-8"), re.MULTILINE)
+    """The newest released entry (``## <version> ...``); an ``## Unreleased`` section above it does not count."""
+    text = (package_dir / "CHANGELOG.md").read_text(encoding="utf-8")
+    match = re.search(r"^## (?!Unreleased\b)(\S+)", text, re.MULTILINE)
     return match and match.group(1)
 
 
 def test_all_seven_packages_are_there():
-    assert {p.name for p in PACKAGE_DIRS} == EXPECTED
+    assert {p.name for p in PACKAGE_DIRS} == EXPECTED == set(SIBLINGS)
 
 
 @pytest.mark.parametrize("package_dir", PACKAGE_DIRS, ids=lambda p: p.name)
@@ -38,6 +52,25 @@ def test_package_metadata(package_dir):
     # The editable install is current: reinstall (hatch env prune) after a version bump.
     assert version(project["name"]) == project_version(package_dir)
     assert list((package_dir / "tests").glob("test_*.py")), "no tests/test_*.py"
+
+
+@pytest.mark.parametrize("dist", sorted(EXPECTED))
+def test_the_installed_package_is_this_tree(dist):
+    # The workspace installs editable: the tests must exercise this tree, not another install.
+    module = importlib.import_module(dist.replace("-", "_"))
+    assert module.__version__ == version(dist)
+    assert Path(module.__file__).resolve().is_relative_to(REPO / "packages" / dist / "src" / module.__name__)
+
+
+@pytest.mark.parametrize("dist", sorted(EXPECTED))
+def test_declares_exactly_its_allowed_siblings(dist):
+    names = set()
+    for requirement in distribution(dist).requires or []:
+        if "extra ==" in requirement:
+            continue  # optional extras are not part of the graph
+        name = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", requirement).group(0)
+        names.add(re.sub(r"[-_.]+", "-", name).lower())
+    assert names & EXPECTED == SIBLINGS[dist]
 
 
 def test_hatch_test_runs_every_suite():

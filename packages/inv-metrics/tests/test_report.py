@@ -15,22 +15,28 @@ from sg2_core import Generator, GeneratorConfig, Inversion
 RES, N, BATCH = 16, 6, 4
 
 
-class MeanW:
+class MeanW(sg2_core.Method):
     """Every image inverted to the generator's mean w (its reconstruction is computable independently)."""
 
     space, name = "w", "mean-w"
     demo_options = {"scale": 2.0}
 
-    def __init__(self, generator=None, scale: float = 1.0):
-        self.generator, self.scale = generator, scale
+    def __init__(self, generator=None, *, scale: float = 1.0, **options):
+        super().__init__(generator, **options)
+        self.scale = scale
 
-    def __call__(self, images):
+    def invert(self, images, init):
         w = self.generator.mapping.w_avg.to(images.device)
         return Inversion(w.expand(len(images), -1).clone(), "w", self.generator)
 
 
-def explode(generator=None):
-    raise RuntimeError("kaboom: this method always fails")
+class Explode(sg2_core.Method):
+    """Fails when built."""
+
+    space, name = "w", "test-explode"
+
+    def __init__(self, generator=None, **options):
+        raise RuntimeError("kaboom: this method always fails")
 
 
 def per_image_mse(x, y):  # a distance for sg2-w that works at 16 px (no pretrained network)
@@ -40,7 +46,7 @@ def per_image_mse(x, y):  # a distance for sg2-w that works at 16 px (no pretrai
 @pytest.fixture(scope="module")
 def methods():
     sg2_core.register_method("test-mean-w", replace=True)(MeanW)
-    sg2_core.register_method("test-explode", replace=True)(explode)
+    sg2_core.register_method("test-explode", replace=True)(Explode)
     yield
     sg2_core.methods.registry.unregister_method("test-mean-w")
     sg2_core.methods.registry.unregister_method("test-explode")
@@ -236,20 +242,18 @@ def test_cli_bad_checkpoint_and_options(checkpoint, tmp_path, capsys):
     assert "expected METHOD:KEY=VALUE" in capsys.readouterr().err
 
 
-class Stepper:
-    """A method with steps: reports each through ``callback``, like sg2_core.Method subclasses."""
+class Stepper(sg2_core.Method):
+    """A method with steps: reports each through ``callback``."""
 
     space, name = "w", "test-stepper"
 
-    def __init__(self, generator=None, callback=None, steps: int = 3):
-        self.generator, self.callback, self.steps = generator, callback, steps
+    def __init__(self, generator=None, *, steps: int = 3, **options):
+        super().__init__(generator, **options)
+        self.steps = steps
 
-    def __call__(self, images):
-        from sg2_core.methods.method import StepInfo
-
+    def invert(self, images, init):
         for step in range(self.steps):
-            if self.callback is not None:
-                self.callback(StepInfo(step=step, steps=self.steps, stage="project"))
+            self.report(sg2_core.StepInfo(step=step, steps=self.steps, stage="project"))
         return MeanW(self.generator)(images)
 
 

@@ -1,4 +1,5 @@
-"""report.html opened from disk in headless Chromium: the table renders and every image shows pixels."""
+"""report.html opened from disk in headless Chromium: the table renders and every image (the grid's rows and the
+trade-off chart) shows pixels."""
 
 import io
 import shutil
@@ -10,6 +11,7 @@ from PIL import Image
 
 import sg2_core
 from inv_metrics.report import run_report
+from inv_metrics.report.grid import data_uri
 from sg2_core import Generator, GeneratorConfig, Inversion
 
 CHROMIUM = next((p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None)
@@ -21,27 +23,30 @@ pytestmark = pytest.mark.skipif(
 )
 
 
-class RandomW:
+class RandomW(sg2_core.Method):
     """Each image inverted to a random w: reconstructions differ from the inputs and from each other."""
 
     space, name = "w", "test-random-w"
 
-    def __init__(self, generator=None):
-        self.generator = generator
-
-    def __call__(self, images):
+    def invert(self, images, init):
         z = torch.randn(len(images), self.generator.z_dim, generator=torch.Generator().manual_seed(7))
-        return Inversion(self.generator.mapping(z)[:, 0], "w", self.generator)
+        with torch.no_grad():
+            return Inversion(self.generator.mapping(z)[:, 0], "w", self.generator)
 
 
-def failing(generator=None):
-    raise ValueError("this method fails on purpose")
+class Failing(sg2_core.Method):
+    """Fails when built."""
+
+    space, name = "w", "test-failing"
+
+    def __init__(self, generator=None, **options):
+        raise ValueError("this method fails on purpose")
 
 
 @pytest.fixture(scope="module")
 def page(tmp_path_factory):
     sg2_core.register_method("test-random-w", replace=True)(RandomW)
-    sg2_core.register_method("test-failing", replace=True)(failing)
+    sg2_core.register_method("test-failing", replace=True)(Failing)
     try:
         torch.manual_seed(0)
         g = (
@@ -88,8 +93,14 @@ def test_table_and_every_image_render(page):
         assert "fails on purpose" in rows[1].text
         headers = [h.text for h in driver.find_elements(By.CSS_SELECTOR, "table#metrics th")]
         assert "MSE (L2 on [-1,1])" in headers and "s / image" in headers
+        grid = driver.find_elements(By.CSS_SELECTOR, "table.grid img")
+        assert len(grid) == len(report["grid"]["rows"]) == 3  # inputs, reconstruction, edit
+        chart = driver.find_element(By.CSS_SELECTOR, "img#tradeoff")
+        assert chart.get_attribute("src") == data_uri((path.parent / report["tradeoff"]["file"]).read_bytes())
+        size = driver.execute_script("return [arguments[0].naturalWidth, arguments[0].naturalHeight]", chart)
+        assert size == list(Image.open(path.parent / "tradeoff.png").size) and min(size) > 0
         images = driver.find_elements(By.TAG_NAME, "img")
-        assert len(images) == len(report["grid"]["rows"]) == 3  # inputs, reconstruction, edit
+        assert len(images) == len(grid) + 1
         for img in images:  # decoded, not a broken-image placeholder
             assert driver.execute_script("return arguments[0].complete && arguments[0].naturalWidth > 0", img)
         for img in images:

@@ -51,7 +51,7 @@ def test_demo_options_come_from_the_factory():
     import sg2_core
 
     @sg2_core.register_method("test-demo-opts", replace=True)
-    class WithDemo:
+    class WithDemo(sg2_core.Method):
         space = "w"
         demo_options = {"steps": 3, "inner": {"a": 1}}
 

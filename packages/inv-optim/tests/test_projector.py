@@ -1,12 +1,22 @@
-"""Projection: it reduces the distance, W+ beats W, batches equal single runs, early stop, clear errors."""
+"""Projection: it reduces the distance, W+ beats W, batches equal single runs, early stop, clear errors; the
+registered methods sg2-w / sg2-w+ are its one public way (the old names warn)."""
 
 import pytest
 import torch
 
 from inv_optim.distance import Distance, downsample
-from inv_optim.projector import Projector, noise_maps, project
+from inv_optim.projector import ProjectorW, ProjectorWPlus, noise_maps
+from sg2_core import create_method
 
 FAST = dict(w_avg_samples=500)
+
+
+def projector(generator, space="w", **options):
+    return create_method("sg2-w" if space == "w" else "sg2-w+", generator=generator, **options)
+
+
+def project(generator, images, space="w", **options):
+    return projector(generator, space, **options)(images)
 
 
 def _record(into):
@@ -68,14 +78,37 @@ def test_stop_before_the_first_step_keeps_the_mean_w(generator, targets, mse_dis
 
 
 def test_projector_method_presets_and_overrides(generator, targets, mse_distance):
-    assert Projector(generator, space="w", preset="hyperinverter").options["steps"] == 600
-    assert Projector(generator, space="w+", preset="hyperinverter").options["steps"] == 2000
-    assert Projector(generator).options["steps"] == 1000 and Projector(generator).options["lr"] == 0.1
-    method = Projector(generator, space="w+", distance=mse_distance, steps=3, w_avg_samples=100)
+    assert projector(generator, "w", preset="hyperinverter").options["steps"] == 600
+    assert projector(generator, "w+", preset="hyperinverter").options["steps"] == 2000
+    assert projector(generator).options["steps"] == 1000 and projector(generator).options["lr"] == 0.1
+    method = projector(generator, "w+", distance=mse_distance, steps=3, w_avg_samples=100)
     inv = method(targets[:2])
-    assert (method.name, method.space, inv.space) == ("sg2-w+", "w+", "w+")
+    assert isinstance(method, ProjectorWPlus) and (method.name, method.space, inv.space) == ("sg2-w+", "w+", "w+")
     with pytest.raises(ValueError, match="preset"):
-        Projector(generator, preset="nope")
+        projector(generator, preset="nope")
+
+
+def test_the_old_public_ways_warn_and_still_work(generator, targets, mse_distance):
+    import inv_optim
+    import inv_optim.projector
+
+    options = dict(steps=2, distance=mse_distance, w_avg_samples=50)
+    expected = project(generator, targets[:2], space="w+", **options).latents
+    for module in (inv_optim, inv_optim.projector):
+        with pytest.warns(DeprecationWarning, match=r"project is deprecated .* sg2_core.create_method\("):
+            old_project = module.project
+        assert torch.equal(old_project(generator, targets[:2], space="w+", **options).latents, expected)
+        with pytest.warns(DeprecationWarning, match="Projector is deprecated"):
+            old_class = module.Projector
+        assert torch.equal(old_class(generator, space="w+", **options)(targets[:2]).latents, expected)
+    with pytest.warns(
+        DeprecationWarning, match=r'inv_optim.ProjectorW is deprecated .* use sg2_core.create_method\("sg2-w"'
+    ):
+        assert inv_optim.ProjectorW is ProjectorW
+    with pytest.warns(DeprecationWarning, match=r'create_method\("sg2-w\+"'):
+        assert inv_optim.ProjectorWPlus is ProjectorWPlus
+    with pytest.raises(AttributeError):
+        inv_optim.nothing_here
 
 
 @pytest.mark.parametrize(
@@ -93,12 +126,12 @@ def test_bad_images_get_clear_errors(generator, targets, mse_distance, bad, matc
 
 
 def test_bad_options_get_clear_errors(generator, targets, mse_distance):
-    with pytest.raises(ValueError, match="space"):
-        project(generator, targets, space="z", distance=mse_distance)
+    with pytest.raises(ValueError, match="noise must be one of"):
+        projector(generator, noise="sometimes", distance=mse_distance)
     with pytest.raises(ValueError, match="one seed per image"):
         project(generator, targets, seed=[1, 2], steps=2, distance=mse_distance, **FAST)
     with pytest.raises(ValueError, match="generator is on cpu"):
-        Projector(generator, device="meta")
+        projector(generator, device="meta")
     with pytest.raises(ValueError, match=r"one value per image \[3\]"):
         project(generator, targets, steps=2, distance=lambda x, y: (x - y).square().mean(), **FAST)
 
@@ -121,8 +154,8 @@ def test_a_distance_name_resolves_lazily():
 
 def test_steps_are_validated_when_built_and_zero_means_zero(generator, targets, mse_distance):
     # steps=0 used to run the 1000-step preset (`steps or preset`); now 0 returns the start untouched
-    method = Projector(generator, space="w+", distance=mse_distance, steps=0, w_avg_samples=50)
-    start = Projector(generator, space="w+", distance=mse_distance, steps=0, w_avg_samples=50)
+    method = projector(generator, "w+", distance=mse_distance, steps=0, w_avg_samples=50)
+    start = projector(generator, "w+", distance=mse_distance, steps=0, w_avg_samples=50)
     inv = method(targets[:2])
     assert inv.extras["steps"].tolist() == [0, 0]
     from inv_optim.projector import w_statistics
@@ -133,4 +166,4 @@ def test_steps_are_validated_when_built_and_zero_means_zero(generator, targets, 
     assert torch.equal(given.latents, inv.latents)
     for bad in (-5, 2.5, True):
         with pytest.raises(ValueError, match="steps must be an int >= 0"):
-            Projector(generator, steps=bad)
+            projector(generator, steps=bad)

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from inv_optim.pti import PTI
-from sg2_core import Inversion, register_method
+from sg2_core import Inversion, Method, register_method
 from sg2_core.methods.registry import unregister_method
 
 TUNE = dict(steps=25, lr=3e-3, stop_distance=None)
@@ -76,13 +76,14 @@ def test_pivot_from_a_registered_method(generator, targets, mse_distance):
     calls = []
 
     @register_method("test-inv-optim-mean-pivot")
-    class MeanPivot:
+    class MeanPivot(Method):
         name, space = "test-inv-optim-mean-pivot", "w+"
 
         def __init__(self, generator=None, scale=1.0):
-            self.generator, self.scale = generator, scale
+            super().__init__(generator)
+            self.scale = scale
 
-        def __call__(self, images):
+        def invert(self, images, init):
             calls.append(self.scale)
             ws = self.generator.mapping.w_avg.expand(images.shape[0], self.generator.num_ws, -1) * self.scale
             return Inversion(ws.clone(), "w+", self.generator)

@@ -146,7 +146,7 @@ def write_nvidia_pickle(
     ``g_kwargs`` / ``d_kwargs``: the top-level constructor kwargs (NVIDIA's), default from the configs.
     ``extra``: more top-level entries (e.g. a malicious ``Reduce``).
     """
-    from sg2_core.checkpoints.nvidia_pickle import discriminator_config_to_nvidia, generator_config_to_nvidia
+    from sg2_core.checkpoints.nvidia import discriminator_config_to_nvidia, generator_config_to_nvidia
 
     src = module_src_payload(marker)
     with fake_nvidia_modules() as (reconstruct, easy_dict):

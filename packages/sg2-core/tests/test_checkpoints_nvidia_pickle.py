@@ -14,7 +14,14 @@ from pathlib import Path
 import pytest
 import torch
 
-from sg2_core.checkpoints import CheckpointError, CheckpointKeyError, UnsafePickleError, detect_format, load_checkpoint
+from sg2_core.checkpoints import (
+    CheckpointError,
+    CheckpointKeyError,
+    UnsafePickleError,
+    detect_format,
+    load_checkpoint,
+    nvidia,
+)
 from sg2_core.checkpoints import nvidia_pickle as nvp
 from sg2_core.nn.config import DiscriminatorConfig, GeneratorConfig
 
@@ -69,10 +76,10 @@ def test_loaded_generator_renders_the_reference_image(nvidia_pkl, io32):
 
 def test_config_conversion_matches_the_fixture_kwargs(io32):
     kwargs = io32["config"]
-    assert nvp.generator_config_to_nvidia(G32) == kwargs["nvidia_G_kwargs"]
-    assert nvp.discriminator_config_to_nvidia(D32) == kwargs["nvidia_D_kwargs"]
-    assert nvp.generator_config_from_nvidia(kwargs["nvidia_G_kwargs"]) == G32
-    assert nvp.discriminator_config_from_nvidia(kwargs["nvidia_D_kwargs"]) == D32
+    assert nvidia.generator_config_to_nvidia(G32) == kwargs["nvidia_G_kwargs"]
+    assert nvidia.discriminator_config_to_nvidia(D32) == kwargs["nvidia_D_kwargs"]
+    assert nvidia.generator_config_from_nvidia(kwargs["nvidia_G_kwargs"]) == G32
+    assert nvidia.discriminator_config_from_nvidia(kwargs["nvidia_D_kwargs"]) == D32
     # train.py passes only some kwargs; the rest are NVIDIA's defaults. fp16 settings do not matter here.
     sparse = {
         "z_dim": 512,
@@ -83,7 +90,7 @@ def test_config_conversion_matches_the_fixture_kwargs(io32):
         "mapping_kwargs": {"num_layers": 2},
         "synthesis_kwargs": {"channel_base": 16384, "channel_max": 512, "num_fp16_res": 4, "conv_clamp": 256},
     }
-    assert nvp.generator_config_from_nvidia(sparse) == GeneratorConfig(
+    assert nvidia.generator_config_from_nvidia(sparse) == GeneratorConfig(
         resolution=256, channel_base=16384, mapping_layers=2, conv_clamp=256
     )
     d_sparse = {
@@ -96,7 +103,7 @@ def test_config_conversion_matches_the_fixture_kwargs(io32):
         "epilogue_kwargs": {"mbstd_group_size": 8},
         "block_kwargs": {"freeze_layers": 0},
     }
-    assert nvp.discriminator_config_from_nvidia(d_sparse) == DiscriminatorConfig(
+    assert nvidia.discriminator_config_from_nvidia(d_sparse) == DiscriminatorConfig(
         resolution=256, channel_base=16384, conv_clamp=256, mbstd_group_size=8
     )
 
@@ -116,11 +123,11 @@ def test_config_conversion_matches_the_fixture_kwargs(io32):
 def test_unsupported_generators_are_refused(change, message):
     kwargs = {"z_dim": 64, "w_dim": 64, "c_dim": 0, "img_resolution": 32, "img_channels": 3, **change}
     with pytest.raises(CheckpointError, match=message):
-        nvp.generator_config_from_nvidia(kwargs)
+        nvidia.generator_config_from_nvidia(kwargs)
 
 
 def test_unsupported_discriminators_are_refused_in_a_file(tmp_path, g32, d32, nvidia_tools):
-    kwargs = nvp.discriminator_config_to_nvidia(D32)
+    kwargs = nvidia.discriminator_config_to_nvidia(D32)
     path = nvidia_tools.write(
         tmp_path / "cond.pkl", None, d32, None, marker=tmp_path / "m", d_kwargs={**kwargs, "c_dim": 5}
     )

@@ -1,6 +1,8 @@
 """The method registry (in-process and entry points), composition through it, and the Inversion result."""
 
+import re
 import sys
+import warnings
 
 import pytest
 import torch
@@ -8,8 +10,8 @@ import torch
 from sg2_core.methods.directions import sefa
 from sg2_core.methods.inversion import Inversion
 from sg2_core.methods.latents import mean_latent
+from sg2_core.methods.method import Method
 from sg2_core.methods.registry import (
-    InversionMethod,
     MethodLoadError,
     check_images,
     create_method,
@@ -24,31 +26,30 @@ from sg2_core.nn.generator import Generator
 # ---- two toy methods: a W-space "encoder" and a refinement that composes any pivot by name ----
 
 
-class MeanW:
+class MeanW(Method):
     """Every image gets the mean latent: the simplest W-space method."""
 
     name, space = "toy-mean-w", "w"
 
-    def __init__(self, generator, n=200, seed=0):
-        self.generator = generator
+    def __init__(self, generator=None, n=200, seed=0):
+        super().__init__(generator)
         self.w = mean_latent(generator, n=n, seed=seed)
 
-    def __call__(self, images):
-        check_images(images, self.generator)
+    def invert(self, images, init):
         return Inversion(self.w.expand(len(images), -1).clone(), "w", self.generator)
 
 
-class Refine:
+class Refine(Method):
     """Starts from another registered method's result and optimises W+ to match the images."""
 
     name, space = "toy-refine", "w+"
 
-    def __init__(self, generator, pivot="toy-mean-w", steps=8, lr=0.05):
-        self.generator, self.steps, self.lr = generator, steps, lr
+    def __init__(self, generator=None, pivot="toy-mean-w", steps=8, lr=0.05):
+        super().__init__(generator)
+        self.steps, self.lr = steps, lr
         self.pivot = create_method(pivot, generator=generator)
 
-    def __call__(self, images):
-        check_images(images, self.generator)
+    def invert(self, images, init):
         ws = self.pivot(images).ws.detach().clone().requires_grad_(True)
         optimiser = torch.optim.Adam([ws], lr=self.lr)
         losses = []
@@ -88,7 +89,7 @@ def test_registered_methods_are_listed_described_and_built(g32, toy_methods, tar
     assert method_factory("toy-mean-w") is MeanW
     assert info.source == "registered" and info.target.endswith(":MeanW") and info.distribution is None
     method = create_method("toy-mean-w", generator=g32, n=100)
-    assert isinstance(method, InversionMethod) and method.space == "w"
+    assert isinstance(method, MeanW) and method.space == "w"
     inv = method(targets)
     assert inv.space == "w" and len(inv) == 2
     torch.testing.assert_close(inv.latents[1], g32.mean_w(100))
@@ -108,16 +109,51 @@ def test_registration_conflicts_and_bad_methods(g32, toy_methods):
         register_method("toy-mean-w")(Refine)
     register_method("toy-mean-w", replace=True)(MeanW)
 
-    @register_method("toy-not-a-method")
     def build(generator):
-        return object()
+        return MeanW(generator)
 
+    class Callable:  # keeps the old protocol (name, space, __call__) but is no Method
+        name, space = "toy-callable", "w"
+
+        def __init__(self, generator=None):
+            self.generator = generator
+
+        def __call__(self, images, init=None):
+            return MeanW(self.generator)(images)
+
+    fix = r"only Method subclasses are methods: subclass sg2_core.Method"
+    with pytest.raises(TypeError, match=rf"method 'toy-build': the function .*build is not a subclass .*{fix}"):
+        register_method("toy-build")(build)
+    with pytest.raises(TypeError, match=rf"method 'toy-callable': the class .*Callable is not a subclass .*{fix}"):
+        register_method("toy-callable")(Callable)
+    assert not {"toy-build", "toy-callable"} & set(list_methods())
+
+    class SpaceLess(MeanW):  # an instance must keep a space in SPACES
+        def __init__(self, generator=None):
+            super().__init__(generator, n=10)
+            self.space = "q"
+
+    register_method("toy-space-less")(SpaceLess)
     try:
-        with pytest.raises(TypeError, match="'toy-not-a-method'.*not an InversionMethod"):
-            create_method("toy-not-a-method", generator=g32)
+        with pytest.raises(TypeError, match=r"'toy-space-less' .*built a method with space 'q', not one of"):
+            create_method("toy-space-less", generator=g32)
     finally:
-        unregister_method("toy-not-a-method")
-    assert "toy-not-a-method" not in list_methods()
+        unregister_method("toy-space-less")
+
+
+def test_inversion_method_is_deprecated_for_method():
+    with pytest.warns(DeprecationWarning, match=r"InversionMethod is deprecated .* sg2-core 0.8: .* sg2_core.Method"):
+        from sg2_core import InversionMethod
+    assert InversionMethod is Method
+    with pytest.warns(DeprecationWarning, match="InversionMethod is deprecated"):
+        from sg2_core.methods.registry import InversionMethod as again
+    assert again is Method
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        from sg2_core import method_factory  # still the class behind a name: no warning
+    assert method_factory is not None
+    with pytest.raises(ImportError):
+        from sg2_core import NoSuchName  # noqa: F401
 
 
 def test_composition_builds_the_pivot_by_name(g32, toy_methods, targets):
@@ -134,11 +170,19 @@ def test_composition_builds_the_pivot_by_name(g32, toy_methods, targets):
 
 
 TOY_MODULE = """
-class ToyMethod:
+from sg2_core import Method
+
+class ToyMethod(Method):
     name, space = "toy-ep", "w+"
-    def __init__(self, generator, scale=1.0):
-        self.generator, self.scale = generator, scale
-    def __call__(self, images):
+    def __init__(self, generator=None, scale=1.0):
+        super().__init__(generator)
+        self.scale = scale
+
+class NotAMethod:
+    name, space = "toy-plain", "w"
+    def __init__(self, generator=None):
+        self.generator = generator
+    def __call__(self, images, init=None):
         raise NotImplementedError
 """
 
@@ -151,6 +195,7 @@ def installed_family(tmp_path, monkeypatch):
     (dist_info / "METADATA").write_text("Metadata-Version: 2.1\nName: toy-family\nVersion: 0.3\n")
     (dist_info / "entry_points.txt").write_text(
         "[sg2_toolkit.methods]\ntoy-ep = toy_family_method:ToyMethod\ntoy-broken = toy_family_broken:Method\n"
+        "toy-plain = toy_family_method:NotAMethod\n"
     )
     (tmp_path / "toy_family_method.py").write_text(TOY_MODULE)
     (tmp_path / "toy_family_broken.py").write_text("raise RuntimeError('needs a compiler')\n")
@@ -174,6 +219,16 @@ def test_entry_points_are_found_without_importing(g32, installed_family):
     method = create_method("toy-ep", generator=g32, scale=2.0)
     assert type(method).__name__ == "ToyMethod" and method.scale == 2.0 and method.generator is g32
     assert "toy_family_method" in sys.modules
+
+
+def test_an_entry_point_that_is_not_a_method_class_is_refused(g32, installed_family):
+    message = r"method 'toy-plain': the class toy_family_method:NotAMethod is not a subclass of sg2_core.Method"
+    with pytest.raises(TypeError, match=message):
+        create_method("toy-plain", generator=g32)
+    with warnings.catch_warnings(record=True) as caught:  # toy-broken warns too
+        warnings.simplefilter("always")
+        assert "toy-plain" not in list_methods(space="w")
+    assert any(re.search(message, str(w.message)) for w in caught)
 
 
 def test_an_entry_point_that_fails_to_import_names_its_distribution(g32, installed_family):

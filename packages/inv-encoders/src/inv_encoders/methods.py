@@ -13,6 +13,7 @@ iterations from ``init`` (its latents and its rendered image) instead of ``laten
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from importlib.resources import as_file, files
 from pathlib import Path
@@ -68,6 +69,8 @@ class EncoderMethod(Method):
     space = "w+"
     needs = ("generator", "own-weights")
     trainable = True
+    test_options = {"allow_untrained": True, "widths": (16, 32, 48, 64)}  # a small random network
+    test_batch_tolerance = 1e-5
     demo_file: str | None = None  # the shipped asset's name when it is not demo_weights_file(kind)
 
     def __init__(
@@ -248,6 +251,7 @@ class ReStylePSP(EncoderMethod):
     ``extras['iteration_latents']`` ``[N, n_iters, num_ws, w_dim]`` keep every iteration."""
 
     name, kind = "restyle-psp", "restyle-psp"
+    test_options = {**EncoderMethod.test_options, "n_iters": 2}
     trainer = "inv_encoders.training:train_restyle_psp"
 
     def __init__(self, generator=None, *, n_iters: int | None = None, **options):
@@ -288,4 +292,13 @@ class ReStyleE4E(ReStylePSP):
     trainer = "inv_encoders.training:train_restyle_e4e"
 
 
-METHODS = {cls.name: cls for cls in (PSP, PSPW, PSPEdges, E4E, E4EW, ReStylePSP, ReStyleE4E)}
+def __getattr__(name: str):
+    if name == "METHODS":  # deprecated: the entry points in pyproject.toml are the one list of the methods
+        warnings.warn(
+            "inv_encoders.methods.METHODS is deprecated and goes away in inv-encoders 0.7: the methods are the "
+            "package's entry points (sg2_core.list_methods(), sg2_core.method_factory(name))",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return {cls.name: cls for cls in (PSP, PSPW, PSPEdges, E4E, E4EW, ReStylePSP, ReStyleE4E)}
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -56,6 +56,15 @@ class HyperInverter(Method):
     name, space, needs = "hyperinverter", "w+", ("generator", "own-weights")
     trainable, trainer = True, "inv_hyper.training:main"
     input_resolution = None  # the generator's; both encoders resize to their own size (256 px officially)
+    # Untrained networks in reduced widths, encoding at 64 px, so a call takes a fraction of a second.
+    test_options = {
+        "allow_untrained": True,
+        "widths": (16, 32, 48, 64),
+        "feature_dim": 32,
+        "hidden_dim": 8,
+        "extractor_dim": 16,
+        "encoder_size": 64,
+    }
 
     def __init__(
         self,

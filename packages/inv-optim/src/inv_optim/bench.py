@@ -23,7 +23,7 @@ from inv_metrics.memory import peak_growth
 from sg2_core import Inversion
 
 from ._demo import demo_generator, demo_images, resolve_demo_distance
-from .projector import Projector, w_statistics
+from .projector import ProjectorW, w_statistics
 from .pti import PTI
 
 
@@ -66,7 +66,7 @@ def main(argv=None) -> None:
     stats = w_statistics(generator)
 
     def projector(steps=args.project_steps, seed=0):  # seed: image i of a batch uses seed + i
-        return Projector(generator, steps=steps, distance=distance, seed=seed, w_stats=stats)
+        return ProjectorW(generator, steps=steps, distance=distance, seed=seed, w_stats=stats)
 
     pivot = projector()(images)
     if args.project_steps > 0:

@@ -24,7 +24,7 @@ from sg2_core import Inversion, Method, StepInfo, create_method
 
 from .distance import Distance, default_distance
 from .embedding import check_generator, generator_fingerprint, load_embedding, read_metadata
-from .projector import ProjectorWPlus, project
+from .projector import ProjectorWPlus, _project
 
 DEMO_WEIGHTS = "collab_fmnist32.safetensors"
 REFINE_STEPS = 50  # collab+refine's default: closes the MSE gap to 300-step W+ projection on the demo (README)
@@ -64,7 +64,7 @@ def refine_wplus(
     """
     start = Inversion(ws.detach(), "w+", generator)
     no_w_stats = (ws.new_zeros(generator.w_dim), 0.0)  # unused: the start is given and there is no w noise
-    inversion = project(
+    inversion = _project(
         generator,
         images,
         space="w+",
@@ -182,6 +182,7 @@ class Collab(Method):
     trainer = "inv_optim.training:main"
     needs = ("generator", "own-weights")
     default_refine_steps = 0
+    test_options = {}  # the network shipped for the demo generator: one forward pass
 
     def __init__(
         self,
@@ -260,6 +261,7 @@ class CollabRefine(Collab):
 
     name = "collab+refine"
     default_refine_steps = REFINE_STEPS
+    test_options = {"refine_steps": 3}
 
 
 __all__ = [

@@ -62,6 +62,8 @@ class PTI(Method):
     space = "w"  # the default pivot's; an instance takes its pivot method's space
     # What `python -m inv_metrics.report` uses on its embedded default (32 demo images on a CPU in minutes).
     demo_options = {"pivot_options": {"steps": 200}, "steps": 50}  # the pivot equals the sg2-w row
+    test_options = {"steps": 3, "lr": 3e-3, "pivot_options": {"steps": 2, "w_avg_samples": 64}}
+    test_batch_tolerance = 1e-2  # Adam turns batched rounding into lr-sized steps (see test_pti)
 
     def __init__(
         self,

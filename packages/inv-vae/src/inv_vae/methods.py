@@ -78,6 +78,7 @@ class AgileGAN(Method):
     name, space = "agilegan", "z+"
     needs = ("generator", "own-weights")
     trainable, trainer = True, "inv_vae.training:main"  # python -m inv_vae.train encoder|style
+    test_options = {"allow_untrained": True, "widths": (16, 32, 48, 64)}  # a small random encoder
 
     def __init__(
         self,

@@ -36,7 +36,7 @@ from sg2_core.methods import (
     register_method,
     sefa,
 )
-from sg2_core.methods.registry import InversionMethod, method_factory
+from sg2_core.methods.registry import method_factory
 from sg2_core.moved import old_paths
 from sg2_core.nn import (
     DISCRIMINATOR_PRESETS,
@@ -90,6 +90,13 @@ old_paths(
     removed_in="sg2-core 0.8",
 )
 
+
+def __getattr__(name: str):  # InversionMethod: deprecated (only Method subclasses are methods), gone in 0.8
+    from sg2_core.methods.registry import _deprecated
+
+    return _deprecated(name, __name__)
+
+
 __all__ = [
     "Checkpoint",
     "CheckpointError",
@@ -103,7 +110,6 @@ __all__ = [
     "Generator",
     "GeneratorConfig",
     "Inversion",
-    "InversionMethod",
     "LoadedNetworks",
     "Method",
     "MethodSpec",

@@ -5,6 +5,10 @@
 * :func:`save_checkpoint` writes our format (``.safetensors``) or rosinality's (``.pt``).
 * ``python -m sg2_core.convert IN OUT`` converts between them.
 
+Reading is one pipeline for every format: read the file, classify what it holds, configure each network,
+map its keys to ours, build it, settle ``w_avg`` (:mod:`sg2_core.checkpoints.base`); each format module gives
+its own steps (``native``, ``rosinality``, ``nvidia``, whose pickles ``nvidia_pickle`` reads as plain data).
+
 Reading never executes code from a file: torch files are read with ``weights_only=True`` and NVIDIA
 pickles with an allow-list unpickler that never runs their embedded source. Mismatched tensors are
 refused with one error listing every missing, unexpected and mis-shaped key; unreadable files raise
@@ -16,18 +20,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from sg2_core.checkpoints import native, nvidia_pickle, rosinality
+from sg2_core.checkpoints import native, nvidia, nvidia_pickle, rosinality
 from sg2_core.checkpoints._io import check_input, sniff, torch_load
-from sg2_core.checkpoints.base import (
-    Checkpoint,
-    build_network,
-    infer_discriminator_config,
-    infer_generator_config,
-    resolve_config,
-    settle_w_avg,
-)
+from sg2_core.checkpoints.base import Checkpoint, build_checkpoint
 from sg2_core.checkpoints.errors import CheckpointError, CheckpointKeyError, CheckpointWarning, UnsafePickleError
-from sg2_core.nn.config import DiscriminatorConfig, GeneratorConfig
 
 FORMATS = ("native", "rosinality", "nvidia-pickle", "nvidia-state")
 """Readable formats. ``nvidia-state`` is a ``torch.save``'d NVIDIA-named state dict (``G.state_dict()``),
@@ -46,87 +42,15 @@ __all__ = [
     "detect_format",
     "load_checkpoint",
     "native",
+    "nvidia",
     "nvidia_pickle",
     "output_format",
     "rosinality",
     "save_checkpoint",
 ]
 
+_READERS = {r.format: r for r in (native.READER, rosinality.READER, nvidia.SNAPSHOT, nvidia.STATE_DICT)}
 _ROSINALITY_MARKERS = ("style.1.weight", "input.input", "final_linear.0.weight", "convs.0.0.weight")
-
-
-def _classify(obj) -> str | None:
-    """The format of a dict read with torch.load, from its keys."""
-    if not isinstance(obj, Mapping):
-        return None
-    keys = {k for k in obj if isinstance(k, str)}
-    if keys & {"g_ema", "g", "d"} or any(k in keys for k in _ROSINALITY_MARKERS):
-        return "rosinality"
-    if (
-        "state_dict" in keys
-        and isinstance(obj["state_dict"], Mapping)
-        and any(isinstance(k, str) and k.startswith("decoder.") for k in obj["state_dict"])
-    ):
-        return "rosinality"
-    if any(k.startswith(("mapping.fc", "synthesis.b")) for k in keys) or "b4.fc.weight" in keys:
-        return "nvidia-state"
-    if keys & {"G", "D", "G_ema"} and all(isinstance(obj[k], Mapping) for k in keys & {"G", "D", "G_ema"}):
-        return "nvidia-state"
-    return None
-
-
-def _read(path: Path, format: str | None):
-    """``(format, loaded object or None)``: torch files are loaded once, here."""
-    if format is not None and format not in FORMATS:
-        raise ValueError(f"unknown checkpoint format {format!r}; known: {FORMATS}")
-    if format in ("native", "nvidia-pickle"):
-        return format, None
-    kind = sniff(path)
-    if format is None:
-        if kind == "safetensors":
-            return "native", None
-        if kind == "pickle":
-            return "nvidia-pickle", None
-        if kind is None:
-            size = path.stat().st_size
-            cause = (
-                "the file is empty"
-                if size == 0
-                else ("unrecognised file format: not safetensors, a torch checkpoint (zip or legacy) or a pickle")
-            )
-            raise CheckpointError(cause, path)
-    obj = torch_load(path)
-    if format is None:
-        format = _classify(obj)
-        if format is None:
-            shown = sorted(map(str, obj))[:8] if isinstance(obj, Mapping) else type(obj).__name__
-            raise CheckpointError(f"unrecognised torch checkpoint: neither rosinality nor NVIDIA keys ({shown})", path)
-    return format, obj
-
-
-def detect_format(path) -> str:
-    """One of :data:`FORMATS`, from the file's content (not its extension)."""
-    return _read(check_input(path), None)[0]
-
-
-def _load_nvidia_state(obj, path, g_config, d_config) -> Checkpoint:
-    if not isinstance(obj, Mapping):
-        raise CheckpointError(f"expected a state dict, got a {type(obj).__name__}", path)
-    ckpt, seen = Checkpoint(format="nvidia-state", path=path), set()
-    if any(k in obj for k in ("G", "D", "G_ema")):
-        parts = {k: obj[k] for k in ("G", "D", "G_ema") if obj.get(k) is not None}
-        ckpt.extra = {k: v for k, v in obj.items() if k not in ("G", "D", "G_ema")}
-    elif any(isinstance(k, str) and k.startswith(("mapping.", "synthesis.")) for k in obj):
-        parts = {"G_ema": obj}
-    else:
-        parts = {"D": obj}
-    for name, sd in parts.items():
-        if name == "D":
-            config = resolve_config(d_config, infer_discriminator_config, sd, path, DiscriminatorConfig)
-        else:
-            config = resolve_config(g_config, infer_generator_config, sd, path, GeneratorConfig)
-        setattr(ckpt, name, build_network(config, sd, f"'{name}'", path, seen=seen))
-    return ckpt
 
 
 def load_checkpoint(
@@ -149,15 +73,69 @@ def load_checkpoint(
             tensors do not match the architecture, listing every key.
     """
     path = check_input(path)
-    format, obj = _read(path, format)
-    if format == "nvidia-pickle":
-        ckpt = nvidia_pickle.load(path, compute_w_avg=compute_w_avg)
-    elif format == "rosinality":
-        ckpt = rosinality.from_dict(obj, path, g_config=g_config, d_config=d_config, compute_w_avg=compute_w_avg)
-    else:
-        ckpt = native.load(path) if format == "native" else _load_nvidia_state(obj, path, g_config, d_config)
-        settle_w_avg(ckpt, compute_w_avg, path, "it is NaN in the file")
+    format, raw = _read(path, format)
+    ckpt = build_checkpoint(
+        _READERS[format], raw, path, g_config=g_config, d_config=d_config, compute_w_avg=compute_w_avg
+    )
     return ckpt.to(device) if device is not None else ckpt
+
+
+def detect_format(path) -> str:
+    """One of :data:`FORMATS`, from the file's content (not its extension)."""
+    return _detect(check_input(path))[0]
+
+
+def _read(path: Path, format: str | None) -> tuple[str, object]:
+    """Stage 1: ``(format, the file read as that format's raw object)``; the format is detected unless given."""
+    raw = None
+    if format is None:
+        format, raw = _detect(path)
+    elif format not in FORMATS:
+        raise ValueError(f"unknown checkpoint format {format!r}; known: {FORMATS}")
+    return format, _READERS[format].read(path) if raw is None else raw
+
+
+def _detect(path: Path) -> tuple[str, object]:
+    """``(format, the loaded object or None)``: a torch file is loaded to tell its format, and only once."""
+    kind = sniff(path)
+    if kind == "safetensors":
+        return "native", None
+    if kind == "pickle":
+        return "nvidia-pickle", None
+    if kind is None:
+        size = path.stat().st_size
+        cause = (
+            "the file is empty"
+            if size == 0
+            else ("unrecognised file format: not safetensors, a torch checkpoint (zip or legacy) or a pickle")
+        )
+        raise CheckpointError(cause, path)
+    obj = torch_load(path)
+    format = _torch_format(obj)
+    if format is None:
+        shown = sorted(map(str, obj))[:8] if isinstance(obj, Mapping) else type(obj).__name__
+        raise CheckpointError(f"unrecognised torch checkpoint: neither rosinality nor NVIDIA keys ({shown})", path)
+    return format, obj
+
+
+def _torch_format(obj) -> str | None:
+    """The format of a dict read with torch.load, from its keys."""
+    if not isinstance(obj, Mapping):
+        return None
+    keys = {k for k in obj if isinstance(k, str)}
+    if keys & {"g_ema", "g", "d"} or any(k in keys for k in _ROSINALITY_MARKERS):
+        return "rosinality"
+    if (
+        "state_dict" in keys
+        and isinstance(obj["state_dict"], Mapping)
+        and any(isinstance(k, str) and k.startswith("decoder.") for k in obj["state_dict"])
+    ):
+        return "rosinality"
+    if any(k.startswith(("mapping.fc", "synthesis.b")) for k in keys) or "b4.fc.weight" in keys:
+        return "nvidia-state"
+    if keys & {"G", "D", "G_ema"} and all(isinstance(obj[k], Mapping) for k in keys & {"G", "D", "G_ema"}):
+        return "nvidia-state"
+    return None
 
 
 def output_format(path, format: str | None = None) -> str:

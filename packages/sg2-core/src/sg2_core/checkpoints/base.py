@@ -1,12 +1,26 @@
-"""What every format shares: the ``Checkpoint`` result, key/shape checks, building networks from
-tensors, and inferring an architecture from NVIDIA-named tensors."""
+"""What every format shares: the ``Checkpoint`` result, the stages of reading one, key/shape checks,
+building networks from tensors, and inferring an architecture from NVIDIA-named tensors.
+
+Reading a checkpoint is one pipeline for every format. ``load_checkpoint`` reads the file (stage 1: bytes ->
+the format's raw object, detecting the format unless given); :func:`build_checkpoint` runs the rest in order:
+
+2. classify: which networks the file holds, and everything else (``Reader.classify`` -> :class:`Contents`);
+3. configure: each network's architecture, inferred from its tensors, translated from the file's constructor
+   arguments or read from the file (``Reader.configure``);
+4. map keys: its tensors under our names (``Reader.map_keys``);
+5. build: the network, its state loaded strictly (:func:`build_network`); one error lists every mismatch;
+6. settle ``w_avg``: a ``latent_avg`` kept apart from the networks goes in, an unknown one is estimated or
+   warned about (:func:`settle_w_avg`).
+
+Each format module provides its steps as a :class:`Reader`.
+"""
 
 from __future__ import annotations
 
 import functools
 import re
 import warnings
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,6 +66,102 @@ class Checkpoint:
         for net in self.networks().values():
             net.to(device)
         return self
+
+
+# ----------------------------------------------------------------------------------------------
+# Reading: the stages after the file is read, the same for every format
+
+
+@dataclass
+class Part:
+    """One network as a file holds it, before it is built."""
+
+    label: str  # how messages name it, in the file's own terms: "'g_ema'"
+    tensors: Mapping  # its tensors under the file's names
+    spec: object = None  # what the file says of its architecture besides the tensors (None: inferred from them)
+    cls: type | None = None  # the class to build; None: Generator or Discriminator, after the config
+
+
+@dataclass
+class Contents:
+    """A file after the classify stage."""
+
+    networks: dict[str, Part]  # by our name (G, D, G_ema), in the order they are built
+    extra: dict = field(default_factory=dict)  # everything else: the Checkpoint's extra
+    latent_avg: torch.Tensor | None = None  # a w_avg the file keeps apart from the generators (rosinality, pSp)
+    errors: list[CheckpointKeyError] = field(default_factory=list)  # of the file as a whole, listed after the networks'
+
+
+@dataclass(frozen=True)
+class Reader:
+    """One format's own steps; :func:`build_checkpoint` runs them in order."""
+
+    format: str
+    read: Callable[[Path], object]  # 1. the file -> the format's raw object
+    classify: Callable[[object, Path | None], Contents]  # 2. the networks present, and the rest
+    configure: Callable  # 3. (name, part, given config or overrides, path) -> the network's config
+    map_keys: Callable  # 4. (name, part, config, path) -> its tensors under our names
+    w_avg_unknown: str = "it is NaN in the file"  # why a NaN w_avg is unknown, for settle_w_avg's warning
+
+
+def same_names(name: str, part: Part, config, path) -> Mapping:
+    """Stage 4 of the formats whose names are ours (NVIDIA's, our own)."""
+    return part.tensors
+
+
+def build_checkpoint(
+    reader: Reader, raw, path=None, *, g_config=None, d_config=None, compute_w_avg: bool | int = False
+) -> Checkpoint:
+    """Stages 2-6 on ``raw``, what ``reader.read`` made of the file at ``path``.
+
+    ``g_config`` / ``d_config``: for the formats that infer the architecture, a config to use instead, or a
+    dict of overrides for the inferred one. ``compute_w_avg``: see :func:`settle_w_avg`.
+    """
+    contents = reader.classify(raw, path)
+    given = {"G": g_config, "G_ema": g_config, "D": d_config}
+    networks = build_networks(reader, contents, path, given)
+    ckpt = Checkpoint(**networks, extra=contents.extra, format=reader.format, path=None if path is None else Path(path))
+    if contents.latent_avg is not None:
+        _use_latent_avg(ckpt, contents.latent_avg, path)
+    settle_w_avg(ckpt, compute_w_avg, path, reader.w_avg_unknown)
+    return ckpt
+
+
+def build_networks(reader: Reader, contents: Contents, path=None, given: Mapping | None = None) -> dict:
+    """Stages 3-5 for every network of ``contents``: ``{name: network}``.
+
+    Mismatched tensors are collected over all networks and raised together (a CheckpointKeyError when only one
+    network or the file as a whole mismatches); any other error is raised at once.
+    """
+    networks, errors = {}, []
+    seen = set()  # the tensors were just read from the file: taken without a copy (a shared one once)
+    for name, part in contents.networks.items():
+        try:
+            config = reader.configure(name, part, (given or {}).get(name), path)
+            state = reader.map_keys(name, part, config, path)
+            networks[name] = build_network(config, state, part.label, path, seen=seen, cls=part.cls)
+        except CheckpointKeyError as exc:
+            errors.append(exc)
+    errors += contents.errors
+    if errors:
+        raise errors[0] if len(errors) == 1 else CheckpointError("; ".join(e.cause for e in errors), path)
+    return networks
+
+
+def _use_latent_avg(ckpt: Checkpoint, latent_avg: torch.Tensor, path) -> None:
+    gens = [g for g in (ckpt.G, ckpt.G_ema) if g is not None]
+    if not gens:
+        return
+    w_dim = gens[0].w_dim
+    if latent_avg.numel() != w_dim:
+        raise CheckpointError(f"latent_avg has {latent_avg.numel()} values, the generator's w_dim is {w_dim}", path)
+    for g in gens:
+        g.mapping.w_avg.copy_(latent_avg)
+    ckpt.extra["w_avg_source"] = "latent_avg"
+
+
+# ----------------------------------------------------------------------------------------------
+# Building networks
 
 
 def describe(net: nn.Module) -> str:
@@ -159,16 +269,31 @@ def expected_shapes(config) -> dict[str, tuple]:
 
 
 def build_network(
-    config, state_dict: Mapping, what: str, path=None, hint: str = "", seen: set | None = None
+    config,
+    state_dict: Mapping,
+    what: str,
+    path=None,
+    hint: str = "",
+    seen: set | None = None,
+    cls: type | None = None,
 ) -> nn.Module:
-    """A network for ``config`` holding ``state_dict`` (NVIDIA names), in eval mode on the CPU.
+    """A network for ``config`` holding ``state_dict`` (our names), in eval mode on the CPU.
 
     The keys and shapes are checked first (one error lists every difference). Without ``seen`` the
     tensors are copied, so the network never shares memory with the caller's. A reader of freshly loaded
     tensors passes one set for all the networks of a file instead: a tensor is then taken as it is unless
     its memory is already taken (rosinality's ``g`` and ``g_ema`` may share it), which spares a copy of
     every weight.
+
+    ``cls``: the class, when not the Generator or Discriminator of the config. Such a class (one registered
+    with ``register_network``) is built normally, as its constructor may compute tensors the file does not hold.
     """
+    if cls is not None and cls not in (Generator, Discriminator):
+        reference = skeleton(config, cls).state_dict()  # the key check on a cheap skeleton
+        check_state({k: tuple(v.shape) for k, v in reference.items()}, state_dict, what, path, hint=hint)
+        net = cls(config)
+        net.load_state_dict({k: state_dict[k].to(reference[k].dtype) for k in reference}, strict=True)
+        return net.eval()
     net = skeleton(config)
     reference = net.state_dict()
     check_state({k: tuple(v.shape) for k, v in reference.items()}, state_dict, what, path, hint=hint)

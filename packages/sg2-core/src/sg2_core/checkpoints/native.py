@@ -33,7 +33,16 @@ import torch
 from torch import nn
 
 from sg2_core.checkpoints._io import atomic_write, check_input, one_line
-from sg2_core.checkpoints.base import NETWORK_NAMES, Checkpoint, build_network, check_state, skeleton
+from sg2_core.checkpoints.base import (
+    NETWORK_NAMES,
+    Checkpoint,
+    Contents,
+    Part,
+    Reader,
+    build_checkpoint,
+    build_networks,
+    same_names,
+)
 from sg2_core.checkpoints.errors import CheckpointError, CheckpointKeyError, CheckpointWarning
 from sg2_core.nn.config import DiscriminatorConfig, GeneratorConfig
 from sg2_core.nn.discriminator import Discriminator
@@ -313,16 +322,41 @@ def load_networks(path, device=None) -> LoadedNetworks:
     :class:`CheckpointKeyError` listing every missing, unexpected and mis-shaped tensor.
     """
     path = check_input(path)
-    metadata, tensors = read_tagged(path, FORMAT_TAG, FORMAT_VERSION, "an sg2-toolkit file")
+    contents = _stored(read(path), path)
+    networks = build_networks(READER, contents, path)
+    if device is not None:
+        for net in networks.values():
+            net.to(device)
+    return LoadedNetworks(networks, contents.extra, path)
+
+
+def load(path) -> Checkpoint:
+    """Rebuild the networks stored in a native checkpoint (on the CPU, in eval mode)."""
+    path = check_input(path)
+    return build_checkpoint(READER, read(path), path)
+
+
+# ----------------------------------------------------------------------------------------------
+# The reading steps (see sg2_core.checkpoints.base)
+
+
+def read(path) -> tuple[dict, dict]:
+    """Stage 1: ``(metadata, tensors)`` of one of our files."""
+    return read_tagged(path, FORMAT_TAG, FORMAT_VERSION, "an sg2-toolkit file")
+
+
+def _stored(raw: tuple[dict, dict], path) -> Contents:
+    """Stage 2 for any file of ours: each stored network (its class, config and tensors), the extra, and the
+    tensors that belong to no network (listed with the networks' mismatches)."""
+    metadata, tensors = raw
     if "networks" in metadata:
         names = json.loads(metadata["networks"])
     else:
         names = [n for n in NETWORK_NAMES if f"{n}_config" in metadata]
-    networks, claimed, errors = {}, set(), []
-    seen = set()  # the tensors were just read from the file: take them without a copy (shared ones once)
+    contents, claimed = Contents({}), set()
     for name in names:
-        raw = metadata.get(f"{name}_config")
-        if raw is None:
+        raw_config = metadata.get(f"{name}_config")
+        if raw_config is None:
             raise CheckpointError(f"network {name!r} has no {name}_config in the metadata", path)
         class_path = metadata.get(f"{name}_class")
         cls = _network_class(class_path, name, path) if class_path else _DEFAULT_CLASSES.get(name)
@@ -331,18 +365,15 @@ def load_networks(path, device=None) -> LoadedNetworks:
         prefix = f"{name}."
         state = {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}
         claimed.update(prefix + k for k in state)
-        try:
-            networks[name] = _rebuild(cls, raw, state, name, path, seen)
-        except CheckpointKeyError as exc:
-            errors.append(exc)
+        contents.networks[name] = Part(f"'{name}'", state, spec=raw_config, cls=cls)
     try:
-        extra = _decode(json.loads(metadata.get("extra", "{}")), tensors)
+        contents.extra = _decode(json.loads(metadata.get("extra", "{}")), tensors)
     except (ValueError, KeyError) as exc:
         raise CheckpointError(f"the 'extra' metadata is invalid: {one_line(exc)}", path) from exc
     claimed.update(k for k in tensors if k.startswith(_EXTRA_PREFIX))
     stray = sorted(set(tensors) - claimed)
     if stray:
-        errors.append(
+        contents.errors.append(
             CheckpointKeyError(
                 "the file",
                 [],
@@ -352,45 +383,31 @@ def load_networks(path, device=None) -> LoadedNetworks:
                 hint="(tensors without a network config in the metadata)",
             )
         )
-    if errors:
-        raise errors[0] if len(errors) == 1 else CheckpointError("; ".join(e.cause for e in errors), path)
-    if not networks:
+    elif not contents.networks:
         raise CheckpointError("the file holds no network", path)
-    if device is not None:
-        for net in networks.values():
-            net.to(device)
-    return LoadedNetworks(networks, extra, path)
+    return contents
 
 
-def _rebuild(cls: type, raw_config: str, state: dict, name: str, path, seen: set) -> nn.Module:
-    """``cls(config)`` holding ``state``, keys checked first."""
-    config_cls = _registered[_class_path(cls)][1]
-    try:
-        config = config_cls.from_dict(json.loads(raw_config))
-    except (ValueError, TypeError) as exc:
-        raise CheckpointError(f"{name}_config is invalid: {one_line(exc)}", path) from exc
-    if cls in (Generator, Discriminator):
-        return build_network(config, state, f"'{name}'", path, seen=seen)  # the fast, checked path of G/D
-    # the key check on a cheap skeleton (the meta device would import torch._dynamo); the network itself is
-    # built normally, as its constructor may compute tensors the file does not hold
-    reference = skeleton(config, cls).state_dict()
-    check_state({k: tuple(v.shape) for k, v in reference.items()}, state, f"'{name}'", path)
-    net = cls(config)
-    net.load_state_dict({k: state[k].to(reference[k].dtype) for k in reference}, strict=True)
-    return net.eval()
-
-
-def load(path) -> Checkpoint:
-    """Rebuild the networks stored in a native checkpoint (on the CPU, in eval mode)."""
-    loaded = load_networks(path)
-    ckpt = Checkpoint(format=FORMAT, path=loaded.path, extra=loaded.extra)
-    other = sorted(set(loaded) - set(NETWORK_NAMES))
+def classify(raw: tuple[dict, dict], path) -> Contents:
+    """Stage 2 for a checkpoint: the stored networks must be generators and discriminators."""
+    contents = _stored(raw, path)
+    other = sorted(set(contents.networks) - set(NETWORK_NAMES))
     if other:
         raise CheckpointError(
             f"not a generator/discriminator checkpoint: it holds the networks {other}; read it "
             "with sg2_core.load_networks",
-            loaded.path,
+            path,
         )
-    for name, net in loaded.items():
-        setattr(ckpt, name, net)
-    return ckpt
+    return contents
+
+
+def configure(name: str, part: Part, given, path):
+    """Stage 3: the config stored beside the network (the file's, whatever ``given`` says)."""
+    config_cls = _registered[_class_path(part.cls)][1]
+    try:
+        return config_cls.from_dict(json.loads(part.spec))
+    except (ValueError, TypeError) as exc:
+        raise CheckpointError(f"{name}_config is invalid: {one_line(exc)}", path) from exc
+
+
+READER = Reader(FORMAT, read, classify, configure, same_names)

@@ -1,4 +1,4 @@
-"""NVIDIA StyleGAN2-ADA network pickles (``network-snapshot-*.pkl``), read without running them.
+"""NVIDIA StyleGAN2-ADA network pickles (``network-snapshot-*.pkl``) read as plain data, never run.
 
 A snapshot is a pickled dict ``{G, D, G_ema, training_set_kwargs, augment_pipe}``. Each network
 (and each of its submodules) is stored as a call ``torch_utils.persistence._reconstruct_persistent_obj(meta)``
@@ -9,13 +9,12 @@ an error naming the global, before anything is called), ``_reconstruct_persisten
 inert record of ``meta``, ``module_src`` is never looked at, and tensor storages are parsed from their
 legacy ``torch.save`` byte streams by the same kind of restricted unpickler. The walk over
 ``meta['state']`` (``_parameters``, ``_buffers``, ``_modules``, ``_init_kwargs``) yields NVIDIA's state
-dicts and constructor arguments, which map onto our networks key for key.
+dicts and constructor arguments; :mod:`sg2_core.checkpoints.nvidia` turns them into our networks.
 """
 
 from __future__ import annotations
 
 import ctypes
-import dataclasses
 import io
 import math
 import os
@@ -28,13 +27,15 @@ from pathlib import Path
 import torch
 
 from sg2_core.checkpoints._io import check_input, one_line
-from sg2_core.checkpoints.base import Checkpoint, build_network, settle_w_avg
 from sg2_core.checkpoints.errors import CheckpointError, UnsafePickleError
-from sg2_core.nn.config import DiscriminatorConfig, GeneratorConfig
+from sg2_core.moved import forward
 
 FORMAT = "nvidia-pickle"
 _LEGACY_MAGIC = 0x1950A86A20F9469CFC6C
 _LEGACY_PROTOCOL = 1001
+
+# The translation to our configs and the loading moved to sg2_core.checkpoints.nvidia (sg2-core 0.7).
+__getattr__ = forward(__name__, "sg2_core.checkpoints.nvidia", removed_in="sg2-core 0.8")
 
 
 class PersistentObject:
@@ -50,6 +51,24 @@ class PersistentObject:
     @property
     def class_name(self) -> str:
         return str(self.meta.get("class_name"))
+
+    def submodule(self, dotted: str) -> PersistentObject | None:
+        """The persistent submodule at ``dotted`` (e.g. ``'synthesis.b4.conv1'``), or None."""
+        obj = self
+        for name in dotted.split("."):
+            modules = obj.meta.get("state", {}).get("_modules") or {}
+            obj = modules.get(name)
+            if not isinstance(obj, PersistentObject):
+                return None
+        return obj
+
+    def attribute(self, dotted: str, name: str, default=None):
+        """An instance attribute of a submodule (``dotted``; ``''``: this object), as pickled in its state: what
+        NVIDIA's forward pass reads."""
+        sub = self.submodule(dotted) if dotted else self
+        if sub is None or not isinstance(sub.meta.get("state"), Mapping):
+            return default
+        return sub.meta["state"].get(name, default)
 
     def __repr__(self):
         return f"PersistentObject({self.class_name})"
@@ -539,373 +558,3 @@ def _walk(state: Mapping, prefix: str, out: dict, what: str, path) -> None:
                 f"{what}: submodule {prefix + name} is a {type(child).__name__}, not a persistent network object", path
             )
         _walk(child.meta["state"], f"{prefix}{name}.", out, what, path)
-
-
-# ----------------------------------------------------------------------------------------------
-# Constructor arguments <-> our configs
-
-_G_POSITIONAL = ("z_dim", "c_dim", "w_dim", "img_resolution", "img_channels", "mapping_kwargs", "synthesis_kwargs")
-_G_OWN = {"z_dim", "c_dim", "w_dim", "img_resolution", "img_channels", "mapping_kwargs", "synthesis_kwargs"}
-_D_POSITIONAL = (
-    "c_dim",
-    "img_resolution",
-    "img_channels",
-    "architecture",
-    "channel_base",
-    "channel_max",
-    "num_fp16_res",
-    "conv_clamp",
-    "cmap_dim",
-    "block_kwargs",
-    "mapping_kwargs",
-    "epilogue_kwargs",
-)
-# settings that only select fp16 / memory layout / frozen layers / fused or split modulated convolutions for
-# training: the same arithmetic in our fp32 networks
-_IGNORED = {"num_fp16_res", "fp16_channels_last", "channels_last", "freeze_layers", "fused_modconv_default"}
-
-STYLEGAN2_ADA, STYLEGAN3_REPO = "stylegan2-ada-pytorch", "stylegan3"
-"""The two codebases that write StyleGAN2 pickles; their constructors differ in layout and defaults."""
-_DEFAULTS = {  # constructor defaults that differ: training/networks.py vs training/networks_stylegan2.py
-    STYLEGAN2_ADA: dict(conv_clamp=None, w_avg_beta=0.995, d_conv_clamp=None),
-    STYLEGAN3_REPO: dict(conv_clamp=256, w_avg_beta=0.998, d_conv_clamp=256),
-}
-
-
-def _merge_positional(args, kwargs, names, what, path):
-    if len(args) > len(names):
-        raise CheckpointError(f"{what}: too many positional constructor arguments ({len(args)})", path)
-    merged = dict(zip(names, args))
-    merged.update(kwargs)
-    return merged
-
-
-def _take(kwargs: dict, defaults: dict, what: str, path) -> dict:
-    """``defaults`` filled from ``kwargs``; unknown keys raise (they might change the architecture)."""
-    unknown = sorted(set(kwargs) - set(defaults) - _IGNORED)
-    if unknown:
-        raise CheckpointError(f"{what}: unsupported constructor arguments {unknown}", path)
-    return {k: kwargs.get(k, v) for k, v in defaults.items()}
-
-
-def _require(value, expected, name, what, path):
-    if value != expected:
-        raise CheckpointError(f"{what}: {name}={value!r} is not supported (only {expected!r})", path)
-
-
-def _no_conditioning(c_dim, what, path):
-    if c_dim not in (0, None):
-        raise CheckpointError(f"{what}: conditional networks are not supported (c_dim={c_dim}); only c_dim=0", path)
-
-
-def _source_of(kwargs: Mapping, source: str | None) -> str:
-    """stylegan3's Generator takes the synthesis settings as top-level arguments, stylegan2-ada's as
-    ``synthesis_kwargs``; with neither, the caller's ``source`` (from the module state) decides."""
-    if source is not None:
-        return source
-    return STYLEGAN3_REPO if set(kwargs) - _G_OWN else STYLEGAN2_ADA
-
-
-def generator_config_from_nvidia(
-    kwargs: Mapping, args=(), path=None, what: str = "G", source: str | None = None
-) -> GeneratorConfig:
-    """Our GeneratorConfig from NVIDIA ``Generator`` constructor arguments (defaults filled in).
-
-    ``source``: :data:`STYLEGAN2_ADA` or :data:`STYLEGAN3_REPO` (whose defaults differ: conv_clamp 256,
-    w_avg_beta 0.998); by default told from the layout of the arguments.
-    """
-    kw = _merge_positional(args, plain(kwargs), _G_POSITIONAL, what, path)
-    source = _source_of(kw, source)
-    defaults = _DEFAULTS[source]
-    synthesis_kw = dict(kw.pop("synthesis_kwargs", None) or {})
-    if source == STYLEGAN3_REPO:  # Generator(..., mapping_kwargs={}, **synthesis_kwargs)
-        synthesis_kw.update({k: kw.pop(k) for k in list(kw) if k not in _G_OWN})
-    top = _take(
-        kw, dict(z_dim=None, c_dim=0, w_dim=None, img_resolution=None, img_channels=3, mapping_kwargs=None), what, path
-    )
-    _no_conditioning(top["c_dim"], what, path)
-    mapping = _take(
-        dict(top["mapping_kwargs"] or {}),
-        dict(
-            num_layers=8,
-            embed_features=None,
-            layer_features=None,
-            activation="lrelu",
-            lr_multiplier=0.01,
-            w_avg_beta=defaults["w_avg_beta"],
-        ),
-        f"{what}.mapping_kwargs",
-        path,
-    )
-    synthesis = _take(
-        synthesis_kw,
-        dict(
-            channel_base=32768,
-            channel_max=512,
-            conv_clamp=defaults["conv_clamp"],
-            architecture="skip",
-            resample_filter=[1, 3, 3, 1],
-            use_noise=True,
-            activation="lrelu",
-            kernel_size=3,
-        ),
-        f"{what} synthesis arguments",
-        path,
-    )
-    _require(synthesis["architecture"], "skip", "architecture", what, path)
-    _require(synthesis["activation"], "lrelu", "synthesis activation", what, path)
-    _require(synthesis["kernel_size"], 3, "kernel_size", what, path)
-    _require(mapping["activation"], "lrelu", "mapping activation", what, path)
-    if mapping["layer_features"] not in (None, top["w_dim"]):
-        raise CheckpointError(
-            f"{what}: mapping layer_features={mapping['layer_features']} != w_dim is not supported", path
-        )
-    missing = [k for k in ("z_dim", "w_dim", "img_resolution") if top[k] is None]
-    if missing:
-        raise CheckpointError(f"{what}: the constructor arguments lack {missing}", path)
-    try:
-        return GeneratorConfig(
-            z_dim=top["z_dim"],
-            w_dim=top["w_dim"],
-            resolution=top["img_resolution"],
-            img_channels=top["img_channels"],
-            mapping_layers=mapping["num_layers"],
-            mapping_lr_multiplier=float(mapping["lr_multiplier"]),
-            w_avg_beta=float(mapping["w_avg_beta"]),
-            channel_base=synthesis["channel_base"],
-            channel_max=synthesis["channel_max"],
-            conv_clamp=synthesis["conv_clamp"],
-            resample_filter=tuple(synthesis["resample_filter"]),
-            use_noise=bool(synthesis["use_noise"]),
-        )
-    except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"{what}: {exc}", path) from exc
-
-
-def discriminator_config_from_nvidia(
-    kwargs: Mapping, args=(), path=None, what: str = "D", source: str = STYLEGAN2_ADA
-) -> DiscriminatorConfig:
-    """Our DiscriminatorConfig from NVIDIA ``Discriminator`` constructor arguments (defaults filled in;
-    ``source`` :data:`STYLEGAN3_REPO` defaults to conv_clamp 256)."""
-    kw = _merge_positional(args, plain(kwargs), _D_POSITIONAL, what, path)
-    top = _take(
-        kw,
-        dict(
-            c_dim=0,
-            img_resolution=None,
-            img_channels=3,
-            architecture="resnet",
-            channel_base=32768,
-            channel_max=512,
-            conv_clamp=_DEFAULTS[source]["d_conv_clamp"],
-            cmap_dim=None,
-            block_kwargs=None,
-            mapping_kwargs=None,
-            epilogue_kwargs=None,
-        ),
-        what,
-        path,
-    )
-    _no_conditioning(top["c_dim"], what, path)
-    _require(top["architecture"], "resnet", "architecture", what, path)
-    block = _take(
-        dict(top["block_kwargs"] or {}),
-        dict(activation="lrelu", resample_filter=[1, 3, 3, 1]),
-        f"{what}.block_kwargs",
-        path,
-    )
-    epilogue = _take(
-        dict(top["epilogue_kwargs"] or {}),
-        dict(mbstd_group_size=4, mbstd_num_channels=1, activation="lrelu"),
-        f"{what}.epilogue_kwargs",
-        path,
-    )
-    _require(block["activation"], "lrelu", "block activation", what, path)
-    _require(epilogue["activation"], "lrelu", "epilogue activation", what, path)
-    if not isinstance(epilogue["mbstd_group_size"], int) or not isinstance(epilogue["mbstd_num_channels"], int):
-        raise CheckpointError(
-            f"{what}: mbstd_group_size={epilogue['mbstd_group_size']!r} / mbstd_num_channels="
-            f"{epilogue['mbstd_num_channels']!r} are not supported (need ints)",
-            path,
-        )
-    if top["img_resolution"] is None:
-        raise CheckpointError(f"{what}: the constructor arguments lack img_resolution", path)
-    try:
-        return DiscriminatorConfig(
-            resolution=top["img_resolution"],
-            img_channels=top["img_channels"],
-            channel_base=top["channel_base"],
-            channel_max=top["channel_max"],
-            mbstd_group_size=epilogue["mbstd_group_size"],
-            mbstd_num_channels=epilogue["mbstd_num_channels"],
-            conv_clamp=top["conv_clamp"],
-            resample_filter=tuple(block["resample_filter"]),
-        )
-    except (TypeError, ValueError) as exc:
-        raise CheckpointError(f"{what}: {exc}", path) from exc
-
-
-def generator_config_to_nvidia(config: GeneratorConfig) -> dict:
-    """NVIDIA ``Generator`` constructor arguments (all written out) for ``config``."""
-    return dict(
-        z_dim=config.z_dim,
-        c_dim=0,
-        w_dim=config.w_dim,
-        img_resolution=config.resolution,
-        img_channels=config.img_channels,
-        mapping_kwargs=dict(
-            num_layers=config.mapping_layers,
-            embed_features=None,
-            layer_features=None,
-            activation="lrelu",
-            lr_multiplier=config.mapping_lr_multiplier,
-            w_avg_beta=config.w_avg_beta,
-        ),
-        synthesis_kwargs=dict(
-            channel_base=config.channel_base,
-            channel_max=config.channel_max,
-            num_fp16_res=0,
-            conv_clamp=config.conv_clamp,
-            architecture="skip",
-            resample_filter=list(config.resample_filter),
-            use_noise=config.use_noise,
-            activation="lrelu",
-            kernel_size=3,
-        ),
-    )
-
-
-def discriminator_config_to_nvidia(config: DiscriminatorConfig) -> dict:
-    """NVIDIA ``Discriminator`` constructor arguments (all written out) for ``config``."""
-    return dict(
-        c_dim=0,
-        img_resolution=config.resolution,
-        img_channels=config.img_channels,
-        architecture="resnet",
-        channel_base=config.channel_base,
-        channel_max=config.channel_max,
-        num_fp16_res=0,
-        conv_clamp=config.conv_clamp,
-        cmap_dim=None,
-        block_kwargs=dict(activation="lrelu", resample_filter=list(config.resample_filter), freeze_layers=0),
-        mapping_kwargs={},
-        epilogue_kwargs=dict(
-            mbstd_group_size=config.mbstd_group_size, mbstd_num_channels=config.mbstd_num_channels, activation="lrelu"
-        ),
-    )
-
-
-# ----------------------------------------------------------------------------------------------
-# Loading
-
-
-def _submodule(obj: PersistentObject, dotted: str) -> PersistentObject | None:
-    """The persistent submodule at ``dotted`` (e.g. ``'synthesis.b4.conv1'``), or None."""
-    for name in dotted.split("."):
-        modules = obj.meta.get("state", {}).get("_modules") or {}
-        obj = modules.get(name)
-        if not isinstance(obj, PersistentObject):
-            return None
-    return obj
-
-
-def _attribute(obj: PersistentObject, dotted: str, name: str, default=None):
-    """An instance attribute of a submodule, as pickled in its state (what NVIDIA's forward reads)."""
-    sub = _submodule(obj, dotted) if dotted else obj
-    if sub is None or not isinstance(sub.meta.get("state"), Mapping):
-        return default
-    return sub.meta["state"].get(name, default)
-
-
-def _refuse_stylegan3(obj: PersistentObject, kwargs: Mapping, what: str, path) -> None:
-    """StyleGAN3 generators (networks_stylegan3.py) share the class name 'Generator': tell them by their
-    Fourier-feature input layer, and name the config (R: 1x1 convolutions, radial filters)."""
-    synthesis = _submodule(obj, "synthesis")
-    if _submodule(obj, "synthesis.input") is None or synthesis is None:
-        return
-    if _submodule(obj, "synthesis.input").class_name != "SynthesisInput":
-        return
-    layers = [m for m in (synthesis.meta["state"].get("_modules") or {}).values() if isinstance(m, PersistentObject)]
-    kernels = {_attribute(m, "", "conv_kernel") for m in layers if _attribute(m, "", "is_torgb") is False}
-    config = "R" if kwargs.get("conv_kernel") == 1 or kwargs.get("use_radial_filters") or 1 in kernels else "T"
-    raise CheckpointError(
-        f"{what} is a StyleGAN3 generator (config {config}): StyleGAN3 (config T/R) networks are not "
-        "supported, only StyleGAN2 ones (stylegan2-ada-pytorch, or the stylegan3 repository's "
-        "--cfg=stylegan2)",
-        path,
-    )
-
-
-def _source(data: Mapping) -> str:
-    """Which codebase wrote the pickle: stylegan3's StyleGAN2 blocks keep ``fused_modconv_default``."""
-    for name in ("G_ema", "G"):
-        obj = data.get(name)
-        if isinstance(obj, PersistentObject) and _attribute(obj, "synthesis.b4", "fused_modconv_default") is not None:
-            return STYLEGAN3_REPO
-    return STYLEGAN2_ADA
-
-
-def _with_pickled_settings(config, obj: PersistentObject):
-    """``config`` with conv_clamp and w_avg_beta as the pickled layers hold them: those are what NVIDIA's
-    forward pass uses, whatever the constructor defaults of the writing codebase were."""
-    if isinstance(config, GeneratorConfig):
-        clamp = _attribute(obj, "synthesis.b4.conv1", "conv_clamp", config.conv_clamp)
-        beta = _attribute(obj, "mapping", "w_avg_beta", config.w_avg_beta)
-        return dataclasses.replace(
-            config, conv_clamp=clamp, w_avg_beta=config.w_avg_beta if beta is None else float(beta)
-        )
-    return dataclasses.replace(config, conv_clamp=_attribute(obj, "b4.conv", "conv_clamp", config.conv_clamp))
-
-
-def from_object(data, path=None, *, compute_w_avg: bool | int = False) -> Checkpoint:
-    """A Checkpoint from an unpickled snapshot dict (see :func:`read_pickle`)."""
-    if not isinstance(data, Mapping):
-        raise CheckpointError(f"not an NVIDIA network pickle: it holds a {type(data).__name__}, not a dict", path)
-    ckpt = Checkpoint(format=FORMAT, path=None if path is None else Path(path))
-    source = _source(data)
-    parts = {}
-    for name, expected_class in (("G", "Generator"), ("D", "Discriminator"), ("G_ema", "Generator")):
-        obj = data.get(name)
-        if obj is None:
-            continue
-        parts[name] = network_parts(obj, f"'{name}'", path)
-        if parts[name][0] != expected_class:
-            raise CheckpointError(f"'{name}' is a {parts[name][0]}, expected a {expected_class}", path)
-        if expected_class == "Generator":
-            _refuse_stylegan3(obj, parts[name][2], f"'{name}'", path)
-    init, seen = {}, set()
-    for name, (class_name, args, kwargs, tensors) in parts.items():
-        init[name] = kwargs if not args else {"args": list(args), **kwargs}
-        to_config = discriminator_config_from_nvidia if name == "D" else generator_config_from_nvidia
-        config = _with_pickled_settings(to_config(kwargs, args, path, what=f"'{name}'", source=source), data[name])
-        setattr(ckpt, name, build_network(config, tensors, f"'{name}'", path, seen=seen))
-    if not init:
-        raise CheckpointError(f"no networks found: expected 'G', 'D' or 'G_ema' (keys: {sorted(map(str, data))})", path)
-    ckpt.extra["nvidia_source"] = source
-    ckpt.extra["nvidia_init_kwargs"] = init
-    for key, value in data.items():
-        if key in ("G", "D", "G_ema"):
-            continue
-        if key == "augment_pipe" and value is not None:
-            class_name, args, kwargs, tensors = network_parts(value, "'augment_pipe'", path)
-            value = {"class_name": class_name, "init_kwargs": kwargs, "state": tensors}
-        elif isinstance(value, PersistentObject):
-            class_name, args, kwargs, tensors = network_parts(value, f"'{key}'", path)
-            value = {"class_name": class_name, "init_kwargs": kwargs, "state": tensors}
-        ckpt.extra[key] = plain(value)
-    settle_w_avg(
-        ckpt,
-        compute_w_avg,
-        path,
-        "it is NaN in the file, as stylegan2-ada's training loop can leave it after its summary pass on a CPU",
-    )
-    return ckpt
-
-
-def load(path, *, compute_w_avg: bool | int = False) -> Checkpoint:
-    """Read an NVIDIA network pickle (stylegan2-ada-pytorch, or the stylegan3 repository's StyleGAN2) without
-    importing ``dnnlib`` / ``torch_utils`` and without executing anything it embeds. ``extra`` gets
-    ``training_set_kwargs``, ``augment_pipe`` (class name, constructor arguments and tensors),
-    ``nvidia_init_kwargs`` and ``nvidia_source``. ``compute_w_avg``: see :func:`~.base.settle_w_avg`."""
-    path = check_input(path)
-    return from_object(read_pickle(path), path, compute_w_avg=compute_w_avg)

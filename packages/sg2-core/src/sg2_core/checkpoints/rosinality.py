@@ -27,16 +27,19 @@ import torch
 from sg2_core.checkpoints._io import atomic_write, check_input, torch_load
 from sg2_core.checkpoints.base import (
     Checkpoint,
+    Contents,
+    Part,
+    Reader,
+    build_checkpoint,
     build_network,
     check_state,
     count,
     dim,
     expected_shapes,
     resolve_config,
-    settle_w_avg,
     solve_channels,
 )
-from sg2_core.checkpoints.errors import CheckpointError, CheckpointKeyError, CheckpointWarning
+from sg2_core.checkpoints.errors import CheckpointError, CheckpointWarning
 from sg2_core.nn.config import DiscriminatorConfig, GeneratorConfig
 from sg2_core.nn.discriminator import Discriminator
 from sg2_core.nn.generator import Generator
@@ -289,7 +292,150 @@ def save(
 
 
 # ----------------------------------------------------------------------------------------------
-# rosinality -> ours
+# rosinality -> ours: the reading steps (stages 2-4, run by base.build_checkpoint), then their helpers
+
+
+_OUR_NAMES = {"g": "G", "g_ema": "G_ema", "d": "D"}  # in the order they are built
+
+
+def classify(obj, path=None) -> Contents:
+    """Stage 2: the networks of a loaded rosinality / pSp checkpoint dict (or a bare state dict), its
+    ``latent_avg`` and everything else."""
+    if not isinstance(obj, Mapping):
+        raise CheckpointError(f"expected a rosinality checkpoint dict, got a {type(obj).__name__}", path)
+    nets, extra = {}, {}
+    if "state_dict" in obj and isinstance(obj["state_dict"], Mapping) and not any(k in obj for k in ("g", "g_ema")):
+        decoder = _split_prefix(obj["state_dict"], "decoder.")
+        if not decoder:
+            raise CheckpointError("the file's state_dict has no 'decoder.*' keys (no pSp-style generator)", path)
+        nets["g_ema"] = decoder
+        extra["layout"] = "psp"
+        extra.update({k: v for k, v in obj.items() if k not in ("state_dict", "latent_avg")})
+    elif "style.1.weight" in obj or "input.input" in obj:
+        nets["g_ema"] = obj
+        extra["layout"] = "state_dict"
+    elif "final_linear.0.weight" in obj or "convs.0.0.weight" in obj:
+        nets["d"] = obj
+        extra["layout"] = "state_dict"
+    else:
+        for name in ("g", "d", "g_ema"):
+            if obj.get(name) is not None:
+                nets[name] = obj[name]
+        if not nets:
+            raise CheckpointError(
+                f"no networks found: expected 'g_ema', 'g' or 'd' (keys: {sorted(map(str, obj))})", path
+            )
+        for key, value in obj.items():
+            if key in ("g", "d", "g_ema", "latent_avg"):
+                continue
+            if key in ("g_optim", "d_optim"):
+                extra.setdefault("optimizer_states", {})[key] = value
+            elif key == "args" and hasattr(value, "__dict__"):
+                extra["args"] = dict(vars(value))
+            else:
+                extra[key] = value
+    networks = {ours: Part(f"'{theirs}'", nets[theirs]) for theirs, ours in _OUR_NAMES.items() if theirs in nets}
+    return Contents(networks, extra, latent_avg=_latent_avg(obj.get("latent_avg"), path))
+
+
+def configure(name: str, part: Part, given, path) -> GeneratorConfig | DiscriminatorConfig:
+    """Stage 3: the architecture inferred from the rosinality-named tensors (``given``: a config to use instead,
+    or a dict of overrides for the inferred one)."""
+    if not isinstance(part.tensors, Mapping):
+        raise CheckpointError(f"{part.label} is a {type(part.tensors).__name__}, not a state dict", path)
+    if name == "D":
+        return resolve_config(given, infer_discriminator_config, part.tensors, path, DiscriminatorConfig)
+    return resolve_config(given, infer_generator_config, part.tensors, path, GeneratorConfig)
+
+
+def map_keys(name: str, part: Part, config, path) -> dict:
+    """Stage 4: the tensors under our names. A generator's ``mapping.w_avg`` is unknown (NaN) here: the file keeps
+    it apart, as ``latent_avg``, which the last stage puts in."""
+    if name == "D":
+        return _discriminator_state(part.tensors, config, part.label, path)
+    return _generator_state(part.tensors, config, part.label, path, w_avg=float("nan"))
+
+
+READER = Reader(
+    FORMAT,
+    torch_load,
+    classify,
+    configure,
+    map_keys,
+    w_avg_unknown="the file has no latent_avg (rosinality's train.py saves none)",
+)
+
+
+def from_dict(obj, path=None, *, g_config=None, d_config=None, compute_w_avg: bool | int = False) -> Checkpoint:
+    """A Checkpoint from an already loaded rosinality / pSp checkpoint dict (or a bare state dict)."""
+    return build_checkpoint(READER, obj, path, g_config=g_config, d_config=d_config, compute_w_avg=compute_w_avg)
+
+
+def load(path, *, g_config=None, d_config=None, compute_w_avg: bool | int = False) -> Checkpoint:
+    """Read a rosinality ``.pt`` (convert_weight.py, train.py, or a pSp-style ``state_dict`` / ``decoder.``).
+
+    Args:
+        g_config / d_config: a config to use instead of inferring one, or a dict of overrides for the
+            inferred one (e.g. ``{"mapping_lr_multiplier": 0.01}``).
+        compute_w_avg: when the file has no ``latent_avg``, estimate ``mapping.w_avg`` with
+            ``Generator.mean_w`` (``True``: 10000 samples, or an int) instead of leaving it unknown (NaN).
+    """
+    path = check_input(path)
+    return build_checkpoint(
+        READER, torch_load(path), path, g_config=g_config, d_config=d_config, compute_w_avg=compute_w_avg
+    )
+
+
+def generator_from_rosinality(
+    sd: Mapping,
+    config: GeneratorConfig | Mapping | None = None,
+    path=None,
+    what: str = "generator",
+    seen: set | None = None,
+) -> Generator:
+    """Our Generator from a rosinality generator state dict (``mapping.w_avg`` left at zeros: the file keeps
+    it apart, as ``latent_avg``).
+
+    ``config``: a GeneratorConfig to use as is, a dict of overrides for the inferred one, or None.
+    Missing ``noises.noise_j`` buffers are filled with seeded N(0, 1) maps, with a warning.
+    """
+    config = configure("G", Part(what, sd), config, path)
+    return build_network(config, _generator_state(sd, config, what, path, w_avg=0.0), what, path, seen=seen)
+
+
+def discriminator_from_rosinality(
+    sd: Mapping,
+    config: DiscriminatorConfig | Mapping | None = None,
+    path=None,
+    what: str = "discriminator",
+    seen: set | None = None,
+) -> Discriminator:
+    """Our Discriminator from a rosinality discriminator state dict."""
+    config = configure("D", Part(what, sd), config, path)
+    return build_network(config, _discriminator_state(sd, config, what, path), what, path, seen=seen)
+
+
+def _latent_avg(value, path) -> torch.Tensor | None:
+    if value is None:
+        return None
+    if not isinstance(value, torch.Tensor):
+        raise CheckpointError(f"latent_avg is a {type(value).__name__}, not a tensor", path)
+    value = value.detach().float().cpu()
+    if value.ndim == 2:  # pSp stores it repeated per style: [n_styles, w_dim]
+        if torch.equal(value, value[:1].expand_as(value)):
+            value = value[0]
+        else:
+            warnings.warn(
+                f"{path}: latent_avg {list(value.shape)} has different rows; using their mean",
+                CheckpointWarning,
+                stacklevel=4,
+            )
+            value = value.mean(dim=0)
+    return value.reshape(-1)
+
+
+def _split_prefix(sd: Mapping, prefix: str) -> dict:
+    return {k[len(prefix) :]: v for k, v in sd.items() if isinstance(k, str) and k.startswith(prefix)}
 
 
 def infer_generator_config(sd: Mapping, path=None, **overrides) -> GeneratorConfig:
@@ -364,6 +510,52 @@ def infer_discriminator_config(sd: Mapping, path=None, **overrides) -> Discrimin
         raise CheckpointError(f"cannot infer the discriminator architecture: {exc}", path) from exc
 
 
+def _generator_state(sd: Mapping, config: GeneratorConfig, what: str, path, w_avg: float) -> dict:
+    """Our generator state dict from a rosinality one; missing ``noises.noise_j`` buffers are filled with seeded
+    N(0, 1) maps, with a warning, and ``mapping.w_avg`` with ``w_avg``."""
+    key_map = generator_key_map(config)
+    noise_keys = [theirs for _, theirs, kind in key_map if kind == "noise"]
+    ours = _renamed(sd, key_map, config, generator_kernel_keys(config), _UP_GAIN, what, path, optional=noise_keys)
+    shapes = expected_shapes(config)
+    absent = [(o, t) for o, t, kind in key_map if kind == "noise" and t not in sd]
+    if absent:
+        warnings.warn(
+            f"{path or what}: {len(absent)} noise buffer(s) ({absent[0][1]}, ...) are missing; the constant "
+            "noise maps were filled with N(0, 1) draws (seed 0)",
+            CheckpointWarning,
+            stacklevel=3,
+        )
+        gen = torch.Generator().manual_seed(0)
+        for o, _ in absent:
+            ours[o] = torch.randn(shapes[o], generator=gen)
+    for key, shape in shapes.items():
+        if key.endswith("resample_filter"):
+            ours[key] = _kernel(config, 1.0)
+    ours["mapping.w_avg"] = torch.full(shapes["mapping.w_avg"], w_avg)
+    return ours
+
+
+def _discriminator_state(sd: Mapping, config: DiscriminatorConfig, what: str, path) -> dict:
+    ours = _renamed(sd, discriminator_key_map(config), config, discriminator_kernel_keys(config), 1.0, what, path)
+    for key in expected_shapes(config):
+        if key.endswith("resample_filter"):
+            ours[key] = _kernel(config, 1.0)
+    return ours
+
+
+def _renamed(sd: Mapping, key_map, config, kernel_keys, kernel_gain, what, path, optional=()) -> dict:
+    """Check ``sd`` (rosinality names) against ``config`` and return it with our names and shapes."""
+    shapes = expected_shapes(config)
+    expected = {theirs: _ros_shape(kind, shapes[ours]) for ours, theirs, kind in key_map}
+    kernel_shape = tuple(_kernel(config, 1.0).shape)
+    for key in kernel_keys:
+        expected[key] = kernel_shape
+    hint = f"(architecture inferred or given: {config})"
+    check_state(expected, sd, f"{what} (rosinality names)", path, optional=[*kernel_keys, *optional], hint=hint)
+    _check_kernels(sd, kernel_keys, config, kernel_gain, what, path)
+    return {ours: sd[theirs].reshape(shapes[ours]) for ours, theirs, _ in key_map if theirs in sd}
+
+
 def _check_kernels(sd, keys, config, gain, what, path):
     expected = _kernel(config, gain)
     bad = [
@@ -380,188 +572,3 @@ def _check_kernels(sd, keys, config, gain, what, path):
             "matching resample_filter in the config",
             path,
         )
-
-
-def _from_rosinality(sd: Mapping, key_map, config, kernel_keys, kernel_gain, what, path, optional=()):
-    """Check ``sd`` (rosinality names) against ``config`` and return it with our names and shapes."""
-    if not isinstance(sd, Mapping):
-        raise CheckpointError(f"{what} is a {type(sd).__name__}, not a state dict", path)
-    shapes = expected_shapes(config)
-    expected = {theirs: _ros_shape(kind, shapes[ours]) for ours, theirs, kind in key_map}
-    kernel_shape = tuple(_kernel(config, 1.0).shape)
-    for key in kernel_keys:
-        expected[key] = kernel_shape
-    hint = f"(architecture inferred or given: {config})"
-    check_state(expected, sd, f"{what} (rosinality names)", path, optional=[*kernel_keys, *optional], hint=hint)
-    _check_kernels(sd, kernel_keys, config, kernel_gain, what, path)
-    return {ours: sd[theirs].reshape(shapes[ours]) for ours, theirs, _ in key_map if theirs in sd}
-
-
-def generator_from_rosinality(
-    sd: Mapping,
-    config: GeneratorConfig | Mapping | None = None,
-    path=None,
-    what: str = "generator",
-    seen: set | None = None,
-) -> Generator:
-    """Our Generator from a rosinality generator state dict (``mapping.w_avg`` left at zeros: the file keeps
-    it apart, as ``latent_avg``).
-
-    ``config``: a GeneratorConfig to use as is, a dict of overrides for the inferred one, or None.
-    Missing ``noises.noise_j`` buffers are filled with seeded N(0, 1) maps, with a warning.
-    """
-    if not isinstance(sd, Mapping):
-        raise CheckpointError(f"{what} is a {type(sd).__name__}, not a state dict", path)
-    config = resolve_config(config, infer_generator_config, sd, path, GeneratorConfig)
-    key_map = generator_key_map(config)
-    noise_keys = [theirs for _, theirs, kind in key_map if kind == "noise"]
-    ours = _from_rosinality(
-        sd, key_map, config, generator_kernel_keys(config), _UP_GAIN, what, path, optional=noise_keys
-    )
-    shapes = expected_shapes(config)
-    absent = [(o, t) for o, t, kind in key_map if kind == "noise" and t not in sd]
-    if absent:
-        warnings.warn(
-            f"{path or what}: {len(absent)} noise buffer(s) ({absent[0][1]}, ...) are missing; the constant "
-            "noise maps were filled with N(0, 1) draws (seed 0)",
-            CheckpointWarning,
-            stacklevel=3,
-        )
-        gen = torch.Generator().manual_seed(0)
-        for o, _ in absent:
-            ours[o] = torch.randn(shapes[o], generator=gen)
-    for key, shape in shapes.items():
-        if key.endswith("resample_filter"):
-            ours[key] = _kernel(config, 1.0)
-    ours["mapping.w_avg"] = torch.zeros(shapes["mapping.w_avg"])
-    return build_network(config, ours, what, path, seen=seen)
-
-
-def discriminator_from_rosinality(
-    sd: Mapping,
-    config: DiscriminatorConfig | Mapping | None = None,
-    path=None,
-    what: str = "discriminator",
-    seen: set | None = None,
-) -> Discriminator:
-    """Our Discriminator from a rosinality discriminator state dict."""
-    if not isinstance(sd, Mapping):
-        raise CheckpointError(f"{what} is a {type(sd).__name__}, not a state dict", path)
-    config = resolve_config(config, infer_discriminator_config, sd, path, DiscriminatorConfig)
-    ours = _from_rosinality(
-        sd, discriminator_key_map(config), config, discriminator_kernel_keys(config), 1.0, what, path
-    )
-    for key in expected_shapes(config):
-        if key.endswith("resample_filter"):
-            ours[key] = _kernel(config, 1.0)
-    return build_network(config, ours, what, path, seen=seen)
-
-
-def _latent_avg(value, path) -> torch.Tensor | None:
-    if value is None:
-        return None
-    if not isinstance(value, torch.Tensor):
-        raise CheckpointError(f"latent_avg is a {type(value).__name__}, not a tensor", path)
-    value = value.detach().float().cpu()
-    if value.ndim == 2:  # pSp stores it repeated per style: [n_styles, w_dim]
-        if torch.equal(value, value[:1].expand_as(value)):
-            value = value[0]
-        else:
-            warnings.warn(
-                f"{path}: latent_avg {list(value.shape)} has different rows; using their mean",
-                CheckpointWarning,
-                stacklevel=4,
-            )
-            value = value.mean(dim=0)
-    return value.reshape(-1)
-
-
-def _split_prefix(sd: Mapping, prefix: str) -> dict:
-    return {k[len(prefix) :]: v for k, v in sd.items() if isinstance(k, str) and k.startswith(prefix)}
-
-
-def from_dict(obj, path=None, *, g_config=None, d_config=None, compute_w_avg: bool | int = False) -> Checkpoint:
-    """A Checkpoint from an already loaded rosinality / pSp checkpoint dict (or a bare state dict)."""
-    if not isinstance(obj, Mapping):
-        raise CheckpointError(f"expected a rosinality checkpoint dict, got a {type(obj).__name__}", path)
-    nets, extra = {}, {}
-    if "state_dict" in obj and isinstance(obj["state_dict"], Mapping) and not any(k in obj for k in ("g", "g_ema")):
-        decoder = _split_prefix(obj["state_dict"], "decoder.")
-        if not decoder:
-            raise CheckpointError("the file's state_dict has no 'decoder.*' keys (no pSp-style generator)", path)
-        nets["g_ema"] = decoder
-        extra["layout"] = "psp"
-        extra.update({k: v for k, v in obj.items() if k not in ("state_dict", "latent_avg")})
-    elif "style.1.weight" in obj or "input.input" in obj:
-        nets["g_ema"] = obj
-        extra["layout"] = "state_dict"
-    elif "final_linear.0.weight" in obj or "convs.0.0.weight" in obj:
-        nets["d"] = obj
-        extra["layout"] = "state_dict"
-    else:
-        for name in ("g", "d", "g_ema"):
-            if obj.get(name) is not None:
-                nets[name] = obj[name]
-        if not nets:
-            raise CheckpointError(
-                f"no networks found: expected 'g_ema', 'g' or 'd' (keys: {sorted(map(str, obj))})", path
-            )
-        for key, value in obj.items():
-            if key in ("g", "d", "g_ema", "latent_avg"):
-                continue
-            if key in ("g_optim", "d_optim"):
-                extra.setdefault("optimizer_states", {})[key] = value
-            elif key == "args" and hasattr(value, "__dict__"):
-                extra["args"] = dict(vars(value))
-            else:
-                extra[key] = value
-    ckpt = Checkpoint(extra=extra, format=FORMAT, path=None if path is None else Path(path))
-    errors, seen = [], set()
-    for name, attr in (("g", "G"), ("g_ema", "G_ema"), ("d", "D")):
-        if name not in nets:
-            continue
-        try:
-            if name == "d":
-                setattr(
-                    ckpt, attr, discriminator_from_rosinality(nets[name], d_config, path, what=f"'{name}'", seen=seen)
-                )
-            else:
-                setattr(ckpt, attr, generator_from_rosinality(nets[name], g_config, path, what=f"'{name}'", seen=seen))
-        except CheckpointKeyError as exc:
-            errors.append(exc)
-    if errors:
-        if len(errors) == 1:
-            raise errors[0]
-        raise CheckpointError("; ".join(e.cause for e in errors), path)
-    _set_w_avg(ckpt, _latent_avg(obj.get("latent_avg"), path), compute_w_avg, path)
-    return ckpt
-
-
-def _set_w_avg(ckpt: Checkpoint, latent_avg, compute_w_avg, path) -> None:
-    gens = [g for g in (ckpt.G, ckpt.G_ema) if g is not None]
-    if not gens:
-        return
-    if latent_avg is not None:
-        w_dim = gens[0].w_dim
-        if latent_avg.numel() != w_dim:
-            raise CheckpointError(f"latent_avg has {latent_avg.numel()} values, the generator's w_dim is {w_dim}", path)
-        for g in gens:
-            g.mapping.w_avg.copy_(latent_avg)
-        ckpt.extra["w_avg_source"] = "latent_avg"
-    else:
-        for g in gens:
-            g.mapping.w_avg.fill_(float("nan"))  # unknown, see settle_w_avg
-    settle_w_avg(ckpt, compute_w_avg, path, "the file has no latent_avg (rosinality's train.py saves none)")
-
-
-def load(path, *, g_config=None, d_config=None, compute_w_avg: bool | int = False) -> Checkpoint:
-    """Read a rosinality ``.pt`` (convert_weight.py, train.py, or a pSp-style ``state_dict`` / ``decoder.``).
-
-    Args:
-        g_config / d_config: a config to use instead of inferring one, or a dict of overrides for the
-            inferred one (e.g. ``{"mapping_lr_multiplier": 0.01}``).
-        compute_w_avg: when the file has no ``latent_avg``, estimate ``mapping.w_avg`` with
-            ``Generator.mean_w`` (``True``: 10000 samples, or an int) instead of leaving zeros.
-    """
-    path = check_input(path)
-    return from_dict(torch_load(path), path, g_config=g_config, d_config=d_config, compute_w_avg=compute_w_avg)

@@ -13,6 +13,13 @@ without building anything::
     input_condition   None for an inversion; for an image-to-image method the name of the condition map it
                       takes instead of the image (``sg2_core.methods.conditions``: 'edges', 'lowres')
     needs             weights it needs, from :data:`WEIGHTS`
+    test_options      cheap options for the conformance check (``sg2_core.testing.check_method``, run by the root
+                      test over every installed method on the demo generator): small networks, few steps,
+                      ``allow_untrained=True`` where it needs weights; ``{}`` when its defaults are cheap
+    test_batch_tolerance  how far (max absolute render difference) a batch may lie from its images one at a
+                      time under ``test_options`` (optimisers: Adam turns float rounding into lr-sized steps)
+
+Only subclasses of :class:`Method` are methods: the registry refuses anything else.
 
 It is built as ``Method(generator=G, callback=None, **options)`` and called as ``method(images, init=None)``:
 ``init`` is an existing :class:`~sg2_core.Inversion` of the same images to start from (its latents, and
@@ -91,6 +98,8 @@ class Method:
     input_channels: int | None = None
     input_condition: str | None = None
     needs: tuple[str, ...] = ("generator",)
+    test_options: dict | None = None  # None: not declared (check_method requires a declaration)
+    test_batch_tolerance: float = 1e-4
 
     def __init__(
         self,
@@ -164,6 +173,14 @@ def check_declaration(cls) -> list[str]:
         problems.append(f"trainer must be 'module:function' or None, got {trainer!r}")
     if getattr(cls, "trainable", False) and trainer is None:
         problems.append("a trainable method names its trainer ('module:function')")
+    test_options = getattr(cls, "test_options", None)
+    if test_options is not None and not (
+        isinstance(test_options, dict) and all(isinstance(k, str) for k in test_options)
+    ):
+        problems.append(f"test_options must be a dict of option names (or None: not declared), got {test_options!r}")
+    tolerance = getattr(cls, "test_batch_tolerance", 1e-4)
+    if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not tolerance >= 0:
+        problems.append(f"test_batch_tolerance must be a number >= 0, got {tolerance!r}")
     return problems
 
 

@@ -7,8 +7,9 @@ A family declares its methods in its ``pyproject.toml``::
 
 and ``create_method("hyperinverter", generator=G, **options)`` imports that module only then. In-process
 code registers with ``@register_method("name")``; such a name shadows an installed one, which makes
-trying a local variant easy. A method builds from keyword options and answers one call, images in and
-an ``Inversion`` out (``InversionMethod``); a method may build another by name to compose with it.
+trying a local variant easy. A method is a subclass of ``sg2_core.Method`` (nothing else registers): it
+builds from keyword options and answers one call, images in and an ``Inversion`` out; a method may build
+another by name to compose with it.
 """
 
 from __future__ import annotations
@@ -17,39 +18,49 @@ import difflib
 import importlib.metadata
 import inspect
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
 
-import torch
-
-from sg2_core.methods.inversion import SPACES, Inversion
-from sg2_core.methods.method import WEIGHTS, check_declaration, check_images  # noqa: F401 - check_images: re-exported
+from sg2_core.methods.inversion import SPACES
+from sg2_core.methods.method import (  # noqa: F401 - check_images: re-exported
+    WEIGHTS,
+    Method,
+    check_declaration,
+    check_images,
+)
 
 ENTRY_POINT_GROUP = "sg2_toolkit.methods"
 
-_registered: dict[str, Callable] = {}
+_registered: dict[str, type[Method]] = {}
 
 
-@runtime_checkable
-class InversionMethod(Protocol):
-    """What ``create_method`` returns.
+def __getattr__(name: str):
+    return _deprecated(name, __name__)
 
-    Attributes:
-        name: the method's name (usually its registry name).
-        space: the space of the latents it returns: ``'w'``, ``'w+'`` or ``'z+'``.
-        trainable: optional, ``True`` when the method has learned parts that its family can train
-            (``python -m <family>.train --method <name>``); absent means ``False``.
 
-    Calling it with images ``[N, C, H, W]`` in [-1, 1] (see ``check_images``), and optionally
-    ``init=`` an ``Inversion`` of them to start from, returns an ``Inversion`` of those ``N`` images for
-    the method's generator. ``sg2_core.Method`` is the base class that keeps this contract.
-    """
+def _deprecated(name: str, module: str):
+    """The names kept for one minor version (a module ``__getattr__`` here and in ``sg2_core``)."""
+    if name == "InversionMethod":  # the protocol that any callable could keep before 0.7
+        warnings.warn(
+            "InversionMethod is deprecated and goes away in sg2-core 0.8: only subclasses of sg2_core.Method "
+            "are methods; use sg2_core.Method",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        return Method
+    raise AttributeError(f"module {module!r} has no attribute {name!r}")
 
-    name: str
-    space: str
 
-    def __call__(self, images: torch.Tensor, init: Inversion | None = None) -> Inversion: ...
+def _not_a_method(name: str, obj) -> TypeError:
+    what = f"class {_target(obj)}" if isinstance(obj, type) else f"{type(obj).__name__} {_target(obj)}"
+    return TypeError(
+        f"method {name!r}: the {what} is not a subclass of sg2_core.Method; only Method subclasses are "
+        "methods: subclass sg2_core.Method (declare name, space, ... at class level and implement "
+        "invert(images, init))"
+    )
+
+
+def _is_method_class(obj) -> bool:
+    return isinstance(obj, type) and issubclass(obj, Method)
 
 
 class MethodLoadError(ImportError):
@@ -91,27 +102,29 @@ class MethodSpec:
     summary: str
     source: str
     target: str
+    test_options: dict | None = None
+    test_batch_tolerance: float = 1e-4
 
 
 def register_method(name: str, *, replace: bool = False):
-    """Decorator registering a method class or factory under ``name`` in this process.
+    """Decorator registering a subclass of ``sg2_core.Method`` under ``name`` in this process.
 
-    The decorated object is called as ``obj(generator=G, **options)`` by ``create_method``.
-    Registering a name twice is an error unless ``replace=True``.
+    ``create_method`` builds it as ``cls(generator=G, **options)``. Anything but a Method subclass is a
+    TypeError; registering a name twice is an error unless ``replace=True``.
     """
     if not isinstance(name, str) or not name.strip() or name != name.strip():
         raise ValueError(f"name must be a non-empty string without surrounding spaces, got {name!r}")
 
-    def decorate(factory: Callable) -> Callable:
-        if not callable(factory):
-            raise TypeError(f"register_method({name!r}) needs a class or function, got {type(factory).__name__}")
+    def decorate(cls: type[Method]) -> type[Method]:
+        if not _is_method_class(cls):
+            raise _not_a_method(name, cls)
         if name in _registered and not replace:
             raise ValueError(
                 f"method {name!r} is already registered ({_target(_registered[name])}); "
                 "pass replace=True to override it"
             )
-        _registered[name] = factory
-        return factory
+        _registered[name] = cls
+        return cls
 
     return decorate
 
@@ -141,7 +154,7 @@ def list_methods(*, space: str | None = None, trainable: bool | None = None, nee
     Without filters nothing is imported. ``space`` (``'w'``, ``'w+'``, ``'z+'``), ``trainable`` and
     ``needs`` (a weight name or several from ``sg2_core.WEIGHTS``: methods that need all of them) filter on
     the declared class attributes, importing only the entry points they must read. A method whose entry
-    point fails to import is left out with a warning.
+    point fails to import, or is not a valid Method subclass, is left out with a warning.
     """
     names = sorted({*_entry_points(), *_registered})
     if space is None and trainable is None and needs is None:
@@ -153,7 +166,7 @@ def list_methods(*, space: str | None = None, trainable: bool | None = None, nee
     for name in names:
         try:
             spec = method_spec(name)
-        except MethodLoadError as error:
+        except (MethodLoadError, TypeError) as error:
             warnings.warn(str(error), stacklevel=2)
             continue
         if space is not None and spec.space != space:
@@ -197,16 +210,17 @@ def method_info(name: str) -> MethodInfo:
     return MethodInfo(name, "entry point", ep.value, dist.name if dist else None, dist.version if dist else None)
 
 
-def method_factory(name: str) -> Callable:
-    """The class or function behind ``name`` (imports its entry point), e.g. to read attributes such as
-    ``demo_options`` without building the method; raises like ``create_method`` does."""
+def method_factory(name: str) -> type[Method]:
+    """The ``Method`` subclass behind ``name`` (imports its entry point), e.g. to read attributes such as
+    ``demo_options`` without building the method; raises like ``create_method`` does (a TypeError when an
+    entry point names something that is not a Method subclass)."""
     if name in _registered:
         return _registered[name]
     ep = _entry_points().get(name)
     if ep is None:
         raise _unknown(name)
     try:
-        return ep.load()
+        cls = ep.load()
     except Exception as error:
         dist = getattr(ep, "dist", None)
         where = f"distribution {dist.name} {dist.version}" if dist else "an unknown distribution"
@@ -214,6 +228,9 @@ def method_factory(name: str) -> Callable:
             f"method {name!r}: entry point {ep.name} = {ep.value!r} (group {ENTRY_POINT_GROUP!r}) of {where} "
             f"failed to load: {type(error).__name__}: {error}"
         ) from error
+    if not _is_method_class(cls):
+        raise _not_a_method(name, cls)
+    return cls
 
 
 def method_spec(name: str) -> MethodSpec:
@@ -222,35 +239,35 @@ def method_spec(name: str) -> MethodSpec:
     Raises ValueError for an unknown name, MethodLoadError when the entry point fails to import, and
     TypeError when the class declares invalid attributes (e.g. a space outside ``SPACES``).
     """
-    factory = method_factory(name)
-    problems = [p for p in check_declaration(factory) if not (p.startswith("space") and not isinstance(factory, type))]
+    cls = method_factory(name)
+    problems = check_declaration(cls)
     if problems:
         raise TypeError(
             f"method {name!r} ({method_info(name).target}) declares invalid attributes: " + "; ".join(problems)
         )
     info = method_info(name)
-    doc = inspect.getdoc(factory) or ""
+    doc = inspect.getdoc(cls) or ""
     return MethodSpec(
         name=name,
-        space=getattr(factory, "space", None),
-        trainable=bool(getattr(factory, "trainable", False)),
-        trainer=getattr(factory, "trainer", None),
-        demo_options=dict(getattr(factory, "demo_options", {}) or {}),
-        input_resolution=getattr(factory, "input_resolution", None),
-        input_channels=getattr(factory, "input_channels", None),
-        input_condition=getattr(factory, "input_condition", None),
-        needs=tuple(getattr(factory, "needs", ("generator",))),
+        space=cls.space,
+        trainable=cls.trainable,
+        trainer=cls.trainer,
+        demo_options=dict(cls.demo_options),
+        input_resolution=cls.input_resolution,
+        input_channels=cls.input_channels,
+        input_condition=cls.input_condition,
+        needs=tuple(cls.needs),
         summary=doc.splitlines()[0] if doc else "",
         source=info.source,
         target=info.target,
+        test_options=None if cls.test_options is None else dict(cls.test_options),
+        test_batch_tolerance=cls.test_batch_tolerance,
     )
 
 
 def accepts_option(name: str, option: str) -> bool:
-    """Whether method ``name``'s factory takes ``option`` (following ``**options`` to its base classes)."""
-    factory = method_factory(name)
-    callables = [c.__init__ for c in factory.__mro__] if isinstance(factory, type) else [factory]
-    for fn in callables:
+    """Whether method ``name``'s class takes ``option`` (following ``**options`` to its base classes)."""
+    for fn in [c.__init__ for c in method_factory(name).__mro__]:
         try:
             parameters = inspect.signature(fn).parameters
         except (TypeError, ValueError):
@@ -262,10 +279,10 @@ def accepts_option(name: str, option: str) -> bool:
     return False
 
 
-def _check_options(name: str, factory: Callable, options: dict) -> None:
+def _check_options(name: str, cls: type[Method], options: dict) -> None:
     """Names unknown options up front, instead of a TypeError from deep inside the constructor."""
     try:
-        parameters = inspect.signature(factory).parameters.values()
+        parameters = inspect.signature(cls).parameters.values()
     except (TypeError, ValueError):  # some builtins and C extensions have no signature
         return
     if any(p.kind is p.VAR_KEYWORD for p in parameters):
@@ -276,15 +293,17 @@ def _check_options(name: str, factory: Callable, options: dict) -> None:
         raise TypeError(f"method {name!r} got unknown options {unknown}; it accepts {accepted}")
 
 
-def create_method(name: str, generator=None, **options) -> InversionMethod:
-    """Builds method ``name`` as ``factory(generator=generator, **options)`` and checks the result."""
-    factory = method_factory(name)
+def create_method(name: str, generator=None, **options) -> Method:
+    """Builds method ``name`` as ``cls(generator=generator, **options)`` and checks the result."""
+    cls = method_factory(name)
     options = {"generator": generator, **options}
-    _check_options(name, factory, options)
-    method = factory(**options)
-    if not isinstance(method, InversionMethod) or getattr(method, "space", None) not in SPACES:
+    _check_options(name, cls, options)
+    method = cls(**options)
+    if not isinstance(method, Method):
+        raise _not_a_method(name, method)
+    if method.space not in SPACES:
         raise TypeError(
-            f"method {name!r} ({method_info(name).target}) built a {type(method).__name__} that is not "
-            f"an InversionMethod: it needs a 'name', a 'space' in {SPACES} and __call__(images)"
+            f"method {name!r} ({method_info(name).target}) built a method with space {method.space!r}, "
+            f"not one of {SPACES}"
         )
     return method

@@ -1,13 +1,15 @@
-"""The conformance check every inversion family runs over each of its registered methods.
+"""The conformance check, run by the repository's root test over every installed method.
 
+    from sg2_core import demo, list_methods
     from sg2_core.testing import check_method
 
-    @pytest.mark.parametrize("name", ["sg2-w", "sg2-w+", "pti"])
-    def test_method_keeps_the_contract(name, generator, images):
-        check_method(name, generator, images, options={"steps": 2})
+    @pytest.mark.parametrize("name", list_methods())
+    def test_method_keeps_the_contract(name):
+        check_method(name, demo.load_generator(), demo.load_test_images()[0][:3])
 
-(timm runs every model test over ``list_models()``; this is the same idea.) Pass cheap options: the
-method is built and run several times. Each failed property raises an AssertionError saying which.
+(timm runs every model test over ``list_models()``; this is the same idea.) The method is built and run
+several times, with the cheap options its class declares (``test_options``, ``test_batch_tolerance``) unless
+others are given. Each failed property raises an AssertionError saying which.
 """
 
 from __future__ import annotations
@@ -41,14 +43,16 @@ def check_method(
     images: torch.Tensor,
     *,
     options: dict | None = None,
-    batch_tolerance: float = 1e-4,
+    batch_tolerance: float | None = None,
     init_tolerance: float = 1e-6,
 ) -> None:
     """Checks that method ``name`` keeps the contract of ``sg2_core.Method`` on ``images`` (N >= 2).
 
-    The properties, in order:
+    ``options`` and ``batch_tolerance`` default to what the class declares (``test_options``,
+    ``test_batch_tolerance``). The properties, in order:
 
-    - its class declares valid attributes (``method_spec``), readable without building it;
+    - its class declares valid attributes (``method_spec``), readable without building it, among them
+      ``test_options``: a dict of options its constructor takes;
     - the built method has the declared name and a space in ``SPACES`` (the declared one, or its own
       refinement), and accepts ``callback=``;
     - the result is an ``Inversion`` of the N images for ``generator``, finite, detached, on the images'
@@ -65,7 +69,6 @@ def check_method(
     - ``showcase(result, images)`` gives ``{str label: images [N, C, H, W]}`` (none by default);
     - no gradient leaks into the generator: its weights, ``requires_grad`` flags and ``.grad`` are as before.
     """
-    options = dict(options or {})
     if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[0] < 2:
         raise ValueError("check_method needs a batch of at least 2 images [N, C, H, W]")
     spec = method_spec(name)
@@ -73,6 +76,9 @@ def check_method(
         raise _fail(name, f"declares space {spec.space!r}, not one of {SPACES}")
     if not set(spec.needs) <= set(WEIGHTS) or "generator" not in spec.needs:
         raise _fail(name, f"needs {spec.needs} must name weights from {WEIGHTS}, the generator included")
+    _check_test_options(name, spec)
+    options = dict(spec.test_options if options is None else options)
+    batch_tolerance = spec.test_batch_tolerance if batch_tolerance is None else batch_tolerance
 
     weights_before = _weights_state(generator)
     flags_before = [p.requires_grad for p in generator.parameters()]
@@ -140,6 +146,18 @@ def check_method(
         raise _fail(name, "it changed the generator's requires_grad flags")
     if any(p.grad is not None for p in generator.parameters()):
         raise _fail(name, "it left gradients in the generator's .grad")
+
+
+def _check_test_options(name, spec) -> None:
+    if spec.test_options is None:
+        raise _fail(
+            name,
+            "declares no test_options: the cheap options its conformance check runs with, at class level "
+            "(e.g. test_options = {'steps': 2}, or {} when its defaults are cheap)",
+        )
+    unknown = sorted(k for k in spec.test_options if not accepts_option(name, k))
+    if unknown:
+        raise _fail(name, f"test_options names options its constructor does not take: {unknown}")
 
 
 def _check_showcase(name, method, result, images, n) -> None:
