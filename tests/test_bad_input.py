@@ -413,7 +413,7 @@ def test_every_command_has_rows():
 
 
 def test_train_collab_sigint_saves_the_network_and_exits_130(workspace, tmp_path):
-    out = tmp_path / "collab.safetensors"
+    out, run_dir = tmp_path / "collab.safetensors", tmp_path / "run"
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -421,6 +421,8 @@ def test_train_collab_sigint_saves_the_network_and_exits_130(workspace, tmp_path
             "inv_optim.train",
             "--out",
             str(out),
+            "--run-dir",
+            str(run_dir),
             "--data",
             str(workspace / "c32.npy"),
             "--steps",
@@ -429,21 +431,24 @@ def test_train_collab_sigint_saves_the_network_and_exits_130(workspace, tmp_path
             "4",
             "--log-every",
             "1",
+            "--val-images",
+            "4",
             "--threads",
             "1",
+            "--no-progress",
         ],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
-    deadline = time.time() + 120
-    for line in proc.stdout:  # the first logged step: the loop is running
-        if line.startswith("step") or time.time() > deadline:
-            break
+    log, deadline = run_dir / "log.jsonl", time.monotonic() + 120
+    while not (log.is_file() and log.read_text().strip()) and time.monotonic() < deadline:  # the loop is running
+        time.sleep(0.05)
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
-    assert "Traceback" not in err and "stopped by SIGINT after" in err
+    assert "Traceback" not in err and "stopped by SIGINT at step" in err
+    assert f"the networks so far are in {out}; continue with --run-dir {run_dir} --resume" in err
     from inv_optim.embedding import load_embedding
 
-    assert load_embedding(out) is not None
+    assert load_embedding(out) is not None and len(list(run_dir.glob("snapshot-*.safetensors"))) == 1

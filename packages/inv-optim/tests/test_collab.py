@@ -7,7 +7,7 @@ import torch
 
 from inv_optim.collab import REFINE_STEPS, Collab, CollabRefine, LatentCache, iterator_loss, refine_wplus
 from inv_optim.embedding import EmbeddingConfig, build_embedding, load_embedding, read_metadata, save_embedding
-from inv_optim.training import CollabTrainer, LossWeights
+from inv_optim.training import CollabObjective, CollabTrainer, LossWeights
 from sg2_core import Generator, GeneratorConfig, Inversion
 
 
@@ -124,28 +124,31 @@ def test_training_steps_reduce_the_network_loss(generator, mse_distance):
     g = generator.requires_grad_(False)
     net = build_embedding(g, channels=(16, 16), hidden=64)
     images = _render(g, 8, 7)
-    trainer = CollabTrainer(
-        net,
-        g,
-        8,
+    options = dict(
         distance=mse_distance,
         iterator_steps=2,
         iterator_lr=0.05,
         lr=3e-3,
         weights=LossWeights(latent=1.0, image=1.0, perceptual=1.0),
     )
+    objective = CollabObjective(net, g, **options)
+    objective.prepare(8)
     indices = torch.arange(8)
 
     def image_loss():
         with torch.no_grad():
-            return trainer.network_loss(images, net(images))[0].item()
+            return objective.network_loss(images, net(images))[0].item()
 
     before = image_loss()
-    for _ in range(12):
-        record = trainer.step(images, indices)
+    for step in range(12):
+        record = objective.step(images, step, indices)
     assert image_loss() < 0.8 * before
-    assert trainer.cache.loss.isfinite().all() and record["from_cache"] > 0  # later steps restart from the cache
+    assert objective.cache.loss.isfinite().all() and record["from_cache"] > 0  # later steps restart from the cache
     assert not any(p.grad is not None for p in g.parameters())  # the generator is never trained
+    with pytest.warns(DeprecationWarning, match="CollabObjective"):  # the 0.3 name: sized at construction
+        old = CollabTrainer(net, g, 8, **options)
+    old.step(images, indices)
+    assert old.steps == 1 and old.cache.loss.isfinite().all() and old.optimizer is old.optimizers["network"]
 
 
 def test_save_load_round_trip_without_pickle(demo_like, demo_like_file, monkeypatch):
@@ -176,7 +179,7 @@ def test_mismatched_generator_is_a_clear_error(demo_like, demo_like_file, genera
 
 
 def test_missing_or_foreign_files_are_clear_errors(demo_like, tmp_path):
-    with pytest.raises(FileNotFoundError, match="train_collab"):
+    with pytest.raises(FileNotFoundError, match="inv_optim.train"):
         Collab(demo_like, weights=tmp_path / "absent.safetensors")
     from safetensors.torch import save_file
 
@@ -311,6 +314,9 @@ def _train(run_files, *args) -> int:
             "1",
             "--log-every",
             "100",
+            "--val-images",
+            "4",
+            "--no-progress",
             *args,
         ]
     )
@@ -327,10 +333,10 @@ def _assert_same_state(a, b):
     (net_a, state_a), (net_b, state_b) = a, b
     assert net_a.keys() == net_b.keys() and all(torch.equal(net_a[k], net_b[k]) for k in net_a)
     for key in ("codes", "loss"):
-        assert torch.equal(state_a["cache"][key], state_b["cache"][key])
-    opt_a, opt_b = state_a["optimizer"]["state"], state_b["optimizer"]["state"]
+        assert torch.equal(state_a["objective"]["cache"][key], state_b["objective"]["cache"][key])
+    opt_a, opt_b = state_a["optimizers"]["network"]["state"], state_b["optimizers"]["network"]["state"]
     assert opt_a.keys() == opt_b.keys() and all(torch.equal(opt_a[k][m], opt_b[k][m]) for k in opt_a for m in opt_a[k])
-    assert state_a["steps"] == state_b["steps"] and state_a["data_order"]["cursor"] == state_b["data_order"]["cursor"]
+    assert state_a["step"] == state_b["step"] and state_a["data_order"]["cursor"] == state_b["data_order"]["cursor"]
 
 
 @pytest.fixture(scope="module")
@@ -345,17 +351,16 @@ def test_run_dir_writes_snapshots_and_the_network(straight_run):
     from inv_optim.embedding import load_embedding
 
     assert sorted(p.name for p in straight_run.iterdir()) == [
-        "network.safetensors",
-        "snapshot-000000002.safetensors",
-        "snapshot-000000004.safetensors",
-        "snapshot-000000006.safetensors",
+        "final.safetensors",
+        "log.jsonl",
+        *(f"samples-00000000{i}.png" for i in (2, 4, 6)),
+        *(f"snapshot-00000000{i}.safetensors" for i in (2, 4, 6)),
     ]
     net, state = _snapshot(straight_run / "snapshot-000000006.safetensors")
-    assert state["steps"] == 6 and state["options"]["batch_size"] == 2 and state["cache"]["loss"].isfinite().all()
-    assert set(state["optimizer"]["state"]) == {
-        str(i) for i in range(len(state["optimizer"]["param_groups"][0]["params"]))
-    }
-    final = load_embedding(straight_run / "network.safetensors").state_dict()
+    cache, adam = state["objective"]["cache"], state["optimizers"]["network"]
+    assert state["step"] == 6 and state["options"]["batch_size"] == 2 and cache["loss"].isfinite().all()
+    assert set(adam["state"]) == {str(i) for i in range(len(adam["param_groups"][0]["params"]))}
+    final = load_embedding(straight_run / "final.safetensors").state_dict()
     assert all(torch.equal(final[k], net[k]) for k in net)  # the final network is the last snapshot's
 
 
@@ -363,9 +368,9 @@ def test_resume_continues_bitwise_exactly(run_files, straight_run, capsys):
     run = run_files / "resumed"
     assert _train(run_files, "--run-dir", str(run), "--steps", "3") == 0  # stops mid-epoch (cursor 2 of 4)
     _, state = _snapshot(run / "snapshot-000000003.safetensors")
-    assert state["steps"] == 3 and state["data_order"]["cursor"] == 2
+    assert state["step"] == 3 and state["data_order"]["cursor"] == 2
     assert _train(run_files, "--run-dir", str(run), "--resume", "--steps", "6") == 0
-    assert f"resumed {run / 'snapshot-000000003.safetensors'} at step 3" in capsys.readouterr().out
+    assert "resumed snapshot-000000003.safetensors at step 3" in capsys.readouterr().out
     _assert_same_state(
         _snapshot(straight_run / "snapshot-000000006.safetensors"), _snapshot(run / "snapshot-000000006.safetensors")
     )
@@ -380,22 +385,20 @@ def test_sigint_writes_a_snapshot_that_resumes_exactly(run_files, straight_run, 
     import os
     import signal
 
-    from inv_optim import train_collab
+    step = CollabObjective.step
 
-    step = train_collab.CollabTrainer.step
-
-    def step_then_sigint(self, images, indices):  # Ctrl-C during step 3: the step finishes, then the run stops
-        out = step(self, images, indices)
-        if self.steps == 3:
+    def step_then_sigint(self, images, i, indices):  # Ctrl-C during step 3: the step finishes, then the run stops
+        out = step(self, images, i, indices)
+        if i == 2:
             os.kill(os.getpid(), signal.SIGINT)
         return out
 
     run = run_files / "interrupted"
-    monkeypatch.setattr(train_collab.CollabTrainer, "step", step_then_sigint)
+    monkeypatch.setattr(CollabObjective, "step", step_then_sigint)
     assert _train(run_files, "--run-dir", str(run), "--steps", "6") == 130
     assert f"continue with --run-dir {run} --resume" in capsys.readouterr().err
     assert (run / "snapshot-000000003.safetensors").is_file() and not (run / "snapshot-000000004.safetensors").exists()
-    monkeypatch.setattr(train_collab.CollabTrainer, "step", step)
+    monkeypatch.setattr(CollabObjective, "step", step)
     assert _train(run_files, "--run-dir", str(run), "--resume", "--steps", "6") == 0
     _assert_same_state(
         _snapshot(straight_run / "snapshot-000000006.safetensors"), _snapshot(run / "snapshot-000000006.safetensors")
@@ -407,8 +410,8 @@ def test_run_dir_refusals_are_one_line_errors(run_files, straight_run, tmp_path,
     cases = [  # (arguments, the error line)
         (
             ("--run-dir", str(straight_run), "--steps", "8"),
-            f"error: --run-dir {straight_run} is not empty (network.safetensors, snapshot-000000002.safetensors, "
-            "snapshot-000000004.safetensors, ...); continue that run with --resume, or give a new or empty folder",
+            f"error: --run-dir {straight_run} is not empty (final.safetensors, log.jsonl, samples-000000002.png, "
+            "...); continue that run with --resume, or give a new or empty folder",
         ),
         (
             ("--run-dir", str(straight_run), "--resume", "--steps", "8", "--lr", "0.002"),
@@ -424,8 +427,8 @@ def test_run_dir_refusals_are_one_line_errors(run_files, straight_run, tmp_path,
             f"error: --resume: no snapshot-*.safetensors in {tmp_path}",
         ),
         (
-            ("--run-dir", str(straight_run / "network.safetensors"), "--steps", "8"),
-            f"error: --run-dir {straight_run / 'network.safetensors'} is a file, not a folder",
+            ("--run-dir", str(straight_run / "final.safetensors"), "--steps", "8"),
+            f"error: --run-dir {straight_run / 'final.safetensors'} is a file, not a folder",
         ),
     ]
     for args, message in cases:
@@ -433,7 +436,21 @@ def test_run_dir_refusals_are_one_line_errors(run_files, straight_run, tmp_path,
         err = capsys.readouterr().err
         assert err.startswith(message) and err.count("\n") == 1, err
     assert _train(run_files, "--resume", "--steps", "8") == 2
-    assert "--resume continues a --run-dir" in capsys.readouterr().err
-    assert _train(run_files, "--steps", "8") == 2
-    assert "give --out FILE or --run-dir DIR" in capsys.readouterr().err
+    assert "give --run-dir DIR (and --resume to continue it), or --out FILE" in capsys.readouterr().err
+    assert _train(run_files, "--run-dir", str(tmp_path / "new")) == 2
+    assert "give --steps S (the run's length), --minutes M (this invocation's time), or both" in capsys.readouterr().err
     assert {p.name: p.read_bytes() for p in straight_run.iterdir()} == before  # nothing of the run was touched
+
+
+def test_minutes_alone_bound_each_invocation(run_files, capsys):
+    """A time budget without --steps (how the demo network was trained): each invocation trains for its
+    --minutes, and a resume continues where the last one stopped."""
+    from sg2_core.training.run import snapshots
+
+    run = run_files / "timed"
+    assert _train(run_files, "--run-dir", str(run), "--minutes", "0.001") == 0
+    first, path = max(snapshots(run))
+    assert first >= 1 and _snapshot(path)[1]["seconds"] > 0
+    assert _train(run_files, "--run-dir", str(run), "--resume", "--minutes", "0.001") == 0
+    assert f"resumed {path.name} at step {first}" in capsys.readouterr().out
+    assert max(snapshots(run))[0] > first
