@@ -207,3 +207,24 @@ def test_networks_stored_as_float16_load_back_as_float32(tmp_path):
         assert got.dtype == value.dtype
         if value.is_floating_point():
             assert torch.equal(got, value.half().float())
+
+
+def test_a_class_recorded_at_its_path_before_the_move_loads_without_a_warning(tmp_path):
+    # files written before 0.7 (the shipped demo assets among them) name sg2_core.generator:Generator
+    from safetensors.torch import load_file, save_file
+
+    from sg2_core import load_networks, save_networks
+    from sg2_core.checkpoints.native import read_header
+
+    G = Generator(GeneratorConfig(resolution=8, z_dim=8, w_dim=8, mapping_layers=1, channel_base=64, channel_max=8))
+    path = save_networks(tmp_path / "new.safetensors", {"G": G})
+    header = read_header(path)
+    assert header["G_class"] == "sg2_core.nn.generator:Generator"
+    old = tmp_path / "old.safetensors"
+    save_file(load_file(path), old, metadata={**header, "G_class": "sg2_core.generator:Generator"})
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loaded = load_networks(old)["G"]
+    assert type(loaded) is Generator
+    for key, value in G.state_dict().items():
+        assert torch.equal(loaded.state_dict()[key], value), key

@@ -43,6 +43,15 @@ def old_paths(moved: dict[str, str], removed_in: str) -> None:
         sys.meta_path.append(_OldPaths(moved, removed_in))
 
 
+def current_module(name: str) -> str:
+    """The path a module lives at now: ``name`` itself unless an ``old_paths`` call moved it (no import, no
+    warning; files that record where a class lived, such as native checkpoints, read through this)."""
+    for finder in sys.meta_path:
+        if isinstance(finder, _OldPaths) and name in finder.moved:
+            return finder.moved[name]
+    return name
+
+
 def forward(old: str, new: str, removed_in: str):
     """A module ``__getattr__`` that hands out ``new``'s names with the warning (for a module that stays)."""
 

@@ -44,6 +44,7 @@ from sg2_core.checkpoints.base import (
     same_names,
 )
 from sg2_core.checkpoints.errors import CheckpointError, CheckpointKeyError, CheckpointWarning
+from sg2_core.moved import current_module
 from sg2_core.nn.config import DiscriminatorConfig, GeneratorConfig
 from sg2_core.nn.discriminator import Discriminator
 from sg2_core.nn.generator import Generator
@@ -89,6 +90,8 @@ _DEFAULT_CLASSES = {"G": Generator, "G_ema": Generator, "D": Discriminator}
 
 
 def _network_class(path_str: str, name: str, path) -> type:
+    module, _, qualname = path_str.partition(":")
+    path_str = f"{current_module(module)}:{qualname}"  # a class that moved (sg2_core.generator -> sg2_core.nn...)
     if path_str not in _registered:
         module = path_str.partition(":")[0]
         try:  # installed code registers its classes on import; nothing from the file is executed
