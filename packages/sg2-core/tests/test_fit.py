@@ -261,3 +261,38 @@ def test_load_images_is_a_deprecated_name_of_load_dataset_images():
         assert fit.load_images is fit.load_dataset_images
     images = fit.load_dataset_images("demo-test", 3, 32, 1)
     assert images.dtype == torch.uint8 and images.shape == (3, 1, 32, 32)
+
+
+def test_an_indexed_objective_gets_its_batches_positions_and_minutes_alone_bound_a_time_budget_run(setup):
+    tiny, seen = _trainer(setup), {"indices": []}
+    data = torch.from_numpy(np.load(setup / "data.npy"))[:, None].float() / 127.5 - 1
+
+    class Indexed(tiny.Tiny):
+        indexed = True
+
+        def prepare(self, num_images):
+            seen["num_images"] = num_images
+
+        def step(self, x, step, indices):
+            seen["indices"].append(indices)
+            torch.testing.assert_close(x, data[indices])  # the images at those positions
+            return super().step(x, step)
+
+    def train(argv):
+        args = fit.parser("indexed", "", time_budget=True).parse_args(argv)
+        with contextlib.redirect_stderr(io.StringIO()) as err, contextlib.redirect_stdout(io.StringIO()):
+            code = fit.run(args, lambda G, device: Indexed(G, 1e-3), {"lr": 1e-3}, name="indexed")
+        return code, err.getvalue()
+
+    argv = _args(setup, setup / "indexed", 6)[1:]
+    assert train(argv) == (0, "")
+    assert seen["num_images"] == 24 and torch.cat(seen["indices"]).sort().values.tolist() == list(range(24))
+    without_steps = argv[:2] + argv[4:]  # --run-dir DIR, then the rest without --steps
+    with pytest.raises(SystemExit), contextlib.redirect_stderr(io.StringIO()):
+        fit.parser("tiny", "").parse_args(without_steps)  # a schedule that needs the run's length: --steps required
+    code, err = train(without_steps)
+    assert code == 2 and "give --steps S (the run's length), --minutes M (this invocation's time), or both" in err
+    without_steps[1] = str(setup / "timed")
+    assert train([*without_steps, "--minutes", "0.001"]) == (0, "")
+    info = _info(setup / "timed" / "final.safetensors")
+    assert info["steps"] >= 1 and info["seconds"] >= 0

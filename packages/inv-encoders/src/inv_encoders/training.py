@@ -26,6 +26,7 @@ from sg2_core.methods.conditions import apply_condition
 from sg2_core.nn.config import Serializable
 from sg2_core.training import fit
 from sg2_core.training.optim import Ranger
+from sg2_core.training.run import world
 
 from .networks import PROGRESSIVE, LatentCodesDiscriminator, StyleEncoder, StyleEncoderConfig
 from .pools import LatentPool
@@ -319,7 +320,7 @@ def train(method: str, argv=None) -> int:
             n_iters=args.n_iters,
             condition=condition,
             w_pool_size=args.w_pool_size,
-            pool_seed=args.seed + 1000 * fit.world()[0],
+            pool_seed=args.seed + 1000 * world()[0],
         )
 
     return fit.run(args, build, options, name=method)

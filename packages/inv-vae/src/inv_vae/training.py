@@ -37,6 +37,7 @@ from sg2_core.training.losses import (
     r1_penalty,
 )
 from sg2_core.training.optim import Ranger
+from sg2_core.training.run import world
 
 from .exemplars import resolve_exemplars
 from .losses import KL_WEIGHT, kl_divergence
@@ -85,7 +86,7 @@ class EncoderObjective(fit.Objective):
 
     def _eps(self, n: int, z_dim: int, device) -> torch.Tensor:
         """This rank's rows of the whole batch's noise: every process count draws the same numbers per image."""
-        rank, size = fit.world()
+        rank, size = world()
         return torch.randn(n * size, self.G.num_ws, z_dim, device=device)[rank * n : (rank + 1) * n]
 
     def step(self, images, step):

@@ -11,6 +11,8 @@ way for all of them:
   unless ``--out`` names another file;
 - ``--resume`` continues DIR's newest snapshot exactly: the same steps, bit for bit, as an uninterrupted
   run (data order, RNG, optimiser state); training options that differ from the snapshot's are refused;
+- ``--steps`` counts the whole run, ``--minutes`` this invocation; a parser made with ``time_budget=True``
+  also takes ``--minutes`` alone (the run then ends on time, and a resume adds another budget);
 - several processes with ``torchrun --nproc_per_node N -m <family>.train ...`` (gloo on CPUs, nccl on
   GPUs): each rank trains on its share of every batch, :meth:`Objective.optimize` averages the gradients,
   only rank 0 writes files.
@@ -26,12 +28,14 @@ import os
 import signal
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 from torch import nn
 
+from sg2_core.checkpoints.errors import CheckpointWarning
 from sg2_core.checkpoints.native import load_networks, save_networks
 from sg2_core.devices import resolve_device
 from sg2_core.images import save_grid, to_float, to_uint8
@@ -54,9 +58,16 @@ class Objective:
 
     networks: dict[str, nn.Module]
     optimizers: dict[str, torch.optim.Optimizer]
+    indexed: bool = False
+    """True: :meth:`step` also gets ``indices``, the batch's positions in the training set (``[B]`` long, CPU),
+    for state kept per training image (e.g. a latent cache, sized in :meth:`prepare`)."""
+
+    def prepare(self, num_images: int) -> None:
+        """Called once with the number of training images, before the first step and a resume's :meth:`load_state`."""
 
     def step(self, images: torch.Tensor, step: int) -> dict[str, torch.Tensor]:
-        """Train on ``images`` ``[B, C, R, R]`` in [-1, 1] (this rank's share); returns detached scalar losses."""
+        """Train on ``images`` ``[B, C, R, R]`` in [-1, 1] (this rank's share); returns detached scalar losses.
+        An :attr:`indexed` objective's step is ``step(images, step, indices)``."""
         raise NotImplementedError
 
     def reconstruct(self, images: torch.Tensor) -> torch.Tensor:
@@ -117,8 +128,9 @@ class DataOrder:
         self.generator.set_state(state["generator"])
 
 
-def parser(prog: str, description: str) -> argparse.ArgumentParser:
-    """The options every trainer takes; a family adds its own (losses, sizes) before parsing."""
+def parser(prog: str, description: str, *, time_budget: bool = False) -> argparse.ArgumentParser:
+    """The options every trainer takes; a family adds its own (losses, sizes) before parsing. ``time_budget``:
+    ``--minutes`` alone may bound a run (for objectives whose schedule does not depend on the run's length)."""
     p = argparse.ArgumentParser(
         prog=prog, description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -129,8 +141,12 @@ def parser(prog: str, description: str) -> argparse.ArgumentParser:
     )
     p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.add_argument("--resume", action="store_true", help="continue the newest snapshot in --run-dir exactly")
-    p.add_argument("--steps", type=int, required=True, help="total optimisation steps of the run")
-    p.add_argument("--minutes", type=float, help="also stop this invocation after this much wall time")
+    if time_budget:
+        p.add_argument("--steps", type=int, help="total optimisation steps of the run (default: no limit)")
+        p.add_argument("--minutes", type=float, help="stop this invocation after this much wall time")
+    else:
+        p.add_argument("--steps", type=int, required=True, help="total optimisation steps of the run")
+        p.add_argument("--minutes", type=float, help="also stop this invocation after this much wall time")
     p.add_argument("--batch-size", type=int, default=16, help="images per step, over all processes")
     p.add_argument("--generator", default="demo", help="generator checkpoint (its G_ema), or 'demo'")
     p.add_argument("--data", default="fmnist-train", help="training images (sg2_core.datasets.open_dataset source)")
@@ -193,8 +209,10 @@ __getattr__ = renamed(__name__, {"load_images": f"{__name__}.load_dataset_images
 
 def check_args(args) -> Path | None:
     """Refuse, before any work, what would fail or lose work later; returns the snapshot to resume."""
+    if args.steps is None and args.minutes is None:
+        raise ValueError("give --steps S (the run's length), --minutes M (this invocation's time), or both")
     for name in ("steps", "batch_size", "snap_every", "log_every", "val_images"):
-        if getattr(args, name) < 1:
+        if getattr(args, name) is not None and getattr(args, name) < 1:
             raise ValueError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(args, name)}")
     if args.num_images is not None and args.num_images < 1:
         raise ValueError(f"--num-images must be >= 1, got {args.num_images}")
@@ -239,11 +257,11 @@ def check_run_dir(run_dir, resume: bool) -> Path | None:
 
 
 class _Run:
-    """The state :func:`run` saves and restores: objective, data order, RNG, step."""
+    """The state :func:`run` saves and restores: objective, data order, RNG, step, seconds trained."""
 
     def __init__(self, objective: Objective, order: DataOrder, options: dict):
         # as the snapshot stores them (JSON: tuples become lists), so a resume compares like with like
-        self.objective, self.order, self.step = objective, order, 0
+        self.objective, self.order, self.step, self.seconds = objective, order, 0, 0.0
         self.options = json.loads(json.dumps(options))
 
     def save(self, folder: Path) -> Path:
@@ -251,6 +269,7 @@ class _Run:
         extra = {
             "training": {
                 "step": self.step,
+                "seconds": self.seconds,
                 "options": self.options,
                 "rng": torch.get_rng_state(),
                 "data_order": self.order.state(),
@@ -258,7 +277,9 @@ class _Run:
                 "optimizers": {k: optimizer_state_out(v.state_dict()) for k, v in o.optimizers.items()},
             }
         }
-        return save_networks(folder / snapshot_name(self.step), o.networks, extra=extra)
+        with warnings.catch_warnings():  # a dropped entry would make the snapshot unresumable: fail instead
+            warnings.simplefilter("error", CheckpointWarning)
+            return save_networks(folder / snapshot_name(self.step), o.networks, extra=extra)
 
     def load(self, path: Path) -> None:
         loaded = load_networks(path)
@@ -285,7 +306,7 @@ class _Run:
         o.load_state(state["objective"])
         self.order.load_state(state["data_order"])
         torch.set_rng_state(state["rng"])
-        self.step = int(state["step"])
+        self.step, self.seconds = int(state["step"]), float(state.get("seconds", 0.0))
 
 
 @torch.no_grad()
@@ -338,6 +359,7 @@ def _run(args, build, options, name, rank, size) -> int:
     data = load_dataset_images(args.data, args.num_images, shape[1], shape[0])
     val = to_float(load_dataset_images(args.val_data, args.val_images, shape[1], shape[0]).to(device))
     objective = build(generator, device)
+    objective.prepare(len(data))
     order = DataOrder(len(data), args.batch_size, args.seed)
     state = _Run(
         objective,
@@ -354,7 +376,7 @@ def _run(args, build, options, name, rank, size) -> int:
     )
     if snapshot is not None:
         state.load(snapshot)
-        if state.step > args.steps:
+        if args.steps is not None and state.step > args.steps:
             raise ValueError(
                 f"the snapshot {snapshot.name} has already trained {state.step} steps, more than "
                 f"--steps {args.steps}; raise --steps to train further"
@@ -385,15 +407,20 @@ def _run(args, build, options, name, rank, size) -> int:
     log = (run_dir / "log.jsonl").open("a") if writer and run_dir is not None else None
     bar = _progress(args, state.step, writer)
     share = args.batch_size // size
-    start, recent, snapped = time.perf_counter(), [], state.step
+    start, recent, snapped, seconds_before = time.perf_counter(), [], state.step, state.seconds
     try:
         with StopOnSignal() as stop:
-            while state.step < args.steps:
+            while args.steps is None or state.step < args.steps:
                 if _should_stop(stop, args, start, state.step, size, objective):
                     break
                 batch = order.next()[rank * share : (rank + 1) * share]
-                losses = objective.step(to_float(data[batch].to(device)), state.step)
+                images = to_float(data[batch].to(device))
+                if objective.indexed:
+                    losses = objective.step(images, state.step, batch)
+                else:
+                    losses = objective.step(images, state.step)
                 state.step += 1
+                state.seconds = seconds_before + time.perf_counter() - start
                 recent.append(losses)
                 if bar is not None:
                     bar.update(1)
@@ -421,19 +448,21 @@ def _run(args, build, options, name, rank, size) -> int:
         dist.barrier()
     if writer:
         metrics, _ = validate(objective, val)
-        info = {"training": {**state.options, "steps": state.step, **metrics}}
+        info = {"training": {**state.options, "steps": state.step, "seconds": round(state.seconds, 1), **metrics}}
         path = save_networks(out, {k: v.eval() for k, v in objective.final().items()}, extra=info)
-        early = " (the objective stopped early)" if state.step < args.steps and objective.done() else ""
+        unfinished = args.steps is None or state.step < args.steps
+        early = " (the objective stopped early)" if unfinished and objective.done() else ""
         print(
             f"wrote {path} ({path.stat().st_size / 1e6:.2f} MB) after {state.step} steps{early}: "
             + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()),
             flush=True,
         )
-    if stop.signum is not None and state.step < args.steps:
+    if stop.signum is not None and (args.steps is None or state.step < args.steps):
         if writer:
+            resume = f"; continue with --run-dir {run_dir} --resume" if run_dir is not None else ""
             print(
-                f"stopped by {signal.Signals(stop.signum).name} at step {state.step}; continue with --run-dir "
-                f"{run_dir} --resume",
+                f"stopped by {signal.Signals(stop.signum).name} at step {state.step}; the networks so far are "
+                f"in {out}{resume}",
                 file=sys.stderr,
             )
         return 128 + stop.signum
