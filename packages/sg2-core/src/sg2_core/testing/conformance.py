@@ -21,6 +21,7 @@ import torch
 from sg2_core.methods.inversion import SPACES, Inversion
 from sg2_core.methods.method import WEIGHTS
 from sg2_core.methods.registry import accepts_option, create_method, method_spec
+from sg2_core.methods.seeds import per_image_seeds
 
 __all__ = ["check_method"]
 
@@ -98,7 +99,7 @@ def check_method(
 
     # One at a time, as a batch (a method with randomness takes one seed per image: seed=[...]).
     seeded = accepts_option(name, "seed")
-    seeds = [options.get("seed", 0) + 100 + i for i in range(n)] if seeded else None
+    seeds = per_image_seeds(options.get("seed", 0) + 100, n) if seeded else None
     batch = create_method(name, generator=generator, **options, **({"seed": seeds} if seeded else {}))(images)
     with torch.no_grad():  # also shows that an optimising method runs under a caller's no_grad
         batch_render = batch.render()
