@@ -109,7 +109,9 @@ class AlignedFace:
         return quad_matrix(self.quad, self.size)
 
 
-def align(photo, landmarks, size: int = 256, transform_size: int | None = None, *, name: str | None = None):
+def align(
+    photo, landmarks, size: int = 256, transform_size: int | None = None, *, name: str | None = None
+) -> AlignedFace:
     """One face of ``photo`` (a path, PIL image, uint8 array or tensor) cut out by the recipe from its
     ``landmarks`` (``[68, 2]`` or ``[5, 2]``), as an ``AlignedFace`` of ``size`` pixels. ``transform_size``
     (default ``size``) is the size the quad is warped to before a Lanczos resize to ``size``."""
@@ -239,16 +241,15 @@ def align_faces(
         )
         kept = [face for face in detected if face.drift <= max_drift]
         if not kept:
-            dropped = len(detected)
+            dropped = (
+                f"; {len(detected)} detection(s) dropped: their landmarks follow the box, not the image "
+                f"(drift > {max_drift} eye distances), as on non-faces"
+                if detected
+                else ""
+            )
             raise NoFaceError(
-                f"{name}: no face found (dlib's detector at upsample={upsample}, min_score={min_score}"
-                + (
-                    f"; {dropped} detection(s) dropped: their landmarks follow the box, not the image "
-                    f"(drift > {max_drift} eye distances), as on non-faces"
-                    if dropped
-                    else ""
-                )
-                + "); give its landmarks (landmarks=) or invert the photo unaligned "
+                f"{name}: no face found (dlib's detector at upsample={upsample}, min_score={min_score}{dropped}); "
+                "give its landmarks (landmarks=) or invert the photo unaligned "
                 "(sg2_core.images.load_images with fit='center-crop')"
             )
         found = [(face_quad(face.landmarks), face.landmarks, face.score, face.box) for face in kept]
