@@ -1,13 +1,16 @@
 """The encoder methods refuse to build without weights unless asked, and do what pSp / e4e / ReStyle do, with
 untrained random weights on a tiny generator (the contract itself: the root tests/test_conformance.py)."""
 
+import re
 from importlib.metadata import distribution
+from importlib.resources import as_file, files
 
 import pytest
 import torch
 
 from inv_encoders.networks import StyleEncoder, StyleEncoderConfig
-from sg2_core import Inversion, create_method
+from sg2_core import Generator, Inversion, create_method, demo, load_networks
+from sg2_core.methods.weights import MissingWeightsError
 from sg2_core.testing import check_method
 
 SMALL = {"allow_untrained": True, "widths": (16, 32, 48, 64)}
@@ -24,13 +27,28 @@ def images(generator):
 
 @pytest.mark.parametrize("name", sorted(METHODS))
 def test_without_weights_it_refuses(name, generator):
+    shipped = re.escape(f"inv_encoders/assets/{METHODS[name].demo_weights[1]}")
     with pytest.raises(
-        ValueError,
-        match=rf"method '{name}' has trained weights for the demo generator only: pass "
-        r"weights=<an official .* checkpoint, a file from python -m "
-        r"inv_encoders.train, or a StyleEncoder>, or allow_untrained=True",
+        MissingWeightsError,
+        match=rf"^{re.escape(name)}: no weights for this generator: pass weights= \(an official .* checkpoint or a "
+        rf"StyleEncoder, or the file that python -m inv_encoders.train --method {re.escape(name)} writes\) or "
+        rf"allow_untrained=True for random weights \(tests only\); the shipped {shipped} is for sg2_core.demo's "
+        r"generator only$",
     ):
         create_method(name, generator=generator)
+
+
+@pytest.mark.parametrize("name", sorted(METHODS))
+def test_the_demo_generator_gets_the_shipped_encoder(name):
+    G = demo.load_generator()
+    method = create_method(name, generator=G)
+    package, file = METHODS[name].demo_weights
+    with as_file(files(package).joinpath("assets", file)) as path:
+        shipped = load_networks(path)["encoder"]
+    assert all(torch.equal(a, b) for a, b in zip(method.net.state_dict().values(), shipped.state_dict().values()))
+    other = Generator(G.config).eval()  # the demo's config, other weights: not the demo generator
+    with pytest.raises(MissingWeightsError, match="is for sg2_core.demo's generator only"):
+        create_method(name, generator=other)
 
 
 def test_psp_adds_its_codes_to_latent_avg_or_to_init(generator, images):

@@ -73,23 +73,40 @@ def small_checkpoint(generator, **opts):
 def test_a_small_official_file_loads_and_predicts_the_reference_deltas(tmp_path, generator):
     ckpt = small_checkpoint(generator)
     torch.save(ckpt, tmp_path / "hyper.pt")
-    method = inv_hyper.load(tmp_path / "hyper.pt", generator, input_resolution=None)
-    assert method.networks.config.sizes() == HyperConfig(
+    loaded = inv_hyper.load(tmp_path / "hyper.pt", generator)
+    assert isinstance(loaded, inv_hyper.HyperCheckpoint) and loaded.format == "hyperinverter"
+    assert loaded.generator is generator and loaded.opts["hidden_dim"] == 8 and loaded.path == tmp_path / "hyper.pt"
+    assert loaded.networks.config.sizes() == HyperConfig(
         widths=(16, 32, 48, 64), feature_dim=32, hidden_dim=8, extractor_dim=16
     )
-    assert method.networks.config.discriminator
-    own = method.networks.state_dict()
+    assert loaded.networks.config.discriminator
+    own = loaded.networks.state_dict()
     assert set(own) == set(ckpt["state_dict"])
     assert all(torch.equal(own[k], v.to(own[k].dtype)) for k, v in ckpt["state_dict"].items())
     with torch.no_grad():
-        deltas = method.networks.hypernet(REF["w_image_codes"], REF["w_bar_codes"])
+        deltas = loaded.networks.hypernet(REF["w_image_codes"], REF["w_bar_codes"])
     for name, expected in REF["predicted"].items():
         torch.testing.assert_close(deltas[name.removesuffix(".weight")], expected, rtol=1e-4, atol=2e-6)
-    # and HyperInverter(weights=) reads the same file
-    again = inv_hyper.HyperInverter(generator, weights=tmp_path / "hyper.pt", input_resolution=None)
-    assert all(torch.equal(a, b) for a, b in zip(again.networks.state_dict().values(), own.values()))
+    # and the method builds from the same file
+    method = inv_hyper.HyperInverter(generator, weights=tmp_path / "hyper.pt", input_resolution=None)
+    assert all(torch.equal(a, b) for a, b in zip(method.networks.state_dict().values(), own.values()))
     images = torch.rand(2, 3, 32, 32) * 2 - 1
     assert method(images).render().shape == (2, 3, 32, 32)
+
+
+def test_the_old_load_call_shapes_still_give_the_method_with_a_warning(tmp_path, generator):
+    torch.save(small_checkpoint(generator), tmp_path / "hyper.pt")
+    images = torch.rand(2, 3, 32, 32) * 2 - 1
+    expected = inv_hyper.HyperInverter(generator, weights=tmp_path / "hyper.pt", input_resolution=None)(images)
+    with pytest.warns(DeprecationWarning, match=r"returning the method is deprecated.*create_method\('hyperinverter'"):
+        method = inv_hyper.load(tmp_path / "hyper.pt", generator, input_resolution=None)
+    assert isinstance(method, inv_hyper.HyperInverter)
+    torch.testing.assert_close(method(images).render(), expected.render(), rtol=0, atol=0)
+    loaded = inv_hyper.load(tmp_path / "hyper.pt", generator)  # no options: the checkpoint, usable as before
+    with pytest.warns(DeprecationWarning, match="inv_hyper.load returns a HyperCheckpoint after inv-hyper 0.4"):
+        assert loaded.name == "hyperinverter"
+    with pytest.warns(DeprecationWarning, match="returns a HyperCheckpoint"):
+        assert loaded(images).render().shape == (2, 3, 32, 32)
 
 
 def test_a_checkpoint_for_another_generator_is_refused_naming_the_layer_and_both_shapes(tmp_path, generator):

@@ -13,6 +13,7 @@ from inv_hyper.methods import HyperInverterW
 from inv_hyper.networks import HyperConfig, HyperNetworks
 from sg2_core import Inversion, Method
 from sg2_core.methods.registry import register_method, unregister_method
+from sg2_core.methods.weights import MissingWeightsError
 
 # Untrained networks in the fixtures' reduced widths, encoding at 64 px so a call takes a fraction of a second.
 TINY = {
@@ -117,7 +118,7 @@ def test_networks_trained_on_a_methods_codes_use_that_method(phase1_methods, gen
     assert networks.w_encoder is None and not any(k.startswith("w_encoder.") for k in networks.state_dict())
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # its own phase I: no warning
-        method = HyperInverter(generator, networks=networks)
+        method = HyperInverter(generator, weights=networks)
     assert method.phase1.name == "test-shift-w"
     torch.testing.assert_close(method(images).ws, ShiftW(generator)(images).ws, rtol=0, atol=0)
     with pytest.raises(
@@ -125,7 +126,7 @@ def test_networks_trained_on_a_methods_codes_use_that_method(phase1_methods, gen
         match="hyperinverter-w: these networks refine the codes of 'test-shift-w' and "
         "have no W encoder of their own; use the 'test-shift-w' method itself",
     ):
-        HyperInverterW(generator, networks=networks)(images)
+        HyperInverterW(generator, weights=networks)(images)
 
 
 def test_naming_another_phase1_than_the_trained_one_warns(phase1_methods, generator, images):
@@ -137,7 +138,7 @@ def test_naming_another_phase1_than_the_trained_one_warns(phase1_methods, genera
         match="its phase II was trained to refine the codes of its own W encoder, not "
         "those of phase1='test-shift-w'.*--phase 2 --phase1 test-shift-w",
     ):
-        HyperInverter(generator, networks=own, phase1="test-shift-w")
+        HyperInverter(generator, weights=own, phase1="test-shift-w")
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # random networks (allow_untrained) were trained on nothing
         HyperInverter(generator, phase1="test-shift-w", **TINY)
@@ -156,12 +157,33 @@ def test_a_non_w_phase1_is_refused(phase1_methods, generator):
 
 def test_without_weights_it_refuses_to_build_random_networks(generator):
     with pytest.raises(
-        FileNotFoundError,
-        match="hyperinverter: the shipped weights are for the demo generator only; for this generator pass weights=",
+        MissingWeightsError,
+        match=r"^hyperinverter: no weights for this generator: pass weights= \(an official HyperInverter checkpoint "
+        r"or HyperNetworks, or the file that python -m inv_hyper.train --method hyperinverter writes\) or "
+        r"allow_untrained=True for random weights \(tests only\); the shipped "
+        r"inv_hyper/assets/hyperinverter_fmnist32.safetensors is for sg2_core.demo's generator only$",
     ):
         HyperInverter(generator)
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(MissingWeightsError, match=r"weights='/nonexistent/hyper.pt': no such file"):
         HyperInverter(generator, weights="/nonexistent/hyper.pt")
+
+
+def test_the_shipped_file_is_picked_by_phase1():
+    assert HyperInverter.demo_weights_for() == ("inv_hyper", "hyperinverter_fmnist32.safetensors")
+    assert HyperInverter.demo_weights_for(phase1="e4e-w") == ("inv_hyper", "hyperinverter-e4e-w_fmnist32.safetensors")
+    assert HyperInverter.demo_weights_for(phase1="psp-w") == HyperInverter.demo_weights
+
+
+def test_the_old_option_names_warn_and_still_work(generator, images):
+    seeded = HyperInverter(generator, weights_seed=3, **TINY)
+    with pytest.warns(DeprecationWarning, match="init_seed= is deprecated .* pass weights_seed="):
+        old = HyperInverter(generator, init_seed=3, **TINY)
+    assert all(
+        torch.equal(a, b) for a, b in zip(seeded.networks.state_dict().values(), old.networks.state_dict().values())
+    )
+    with pytest.warns(DeprecationWarning, match="networks= is deprecated .* pass weights=networks"):
+        by_networks = HyperInverter(generator, networks=seeded.networks, input_resolution=None)
+    assert by_networks.networks is seeded.networks
 
 
 def test_input_resolution_is_the_generators_unless_configured(generator, images):

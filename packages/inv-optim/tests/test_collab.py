@@ -8,7 +8,8 @@ import torch
 from inv_optim.collab import REFINE_STEPS, Collab, CollabRefine, LatentCache, iterator_loss, refine_wplus
 from inv_optim.embedding import EmbeddingConfig, build_embedding, load_embedding, read_metadata, save_embedding
 from inv_optim.training import CollabObjective, CollabTrainer, LossWeights
-from sg2_core import Generator, GeneratorConfig, Inversion
+from sg2_core import Generator, GeneratorConfig, Inversion, demo
+from sg2_core.methods.weights import MissingWeightsError, generator_hash
 
 
 @pytest.fixture(scope="module")
@@ -229,7 +230,6 @@ def test_shipped_network_is_for_the_demo_generator_and_refuses_others(generator)
     import json
 
     from inv_optim.collab import demo_weights_path
-    from sg2_core import demo
 
     path = demo_weights_path()
     if not path.is_file():
@@ -237,8 +237,26 @@ def test_shipped_network_is_for_the_demo_generator_and_refuses_others(generator)
     metadata = read_metadata(path)  # the metadata only: the demo generator is not needed
     assert metadata["config"].generator == json.loads(json.dumps(demo.GENERATOR_CONFIG.to_dict()))
     assert metadata["training"]["steps"] > 0
-    with pytest.raises(ValueError, match=r"shipped demo embedding network.*another generator"):
+    with pytest.raises(
+        MissingWeightsError,
+        match=r"^collab: no weights for this generator: pass weights= \(an EmbeddingNetwork, or the file that python "
+        r"-m inv_optim.train --method collab writes\) or allow_untrained=True for random weights \(tests only\); "
+        r"the shipped inv_optim/assets/collab_fmnist32.safetensors is for sg2_core.demo's generator only$",
+    ):
         Collab(generator)  # default weights, a 16 px generator
+    assert torch.equal(Collab(demo.load_generator()).network.head.weight, load_embedding(path).head.weight)
+
+
+def test_allow_untrained_builds_a_seeded_random_network(demo_like, demo_like_file, mse_distance):
+    one, same, other = (
+        Collab(demo_like, allow_untrained=True, weights_seed=seed, distance=mse_distance) for seed in (0, 0, 1)
+    )
+    assert one.network.config.generator_hash == generator_hash(demo_like)
+    assert torch.equal(one.network.trunk.weight, same.network.trunk.weight)
+    assert not torch.equal(one.network.trunk.weight, other.network.trunk.weight)
+    assert one(_render(demo_like, 2, 0)).latents.shape == (2, demo_like.num_ws, demo_like.w_dim)
+    net = demo_like_file[1]  # a network object is taken as it is
+    assert Collab(demo_like, weights=net, distance=mse_distance).network is net
 
 
 def test_embedding_file_is_sg2_cores_network_format_and_the_legacy_one_still_loads(demo_like, tmp_path):

@@ -2,9 +2,10 @@
 ``e4e-w``, ``restyle-psp``, ``restyle-e4e``.
 
 Each takes ``weights=``: an official checkpoint file (read by :func:`inv_encoders.load` with the given
-generator), a ``.safetensors`` file from ``python -m inv_encoders.train``, or a :class:`StyleEncoder`.
-Without ``weights`` the encoder trained on the demo generator is used (shipped for every method); for another
-generator a method refuses to build unless ``allow_untrained=True`` (random weights, seeded: for tests).
+generator), a ``.safetensors`` file from ``python -m inv_encoders.train``, or a :class:`StyleEncoder`;
+``allow_untrained=True`` builds random weights (``widths``, ``input_size``, seeded by ``weights_seed``: tests).
+Without either, on the demo generator, the encoder trained on it is used (``demo_weights``, shipped for every
+method); for another generator the method refuses to build (``sg2_core.methods.weights``).
 
 ``init=``: pSp and e4e add their codes to ``init``'s W+ instead of ``latent_avg``; ReStyle starts its
 iterations from ``init`` (its latents and its rendered image) instead of ``latent_avg`` and the average image
@@ -15,7 +16,6 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
-from importlib.resources import as_file, files
 from pathlib import Path
 
 import torch
@@ -24,6 +24,7 @@ import torch.nn.functional as F
 from sg2_core import Inversion, Method, StepInfo
 from sg2_core.encoders import DEFAULT_WIDTHS
 from sg2_core.methods.seeds import per_image_seeds
+from sg2_core.methods.weights import resolve_weights
 
 from .checkpoints import NAMES, load
 from .networks import StyleEncoder, StyleEncoderConfig
@@ -62,8 +63,8 @@ def read_trained(path, kind: str, generator, condition: str | None = None) -> St
 
 
 class EncoderMethod(Method):
-    """Shared construction: the encoder from ``weights``, the shipped demo one, or (``allow_untrained``)
-    random ones."""
+    """Shared construction: the encoder from ``weights``, (``allow_untrained``) random ones, or the shipped demo
+    one (``sg2_core.methods.weights.resolve_weights``)."""
 
     kind = "psp"
     space = "w+"
@@ -71,7 +72,6 @@ class EncoderMethod(Method):
     trainable = True
     test_options = {"allow_untrained": True, "widths": (16, 32, 48, 64)}  # a small random network
     test_batch_tolerance = 1e-5
-    demo_file: str | None = None  # the shipped asset's name when it is not demo_weights_file(kind)
 
     def __init__(
         self,
@@ -108,29 +108,26 @@ class EncoderMethod(Method):
             )
 
     def _network(self, weights, allow_untrained, widths, input_size, weights_seed) -> StyleEncoder:
-        if isinstance(weights, (str, Path)):
-            if Path(weights).suffix == ".safetensors":
-                return read_trained(weights, self.kind, self.generator, self.input_condition)
-            return load(weights, generator=self.generator, kind=self.kind).encoder
-        if isinstance(weights, StyleEncoder):
-            if weights.config.kind != self.kind:
-                raise ValueError(f"weights is a {NAMES[weights.config.kind]} encoder, not a {NAMES[self.kind]} one")
-            return weights
-        if weights is not None:
-            raise ValueError(f"weights must be a checkpoint path or a StyleEncoder, got {type(weights).__name__}")
-        g = self.generator
-        if not allow_untrained:
-            from sg2_core import demo
+        if isinstance(weights, StyleEncoder) and weights.config.kind != self.kind:
+            raise ValueError(f"weights is a {NAMES[weights.config.kind]} encoder, not a {NAMES[self.kind]} one")
+        return resolve_weights(
+            self,
+            weights,
+            network_type=StyleEncoder,
+            read=self._read,
+            untrained=lambda: self._untrained(widths, input_size),
+            accepts=f"an official {NAMES[self.kind]} checkpoint or a StyleEncoder",
+            allow_untrained=allow_untrained,
+            weights_seed=weights_seed,
+        )
 
-            shipped = files("inv_encoders").joinpath("assets", self.demo_file or demo_weights_file(self.kind))
-            if g.config == demo.GENERATOR_CONFIG and shipped.is_file():
-                with as_file(shipped) as path:
-                    return read_trained(path, self.kind, g, self.input_condition)
-            raise ValueError(
-                f"method {self.name!r} has trained weights for the demo generator only: pass "
-                f"weights=<an official {NAMES[self.kind]} checkpoint, a file from python -m "
-                "inv_encoders.train, or a StyleEncoder>, or allow_untrained=True for random weights"
-            )
+    def _read(self, path: Path) -> StyleEncoder:
+        if path.suffix == ".safetensors":
+            return read_trained(path, self.kind, self.generator, self.input_condition)
+        return load(path, generator=self.generator, kind=self.kind).encoder
+
+    def _untrained(self, widths, input_size) -> StyleEncoder:
+        g = self.generator
         restyle = self.kind.startswith("restyle")
         config = StyleEncoderConfig(
             kind=self.kind,
@@ -141,9 +138,7 @@ class EncoderMethod(Method):
             pyramid=not restyle,
             input_size=input_size or g.img_resolution,
         )
-        with torch.random.fork_rng(devices=[]):  # the same options give the same random network
-            torch.manual_seed(weights_seed)
-            net = StyleEncoder(config)
+        net = StyleEncoder(config)
         w_avg = g.mapping.w_avg.detach().float().cpu()
         net.set_latent_avg(w_avg if torch.isfinite(w_avg).all() else torch.zeros_like(w_avg))
         return net
@@ -157,6 +152,7 @@ class PSP(EncoderMethod):
     ``mix_alpha * injected + (1 - mix_alpha) * code`` (``mix_alpha=None``: replaced)."""
 
     name, kind = "psp", "psp"
+    demo_weights = ("inv_encoders", demo_weights_file("psp"))
     trainer = "inv_encoders.training:train_psp"
 
     def __init__(
@@ -210,6 +206,7 @@ class PSPW(EncoderMethod):
     """pSp's W-only encoder: one w per image plus ``latent_avg`` (with ``init``: plus the mean of its W+)."""
 
     name, kind, space = "psp-w", "psp-w", "w"
+    demo_weights = ("inv_encoders", demo_weights_file("psp-w"))
     trainer = "inv_encoders.training:train_psp_w"
 
     def invert(self, images: torch.Tensor, init: Inversion | None) -> Inversion:
@@ -225,6 +222,7 @@ class E4EW(PSPW):
     to the mapped distribution (HyperInverter's "e4e W-encoder"; ``phase1="e4e-w"``)."""
 
     name, kind = "e4e-w", "e4e-w"
+    demo_weights = ("inv_encoders", demo_weights_file("e4e-w"))
     trainer = "inv_encoders.training:train_e4e_w"
 
 
@@ -234,7 +232,7 @@ class PSPEdges(PSP):
 
     name = "psp-edges"
     input_condition = "edges"
-    demo_file = "psp_edges_fmnist32.safetensors"
+    demo_weights = ("inv_encoders", "psp_edges_fmnist32.safetensors")
     trainer = "inv_encoders.training:train_psp_edges"
 
 
@@ -242,6 +240,7 @@ class E4E(PSP):
     """e4e (Tov et al. 2021): one base w plus per-entry deltas; ``stage`` limits the deltas (0 = W only)."""
 
     name, kind = "e4e", "e4e"
+    demo_weights = ("inv_encoders", demo_weights_file("e4e"))
     trainer = "inv_encoders.training:train_e4e"
 
 
@@ -252,6 +251,7 @@ class ReStylePSP(EncoderMethod):
 
     name, kind = "restyle-psp", "restyle-psp"
     test_options = {**EncoderMethod.test_options, "n_iters": 2}
+    demo_weights = ("inv_encoders", demo_weights_file("restyle-psp"))
     trainer = "inv_encoders.training:train_restyle_psp"
 
     def __init__(self, generator=None, *, n_iters: int | None = None, **options):
@@ -289,6 +289,7 @@ class ReStyleE4E(ReStylePSP):
     """ReStyle over e4e's progressive encoder (base w plus deltas at every iteration)."""
 
     name, kind = "restyle-e4e", "restyle-e4e"
+    demo_weights = ("inv_encoders", demo_weights_file("restyle-e4e"))
     trainer = "inv_encoders.training:train_restyle_e4e"
 
 

@@ -1,17 +1,18 @@
 """HyperInverter: StyleGAN2 inversion with hypernetwork weight offsets.
 
-``HyperInverter`` (registered name ``hyperinverter`` once trained weights ship) and ``load`` (an official
-checkpoint for a generator given separately). ``inv_hyper.hypernetwork`` holds the weight regressors.
+``HyperInverter`` (registered names ``hyperinverter`` and ``hyperinverter-w``) and ``load`` (an official
+checkpoint, or a file of ``python -m inv_hyper.train``, for a generator given separately: a
+:class:`HyperCheckpoint`). ``inv_hyper.hypernetwork`` holds the weight regressors.
 """
 
 from importlib.metadata import version as _version
 
 from sg2_core.moved import old_paths
 
-from .checkpoints import load
+from .checkpoints import HyperCheckpoint, load
 from .methods import HyperInverter
 
-__all__ = ["HyperInverter", "load"]
+__all__ = ["HyperCheckpoint", "HyperInverter", "load"]
 
 # Single source of truth: the version in pyproject.toml, as installed.
 __version__ = _version("inv-hyper")

@@ -5,13 +5,20 @@ and ``opts``; the generator and its ``w_avg`` are not in it. It is read with ``t
 (no code from the file runs), the network sizes are read off the tensors and checked against ``opts``, and
 every part loads strictly. The official deltas are added to the stored NVIDIA weight before modulation, which
 is sg2-core's offset unit, so they are used as they are.
+
+:func:`load` returns what a file held (:class:`HyperCheckpoint`), as ``inv_encoders.load`` and ``inv_vae.load``
+do; the method builds from a path as every method does: ``create_method("hyperinverter", generator=G,
+weights=path)``.
 """
 
 from __future__ import annotations
 
+import warnings
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from sg2_core.checkpoints import CheckpointError  # the one class: sg2_core.CheckpointError
 from sg2_core.encoders.trunk import UNITS_PER_STAGE
@@ -20,10 +27,47 @@ from sg2_core.nn.offsets import layer_key
 from .hypernetwork import target_shapes
 from .networks import HyperConfig, HyperNetworks
 
-__all__ = ["load", "read_networks", "networks_from_state"]
+__all__ = ["HyperCheckpoint", "load", "read_networks", "networks_from_state"]
 
 PREFIXES = ("w_encoder.", "w_bar_encoder.", "hypernet.", "discriminator.")
 REQUIRED = ("w_encoder.", "w_bar_encoder.", "hypernet.")
+
+
+@dataclass
+class HyperCheckpoint:
+    """What a file held, for the generator given (the file has none): the networks (W encoder, W-bar encoder,
+    hypernetwork, and the discriminator where the file has one), the official file's ``opts``, the format
+    (``'hyperinverter'``, or ``'native'`` for a file of ``python -m inv_hyper.train``) and the path."""
+
+    networks: HyperNetworks
+    generator: nn.Module
+    opts: dict = field(default_factory=dict)
+    format: str = "hyperinverter"
+    path: Path | None = None
+
+    # inv-hyper 0.4's load returned the method: calling the checkpoint, or reading the method's attributes
+    # from it, still works with a DeprecationWarning until the next minor version.
+    def __call__(self, images, init=None):
+        return self._method()(images, init=init)
+
+    def __getattr__(self, name: str):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return getattr(self._method(), name)
+
+    def _method(self):
+        warnings.warn(
+            "inv_hyper.load returns a HyperCheckpoint after inv-hyper 0.4; build the method with "
+            "create_method('hyperinverter', generator=G, weights=path) (using the checkpoint as the method goes "
+            "away in the next minor version of inv-hyper)",
+            DeprecationWarning,
+            stacklevel=3,
+        )
+        if "_built" not in self.__dict__:
+            from sg2_core import create_method
+
+            self.__dict__["_built"] = create_method("hyperinverter", generator=self.generator, weights=self.networks)
+        return self.__dict__["_built"]
 
 
 def _trunk(state: dict, prefix: str, where: str) -> tuple[int, tuple[int, ...]]:
@@ -150,7 +194,10 @@ def _load_strict(networks: HyperNetworks, state: dict, where: str) -> None:
 def read_networks(path, generator) -> HyperNetworks:
     """The networks at ``path`` for ``generator`` (read on the CPU): an official checkpoint, or a
     ``.safetensors`` file of ours (``python -m inv_hyper.train``, sg2-core's native network format)."""
-    path = Path(path)
+    return _read(Path(path), generator).networks
+
+
+def _read(path: Path, generator) -> HyperCheckpoint:
     if not path.is_file():
         raise FileNotFoundError(f"HyperInverter checkpoint {str(path)!r} does not exist")
     if path.suffix == ".safetensors":
@@ -170,10 +217,11 @@ def read_networks(path, generator) -> HyperNetworks:
     opts = ckpt.get("opts") or {}
     if not isinstance(opts, dict):  # argparse Namespaces cannot come through weights_only; dicts can
         opts = {}
-    return networks_from_state(ckpt["state_dict"], opts, generator, where=str(path))
+    networks = networks_from_state(ckpt["state_dict"], opts, generator, where=str(path))
+    return HyperCheckpoint(networks, generator, dict(opts), "hyperinverter", path)
 
 
-def _read_native(path: Path, generator) -> HyperNetworks:
+def _read_native(path: Path, generator) -> HyperCheckpoint:
     from sg2_core import load_networks
 
     loaded = load_networks(path)
@@ -195,12 +243,34 @@ def _read_native(path: Path, generator) -> HyperNetworks:
             "channels or w_dim differ",
         )
         raise CheckpointError(f"{path}: its networks were trained for another generator ({diff})")
-    return networks
+    return HyperCheckpoint(networks, generator, {}, "native", path)
 
 
-def load(path, generator, **options):
-    """``HyperInverter`` built from the official checkpoint at ``path`` for ``generator`` (NVIDIA pickle,
-    rosinality or native, read through sg2-core); ``options`` as for ``HyperInverter`` (phase1=, ...)."""
-    from .methods import HyperInverter
+def load(path, generator, *, device=None, **method_options) -> HyperCheckpoint:
+    """Read a HyperInverter file for ``generator`` (given separately: the file holds none): an official
+    checkpoint or a file of ``python -m inv_hyper.train``. ``device``: move the networks there.
 
-    return HyperInverter(generator, networks=read_networks(path, generator), **options)
+    inv-hyper 0.4 returned a ``HyperInverter`` (``load(path, G, phase1=...)``); method options still build one,
+    with a DeprecationWarning, until the next minor version: use ``create_method("hyperinverter", generator=G,
+    weights=path, ...)``.
+
+    Raises:
+        FileNotFoundError: no such file.
+        CheckpointError: an unreadable or unsafe file, another layout, or networks for another generator.
+    """
+    ckpt = _read(Path(path), generator)
+    if method_options:
+        from sg2_core import create_method
+
+        warnings.warn(
+            "inv_hyper.load(path, G, **options) returning the method is deprecated and goes away in the next minor "
+            "version of inv-hyper; "
+            "use create_method('hyperinverter', generator=G, weights=path, **options)",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        placed = {} if device is None else {"device": device}
+        return create_method("hyperinverter", generator=generator, weights=ckpt.networks, **placed, **method_options)
+    if device is not None:
+        ckpt.networks.to(device)
+    return ckpt

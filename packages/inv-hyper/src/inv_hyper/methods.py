@@ -15,13 +15,14 @@ every image instead (``python -m inv_hyper.bench`` compares the two).
 from __future__ import annotations
 
 import warnings
-from importlib.resources import as_file, files
 
 import torch
 import torch.nn.functional as F
 
 from sg2_core import Inversion, Method, StepInfo, create_method, list_methods, method_spec
+from sg2_core.methods.weights import resolve_weights
 
+from .checkpoints import read_networks
 from .networks import HyperConfig, HyperNetworks
 
 __all__ = ["DEMO_WEIGHTS", "HyperInverter", "HyperInverterW"]
@@ -65,6 +66,12 @@ class HyperInverter(Method):
         "extractor_dim": 16,
         "encoder_size": 64,
     }
+    demo_weights = ("inv_hyper", DEMO_WEIGHTS)
+
+    @classmethod
+    def demo_weights_for(cls, phase1: str | None = None, **options) -> tuple[str, str]:
+        """The shipped networks whose phase II was trained on ``phase1``'s codes (else the default)."""
+        return ("inv_hyper", demo_weights(phase1))
 
     def __init__(
         self,
@@ -81,33 +88,54 @@ class HyperInverter(Method):
         hidden_dim: int = 128,
         extractor_dim: int = 64,
         encoder_size: int = 256,
-        init_seed: int = 0,
+        weights_seed: int = 0,
+        init_seed: int | None = None,
         callback=None,
         device=None,
     ):
         super().__init__(generator, callback=callback, device=device)
+        if networks is not None:  # inv-hyper 0.4's option: weights= takes built networks now
+            warnings.warn(
+                f"{self.name}: networks= is deprecated and goes away in the next minor version of inv-hyper; "
+                "pass weights=networks",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            if weights is not None:
+                raise ValueError("give weights= (a file or HyperNetworks) or networks=, not both")
+            weights = networks
+        if init_seed is not None:  # inv-hyper 0.4's name; weights_seed in every family now
+            warnings.warn(
+                f"{self.name}: init_seed= is deprecated and goes away in the next minor version of inv-hyper; "
+                "pass weights_seed=",
+                DeprecationWarning,
+                stacklevel=2,
+            )
+            weights_seed = init_seed
         if input_resolution is not None and (not isinstance(input_resolution, int) or input_resolution < 1):
             raise ValueError(
                 f"input_resolution must be a positive int or None (the generator's), got {input_resolution!r}"
             )
         self.input_resolution = input_resolution
-        untrained = networks is None and weights is None and allow_untrained
-        if networks is None:
-            networks = self._networks(
-                weights,
-                allow_untrained,
-                HyperConfig(
-                    widths=tuple(widths),
-                    feature_dim=feature_dim,
-                    hidden_dim=hidden_dim,
-                    extractor_dim=extractor_dim,
-                    encoder_size=encoder_size,
-                ),
-                init_seed,
-                phase1,
-            )
-        elif weights is not None:
-            raise ValueError("give weights= (a file) or networks=, not both")
+        untrained = weights is None and allow_untrained
+        config = HyperConfig(
+            widths=tuple(widths),
+            feature_dim=feature_dim,
+            hidden_dim=hidden_dim,
+            extractor_dim=extractor_dim,
+            encoder_size=encoder_size,
+        )
+        networks = resolve_weights(
+            self,
+            weights,
+            network_type=HyperNetworks,
+            read=lambda path: read_networks(path, generator),
+            untrained=lambda: HyperNetworks.for_generator(generator, config),
+            accepts="an official HyperInverter checkpoint or HyperNetworks",
+            allow_untrained=allow_untrained,
+            weights_seed=weights_seed,
+            options={"phase1": phase1},
+        )
         dtype = next(generator.parameters()).dtype
         self.networks = networks.to(self.device, dtype).eval().requires_grad_(False)
         self.encoder_size = self.networks.config.encoder_size
@@ -123,35 +151,6 @@ class HyperInverter(Method):
                 f"inv_hyper.train --method hyperinverter --phase 2 --phase1 {phase1}",
                 stacklevel=2,
             )
-
-    def _networks(self, weights, allow_untrained, config, init_seed, phase1) -> HyperNetworks:
-        from .checkpoints import read_networks
-
-        if weights is not None:
-            return read_networks(weights, self.generator)
-        if not allow_untrained:
-            name = demo_weights(phase1)
-            shipped = files("inv_hyper").joinpath("assets", name)
-            if not shipped.is_file():
-                raise FileNotFoundError(
-                    f"{self.name}: the demo weights {name} are missing from the "
-                    f"inv_hyper package (expected at {shipped}); reinstall inv-hyper, or pass "
-                    "weights="
-                )
-            with as_file(shipped) as path:
-                try:
-                    return read_networks(path, self.generator)
-                except ValueError:
-                    pass  # another generator than the demo's: say what to pass instead
-            raise FileNotFoundError(
-                f"{self.name}: the shipped weights are for the demo generator only; for this "
-                "generator pass weights= (an official HyperInverter checkpoint, or a file from "
-                "python -m inv_hyper.train), or allow_untrained=True for random networks "
-                "(tests only)"
-            )
-        with torch.random.fork_rng(devices=[]):  # random but reproducible, without touching the caller's RNG
-            torch.manual_seed(init_seed)
-            return HyperNetworks.for_generator(self.generator, config)
 
     def _phase1(self, phase1, options):
         if phase1 is None:

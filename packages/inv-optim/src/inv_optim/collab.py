@@ -10,7 +10,9 @@ code visited (the start included), so refining never makes a code worse. Loss pe
 (``iterator=NAME``): it is called with the network's inversion as ``init``.
 
 Registry methods: ``collab`` (one forward pass, ``refine_steps=0``) and ``collab+refine``
-(``refine_steps=REFINE_STEPS``). Both default to the network shipped for the demo generator.
+(``refine_steps=REFINE_STEPS``). Their network comes from ``weights=`` (a file of ``python -m inv_optim.train`` or
+an :class:`~inv_optim.embedding.EmbeddingNetwork`), ``allow_untrained=True`` (random, seeded by ``weights_seed``) or,
+for the demo generator, the network shipped for it (``sg2_core.methods.weights``).
 """
 
 from __future__ import annotations
@@ -21,9 +23,10 @@ from importlib.resources import as_file, files
 import torch
 
 from sg2_core import Inversion, Method, StepInfo, create_method
+from sg2_core.methods.weights import generator_hash, resolve_weights
 
 from .distance import Distance, default_distance
-from .embedding import check_generator, generator_fingerprint, load_embedding, read_metadata
+from .embedding import EmbeddingNetwork, build_embedding, check_generator, load_embedding, read_metadata
 from .projector import ProjectorWPlus, _project
 
 DEMO_WEIGHTS = "collab_fmnist32.safetensors"
@@ -125,8 +128,18 @@ def demo_weights_path():
 
 
 def load_network(generator, weights=None, device=None):
-    """The embedding network for ``generator``: ``weights`` (a file) or the shipped demo network; raises when
+    """Deprecated (goes away in inv-optim's next minor version): the network of ``create_method("collab", generator=G,
+    weights=...)``, which also checks that ``generator`` is the demo generator before using the shipped one.
+
+    The embedding network for ``generator``: ``weights`` (a file) or the shipped demo network; raises when
     it was trained for a generator of another config, warns when only the weights differ."""
+    warnings.warn(
+        "inv_optim.collab.load_network is deprecated and goes away in inv-optim's next minor version: build the "
+        "method, create_method('collab', generator=G, weights=FILE), or read a file with "
+        "inv_optim.embedding.load_embedding",
+        DeprecationWarning,
+        stacklevel=2,
+    )
     if weights is None:
         resource = demo_weights_path()
         if not resource.is_file():
@@ -151,15 +164,13 @@ def _load_checked(path, generator, device, where: str):
         raise FileNotFoundError(f"{where}: file not found; train one with python -m inv_optim.train --out {path}")
     config = read_metadata(path)["config"]
     check_generator(config, generator, where)
-    if config.generator_fingerprint is not None:
-        own = generator_fingerprint(generator)
-        if abs(own - config.generator_fingerprint) > 1e-5 * abs(config.generator_fingerprint):
-            warnings.warn(
-                f"{where} was trained for a generator with the same config but other weights "
-                f"(fingerprint {config.generator_fingerprint:.6g}, this one {own:.6g}); its codes will "
-                "be poor: retrain it with python -m inv_optim.train",
-                stacklevel=3,
-            )
+    # Files of inv-optim 0.3 and earlier record a sum of squares instead (generator_fingerprint): not checked any more.
+    if config.generator_hash is not None and config.generator_hash != generator_hash(generator):
+        warnings.warn(
+            f"{where} was trained for a generator with the same config but other weights (its generator_hash "
+            "differs); its codes will be poor: retrain it with python -m inv_optim.train --method collab",
+            stacklevel=3,
+        )
     return load_embedding(path, device)
 
 
@@ -167,7 +178,8 @@ class Collab(Method):
     """Registry method ``collab``: the embedding network's W+ codes in one forward pass, then
     ``refine_steps`` iterator steps (0 by default).
 
-    Options: ``weights`` (a ``train`` file; default: the network shipped for the demo generator),
+    Options: ``weights`` (a ``train`` file or an ``EmbeddingNetwork``; default: the network shipped for the demo
+    generator), ``allow_untrained`` (a random network, seeded by ``weights_seed``: tests and baselines),
     ``refine_steps``, ``lr`` (iterator peak lr), ``mse`` (iterator MSE weight), ``distance`` (name or callable;
     default ``fmnist`` on the demo domain, else LPIPS-VGG), ``iterator`` (a registered method name to refine
     with instead of the W+ projector; ``iterator_options`` are its options), ``device`` (the generator's).
@@ -182,6 +194,7 @@ class Collab(Method):
     trainer = "inv_optim.training:main"
     needs = ("generator", "own-weights")
     default_refine_steps = 0
+    demo_weights = ("inv_optim", DEMO_WEIGHTS)
     test_options = {}  # the network shipped for the demo generator: one forward pass
 
     def __init__(
@@ -189,6 +202,8 @@ class Collab(Method):
         generator=None,
         *,
         weights=None,
+        allow_untrained: bool = False,
+        weights_seed: int = 0,
         refine_steps: int | None = None,
         distance=None,
         lr: float = REFINE_LR,
@@ -202,7 +217,19 @@ class Collab(Method):
         refine_steps = self.default_refine_steps if refine_steps is None else refine_steps
         if not isinstance(refine_steps, int) or isinstance(refine_steps, bool) or refine_steps < 0:
             raise ValueError(f"refine_steps must be an int >= 0, got {refine_steps!r}")
-        self.network = load_network(generator, weights, self.device)
+        if isinstance(weights, EmbeddingNetwork):
+            check_generator(weights.config, generator, "weights")
+        network = resolve_weights(
+            self,
+            weights,
+            network_type=EmbeddingNetwork,
+            read=lambda path: _load_checked(path, generator, None, f"embedding network {path}"),
+            untrained=lambda: build_embedding(generator),
+            accepts="an EmbeddingNetwork",
+            allow_untrained=allow_untrained,
+            weights_seed=weights_seed,
+        )
+        self.network = network.to(self.device).eval().requires_grad_(False)
         self.refine_steps, self.lr, self.mse = refine_steps, lr, mse
         self.distance = Distance(distance or default_distance(generator))
         self.iterator_name = iterator

@@ -15,16 +15,18 @@ SPADE-like modulation and predicts W+ with a TreeConnect head. Here:
   mean ``w_avg``; the last layer starts at zero, so an untrained network proposes ``w_avg`` everywhere, the
   projector's own starting point.
 
-A network stores its config (and the config and a fingerprint of the generator it was trained for) as JSON
-beside the tensors, in sg2-core's native file format for any network (``sg2_core.save_networks``, one
-network named ``network``): ``save_embedding`` / ``load_embedding``, never a pickle. Files of the earlier
-format of its own (``inv_optim.collab.embedding/1``, the demo network shipped with 0.2) still load.
+A network stores its config (and the config and the weights' hash, ``sg2_core.methods.weights.generator_hash``,
+of the generator it was trained for) as JSON beside the tensors, in sg2-core's native file format for any
+network (``sg2_core.save_networks``, one network named ``network``): ``save_embedding`` / ``load_embedding``,
+never a pickle. Files of the earlier format of its own (``inv_optim.collab.embedding/1``, the demo network shipped
+with 0.2) still load.
 """
 
 from __future__ import annotations
 
 import json
 import math
+import warnings
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
 from types import SimpleNamespace
@@ -35,6 +37,7 @@ from torch.nn import functional as F
 
 from sg2_core import load_networks, register_network, save_networks
 from sg2_core.checkpoints.native import FORMAT_TAG as NATIVE_FORMAT
+from sg2_core.methods.weights import generator_hash
 
 LEGACY_FORMAT = "inv_optim.collab.embedding/1"  # inv-optim 0.2's own format, still read
 NETWORK_NAME = "network"
@@ -51,7 +54,8 @@ class EmbeddingConfig:
     identity: str | None = "fmnist"
     channels: tuple[int, ...] = (16, 32, 64)  # attribute stages, one per halving (the last one reaches 4x4)
     hidden: int = 256
-    generator_fingerprint: float | None = None  # sum of squares of the generator's tensors, float64
+    generator_fingerprint: float | None = None  # inv-optim 0.3's record of the generator: read, no longer checked
+    generator_hash: str | None = None  # sg2_core.methods.weights.generator_hash of the generator it was trained for
 
     def __post_init__(self):
         if self.backbone not in BACKBONES:
@@ -89,8 +93,14 @@ class EmbeddingConfig:
 
 
 def generator_fingerprint(generator) -> float:
-    """Sum of squares of every generator parameter and buffer (float64): tells two generators of the same
-    architecture apart (a network trained on one proposes poor codes for the other)."""
+    """Deprecated: sum of squares of every generator parameter and buffer (float64), inv-optim 0.3's record of a
+    generator; ``sg2_core.methods.weights.generator_hash`` is the one identity of generators now."""
+    warnings.warn(
+        "inv_optim.embedding.generator_fingerprint is deprecated and goes away in inv-optim's next minor version: "
+        "use sg2_core.methods.weights.generator_hash",
+        DeprecationWarning,
+        stacklevel=2,
+    )
     return float(sum(t.detach().double().square().sum().item() for t in generator.state_dict().values()))
 
 
@@ -251,7 +261,7 @@ def build_embedding(
         identity="fmnist" if backbone == "fused" else None,
         channels=channels,
         hidden=hidden,
-        generator_fingerprint=generator_fingerprint(generator),
+        generator_hash=generator_hash(generator),
     )
     if w_avg is None:
         w_avg = w_statistics(generator, 10000)[0]

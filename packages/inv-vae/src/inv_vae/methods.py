@@ -14,11 +14,11 @@ written by ``python -m inv_vae.train style``, or a Generator); on the demo gener
 by default, elsewhere none (``style=False``: none). :meth:`AgileGAN.showcase` renders the inversion through it,
 as ``python -m inv_vae.stylize`` does.
 
-Weights: ``weights=`` an AgileGAN encoder file (official ``encoder.pt`` layout or our native file, read by
-:func:`inv_vae.load`) or a :class:`VAEStyleEncoder`. Without it, a generator with the demo's config uses the
-shipped ``inv_vae/assets/agilegan_fmnist32.safetensors`` (trained by ``python -m inv_vae.train encoder``, see
-the README); for any other generator the method refuses to build without weights unless ``allow_untrained=True``
-(random, seeded weights: tests only).
+Weights (``sg2_core.methods.weights``): ``weights=`` an AgileGAN encoder file (official ``encoder.pt`` layout or
+our native file, read by :func:`inv_vae.load`) or a :class:`VAEStyleEncoder`; ``allow_untrained=True`` builds a
+random encoder (``widths``, ``input_size``, seeded by ``weights_seed``: tests only). Without either, the demo
+generator gets the shipped ``inv_vae/assets/agilegan_fmnist32.safetensors`` (trained by ``python -m inv_vae.train
+encoder``, see the README); any other generator is refused.
 """
 
 from __future__ import annotations
@@ -29,8 +29,9 @@ from pathlib import Path
 
 import torch
 
-from sg2_core import Inversion, Method, StepInfo, demo
+from sg2_core import Inversion, Method, StepInfo
 from sg2_core.encoders import DEFAULT_WIDTHS
+from sg2_core.methods.weights import is_demo_generator, resolve_weights
 from sg2_core.nn.generator import normalize_2nd_moment
 
 from .checkpoints import check_generator, load
@@ -44,8 +45,8 @@ FIT_STEPS, FIT_LR = 100, 0.1
 
 
 def default_weights(generator) -> Path | None:
-    """The shipped encoder file for ``generator`` (one with the demo generator's config), or None."""
-    if getattr(generator, "config", None) != demo.GENERATOR_CONFIG:
+    """The shipped encoder file for ``generator`` (the demo generator: ``is_demo_generator``), or None."""
+    if not is_demo_generator(generator):
         return None
     path = files("inv_vae").joinpath("assets", DEMO_WEIGHTS)
     return Path(str(path)) if path.is_file() else None
@@ -79,6 +80,7 @@ class AgileGAN(Method):
     needs = ("generator", "own-weights")
     trainable, trainer = True, "inv_vae.training:main"  # python -m inv_vae.train encoder|style
     test_options = {"allow_untrained": True, "widths": (16, 32, 48, 64)}  # a small random encoder
+    demo_weights = ("inv_vae", DEMO_WEIGHTS)
 
     def __init__(
         self,
@@ -100,7 +102,7 @@ class AgileGAN(Method):
         check_generator(self.net.config, self.generator)
         self.input_resolution = self.net.config.input_size
         self.input_channels = self.net.config.in_channels
-        if style is None and getattr(self.generator, "config", None) == demo.GENERATOR_CONFIG:
+        if style is None and is_demo_generator(self.generator):
             style = DEMO_STYLE
         self.style_spec, self._style = (None if style is False else style), None
 
@@ -134,32 +136,28 @@ class AgileGAN(Method):
             return {f"agilegan stylised ({label})": render_style(inversion, style, source)}
 
     def _network(self, weights, allow_untrained, widths, input_size, weights_seed) -> VAEStyleEncoder:
-        if weights is None and not allow_untrained:
-            weights = default_weights(self.generator)
-            if weights is None:
-                raise FileNotFoundError(
-                    f"agilegan: no trained encoder weights are shipped for this generator (only for the demo's: "
-                    f"inv_vae/assets/{DEMO_WEIGHTS}); pass weights= (an AgileGAN encoder.pt or a native file "
-                    "saved with sg2_core.save_networks, see inv_vae.load) or allow_untrained=True for a random "
-                    "encoder (tests only)"
-                )
-        if isinstance(weights, (str, Path)):
-            return load(weights, generator=self.generator).encoder
-        if isinstance(weights, VAEStyleEncoder):
-            return weights
-        if weights is not None:
-            raise ValueError(f"weights must be a checkpoint path or a VAEStyleEncoder, got {type(weights).__name__}")
         g = self.generator
-        config = VAEConfig(
-            n_styles=g.num_ws,
-            z_dim=g.z_dim,
-            in_channels=g.img_channels,
-            input_size=input_size or g.img_resolution,
-            widths=tuple(widths),
-        )
-        with torch.random.fork_rng(devices=[]):  # the same options give the same random network
-            torch.manual_seed(weights_seed)
+
+        def untrained() -> VAEStyleEncoder:
+            config = VAEConfig(
+                n_styles=g.num_ws,
+                z_dim=g.z_dim,
+                in_channels=g.img_channels,
+                input_size=input_size or g.img_resolution,
+                widths=tuple(widths),
+            )
             return VAEStyleEncoder(config)
+
+        return resolve_weights(
+            self,
+            weights,
+            network_type=VAEStyleEncoder,
+            read=lambda path: load(path, generator=g).encoder,
+            untrained=untrained,
+            accepts="an AgileGAN encoder.pt or a VAEStyleEncoder",
+            allow_untrained=allow_untrained,
+            weights_seed=weights_seed,
+        )
 
     def invert(self, images: torch.Tensor, init: Inversion | None) -> Inversion:
         g = self.generator

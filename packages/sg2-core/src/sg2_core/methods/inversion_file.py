@@ -2,13 +2,13 @@
 
 Tensors: ``latents``, ``offset.<layer>`` and the tensor extras (``extra.<n>``, as in the native network
 format). Metadata: ``format`` / ``format_version``, ``space``, the generator's config (JSON) and a
-BLAKE2 hash of its state dict, ``extra`` (JSON with tensor references).
+hash of its weights (``sg2_core.methods.weights.generator_hash``), ``extra`` (JSON with tensor references).
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
+import warnings
 from pathlib import Path
 
 import torch
@@ -16,20 +16,23 @@ import torch
 from sg2_core.checkpoints._io import atomic_write, check_input, one_line
 from sg2_core.checkpoints.errors import CheckpointError
 from sg2_core.checkpoints.native import _decode, _encode_extra, _safetensors, read_tagged
+from sg2_core.methods.weights import generator_hash
 
 FILE_FORMAT = "sg2-toolkit-inversion"
 FILE_VERSION = "1"
 _OFFSET_PREFIX = "offset."
 
 
-def weights_hash(module: torch.nn.Module) -> str:
-    """A hash of every tensor of ``module`` (names, dtypes, shapes and values), hex."""
-    digest = hashlib.blake2b(digest_size=16)
-    for key, t in sorted(module.state_dict().items()):
-        t = t.detach().to("cpu").contiguous()
-        digest.update(f"{key}:{t.dtype}:{tuple(t.shape)};".encode())
-        digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes() if t.numel() else b"")
-    return digest.hexdigest()
+def __getattr__(name: str):
+    if name == "weights_hash":  # its name before sg2-core 0.7; the one identity of generators is generator_hash
+        warnings.warn(
+            "sg2_core.methods.inversion_file.weights_hash is now sg2_core.methods.weights.generator_hash; "
+            "the old name goes away in sg2-core 0.8",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return generator_hash
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def write(path, latents, space: str, generator, offsets, extras: dict, *, overwrite: bool = False) -> Path:
@@ -47,7 +50,7 @@ def write(path, latents, space: str, generator, offsets, extras: dict, *, overwr
         "format_version": FILE_VERSION,
         "space": space,
         "generator_config": json.dumps(generator.config.to_dict()),
-        "generator_hash": weights_hash(generator),
+        "generator_hash": generator_hash(generator),
         "extra": json.dumps(encoded),
     }
     data = _safetensors().torch.save(tensors, metadata=metadata)
@@ -65,7 +68,7 @@ def read(path, generator, *, check_weights: bool = True) -> tuple[Path, torch.Te
     if differ:
         detail = ", ".join(f"{k}: file {recorded.get(k)!r}, generator {own.get(k)!r}" for k in differ)
         raise CheckpointError(f"the inversion was made for a generator of another config ({detail})", path)
-    if check_weights and metadata.get("generator_hash") != weights_hash(generator):
+    if check_weights and metadata.get("generator_hash") != generator_hash(generator):
         raise CheckpointError(
             "the inversion was made with a generator of the same config but other weights "
             "(the weight hashes differ); pass the generator it was made with, or "

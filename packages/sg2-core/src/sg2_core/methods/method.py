@@ -13,6 +13,9 @@ without building anything::
     input_condition   None for an inversion; for an image-to-image method the name of the condition map it
                       takes instead of the image (``sg2_core.methods.conditions``: 'edges', 'lowres')
     needs             weights it needs, from :data:`WEIGHTS`
+    demo_weights      ``(package, file)``: its weights for ``sg2_core.demo``'s generator, shipped in the package's
+                      ``assets/`` folder (None: none); :meth:`Method.demo_weights_for` when an option picks the file.
+                      ``sg2_core.methods.weights.resolve_weights`` reads it (with ``weights=`` / ``allow_untrained``)
     test_options      cheap options for the conformance check (``sg2_core.testing.check_method``, run by the root
                       test over every installed method on the demo generator): small networks, few steps,
                       ``allow_untrained=True`` where it needs weights; ``{}`` when its defaults are cheap
@@ -98,6 +101,7 @@ class Method:
     input_channels: int | None = None
     input_condition: str | None = None
     needs: tuple[str, ...] = ("generator",)
+    demo_weights: tuple[str, str] | None = None
     test_options: dict | None = None  # None: not declared (check_method requires a declaration)
     test_batch_tolerance: float = 1e-4
 
@@ -124,6 +128,12 @@ class Method:
         if not isinstance(result, Inversion) or len(result) != images.shape[0]:
             raise TypeError(f"{type(self).__name__}.invert must return an Inversion of the {images.shape[0]} images")
         return result
+
+    @classmethod
+    def demo_weights_for(cls, **options) -> tuple[str, str] | None:
+        """The shipped file for the demo generator under these build options: ``demo_weights``, unless the
+        method picks its file by an option (HyperInverter by ``phase1``)."""
+        return cls.demo_weights
 
     def invert(self, images: torch.Tensor, init: Inversion | None) -> Inversion:
         """Invert checked float32 ``images`` on the method's device, starting from ``init`` when given.
@@ -173,6 +183,11 @@ def check_declaration(cls) -> list[str]:
         problems.append(f"trainer must be 'module:function' or None, got {trainer!r}")
     if getattr(cls, "trainable", False) and trainer is None:
         problems.append("a trainable method names its trainer ('module:function')")
+    demo_weights = getattr(cls, "demo_weights", None)
+    if demo_weights is not None and not (
+        isinstance(demo_weights, tuple) and len(demo_weights) == 2 and all(isinstance(p, str) for p in demo_weights)
+    ):
+        problems.append(f"demo_weights must be None or (package, file name), got {demo_weights!r}")
     test_options = getattr(cls, "test_options", None)
     if test_options is not None and not (
         isinstance(test_options, dict) and all(isinstance(k, str) for k in test_options)
