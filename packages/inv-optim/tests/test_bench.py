@@ -24,3 +24,14 @@ def test_the_bench_runs_and_both_ways_reach_the_same_quality(capsys):
     assert rows["batched"] == pytest.approx(rows["one by one"], abs=2e-3)
     assert rows["batched offsets"] == pytest.approx(rows["sequential copies"], abs=2e-3)
     assert "speed-up batched / one by one:" in out and "speed-up batched / sequential:" in out
+
+
+def test_the_collab_bench_runs_and_ranks_its_rows(capsys):
+    from inv_optim.bench_collab import main as collab_main
+
+    collab_main(["--n", "2", "--refine-steps", "2", "--project-steps", "2", "--threads", "1"])
+    out = capsys.readouterr().out
+    rows = re.findall(
+        r"^\| (collab \(network only\)|collab \+ 2 iterator steps|sg2-w\+ \(2 steps\)) \|", out, flags=re.M
+    )
+    assert rows == ["collab (network only)", "collab + 2 iterator steps", "sg2-w+ (2 steps)"], out

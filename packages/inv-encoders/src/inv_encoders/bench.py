@@ -33,7 +33,7 @@ import torch
 from torch import nn
 
 from inv_metrics.memory import peak_growth
-from sg2_core import use_impl
+from sg2_core import threads, use_impl
 
 from .checkpoints import from_dict
 from .networks import StyleEncoder, StyleEncoderConfig
@@ -217,12 +217,12 @@ def main(argv=None) -> int:
     parser.add_argument("--e4e-repo", help="a checkout of omertov/encoder4editing (e4e rows; none without it)")
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
+    threads.add_option(parser)
     parser.add_argument("--device", default="cpu")
     parser.add_argument("--amp", choices=("none", "bf16", "fp16"), default="none", help="autocast dtype")
     parser.add_argument("--with-exact", action="store_true", help="also time our exact path (use_impl('ref'))")
     args = parser.parse_args(argv)
-    for name in ("batches", "repeats", "threads"):
+    for name in ("batches", "repeats"):
         value = getattr(args, name)
         if min(value if isinstance(value, list) else [value]) < 1:
             parser.error(f"--{name} must be >= 1, got {value}")
@@ -238,8 +238,11 @@ def main(argv=None) -> int:
         parser.error(f"--device {args.device}: {exc}")
     if device.type == "cuda" and not torch.cuda.is_available():
         parser.error(f"--device {args.device}: no CUDA device is available")
-    torch.set_num_threads(args.threads)
-    where = f"CPU, {args.threads} thread(s)" if device.type == "cpu" else str(device)
+    try:
+        chosen = threads.configure(args.threads).threads
+    except ValueError as exc:
+        parser.error(str(exc))
+    where = f"CPU, {chosen} thread(s)" if device.type == "cpu" else str(device)
     print(
         f"IR-SE50, 256 px, 3 channels, 18 styles, random weights in the official layout; {where}, amp "
         f"{args.amp}; median of {args.repeats}; load average {os.getloadavg()[0]:.2f} at the start"

@@ -22,7 +22,7 @@ import time
 import torch
 
 from inv_metrics.memory import peak_growth
-from sg2_core import Generator, GeneratorConfig
+from sg2_core import Generator, GeneratorConfig, threads
 
 from .hypernetwork import Hypernetwork
 
@@ -81,16 +81,19 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m inv_hyper.bench", description=__doc__.split("\n\n")[0])
     parser.add_argument("--batches", type=int, nargs="+", default=[1, 8])
     parser.add_argument("--repeats", type=int, default=3)
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    threads.add_option(parser)
     args = parser.parse_args(argv)
-    if args.repeats < 1 or args.threads < 1 or min(args.batches) < 1:
-        parser.error("--batches, --repeats and --threads must be positive")
-    torch.set_num_threads(args.threads)
+    if args.repeats < 1 or min(args.batches) < 1:
+        parser.error("--batches and --repeats must be positive")
+    try:
+        chosen = threads.configure(args.threads).threads
+    except ValueError as exc:
+        parser.error(str(exc))
     c = BENCH_CONFIG
     params = sum(p.numel() for p in Generator(c).parameters())
     print(
         f"generator {c.resolution} px, channel_base {c.channel_base}, channel_max {c.channel_max}, w_dim {c.w_dim} "
-        f"({params / 1e6:.2f} M parameters); CPU, {args.threads} thread(s), median of {args.repeats}"
+        f"({params / 1e6:.2f} M parameters); CPU, {chosen} thread(s), median of {args.repeats}"
     )
     print(
         "| batch | batched offsets img/s | copy per sample img/s | ratio | ceiling (no offsets) | "

@@ -20,7 +20,7 @@ import time
 import torch
 
 from inv_metrics.memory import peak_growth
-from sg2_core import Inversion
+from sg2_core import Inversion, threads
 
 from ._demo import demo_generator, demo_images, resolve_demo_distance
 from .projector import ProjectorW, w_statistics
@@ -47,13 +47,15 @@ def main(argv=None) -> None:
     parser.add_argument("--pti-steps", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=3, help="interleaved PTI runs of each way (default 3)")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads (default: torch's)")
+    threads.add_option(parser)
     parser.add_argument("--distance", default=None, help="inv-metrics distance name (default fmnist)")
     args = parser.parse_args(argv)
     if args.repeats < 1 or args.n < 1:
         parser.error("--n and --repeats must be positive")
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    try:
+        threads.configure(args.threads)
+    except ValueError as exc:
+        parser.error(str(exc))
     device = torch.device(args.device)
     generator, g_note = demo_generator(device)
     images, i_note = demo_images(args.n, device)

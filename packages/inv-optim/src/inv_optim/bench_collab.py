@@ -15,13 +15,14 @@ import time
 
 import torch
 
+from sg2_core import threads
+
 from .collab import Collab
 from .projector import ProjectorWPlus
 
 
 def _measure(method, images):
-    warmup = {"steps": 2} if isinstance(method, ProjectorWPlus) else {}
-    method(images[:1], **warmup)  # untimed: lazy distance networks, w statistics
+    method(images[:1])  # untimed: lazy distance networks, w statistics
     start = time.perf_counter()
     inv = method(images)
     with torch.no_grad():
@@ -38,16 +39,17 @@ def main(argv=None) -> None:
     p.add_argument("--weights", default=None, help="embedding network file (default: the shipped demo network)")
     p.add_argument("--generator", default=None, help="generator checkpoint (default: the demo generator)")
     p.add_argument("--distance", default="fmnist")
-    p.add_argument("--threads", type=int, default=None)
+    threads.add_option(p)
     args = p.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    try:
+        threads.configure(args.threads)
+    except ValueError as exc:
+        p.error(str(exc))
     from inv_metrics import load_distance, mse, psnr
     from sg2_core import demo
+    from sg2_core.training.fit import load_generator
 
-    from .training import _load_generator
-
-    generator, g_source = _load_generator(args.generator, "cpu")
+    generator, g_source = load_generator(args.generator, "cpu")
     images = demo.load_test_images()[0][: args.n]
     distance = load_distance(args.distance)
     rows = []

@@ -18,7 +18,7 @@ import time
 
 import torch
 
-from sg2_core import create_method, demo
+from sg2_core import create_method, demo, threads
 from sg2_core.methods import conditions
 
 from .stylize import load_style, stylize
@@ -32,9 +32,12 @@ def main(argv=None) -> int:
     )
     p.add_argument("--style", default="edges")
     p.add_argument("--repeats", type=int, default=20)
-    p.add_argument("--threads", type=int, default=1)
+    threads.add_option(p)
     args = p.parse_args(argv)
-    torch.set_num_threads(args.threads)
+    try:
+        threads.configure(args.threads)
+    except ValueError as exc:
+        p.error(str(exc))
     G = demo.load_generator()
     agile, style = create_method("agilegan", generator=G), load_style(args.style, G)
     images = demo.load_test_images()[0]

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import torch
 
-from sg2_core import create_method
+from sg2_core import create_method, threads
 from sg2_core.images import to_float
 
 from .attribute_generator import AttributeGenerator
@@ -169,11 +169,10 @@ def main(argv=None) -> int:
         "one per image, or auto (default: predicted; on the demo the Fashion-MNIST class group)",
     )
     p.add_argument("--overwrite", action="store_true", help="replace existing output files")
-    p.add_argument("--threads", type=int, help="torch CPU threads")
+    threads.add_option(p)
     args = p.parse_args(argv)
     try:
-        if args.threads:
-            torch.set_num_threads(args.threads)
+        threads.configure(args.threads)
         generator, _ = fit.load_generator(args.generator, "cpu")
         method = create_method("agilegan", generator=generator, weights=args.encoder)
         style = load_style(args.style, generator)

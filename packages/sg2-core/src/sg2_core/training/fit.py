@@ -35,6 +35,7 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from sg2_core import threads
 from sg2_core.checkpoints.errors import CheckpointWarning
 from sg2_core.checkpoints.native import load_networks, save_networks
 from sg2_core.devices import resolve_device
@@ -161,7 +162,7 @@ def parser(prog: str, description: str, *, time_budget: bool = False) -> argpars
     p.add_argument("--log-every", type=int, default=50)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--device", help="default: cuda:LOCAL_RANK when a GPU is available, else cpu")
-    p.add_argument("--threads", type=int, help="torch CPU threads")
+    threads.add_option(p)
     p.add_argument("--no-progress", action="store_true")
     return p
 
@@ -330,6 +331,7 @@ def run(args, build, options: dict, *, name: str) -> int:
     """Train ``build(generator, device) -> Objective`` as ``args`` (from :func:`parser`) say; ``options``
     (JSON values) are the family's training options, kept in every snapshot and compared on resume.
     Returns the process's exit code; one-line errors go to stderr."""
+    threads.configure(args.threads)
     rank, size = world()
     started = False
     if size == 1 and int(os.environ.get("WORLD_SIZE", "1")) > 1:
@@ -350,8 +352,6 @@ def run(args, build, options: dict, *, name: str) -> int:
 
 def _run(args, build, options, name, rank, size) -> int:
     snapshot = check_args(args)
-    if args.threads:
-        torch.set_num_threads(args.threads)
     device = resolve_device(args.device, local_rank=int(os.environ.get("LOCAL_RANK", "0")))
     torch.manual_seed(args.seed)
     generator, g_source = load_generator(args.generator, device)

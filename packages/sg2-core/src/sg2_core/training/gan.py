@@ -38,6 +38,7 @@ import torch
 import torch.distributed as dist
 from tqdm import tqdm
 
+from sg2_core import threads
 from sg2_core.checkpoints import native
 from sg2_core.datasets import make_loader, open_dataset
 from sg2_core.demo import DISCRIMINATOR_CONFIG as DEMO_D
@@ -408,15 +409,14 @@ def _parse(argv):
     p.add_argument("--workers", type=int, help="data loader processes (default: up to 2)")
     p.add_argument("--device", help="default: cuda:LOCAL_RANK when a GPU is available, else cpu")
     p.add_argument("--amp", action="store_true", help="bfloat16 autocast on CUDA")
-    p.add_argument("--threads", type=int, help="torch CPU threads")
+    threads.add_option(p)
     p.add_argument("--no-progress", action="store_true")
     return p.parse_args(argv)
 
 
 def main(argv=None) -> int:
     args = _parse(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    threads.configure(args.threads)
     world = int(os.environ.get("WORLD_SIZE", "1"))
     local_rank = int(os.environ.get("LOCAL_RANK", "0"))
     try:
