@@ -216,6 +216,33 @@ ROWS = [
         "error: --edit 'sefa:x:3': INDEX must be an integer and STRENGTH a number",
     ),
     Row("sg2_core.invert", ("{w}/missing.png", "--out", "{w}/inv"), "error: {w}/missing.png: no such file or folder"),
+    Row(
+        "sg2_core.invert",
+        ("{w}/grey", "--edit", "sefa:0:nan", "--out", "{w}/inv"),
+        "error: --edit 'sefa:0:nan': STRENGTH must be a finite number, got nan",
+    ),
+    Row(
+        "sg2_core.invert",
+        ("{w}/grey", "--paste-back", "--out", "{w}/inv"),
+        "error: --paste-back needs --align: it pastes the aligned faces back into their photos",
+    ),
+    Row(
+        "sg2_core.invert",
+        ("{w}/grey", "--align", "--grey", "--out", "{w}/inv_done", "--overwrite"),
+        "error: {w}/grey/0.png: no face found; invert it without --align (add --fit center-crop for a photo of "
+        "another size), or leave it out",
+        keep=("inv_done",),
+    ),
+    Row(
+        "sg2_core.invert",
+        ("{w}/grey", "--align", "--landmarks", "{w}/missing.dat", "--out", "{w}/inv"),
+        "error: --landmarks {w}/missing.dat: no such file; --align needs it: apt-get install libdlib-data",
+    ),
+    Row(
+        "sg2_core.invert",
+        ("{w}/broken.png", "--align", "--out", "{w}/inv"),
+        "error: cannot read photo {w}/broken.png: ",
+    ),
     # python -m sg2_core.convert
     Row(
         "sg2_core.convert",
@@ -353,6 +380,7 @@ def workspace(tmp_path_factory) -> Path:
             w / "grey" / f"{i}.png"
         )
     Image.fromarray(np.zeros((28, 28), np.uint8)).save(w / "grey28.png")
+    (w / "broken.png").write_bytes(b"\x89PNG but not really")
     (w / "inv_done").mkdir()
     (w / "inv_done" / "grid.png").write_bytes(b"a grid the user made earlier")
     (w / "other").mkdir()
@@ -390,6 +418,26 @@ def test_bad_input(workspace, row):
     assert len(lines) == 1, result.stderr  # one line, the error
     assert row.message.replace("{w}", w) in lines[0]
     assert {k: _digest(workspace / k) for k in row.keep} == before
+
+
+@pytest.mark.parametrize(
+    "images, quads, message",
+    [
+        (1, [[[100, 10], [100, 30], [120, 30], [120, 10]]], "face 0's quad is centred at (110.0, 20.0), outside"),
+        (2, [[[10, 10], [10, 30], [30, 30], [30, 10]]], "2 image(s) for 1 face(s): give one image per face"),
+    ],
+    ids=["a quad of another photo", "a transform count that does not match"],
+)
+def test_paste_back_refuses_transforms_that_do_not_belong_to_the_photo(images, quads, message):
+    """The library call behind --paste-back (sg2_core.faces.paste_back): one ValueError line naming the problem."""
+    import torch
+
+    from sg2_core.faces import paste_back
+
+    photo = np.zeros((48, 64, 3), np.uint8)
+    with pytest.raises(ValueError) as error:
+        paste_back(photo, torch.zeros(images, 3, 8, 8, dtype=torch.uint8), quads)
+    assert message in str(error.value) and "\n" not in str(error.value)
 
 
 def test_every_command_has_rows():

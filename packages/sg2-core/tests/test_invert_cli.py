@@ -234,6 +234,23 @@ def test_bad_inputs_give_one_line_errors(tmp_path, capsys, toy):
     assert _one_error(capsys, pngs, "--method", "test-toy", "--edit", "sefa:999:1", "--out", out) == (
         "--edit: sefa has 128 directions, index 999 is out of range"
     )
+    for strength in ("nan", "inf", "-1e999"):
+        assert _one_error(capsys, pngs, "--method", "test-toy", "--edit", f"sefa:0:{strength}", "--out", out) == (
+            f"--edit 'sefa:0:{strength}': STRENGTH must be a finite number, got {float(strength)}"
+        )
+    np.save(tmp_path / "nan.npy", np.full((2, 128), np.nan, np.float32))
+    assert _one_error(capsys, pngs, "--method", "test-toy", "--edit", f"{tmp_path / 'nan.npy'}:1:2", "--out", out) == (
+        f"--edit: direction 1 of {tmp_path / 'nan.npy'} contains NaN or inf"
+    )
+    assert _one_error(capsys, pngs, "--method", "test-toy", "--faces", "2", "--face-size", "64", "--out", out) == (
+        "--faces, --face-size only apply with --align"
+    )
+    assert _one_error(capsys, pngs, "--method", "test-toy", "--align", "--fit", "pad", "--out", out) == (
+        "--fit does not apply with --align: the aligned faces are squares of the method's size"
+    )
+    assert _one_error(capsys, pngs, "--method", "test-toy", "--align", "--faces", "0", "--out", out) == (
+        "argument --faces: expected all, largest or a number of faces >= 1, got '0' (see --help)"
+    )
     assert _one_error(capsys, pngs, "--method", "test-toy", "--fit", "stretch", "--out", out).startswith(
         "argument --fit: invalid choice: 'stretch'"
     )

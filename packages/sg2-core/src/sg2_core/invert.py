@@ -3,6 +3,8 @@
     python -m sg2_core.invert photos/ --method sg2-w+ --generator ffhq.pkl --options steps=500 --out inv/
     python -m sg2_core.invert img.png                 # the demo generator and its default method, into ./inversions
     python -m sg2_core.invert faces/ --fit center-crop --rgb --edit sefa:0:3.0 --out inv/
+    python -m sg2_core.invert photos/ --align --paste-back --method e4e --generator ffhq.pkl --edit sefa:0:3 --out inv/
+    torchrun --nproc_per_node 4 -m sg2_core.invert photos/ ... --out inv/    # four processes share the images
 
 IMAGES are image files (png, jpg, ...), folders of them (recursive), or batch files (.npy, .safetensors
 with an 'images' tensor: uint8, or float in [-1, 1]). Images of another size than the method takes are
@@ -12,6 +14,16 @@ DIR receives reconstructions/NNNN_<name>.png, edits/<edit>/NNNN_<name>.png (with
 per image, at most 32: input | reconstruction | edits), inversion.safetensors (Inversion.save: latents,
 weight offsets, extras; reload it with sg2_core.Inversion.load(path, G)) and manifest.json (which image is
 which index, the method and its options). Nothing there is replaced without --overwrite.
+
+--align cuts every face out of each photo (sg2_core.faces: dlib, the FFHQ recipe) into aligned/NNNN_<photo>_face<k>.png
+and inverts those; the inversion file keeps each face's photo and quad (extras face_photo, face_index,
+face_quad, face_photos), so sg2_core.faces.paste_back works from it later. --paste-back writes
+pasted/reconstructions/ and pasted/edits/<edit>/: each photo at its own size with all its faces pasted back.
+The grid then shows photo | aligned | reconstruction | edits | pasted.
+
+Each finished batch leaves its inversion in parts/part-NNNNN.safetensors: --resume continues a run that was
+stopped (same arguments), skipping its finished batches. Under torchrun the processes take turns over the
+batches and write the files one process would; the last to finish writes inversion.safetensors and the rest.
 
 --options k=v: values are JSON literals when they parse (steps=50, lr=0.01, flag=true, pivot="sg2-w"),
 else strings (pivot=sg2-w); dotted keys nest (pivot_options.steps=100).
@@ -24,18 +36,34 @@ from __future__ import annotations
 import argparse
 import copy
 import json
+import math
 import os
 import sys
-import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 
+from sg2_core import invert_faces, invert_parts
 from sg2_core.devices import resolve_device
 from sg2_core.errors import UsageError
-from sg2_core.images import FITS, ImageLoadError, ImageShapeError, as_float, prepare_image, read_images, save_grid
+from sg2_core.images import (
+    FITS,
+    ImageLoadError,
+    ImageShapeError,
+    as_float,
+    convert_channels,
+    fit_image,
+    prepare_image,
+    read_image,
+    read_images,
+    save_grid,
+    save_image,
+    to_uint8,
+)
+from sg2_core.invert_faces import Face
 from sg2_core.methods.seeds import per_image_seeds
+from sg2_core.training.run import world
 
 DEFAULT_METHODS = ("sg2-w+", "sg2-w")  # preferred when --method is not given, if installed
 GRID_ROWS = 32  # the grid shows the first images only: it is a preview, the PNGs hold them all
@@ -87,10 +115,26 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="SPEC",
         help="sefa:INDEX:STRENGTH, ganspace:INDEX:STRENGTH or FILE:INDEX:STRENGTH (repeatable)",
     )
+    faces = p.add_argument_group("faces (sg2_core.faces; needs dlib: pip install 'sg2-core[faces]')")
+    faces.add_argument("--align", action="store_true", help="invert the aligned faces of each photo (FFHQ recipe)")
+    faces.add_argument(
+        "--faces",
+        type=invert_faces.parse_faces,
+        default=None,
+        metavar="all|largest|N",
+        help="which faces of a photo (default: all; N: the N largest)",
+    )
+    faces.add_argument("--landmarks", default=None, metavar="FILE", help="dlib's 68-point landmark model file")
+    faces.add_argument(
+        "--face-size", type=int, default=None, metavar="S", help="aligned/ crops' size (default: the method's input)"
+    )
+    faces.add_argument("--paste-back", action="store_true", help="paste the faces back into their photos (pasted/)")
     p.add_argument("--batch-size", type=int, default=8)
-    p.add_argument("--max-images", type=int, default=None, metavar="N", help="only the first N images")
+    p.add_argument("--max-images", type=int, default=None, metavar="N", help="only the first N images (photos)")
     p.add_argument("--device", default=None, help="default: cuda when available, else cpu")
-    p.add_argument("--overwrite", action="store_true", help="replace files a previous run left in DIR")
+    again = p.add_mutually_exclusive_group()
+    again.add_argument("--overwrite", action="store_true", help="replace files a previous run left in DIR")
+    again.add_argument("--resume", action="store_true", help="continue the stopped run in DIR (same arguments)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 
@@ -154,6 +198,8 @@ def parse_edit(text: str) -> EditSpec:
         strength = float(strength)
     except ValueError:
         raise UsageError(f"--edit {text!r}: INDEX must be an integer and STRENGTH a number") from None
+    if not math.isfinite(strength):
+        raise UsageError(f"--edit {text!r}: STRENGTH must be a finite number, got {strength}")
     if index < 0:
         raise UsageError(f"--edit {text!r}: INDEX must be >= 0")
     if source not in ("sefa", "ganspace") and not Path(source).is_file():
@@ -180,6 +226,8 @@ def edit_direction(edit: EditSpec, generator) -> torch.Tensor:
         )
     if edit.index >= len(vectors):
         raise UsageError(f"--edit: {edit.source} has {len(vectors)} directions, index {edit.index} is out of range")
+    if not torch.isfinite(vectors[edit.index]).all():
+        raise UsageError(f"--edit: direction {edit.index} of {edit.source} contains NaN or inf")
     return vectors[edit.index].to(torch.float32)
 
 
@@ -221,25 +269,43 @@ def output_names(names: list[str]) -> list[str]:
     return stems
 
 
-def planned_outputs(out: Path, files: list[str], edits: list[EditSpec]) -> list[Path]:
-    paths = [out / "grid.png", out / "inversion.safetensors", out / "manifest.json"]
-    paths += [out / "reconstructions" / f for f in files]
-    paths += [out / "edits" / e.label / f for e in edits for f in files]
+def planned_outputs(
+    out: Path, files: list[str], edits: list[EditSpec], batches: int, photo_files=None, paste_back=False
+) -> list[Path]:
+    """Every file the run writes: ``files`` are the images' PNG names; ``photo_files`` the photos' (--align)."""
+    folders = result_folders(edits)
+    paths = [out / "grid.png", out / "inversion.safetensors", out / "manifest.json", invert_parts.record_path(out)]
+    paths += [invert_parts.part_path(out, k) for k in range(batches)]
+    paths += [out / folder / f for folder in folders for f in files]
+    if photo_files is not None:
+        paths += [out / "aligned" / f for f in files]
+        if paste_back:
+            paths += [out / "pasted" / folder / f for folder in folders for f in photo_files]
     return paths
+
+
+def result_folders(edits: list[EditSpec]) -> list[str]:
+    """Where the renderings go: ``reconstructions``, then ``edits/<edit>`` per edit."""
+    return ["reconstructions", *(f"edits/{e.label}" for e in edits)]
 
 
 def check_outputs(out: Path, paths: list[Path], overwrite: bool) -> None:
     """Before any work, creating nothing: DIR can be created and written, and nothing there is replaced
-    without --overwrite."""
+    without --overwrite (or --resume of the same run)."""
     if out.exists() and not out.is_dir():
         raise UsageError(f"--out {out} exists and is not a folder")
     if not overwrite:
         existing = [p for p in paths if p.exists()]
         if existing:
             more = f" and {len(existing) - 3} more" if len(existing) > 3 else ""
+            unfinished = invert_parts.record_path(out).exists() and not (out / "inversion.safetensors").exists()
+            again = (
+                "--resume to continue that run or --overwrite to start it over"
+                if unfinished
+                else "--overwrite to replace them"
+            )
             raise UsageError(
-                f"{', '.join(map(str, existing[:3]))}{more} already exist; pass --overwrite to replace "
-                f"them, or choose another --out"
+                f"{', '.join(map(str, existing[:3]))}{more} already exist; pass {again}, or choose another --out"
             )
     for folder in sorted({p.parent for p in paths}):
         if folder.exists() and not folder.is_dir():
@@ -247,18 +313,6 @@ def check_outputs(out: Path, paths: list[Path], overwrite: bool) -> None:
         ancestor = next(a for a in (folder, *folder.parents) if a.exists())
         if not ancestor.is_dir() or not os.access(ancestor, os.W_OK | os.X_OK):
             raise UsageError(f"cannot write to --out {out}: {ancestor} is not a writable folder")
-
-
-def _write_json_atomic(data, path: Path) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as f:
-            json.dump(data, f, indent=1)
-            f.write("\n")
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def _jsonable(value):
@@ -346,14 +400,83 @@ class Progress:
 # --- the command ----------------------------------------------------------------------------------------------
 
 
-def run(args) -> Path:
-    from sg2_core import Inversion
-    from sg2_core.methods.registry import accepts_option, create_method, method_spec
+@dataclass(frozen=True, eq=False)
+class Sample:
+    """One image the method inverts: ``source`` (its file, or with --align its photo's), ``file`` (its PNGs'
+    name), ``image`` (the method's input, float ``[C, R, R]``) and, with --align, its ``face``."""
+
+    source: str
+    file: str
+    image: torch.Tensor
+    face: Face | None = None
+
+
+@dataclass(eq=False)
+class Plan:
+    """A run, checked before anything is written: what it inverts, with what, and where it writes."""
+
+    args: argparse.Namespace
+    out: Path
+    name: str  # the method's
+    options: dict  # without the seed
+    seed: int | None
+    generator: torch.nn.Module
+    g_note: str
+    device: torch.device
+    samples: list[Sample]
+    edits: list[EditSpec]
+    directions: list[torch.Tensor]
+    record: dict  # what parts/run.json records: a resumed run must be the same
+    resuming: bool
+    paths: list[Path]  # every file the run writes
+    batches: list[range]
+    photos: list | None = None  # --align: [(name, uint8 [H, W, 3])]
+    photo_files: list[str] | None = None
+    todo: list[int] = field(default_factory=list)  # this process's batches that are not done yet
+    progress: Progress | None = None
+    method: object = None  # built for the first batch of todo, which checked the options
+
+    @property
+    def folders(self) -> list[str]:
+        return result_folders(self.edits)
+
+    def batch_files(self, batch: int) -> list[Path]:
+        """The PNGs a batch writes (its part goes last)."""
+        samples = [self.samples[i] for i in self.batches[batch]]
+        folders = self.folders + (["aligned"] if self.photos is not None else [])
+        return [self.out / folder / s.file for folder in folders for s in samples]
+
+    def build(self, batch: range, callback=None):
+        """The method for ``batch``; image ``i`` of the run uses seed ``seed + i``, whatever its batch."""
+        from sg2_core.methods.registry import accepts_option, create_method
+
+        seeds = {} if self.seed is None else {"seed": per_image_seeds(self.seed + batch.start, len(batch))}
+        callback = {"callback": callback} if callback is not None and accepts_option(self.name, "callback") else {}
+        try:
+            return create_method(self.name, generator=self.generator, **self.options, **callback, **seeds)
+        except (TypeError, ValueError) as error:  # unknown options, bad option values
+            message = str(error)
+            raise UsageError(message if repr(self.name) in message else f"method {self.name!r}: {message}") from None
+
+
+def plan_run(args) -> Plan:
+    """Read, align and check everything the run needs; raises ``UsageError`` before anything is written."""
+    from sg2_core.methods.registry import accepts_option, method_spec
+    from sg2_core.methods.weights import generator_hash
 
     if args.batch_size < 1:
         raise UsageError(f"--batch-size must be >= 1, got {args.batch_size}")
     if args.max_images is not None and args.max_images < 1:
         raise UsageError(f"--max-images must be >= 1, got {args.max_images}")
+    if args.paste_back and not args.align:
+        raise UsageError("--paste-back needs --align: it pastes the aligned faces back into their photos")
+    if args.align and args.fit:
+        raise UsageError("--fit does not apply with --align: the aligned faces are squares of the method's size")
+    face_flags = {"--faces": args.faces, "--landmarks": args.landmarks, "--face-size": args.face_size}
+    if not args.align and any(v is not None for v in face_flags.values()):
+        raise UsageError(f"{', '.join(k for k, v in face_flags.items() if v is not None)} only apply with --align")
+    if args.face_size is not None and args.face_size < 1:
+        raise UsageError(f"--face-size must be >= 1, got {args.face_size}")
     user_options = parse_options(args.options)
     edits = [parse_edit(e) for e in args.edit]
     name = args.method or default_method()
@@ -362,17 +485,21 @@ def run(args) -> Path:
     except (ValueError, ImportError) as error:  # unknown (the message lists close matches), or a broken install
         raise UsageError(str(error)) from None
     options = merge_options(spec.demo_options if args.generator is None else {}, user_options)
+    # One seed per image, from its place in the whole run, so the results do not depend on --batch-size.
+    seed = options.pop("seed", 0) if accepts_option(name, "seed") else None
+    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
+        raise UsageError(f"--options seed must be an int (image i of the run uses seed + i), got {seed!r}")
 
-    try:
-        items = read_images(args.images)
-    except ImageLoadError as error:
-        raise UsageError(str(error)) from None
-    items = items[: args.max_images]
-    files = output_names([n for n, _ in items])
-    out = Path(args.out)
-    check_outputs(out, planned_outputs(out, files, edits), args.overwrite)
-
-    device = resolve_device(args.device)
+    photos = photo_files = None
+    if args.align:
+        model = invert_faces.landmarks_model(args.landmarks)
+        photos = invert_faces.read_photos(args.images)[: args.max_images]
+    else:
+        try:
+            items = read_images(args.images)[: args.max_images]
+        except ImageLoadError as error:
+            raise UsageError(str(error)) from None
+    device = resolve_device(args.device, local_rank=int(os.environ.get("LOCAL_RANK", "0")))
     generator, g_note = load_generator(args.generator, device)
     channels = spec.input_channels or generator.img_channels
     resolution = spec.input_resolution or generator.img_resolution
@@ -381,117 +508,233 @@ def run(args) -> Path:
             f"--{'grey' if args.channels == 1 else 'rgb'} converts to {args.channels} channel(s) but "
             f"method {name!r} on this generator takes {channels}-channel images"
         )
-    try:
-        images = [
-            as_float(prepare_image(img, n, channels, resolution, args.fit, args.channels is not None))
-            for n, img in items
+
+    def prepare(image, source, fit):
+        try:
+            return as_float(prepare_image(image, source, channels, resolution, fit, args.channels is not None))
+        except ImageShapeError as error:
+            if error.what == "size":
+                hint = f"pass --fit {' | '.join(FITS)} to bring it to {resolution}x{resolution}"
+            else:
+                hint = f"pass --{'grey' if channels == 1 else 'rgb'} to convert it"
+            raise UsageError(
+                f"image {error.name} is {error.got[0]}x{error.got[1]}x{error.got[2]} (channels x height x "
+                f"width), method {name!r} on this generator takes {channels}x{resolution}x{resolution}; "
+                f"{hint}"
+            ) from None
+
+    if args.align:
+        photo_files = output_names([n for n, _ in photos])
+        face_size = args.face_size or resolution
+        faces = invert_faces.align_photos(photos, args.faces or "all", face_size, model)
+        samples = [
+            Sample(
+                photos[f.photo][0],
+                invert_faces.face_file(photo_files[f.photo], f),
+                prepare(f.image, f"{photos[f.photo][0]} (face {f.index})", "resize"),  # a square: resize only
+                f,
+            )
+            for f in faces
         ]
-    except ImageShapeError as error:
-        if error.what == "size":
-            hint = f"pass --fit {' | '.join(FITS)} to bring it to {resolution}x{resolution}"
-        else:
-            hint = f"pass --{'grey' if channels == 1 else 'rgb'} to convert it"
-        raise UsageError(
-            f"image {error.name} is {error.got[0]}x{error.got[1]}x{error.got[2]} (channels x height x "
-            f"width), method {name!r} on this generator takes {channels}x{resolution}x{resolution}; "
-            f"{hint}"
-        ) from None
+    else:
+        files = output_names([n for n, _ in items])
+        samples = [Sample(n, f, prepare(image, n, args.fit)) for (n, image), f in zip(items, files)]
     directions = [edit_direction(e, generator).to(device) for e in edits]
 
-    progress = Progress(len(images), disable=args.no_progress)
-    callback = {"callback": progress} if accepts_option(name, "callback") else {}
-    # One seed per image, from its place in the whole run, so the results do not depend on --batch-size.
-    seed = options.pop("seed", 0) if accepts_option(name, "seed") else None
-    if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool)):
-        raise UsageError(f"--options seed must be an int (image i of the run uses seed + i), got {seed!r}")
+    record = {
+        "images": [s.source for s in samples],
+        "method": name,
+        "options": {k: _jsonable(v) for k, v in {**options, **({} if seed is None else {"seed": seed})}.items()},
+        "generator": generator_hash(generator),
+        "fit": args.fit,
+        "channels": args.channels,
+        "batch_size": args.batch_size,
+        "edits": [e.label for e in edits],
+    }
+    if args.align:
+        record["faces"] = [[s.face.photo, s.face.index, s.face.quad.tolist()] for s in samples]
+        record["face_size"] = face_size
+    out = Path(args.out)
+    resuming = invert_parts.resumable(out, record, args.resume)
+    batches = invert_parts.batch_ranges(len(samples), args.batch_size)
+    paths = planned_outputs(out, [s.file for s in samples], edits, len(batches), photo_files, args.paste_back)
+    check_outputs(out, paths, args.overwrite or resuming)
+    plan = Plan(
+        args=args,
+        out=out,
+        name=name,
+        options=options,
+        seed=seed,
+        generator=generator,
+        g_note=g_note,
+        device=device,
+        samples=samples,
+        edits=edits,
+        directions=directions,
+        record=record,
+        resuming=resuming,
+        paths=paths,
+        batches=batches,
+        photos=photos,
+        photo_files=photo_files,
+    )
+    mine = invert_parts.my_batches(len(batches))
+    plan.todo = [k for k in mine if not (resuming and invert_parts.is_done(out, k, plan.batch_files(k)))]
+    total = sum(len(batches[k]) for k in plan.todo)
+    plan.progress = Progress(total, disable=args.no_progress or world()[0] > 0)
+    # built now, so that bad options fail before any output is made
+    plan.method = plan.build(batches[plan.todo[0] if plan.todo else 0], plan.progress)
+    return plan
 
-    def build(first: int, count: int):
-        seeds = {} if seed is None else {"seed": per_image_seeds(seed + first, count)}
-        try:
-            return create_method(name, generator=generator, **options, **callback, **seeds)
-        except (TypeError, ValueError) as error:  # unknown options, bad option values
-            message = str(error)
-            raise UsageError(message if repr(name) in message else f"method {name!r}: {message}") from None
 
-    method = build(0, min(args.batch_size, len(images)))  # fails on bad options before any output is made
-
-    for folder in {p.parent for p in planned_outputs(out, files, edits)}:
+def run(args) -> Path:
+    try:
+        plan = plan_run(args)
+    except BaseException:
+        invert_parts.agree(False)  # under torchrun the other processes stop too, instead of waiting for this one
+        raise
+    if not invert_parts.agree(True):
+        raise UsageError("another process of this torchrun stopped with an error (its message says which)")
+    for folder in {p.parent for p in plan.paths}:
         folder.mkdir(parents=True, exist_ok=True)
-    print(f"{name} on {g_note}, {len(images)} images, options {options}, device {device}", file=sys.stderr)
-    parts, grid_rows = [], []
+    invert_parts.start(plan.out, plan.record, overwrite=plan.args.overwrite)
+    invert_batches(plan)
+    if all(invert_parts.is_done(plan.out, k, plan.batch_files(k)) for k in range(len(plan.batches))):
+        finish(plan)  # this process finished last (or alone): the outputs of the whole run
+    else:
+        print(
+            f"{plan.out}: this process's batches are done; the last process to finish writes the rest", file=sys.stderr
+        )
+    return plan.out
+
+
+def invert_batches(plan: Plan) -> None:
+    """This process's batches that are not done yet: invert, render, write the PNGs, then the batch's part."""
+    rank, size = world()
+    skipped = len(invert_parts.my_batches(len(plan.batches))) - len(plan.todo)
+    print(
+        f"{plan.name} on {plan.g_note}, {len(plan.samples)} images, options {plan.options}, device {plan.device}"
+        + (f", process {rank} of {size}" if size > 1 else "")
+        + (f"; resuming: {skipped} finished batch(es) skipped" if plan.resuming else ""),
+        file=sys.stderr,
+    )
+    photo_names = [name for name, _ in plan.photos or ()]
+    method, progress = plan.method, plan.progress
     progress.start()
     try:
-        for start in range(0, len(images), args.batch_size):
-            batch = torch.stack(images[start : start + args.batch_size]).to(device)
-            if seed is not None and start:
-                method = build(start, len(batch))
-            inversion = method(batch).detach()
+        for k in plan.todo:
+            batch = plan.batches[k]
+            samples = [plan.samples[i] for i in batch]
+            if plan.seed is not None and k != plan.todo[0]:
+                method = plan.build(batch, progress)
+            if plan.photos is not None:
+                for s in samples:
+                    save_image(s.face.image, plan.out / "aligned" / s.file)
+            inversion = method(torch.stack([s.image for s in samples]).to(plan.device)).detach()
             with torch.no_grad():
                 rendered = [inversion.render()] + [
-                    inversion.edit(d, e.strength).render() for d, e in zip(directions, edits)
+                    inversion.edit(d, e.strength).render() for d, e in zip(plan.directions, plan.edits)
                 ]
-            batch_files = files[start : start + len(batch)]
-            for i, f in enumerate(batch_files):
-                save_grid(rendered[0][i : i + 1], out / "reconstructions" / f, nrow=1)
-                for e, edit_images in zip(edits, rendered[1:]):
-                    save_grid(edit_images[i : i + 1], out / "edits" / e.label / f, nrow=1)
-            if start < GRID_ROWS:
-                grid_rows.append(_grid_rows(batch, rendered)[: GRID_ROWS - start])
-            parts.append(inversion.to("cpu"))
+            for folder, images in zip(plan.folders, rendered):
+                for s, image in zip(samples, images):
+                    save_image(image, plan.out / folder / s.file)
+            if plan.photos is not None:
+                inversion.extras.update(invert_faces.face_extras([s.face for s in samples], photo_names))
+            invert_parts.write_part(inversion, plan.out, k)
             progress.batch_done(len(batch))
     finally:
         progress.close()
 
-    result = Inversion.cat(parts) if len(parts) > 1 else parts[0]
-    save_grid(torch.cat(grid_rows), out / "grid.png", nrow=2 + len(edits))
-    result.save(out / "inversion.safetensors", overwrite=args.overwrite)
-    _write_json_atomic(
-        {
-            "method": name,
-            "options": {k: _jsonable(v) for k, v in {**options, **({} if seed is None else {"seed": seed})}.items()},
-            "generator": g_note,
-            "fit": args.fit,
-            "edits": [e.label for e in edits],
-            "images": [
-                {
-                    "index": i,
-                    "source": n,
-                    "reconstruction": f"reconstructions/{f}",
-                    **({"edits": [f"edits/{e.label}/{f}" for e in edits]} if edits else {}),
-                }
-                for i, ((n, _), f) in enumerate(zip(items, files))
-            ],
-        },
-        out / "manifest.json",
-    )
+
+def finish(plan: Plan) -> None:
+    """The run's outputs from its parts: the inversion file, the pasted photos, the grid and the manifest."""
+    out, folders = plan.out, plan.folders
+    result = invert_parts.assemble(out, len(plan.batches), plan.generator)
+    result.save(out / "inversion.safetensors", overwrite=True)
+    files = [s.file for s in plan.samples]
+    if plan.args.paste_back:
+        invert_faces.write_pasted(out, folders, plan.photos, plan.photo_files, files, result.extras)
+    cells = grid_cells(plan)
+    save_grid(cells.flatten(0, 1), out / "grid.png", nrow=cells.shape[1])
+    invert_parts.write_json(manifest(plan), out / "manifest.json")
+    written = "aligned faces, " if plan.photos is not None else ""
+    written += "pasted photos, " if plan.args.paste_back else ""
     print(
-        f"wrote {len(images)} reconstructions, grid.png, inversion.safetensors and manifest.json to {out}",
+        f"wrote {len(plan.samples)} reconstructions, {written}grid.png, inversion.safetensors and manifest.json "
+        f"to {out}",
         file=sys.stderr,
     )
-    return out
 
 
-def _grid_rows(inputs: torch.Tensor, rendered: list[torch.Tensor]) -> torch.Tensor:
-    """``[n * cols, C, R, R]`` uint8 cells: per image its input (at the render size), reconstruction, edits."""
-    from sg2_core.images import to_uint8
+def manifest(plan: Plan) -> dict:
+    """Which image is which index and where its files are (with --align: which photo and face), the method, its
+    options and the generator."""
+    folders = plan.folders
+    images = []
+    for i, s in enumerate(plan.samples):
+        entry = {"index": i, "source": s.source}
+        if s.face is not None:
+            entry.update(photo=s.face.photo, face=s.face.index, aligned=f"aligned/{s.file}")
+        entry["reconstruction"] = f"reconstructions/{s.file}"
+        if plan.edits:
+            entry["edits"] = [f"{folder}/{s.file}" for folder in folders[1:]]
+        images.append(entry)
+    result = {
+        "method": plan.name,
+        "options": plan.record["options"],
+        "generator": plan.g_note,
+        "fit": plan.args.fit,
+        "edits": [e.label for e in plan.edits],
+        "images": images,
+    }
+    if plan.photos is not None:
+        result["photos"] = [
+            {
+                "index": p,
+                "source": name,
+                "faces": [i for i, s in enumerate(plan.samples) if s.face.photo == p],
+                **({"pasted": [f"pasted/{folder}/{f}" for folder in folders]} if plan.args.paste_back else {}),
+            }
+            for p, ((name, _), f) in enumerate(zip(plan.photos, plan.photo_files))
+        ]
+    return result
 
-    size = rendered[0].shape[-1]
-    if inputs.shape[-1] != size:  # a method that takes another input size than the generator renders
-        inputs = torch.nn.functional.interpolate(inputs, size=(size, size), mode="bicubic", antialias=True)
-    if inputs.shape[1] != rendered[0].shape[1]:
-        from sg2_core.images import convert_channels
 
-        inputs = convert_channels(inputs, rendered[0].shape[1])
-    cells = torch.stack([to_uint8(x.cpu()) for x in (inputs, *rendered)], dim=1)  # [n, cols, C, R, R]
-    return cells.reshape(-1, *cells.shape[2:])
+def grid_cells(plan: Plan) -> torch.Tensor:
+    """uint8 ``[rows, columns, C, R, R]``: per image (the first ``GRID_ROWS``) at the render size, input |
+    reconstruction | edits; with --align photo | aligned | reconstruction | edits (| pasted reconstruction |
+    pasted edits), all RGB. Read back from the PNGs the run wrote, so a resumed or shared run draws the same."""
+    size, rows = plan.generator.img_resolution, []
+    for s in plan.samples[:GRID_ROWS]:
+        rendered = [read_image(plan.out / folder / s.file) for folder in plan.folders]
+        if s.face is None:
+            image = s.image[None]
+            if image.shape[-1] != size:  # a method that takes another input size than the generator renders
+                image = torch.nn.functional.interpolate(image, size=(size, size), mode="bicubic", antialias=True)
+            rows.append(torch.stack([to_uint8(convert_channels(image[0], rendered[0].shape[0])), *rendered]))
+            continue
+        photo = torch.from_numpy(plan.photos[s.face.photo][1]).permute(2, 0, 1)
+        row = [fit_image(photo, size, "pad"), fit_image(s.face.image, size, "resize"), *rendered]
+        if plan.args.paste_back:
+            photo_file = plan.photo_files[s.face.photo]
+            row += [fit_image(read_image(plan.out / "pasted" / f / photo_file), size, "pad") for f in plan.folders]
+        rows.append(torch.stack([convert_channels(cell, 3) for cell in row]))
+    return torch.stack(rows)
 
 
 def main(argv=None) -> int:
+    joined = invert_parts.join_world()  # torchrun: this process is one of several
     try:
         run(build_parser().parse_args(argv))
     except UsageError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("stopped; the finished batches are kept: continue with the same command and --resume", file=sys.stderr)
+        return 130  # 128 + SIGINT, as a shell reports it
+    finally:
+        if joined:
+            invert_parts.leave_world()
     return 0
 
 

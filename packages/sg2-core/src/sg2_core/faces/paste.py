@@ -26,7 +26,8 @@ def paste_back(photo, images, faces, *, feather: float = 0.1, name: str | None =
     rendering per face, any size: ``[N, 3, h, w]`` (or a list of ``[3, h, w]``), float in [-1, 1] (what
     ``Inversion.render`` gives) or uint8 (``AlignedFace.image``). ``faces``: the ``AlignedFace`` list, or their
     quads ``[N, 4, 2]`` as a tensor, an array or nested lists (as saved in ``Inversion.extras`` or JSON).
-    Faces are pasted in order, a later one over an earlier one.
+    Faces are pasted in order, a later one over an earlier one. A quad whose centre lies outside the photo was
+    cut from another photo: a ``ValueError`` says so.
     """
     if not 0 <= feather <= 0.5:
         raise ValueError(f"feather must be in [0, 0.5] (a fraction of the crop's side), got {feather}")
@@ -34,7 +35,15 @@ def paste_back(photo, images, faces, *, feather: float = 0.1, name: str | None =
     quads = _quads(faces)
     renders = _renders(images)
     if len(renders) != len(quads):
-        raise ValueError(f"{len(renders)} image(s) for {len(quads)} face(s): give one image per face")
+        raise ValueError(f"{name}: {len(renders)} image(s) for {len(quads)} face(s): give one image per face")
+    height, width = pixels.shape[:2]
+    for i, quad in enumerate(quads):
+        x, y = quad.mean(dim=0).tolist()  # a point of the face, whatever the crop's padding
+        if not (-0.5 <= x <= width - 0.5 and -0.5 <= y <= height - 0.5):
+            raise ValueError(
+                f"{name}: face {i}'s quad is centred at ({x:.1f}, {y:.1f}), outside the photo ({width}x{height} "
+                "pixels): it was cut from another photo"
+            )
     out = torch.from_numpy(pixels).to(torch.float64).permute(2, 0, 1)
     for render, quad in zip(renders, quads):
         _paste_one(out, render, quad, feather)

@@ -25,7 +25,7 @@ def read_photo(photo, name: str | None = None) -> tuple[np.ndarray, str]:
         path = Path(photo)
         try:
             with Image.open(path) as image:
-                pixels = np.asarray(ImageOps.exif_transpose(image).convert("RGB"))
+                pixels = np.array(ImageOps.exif_transpose(image).convert("RGB"))  # writable, as torch wants it
         except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as error:
             raise ImageLoadError(f"cannot read photo {path}: {error}") from None
         return pixels, name or str(path)
