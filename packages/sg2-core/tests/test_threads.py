@@ -65,7 +65,7 @@ def test_a_python_call_applies_the_choice_without_restarting(monkeypatch, capsys
     monkeypatch.setattr(threads, "busy_cores", lambda seconds=0.2: 3.0)  # shared: would ask for sleeping threads
     choice = threads.configure()
     assert choice.passive and torch.get_num_threads() == 1
-    assert capsys.readouterr().err.startswith("threads: 1 of 4 cores, 3.0 busy")
+    assert capsys.readouterr().out.startswith("threads: 1 of 4 cores, 3.0 busy")
 
 
 @pytest.mark.slow

@@ -121,7 +121,8 @@ def _command_process() -> bool:
 
 
 def configure(requested: int | str | None = None, *, small: bool = False, quiet: bool = False) -> ThreadChoice:
-    """Choose (see :func:`choose`), apply and print the one line (on stderr unless ``quiet``).
+    """Choose (see :func:`choose`), apply and print the one line (on stdout, with the command's other notes;
+    stderr is for errors).
 
     OpenMP reads its wait policy when torch loads, so a passive choice takes effect only in a fresh process:
     a command started from its own command line (``python -m ...``, torchrun) starts itself again with
@@ -135,7 +136,7 @@ def configure(requested: int | str | None = None, *, small: bool = False, quiet:
         os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], env)
     torch.set_num_threads(choice.threads)
     if not quiet:
-        print(choice.line(), file=sys.stderr)
+        print(choice.line(), flush=True)
     return choice
 
 
