@@ -85,3 +85,14 @@ def test_a_command_on_a_busy_machine_restarts_once_with_sleeping_threads():
     result = json.loads(out.stdout.strip().splitlines()[-1])
     assert result["wait_policy"] == "PASSIVE"
     assert "idle OpenMP threads sleep" in result["line"]
+
+
+def test_the_option_takes_a_count_or_auto():
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    threads.add_option(parser)
+    assert parser.parse_args([]).threads == "auto"
+    assert parser.parse_args(["--threads", "3"]).threads == 3
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--threads", "0"])

@@ -44,7 +44,7 @@ from pathlib import Path
 
 import torch
 
-from sg2_core import invert_faces, invert_parts
+from sg2_core import invert_faces, invert_parts, threads
 from sg2_core.devices import resolve_device
 from sg2_core.errors import UsageError
 from sg2_core.images import (
@@ -132,6 +132,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--batch-size", type=int, default=8)
     p.add_argument("--max-images", type=int, default=None, metavar="N", help="only the first N images (photos)")
     p.add_argument("--device", default=None, help="default: cuda when available, else cpu")
+    threads.add_option(p)
     again = p.add_mutually_exclusive_group()
     again.add_argument("--overwrite", action="store_true", help="replace files a previous run left in DIR")
     again.add_argument("--resume", action="store_true", help="continue the stopped run in DIR (same arguments)")
@@ -595,6 +596,7 @@ def run(args) -> Path:
         raise
     if not invert_parts.agree(True):
         raise UsageError("another process of this torchrun stopped with an error (its message says which)")
+    threads.configure(args.threads)
     for folder in {p.parent for p in plan.paths}:
         folder.mkdir(parents=True, exist_ok=True)
     invert_parts.start(plan.out, plan.record, overwrite=plan.args.overwrite)

@@ -13,6 +13,7 @@ Only commands call :func:`configure`, once, at their start: library calls never 
 
 from __future__ import annotations
 
+import argparse
 import math
 import os
 import sys
@@ -140,10 +141,20 @@ def configure(requested: int | str | None = None, *, small: bool = False, quiet:
     return choice
 
 
+def thread_count(text: str) -> int | str:
+    """``--threads``' value: a number >= 1, or 'auto'."""
+    if text == "auto":
+        return text
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"must be a number >= 1 or 'auto', got {text!r}")
+    return int(text)
+
+
 def add_option(parser) -> None:
     """The commands' ``--threads`` option."""
     parser.add_argument(
         "--threads",
+        type=thread_count,
         default="auto",
         help="torch CPU threads: a number, or 'auto' (the default: the free cores, one for small work)",
     )
