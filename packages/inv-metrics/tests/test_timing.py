@@ -37,6 +37,12 @@ def test_timer_context_and_errors():
     with Timer("cpu", clock=clock, synchronize=lambda d: None) as t:
         clock.now = 3.25
     assert t.seconds == 3.25
+    syncs = []
+    with Timer("cpu", clock=clock, synchronize=syncs.append) as t:
+        clock.now = 4.0
+        assert t.lap() == pytest.approx(0.75) and len(syncs) == 2  # a split time, the device synchronised
+        clock.now = 5.0
+    assert t.seconds == pytest.approx(1.75) and len(syncs) == 3
     with pytest.raises(ValueError, match="at least one batch"):
         time_per_image(lambda b: None, [])
     with pytest.raises(ValueError, match="warmup"):

@@ -23,7 +23,8 @@ def synchronize_for(tensor_or_device) -> None:
 
 
 class Timer:
-    """``with Timer(device) as t: ...`` then ``t.seconds``; synchronises the device on entry and exit."""
+    """``with Timer(device) as t: ...`` then ``t.seconds``; synchronises the device on entry and exit (and at
+    each ``t.lap()``)."""
 
     def __init__(
         self,
@@ -42,6 +43,11 @@ class Timer:
     def __exit__(self, *exc) -> None:
         self.synchronize(self.device)
         self.seconds = self.clock() - self._start
+
+    def lap(self) -> float:
+        """Seconds since entry so far (the device synchronised): a split time inside the span."""
+        self.synchronize(self.device)
+        return self.clock() - self._start
 
 
 @dataclass

@@ -4,9 +4,10 @@ One generator, one set of images, one protocol for all methods: the same images 
 batch size and device, one untimed warm-up call per method on the first ``WARMUP_IMAGES`` images (it builds
 lazy state such as w statistics and distance networks), then each batch timed with ``inv_metrics.timing.Timer``
 (device synchronised) from the method call to the rendered reconstruction. Outputs in the output folder:
-``report.json`` (everything), ``report.md`` (the table), ``report.html`` (table and image grid, images
-embedded as data: URIs so the page works opened from disk) and ``grid.png`` (inputs, then per method its
-reconstructions and an edit along the generator's first SeFa direction, each row labelled).
+``report.json`` (everything), ``report.md`` (the table), ``report.html`` (table, trade-off chart and image
+grid, images embedded as data: URIs so the page works opened from disk), ``grid.png`` (inputs, then per method
+its reconstructions and an edit along the generator's first SeFa direction, each row labelled) and
+``tradeoff.png`` (each method's error against its seconds per image, ``report.tradeoff``).
 
 Metrics are accumulated batch by batch: per-image metrics as sums, FID/KID from feature rows of every
 reconstruction against those of the inputs (computed once); a folder's images are read a batch at a time

@@ -16,7 +16,7 @@ def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m inv_metrics.report",
         description="Run every registered inversion method (or --methods) under one protocol and write "
-        "report.json, report.md, report.html and grid.png. With no arguments: the shipped demo "
+        "report.json, report.md, report.html, grid.png and tradeoff.png. With no arguments: the shipped demo "
         "generator, the first 32 shipped test images, every installed method with its demo options.",
     )
     p.add_argument(
@@ -116,8 +116,9 @@ def main(argv=None) -> int:
     )
     print(open(f"{args.out}/report.md").read())
     print(
-        f"inv_metrics.report: wrote {args.out}/report.html, report.md, report.json, grid.png "
-        f"in {report['wall_seconds']:.1f} s",
+        f"inv_metrics.report: wrote {args.out}/report.html, report.md, report.json, grid.png"
+        + (", tradeoff.png" if report.get("tradeoff") else "")
+        + f" in {report['wall_seconds']:.1f} s",
         file=sys.stderr,
     )
     failed = [row for row in report["rows"] if row["error"]]

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from . import tradeoff
 from .grid import grid_rows, save_grid
 from .inputs import as_source
 from .metrics_table import MetricAccumulator, build_metrics, features_of
@@ -39,7 +40,7 @@ def _row(result, values: dict, metric_errors: dict) -> dict:
         "images_per_second": timing.images_per_second if timing else None,
         "batch_seconds": timing.batch_seconds if timing else None,
         "error": result.error,
-        **({"per_iteration_mse": result.details["per_iteration_mse"]} if "per_iteration_mse" in result.details else {}),
+        **{k: v for k, v in result.details.items() if k.startswith("per_iteration_")},
     }
 
 
@@ -152,6 +153,7 @@ def run_report(
                     on_batch=accumulator.add,
                     on_step=_step_reporter(bar) if progress else None,
                     on_edits=edited.add if edited is not None else None,
+                    iteration_metrics=[m for m in metrics if m.key in tradeoff.PANEL_KEYS],
                 )
             values, metric_errors = accumulator.result() if result.error is None else ({}, {})
             if edited is not None and result.error is None:
@@ -206,8 +208,17 @@ def run_report(
             "renderings (e.g. stylised) after them",
         },
     }
+    chart = tradeoff.tradeoff_png(report)
+    (out_dir / tradeoff.FILE).unlink(missing_ok=True)  # no stale chart when nothing can be drawn
+    if chart:
+        (out_dir / tradeoff.FILE).write_bytes(chart)
+    report["tradeoff"] = (
+        {"file": tradeoff.FILE, "caption": tradeoff.CAPTION, "panels": [c["key"] for c in tradeoff.panels(report)]}
+        if chart
+        else None
+    )
     report["wall_seconds"] = time.perf_counter() - start
     write_json(report, out_dir / "report.json")
     write_markdown(report, out_dir / "report.md")
-    write_html(report, shown, out_dir / "report.html")
+    write_html(report, shown, out_dir / "report.html", tradeoff=chart)
     return report

@@ -75,6 +75,7 @@ def run_method(
     on_batch=None,
     on_step=None,
     on_edits=None,
+    iteration_metrics=None,
 ) -> MethodResult:
     """Build ``name`` with ``options`` and run it on ``images`` (a tensor or an ``ImageSource``) batch by batch.
 
@@ -83,20 +84,28 @@ def run_method(
     ``on_batch(inputs, reconstructions)`` receives every batch after its timed span; ``on_step(batch,
     batches, info)`` every ``sg2_core.StepInfo`` of methods that take ``callback=``; ``progress`` (a tqdm bar
     or None) is advanced by the number of images of each batch; ``on_edits(inputs, edited)`` receives every
-    batch's edit along ``direction`` (untimed). ``details`` gets :class:`LatentStats`' figures. The condition
-    maps of an image-to-image method are made before the timed span (a user hands them in).
+    batch's edit along ``direction`` (untimed). ``details`` gets :class:`LatentStats`' figures (with
+    ``iteration_metrics`` after each iteration of an iterative method, and the split times of its iterations:
+    the device is synchronised at every step a method reports). The condition maps of an image-to-image
+    method are made before the timed span (a user hands them in).
     """
     from sg2_core import create_method
     from sg2_core.methods.conditions import apply_condition
 
     source = as_source(images)
     result = MethodResult(name, options)
-    stage, current = "building it", {"batch": 0}
+    stage, current = "building it", {"batch": 0, "timer": None}
     num_batches = -(-len(source) // batch_size)
+    laps = []  # (steps, split seconds) of each step reported in the current batch's timed span
+
+    def step(info) -> None:
+        if current["timer"] is not None:
+            laps.append((info.steps, current["timer"].lap()))
+        if on_step is not None:
+            on_step(current["batch"], num_batches, info)
+
     try:
-        extra = {}
-        if on_step is not None and accepts_callback(name):
-            extra["callback"] = lambda info: on_step(current["batch"], num_batches, info)
+        extra = {"callback": step} if accepts_callback(name) else {}
         method = create_method(name, generator=generator, **options, **extra)
         result.space = method.space
         result.condition = getattr(method, "input_condition", None)
@@ -107,22 +116,25 @@ def run_method(
         stage = "the warm-up call"
         current["batch"] = -1  # the warm-up
         method(given(source.batch(0, warmup_images)))
-        kept, edits, inputs, seconds, stats = [], [], [], [], LatentStats()
+        kept, edits, inputs, seconds, stats = [], [], [], [], LatentStats(iteration_metrics)
         showcase = getattr(method, "showcase", None)
         shown: dict[str, list] = {}
         for i, batch in enumerate(source.batches(batch_size)):
             stage, current["batch"] = f"batch {i}", i
             method_input = given(batch)
-            with Timer(batch.device) as t:
+            laps.clear()
+            timer = current["timer"] = Timer(batch.device)
+            with timer:
                 inversion = method(method_input)
                 with torch.no_grad():
                     recon = inversion.render().detach()
-            seconds.append(t.seconds)
+            seconds.append(timer.seconds)
+            current["timer"] = None
             if tuple(recon.shape) != tuple(batch.shape):
                 raise ValueError(f"the reconstructions have shape {list(recon.shape)}, the images {list(batch.shape)}")
             if on_batch is not None:
                 on_batch(batch, recon)
-            stats.add(batch, inversion)
+            stats.add(batch, inversion, laps)
             edited = None
             if direction is not None and (on_edits is not None or sum(len(e) for e in edits) < edit_count):
                 with torch.no_grad():

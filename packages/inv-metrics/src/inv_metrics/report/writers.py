@@ -77,6 +77,8 @@ def write_markdown(report: dict, path) -> None:
     lines += ["", "Notes:", *(f"- {k}: {v}" for k, v in report["notes"].items())]
     if report["problems"]:
         lines += ["", "Problems:", *(f"- {p}" for p in report["problems"])]
+    if report.get("tradeoff"):
+        lines += ["", f"![error against seconds per image]({report['tradeoff']['file']})"]
     lines += ["", f"![image grid]({report['grid']['file']})", ""]
     with open(path, "w") as f:
         f.write("\n".join(lines))
@@ -85,11 +87,12 @@ def write_markdown(report: dict, path) -> None:
 STYLE = """body{font-family:sans-serif;margin:1.5em}table{border-collapse:collapse;margin-bottom:1em}
 td,th{border:1px solid #999;padding:3px 8px;text-align:right}td:first-child,th:first-child{text-align:left}
 td.error{color:#a00;text-align:left;max-width:40em}img{image-rendering:pixelated;display:block}
-.grid td{border:none;text-align:left;vertical-align:middle}"""
+.grid td{border:none;text-align:left;vertical-align:middle}img.chart{image-rendering:auto;max-width:100%;height:auto}"""
 
 
-def write_html(report: dict, grid_rows, path, scale: int = 3) -> None:
-    """A self-contained page: the table, the notes and the grid rows as embedded PNGs."""
+def write_html(report: dict, grid_rows, path, scale: int = 3, tradeoff: bytes | None = None) -> None:
+    """A self-contained page: the table, the notes, the trade-off chart (``tradeoff``: its PNG) and the grid
+    rows as embedded PNGs."""
     esc = html.escape
     header, rows = table_cells(report)
     out = [
@@ -109,6 +112,11 @@ def write_html(report: dict, grid_rows, path, scale: int = 3) -> None:
         if report["problems"]
         else []
     )
+    if tradeoff:
+        out += [
+            f"<h2>Error against time</h2><p>{esc(report['tradeoff']['caption'])}</p>",
+            f"<img id='tradeoff' class='chart' alt='error against seconds per image' src='{data_uri(tradeoff)}'>",
+        ]
     out.append(f"<h2>Images</h2><p>{esc(report['grid']['caption'])}</p><table class='grid'>")
     for label, images in grid_rows:
         k, _, h, w = images.shape
