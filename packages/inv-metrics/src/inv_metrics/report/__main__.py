@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from sg2_core import threads
+
 from .inputs import ReportInputError, demo_images, folder_images, load_generator
 from .options import resolve_options
 from .report import run_report
@@ -51,6 +53,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--lpips-weights", help="torchvision AlexNet file for LPIPS (default: the torch hub cache)")
     p.add_argument("--inception-weights", help="torch-fidelity Inception file for FID/KID (default: hub cache)")
     p.add_argument("--device", help="e.g. cpu or cuda:0 (default: the GPU when there is one, else cpu)")
+    threads.add_option(p)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--edit-strength", type=float, default=3.0)
     p.add_argument("--grid-images", type=int, default=8, help="images per grid row")
@@ -98,6 +101,7 @@ def main(argv=None) -> int:
         if use_demo
         else ("--options" if args.options else "each method's defaults"),
     }
+    threads.configure(args.threads)
     report = run_report(
         generator,
         images,
