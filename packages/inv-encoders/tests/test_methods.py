@@ -185,7 +185,10 @@ def test_psp_style_mixing(generator, images):
 
 
 def test_psp_with_mixing_keeps_the_contract(generator, images):
-    check_method("psp", generator, images, options=dict(SMALL, latent_mask=[6, 7], mix_alpha=0.5), batch_tolerance=1e-5)
+    # each render within 6 eps * max|image| (4.85) of a float64 run (this CPU; AVX2- and SSE-capped kernels): a batch
+    # and its images one at a time differ by < 7e-6; 2e-5 leaves 3x
+    options = dict(SMALL, latent_mask=[6, 7], mix_alpha=0.5)
+    check_method("psp", generator, images, options=options, batch_tolerance=2e-5)
 
 
 def test_shipped_psp_edges_draws_clothing_from_edge_maps():

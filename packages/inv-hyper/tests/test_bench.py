@@ -18,7 +18,11 @@ def test_batched_offsets_and_per_sample_copies_agree(generator):
     ours, growth = peak_growth(lambda: batched(generator, ws, deltas))
     theirs = per_sample_copies(generator, ws, deltas)
     assert growth >= 0
-    torch.testing.assert_close(ours, theirs, rtol=0, atol=1e-5)
+    # per-sample weights (grouped convolutions) against per-sample copies: other kernels. Each is within 13 eps * max
+    # of a float64 run (this CPU; AVX2- and SSE-capped kernels), so they differ by < 26; 64x leaves 2.5x
+    torch.testing.assert_close(
+        ours, theirs, rtol=0, atol=64 * torch.finfo(torch.float32).eps * theirs.abs().max().item()
+    )
     assert (ours - batched(generator, ws, {})).abs().max() > 1e-3
     assert all(torch.equal(a, b) for a, b in zip(before, generator.state_dict().values()))
 

@@ -70,7 +70,10 @@ def test_batched_offsets_equal_per_sample_generator_copies(generator, images):
     with torch.no_grad():
         batched = inv.render()
         plain = generator.synthesis(inv.ws, noise_mode="const")
-    torch.testing.assert_close(batched, per_sample_copies(inv), rtol=0, atol=1e-5)
+    # per-sample weights against per-sample copies: other kernels. Each is within 6.6 eps * max|image| of a float64
+    # run (this CPU; AVX2- and SSE-capped kernels), so they differ by < 13.2; 32x leaves 2.4x
+    bound = 32 * torch.finfo(torch.float32).eps * batched.abs().max().item()
+    torch.testing.assert_close(batched, per_sample_copies(inv), rtol=0, atol=bound)
     assert (batched - plain).abs().max() > 1e-3  # the offsets do change the images
 
 

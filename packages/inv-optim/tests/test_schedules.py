@@ -63,5 +63,7 @@ def test_noise_regularization_matches_the_formula_per_sample():
 def test_normalize_maps_gives_zero_mean_unit_population_std_per_sample():
     maps = [torch.randn(2, 1, 8, 8) * torch.tensor([3.0, 0.1]).reshape(2, 1, 1, 1) + 5]
     normalize_maps_(maps)
-    assert torch.allclose(maps[0].mean(dim=[1, 2, 3]), torch.zeros(2), atol=1e-5)
+    # the mean is rounded at the scale of max|x| (5.3) and then divided by the std (0.1): it stays within
+    # 1.4 eps * max|x| / std (<= 60) of zero (3000 draws, float64-exact mean of the result; AVX2/default ATen); 8x
+    assert torch.allclose(maps[0].mean(dim=[1, 2, 3]), torch.zeros(2), atol=8 * torch.finfo(torch.float32).eps * 60)
     assert torch.allclose(maps[0].std(dim=[1, 2, 3], unbiased=False), torch.ones(2), atol=1e-5)

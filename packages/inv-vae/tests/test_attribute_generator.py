@@ -7,7 +7,9 @@ import torch
 from inv_vae.attribute_generator import AttributeGenerator, AttributeGeneratorConfig, default_split
 from sg2_core import Generator, GeneratorConfig, Inversion, demo, load_networks, save_networks
 
-TOL = dict(rtol=0, atol=1e-4)  # samples grouped by path run in other batches: float32 round-off
+# samples grouped by path run in other batches: float32 round-off. Each render is within 46 eps * max|image| of a
+# float64 run (this CPU; AVX2- and SSE-capped kernels) and the 128 px images reach |25|: 256 eps * 25 = 7.6e-4
+TOL = dict(rtol=0, atol=8e-4)
 TINY128 = GeneratorConfig(resolution=128, z_dim=16, w_dim=16, channel_base=256, channel_max=8, mapping_layers=2)
 
 

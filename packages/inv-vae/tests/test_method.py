@@ -37,7 +37,7 @@ def test_result_is_mu_in_z_plus_mapped_per_entry(generator, images):
     assert torch.equal(inv.latents, mu) and torch.equal(inv.extras["mu"], mu)
     assert torch.equal(inv.extras["logvar"], logvar)
     # one mapping call for all entries vs one per entry: other summation orders. Each is within 3.2 eps * max|ws| of
-    # a float64 run of the same mapping (this CPU; AVX2- and SSE-capped kernels), so they differ by < 6.4; 16x leaves 2.5x
+    # a float64 run of the same mapping (this CPU; AVX2- and SSE-capped kernels): they differ by < 6.4; 16x leaves 2.5x
     torch.testing.assert_close(
         inv.ws, expected_ws, rtol=0, atol=16 * torch.finfo(torch.float32).eps * expected_ws.abs().max().item()
     )

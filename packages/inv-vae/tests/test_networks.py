@@ -86,8 +86,12 @@ def test_native_format_round_trip(encoder, agile_data, tmp_path):
     loaded = load_networks(path)["encoder"]
     assert isinstance(loaded, VAEStyleEncoder) and loaded.config == FIXTURE
     x = agile_data["x"]
-    # the same tensors; the convolutions' memory layout may differ, so float32 round-off only
-    torch.testing.assert_close(loaded(x).mu, encoder(x).mu, rtol=0, atol=2e-5)
+    # the same tensors; the convolutions' memory layout may differ, so float32 round-off only: each mu is within
+    # 9.5 eps * max|mu| of a float64 run (this CPU; AVX2- and SSE-capped kernels), so < 19 apart; 48x leaves 2.5x
+    expected = encoder(x).mu
+    torch.testing.assert_close(
+        loaded(x).mu, expected, rtol=0, atol=48 * torch.finfo(torch.float32).eps * expected.abs().max().item()
+    )
     assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), encoder.state_dict().values()))
 
 

@@ -149,7 +149,11 @@ def test_attribute_paths_are_predicted_by_the_fmnist_class_group(two_path_style,
     inv = agile(images)
     _, auto = stylize(agile, two_path_style, images)
     for i, name in enumerate(predicted):
-        torch.testing.assert_close(auto[i], inv[i].render(generator=two_path_style.path(name))[0], rtol=0, atol=1e-5)
+        single = inv[i].render(generator=two_path_style.path(name))[0]
+        # a path's batch against one image: other kernels. Each render is within 49 eps * max|image| of a float64
+        # run (this CPU; AVX2- and SSE-capped kernels), so they differ by < 98; 256x leaves 2.6x
+        bound = 256 * torch.finfo(torch.float32).eps * single.abs().max().item()
+        torch.testing.assert_close(auto[i], single, rtol=0, atol=bound)
     _, given = stylize(agile, two_path_style, images, attributes="shoes")
     torch.testing.assert_close(given, inv.render(generator=two_path_style.path("shoes")), rtol=0, atol=1e-5)
     assert (given[~shoes] - auto[~shoes]).abs().max() > 1e-2  # the clothes took the other path

@@ -298,10 +298,16 @@ def test_w_inversion_broadcasts(g32):
 def test_zplus_renders_like_mapping_each_z(g32):
     z = torch.randn(2, g32.num_ws, g32.z_dim)
     inv = Inversion(z, "z+", g32)
+    # every entry mapped in one batch against one entry at a time, then rendered: other summation orders. Over 20
+    # draws each is within 10 eps * max|w| (codes) and 34 eps * max|image| (renders) of a float64 run (this CPU;
+    # AVX2- and SSE-capped kernels): they differ by < 19 and < 60; 48x and 128x leave 2x or more
+    eps = torch.finfo(torch.float32).eps
     for i in (0, 3, g32.num_ws - 1):
-        torch.testing.assert_close(inv.ws[:, i], g32.mapping(z[:, i])[:, 0])
+        expected = g32.mapping(z[:, i])[:, 0]
+        torch.testing.assert_close(inv.ws[:, i], expected, rtol=0, atol=48 * eps * expected.abs().max().item())
     same_z = Inversion(z[:, :1].repeat(1, g32.num_ws, 1), "z+", g32)  # one z everywhere is plain G(z)
-    torch.testing.assert_close(same_z.render(), g32(z[:, 0], noise_mode="const"))
+    expected = g32(z[:, 0], noise_mode="const")
+    torch.testing.assert_close(same_z.render(), expected, rtol=0, atol=128 * eps * expected.abs().max().item())
 
 
 def test_edit(g32, wplus):
@@ -344,8 +350,11 @@ def test_slicing_keeps_offsets_and_extras_aligned(wplus):
     part = wplus[1:3]
     assert len(part) == 2 and part.extras["note"] == "toy"
     assert torch.equal(part.extras["loss"], torch.tensor([1.0, 2.0]))
-    torch.testing.assert_close(part.render(), images[1:3])
-    torch.testing.assert_close(wplus[-1].render(), images[2:])
+    # slices render as smaller batches (other kernels): over 20 draws each render is within 23 eps * max|image| of a
+    # float64 run (this CPU; AVX2- and SSE-capped kernels), so they differ by < 40; 128x leaves 3x
+    bound = 128 * torch.finfo(torch.float32).eps * images.abs().max().item()
+    torch.testing.assert_close(part.render(), images[1:3], rtol=0, atol=bound)
+    torch.testing.assert_close(wplus[-1].render(), images[2:], rtol=0, atol=bound)
     picked = wplus[torch.tensor([2, 0])]
     assert torch.equal(picked.latents, wplus.latents[[2, 0]])
     assert torch.equal(picked.weight_offsets["b32.torgb"], wplus.weight_offsets["b32.torgb"][[2, 0]])

@@ -71,7 +71,9 @@ class EncoderMethod(Method):
     needs = ("generator", "own-weights")
     trainable = True
     test_options = {"allow_untrained": True, "widths": (16, 32, 48, 64)}  # a small random network
-    test_batch_tolerance = 1e-5
+    # batch against one image at a time on the demo generator: each render is within 61 eps * max|image| (1.09) of a
+    # float64 run (this CPU; AVX2- and SSE-capped kernels), so < 1.5e-5 apart; 4e-5 leaves 2.7x
+    test_batch_tolerance = 4e-5
 
     def __init__(
         self,
