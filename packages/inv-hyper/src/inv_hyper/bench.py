@@ -52,25 +52,38 @@ def per_sample_copies(G, ws, deltas):
     return torch.cat(outs)
 
 
-def run(batches=(1, 8), repeats: int = 3, seed: int = 0) -> list[dict]:
+def _seconds(fn, device: torch.device) -> float:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    start = time.perf_counter()
+    fn()
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    return time.perf_counter() - start
+
+
+def run(
+    batches=(1, 8), repeats: int = 3, seed: int = 0, device="cpu", config: GeneratorConfig = BENCH_CONFIG
+) -> list[dict]:
+    """One row per batch: ``speed`` (images/s) and ``memory`` (peak growth) of each way, and ``diff``."""
+    device = torch.device(device)
     torch.manual_seed(seed)
-    G = Generator(BENCH_CONFIG).eval().requires_grad_(False)
-    hyper = Hypernetwork.for_generator(G, input_dim=32, hidden_dim=16, extractor_dim=16).eval()
+    G = Generator(config).eval().requires_grad_(False)
+    hyper = Hypernetwork.for_generator(G, input_dim=32, hidden_dim=16, extractor_dim=16).eval().to(device)
+    G.to(device)
     rows = []
     for n in batches:
-        codes = torch.randn(n, hyper.num_maps, 32, 8, 8)
+        codes = torch.randn(n, hyper.num_maps, 32, 8, 8).to(device)
         with torch.no_grad():
             deltas = {k: 0.1 * v for k, v in hyper(codes, codes.roll(1, 0)).items()}  # ~0.03 std, as trained
-            ws = G.mapping(torch.randn(n, G.z_dim))
+            ws = G.mapping(torch.randn(n, G.z_dim).to(device))
         ways = {"batched offsets": batched, "copy per sample": per_sample_copies, "no offsets": batched_without_offsets}
         outs, memory, times = {}, {}, {k: [] for k in ways}
         for name, fn in ways.items():  # warm-up, output and memory
-            outs[name], memory[name] = peak_growth(lambda: fn(G, ws, deltas))
+            outs[name], memory[name] = peak_growth(lambda: fn(G, ws, deltas), device)
         for _ in range(repeats):  # interleaved
             for name, fn in ways.items():
-                t = time.perf_counter()
-                fn(G, ws, deltas)
-                times[name].append(time.perf_counter() - t)
+                times[name].append(_seconds(lambda: fn(G, ws, deltas), device))
         diff = (outs["batched offsets"] - outs["copy per sample"]).abs().max().item()
         speed = {k: n / statistics.median(v) for k, v in times.items()}
         rows.append(dict(batch=n, speed=speed, memory=memory, diff=diff))

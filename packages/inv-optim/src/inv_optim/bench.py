@@ -27,10 +27,33 @@ from .projector import ProjectorW, w_statistics
 from .pti import PTI
 
 
-def _timed(fn):
+def _timed(fn, device=None):
+    cuda = device is not None and torch.device(device).type == "cuda"
+    if cuda:
+        torch.cuda.synchronize(device)
     start = time.perf_counter()
     result = fn()
+    if cuda:
+        torch.cuda.synchronize(device)
     return result, time.perf_counter() - start
+
+
+def time_pti(generator, images, pivot, distance, steps: int, repeats: int, device=None) -> dict[str, dict]:
+    """PTI's two ways on the same images and pivot, no early stop: batched per-sample weight offsets, and a
+    generator copy per image tuned one after the other. Per way: the ``inversion``, the median ``seconds`` of
+    ``repeats`` interleaved runs and the peak ``memory`` growth of one run."""
+    ways = {
+        "batched offsets": PTI(generator, steps=steps, distance=distance, stop_distance=None, mode="offsets"),
+        "sequential copies": PTI(generator, steps=steps, distance=distance, stop_distance=None, mode="copy"),
+    }
+    ways["batched offsets"](images[:1], init=pivot[0])  # warm-up
+    results, memory, times = {}, {}, {k: [] for k in ways}
+    for name, method in ways.items():  # output and memory
+        results[name], memory[name] = peak_growth(lambda: method(images, init=pivot), device)
+    for _ in range(repeats):
+        for name, method in ways.items():
+            times[name].append(_timed(lambda: method(images, init=pivot), device)[1])
+    return {k: dict(inversion=results[k], seconds=statistics.median(times[k]), memory=memory[k]) for k in ways}
 
 
 def _row(label, n, seconds, inv, extra=""):
@@ -74,8 +97,10 @@ def main(argv=None) -> None:
     if args.project_steps > 0:
         print(f"projection (W, {args.project_steps} steps):")
         projector(steps=2)(images[:1])  # warm-up
-        batched, t_batch = _timed(lambda: projector()(images))
-        singles, t_single = _timed(lambda: Inversion.cat([projector(seed=i)(images[i : i + 1]) for i in range(n)]))
+        batched, t_batch = _timed(lambda: projector()(images), device)
+        singles, t_single = _timed(
+            lambda: Inversion.cat([projector(seed=i)(images[i : i + 1]) for i in range(n)]), device
+        )
         for inv in (batched, singles):
             inv.extras["_target"] = images
         _row("batched", n, t_batch, batched)
@@ -86,21 +111,12 @@ def main(argv=None) -> None:
     print(
         f"PTI ({args.pti_steps} tuning steps, no early stop, same W pivot; median of {args.repeats} interleaved runs):"
     )
-    ways = {
-        "batched offsets": PTI(generator, steps=args.pti_steps, distance=distance, stop_distance=None, mode="offsets"),
-        "sequential copies": PTI(generator, steps=args.pti_steps, distance=distance, stop_distance=None, mode="copy"),
-    }
-    ways["batched offsets"](images[:1], init=pivot[0])  # warm-up
-    results, memory, times = {}, {}, {k: [] for k in ways}
-    for name, method in ways.items():  # output and memory
-        results[name], memory[name] = peak_growth(lambda: method(images, init=pivot), device)
-    for _ in range(args.repeats):
-        for name, method in ways.items():
-            times[name].append(_timed(lambda: method(images, init=pivot))[1])
-    for name, inv in results.items():
+    ways = time_pti(generator, images, pivot, distance, args.pti_steps, args.repeats, device)
+    for name, way in ways.items():
+        inv = way["inversion"]
         inv.extras["_target"] = images
-        _row(name, n, statistics.median(times[name]), inv, f"  peak memory growth {memory[name] / 2**20:.1f} MB")
-    ratio = statistics.median(times["sequential copies"]) / statistics.median(times["batched offsets"])
+        _row(name, n, way["seconds"], inv, f"  peak memory growth {way['memory'] / 2**20:.1f} MB")
+    ratio = ways["sequential copies"]["seconds"] / ways["batched offsets"]["seconds"]
     print(f"  speed-up batched / sequential: {ratio:.2f}x")
 
 
