@@ -1,5 +1,7 @@
 import gzip
 import json
+import math
+import zlib
 from pathlib import Path
 
 import pytest
@@ -22,6 +24,42 @@ def _one_thread():
 
 def _load(name):
     return torch.load(DATA / name, weights_only=True)
+
+
+def formula_state(shapes: dict) -> dict:
+    """Weights without a random generator, the same on every machine, for the reference runs of
+    ``data/make_reference_variants.py`` (which imports this): per key, the sine of the golden-angle sequence with a
+    phase from the key's CRC32, scaled by what the tensor is (BN statistics and affine, PReLU, convs and ``Linear``
+    by 1/sqrt(fan-in), EqualLinear unscaled, as it scales itself). float64 values, returned as float32."""
+    state = {}
+    for name, shape in shapes.items():
+        if name.endswith("num_batches_tracked"):
+            state[name] = torch.zeros((), dtype=torch.int64)
+            continue
+        phase = zlib.crc32(name.encode()) / 2**32 * 2 * math.pi
+        t = torch.sin(torch.arange(math.prod(shape), dtype=torch.float64) * 2.399963229728653 + phase).reshape(shape)
+        module, leaf = name.rsplit(".", 1)
+        batch_norm = f"{module}.running_mean" in shapes
+        if leaf == "running_mean":
+            value = 0.1 * t
+        elif leaf == "running_var":
+            value = 0.75 + 0.25 * t
+        elif leaf == "bias":
+            value = 0.1 * t
+        elif len(shape) == 1:  # BN scale or PReLU slope
+            value = (1.0 if batch_norm else 0.25) + 0.1 * t
+        elif name.endswith("linear.weight"):  # EqualLinear: unit variance, scaled at run time
+            value = t * math.sqrt(2)
+        else:
+            value = t * math.sqrt(2 / math.prod(shape[1:]))
+        state[name] = value.float()
+    return state
+
+
+@pytest.fixture(scope="session")
+def formula():
+    """:func:`formula_state` (the test modules cannot import conftest: pytest runs in importlib mode)."""
+    return formula_state
 
 
 @pytest.fixture(scope="session")

@@ -263,11 +263,11 @@ def test_other_bad_files(tmp_path, psp_data, g64):
     unsupported = official_file(
         tmp_path,
         psp_data["state_dict"],
-        {"encoder_type": "ResNetGradualStyleEncoder", "output_size": 64},
+        {"encoder_type": "MyStyleEncoder", "output_size": 64},
         g64,
         torch.zeros(32),
     )
-    with pytest.raises(CheckpointError, match="encoder_type 'ResNetGradualStyleEncoder' is not supported"):
+    with pytest.raises(CheckpointError, match="encoder_type 'MyStyleEncoder' is not supported"):
         load(unsupported)
     wrong_size = official_file(tmp_path, psp_data["state_dict"], {"output_size": 1024}, g64, torch.zeros(32))
     with pytest.raises(CheckpointKeyError, match=r"112 missing \(styles\.10\.convs\.0\.weight"):  # 18 styles, not 10

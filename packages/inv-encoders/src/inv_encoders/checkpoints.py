@@ -5,10 +5,14 @@ generator, optionally ``discriminator.*``), ``opts`` (the training options, a pl
 ``latent_avg`` (``[18, 512]``, ``[1, 512]`` or ``[512]``); e4e may hold its latent discriminator under
 ``discriminator_state_dict``. It is read with ``torch.load(weights_only=True)`` (sg2-core's reader), so
 loading never runs code from the file. Which method wrote the file is told by its options: ReStyle's have
-``n_iters_per_batch``; ``encoder_type`` names the encoder (pSp's default ``GradualStyleEncoder``, e4e's
-``Encoder4Editing``; the W-only ``BackboneEncoderUsingLastLayerIntoW`` is ``e4e-w`` when the options are e4e's,
-see :data:`E4E_OPTIONS`, and ``psp-w`` otherwise). Widths, depth, input size and style width are read from the
-tensors' shapes, so the reduced test layouts load through the same code as the full-size ones.
+``n_iters_per_batch``; ``encoder_type`` names the encoder, and every name that the official ``set_encoder``
+functions of pSp, e4e, ReStyle and HyperInverter accept is read (:data:`ENCODER_TYPES`, :data:`RESTYLE_TYPES`;
+the W-only ``BackboneEncoderUsingLastLayerIntoW`` / ``ResNetEncoderUsingLastLayerIntoW`` are ``e4e-w`` when the
+options are e4e's, see :data:`E4E_OPTIONS`, and ``psp-w`` otherwise; e4e's ``SingleStyleCodeEncoder`` is its
+name for that network). The trunk (IR / IR-SE 50/100/152, or the ResNet34 of the ``ResNet*`` encoders), widths,
+depth, input size and style width are read from the tensors' shapes, as HyperInverter's W-encoder loader picks
+the trunk by domain, not by ``encoder_type``; so the reduced test layouts load through the same code as the
+full-size ones.
 """
 
 from __future__ import annotations
@@ -28,19 +32,34 @@ from sg2_core.checkpoints.base import check_state
 from sg2_core.encoders import UNITS_PER_STAGE
 
 from .networks import KINDS, W_ONLY, LatentCodesDiscriminator, StyleEncoder, StyleEncoderConfig, widths_of
+from .variants import RESNET34_UNITS
 
-# opts.encoder_type -> (kind, pyramid) for pSp / e4e files and for ReStyle files
+# opts.encoder_type -> (kind, pyramid, head) in the files of pSp's, e4e's and HyperInverter's trainers (their
+# set_encoder), and in ReStyle's (options with n_iters_per_batch). The trunk is read from the keys; the ResNet34
+# names differ from their IR-SE twins only in it.
 ENCODER_TYPES = {
-    "GradualStyleEncoder": ("psp", True),
-    "Encoder4Editing": ("e4e", True),
-    "BackboneEncoderUsingLastLayerIntoW": ("psp-w", False),
+    "GradualStyleEncoder": ("psp", True, "styles"),  # pSp, e4e, HyperInverter's pSp and e4e
+    "ResNetGradualStyleEncoder": ("psp", True, "styles"),  # HyperInverter's pSp (ResNet34)
+    "BackboneEncoderUsingLastLayerIntoWPlus": ("psp", False, "linear"),  # pSp
+    "Encoder4Editing": ("e4e", True, "styles"),  # e4e, HyperInverter's e4e
+    "BackboneEncoderUsingLastLayerIntoW": ("psp-w", False, "styles"),  # pSp, HyperInverter's pSp
+    "ResNetEncoderUsingLastLayerIntoW": ("psp-w", False, "styles"),  # HyperInverter's pSp (ResNet34)
+    "SingleStyleCodeEncoder": ("e4e-w", False, "styles"),  # e4e (its BackboneEncoderUsingLastLayerIntoW)
 }
 RESTYLE_TYPES = {
-    "BackboneEncoder": ("restyle-psp", False),
-    "GradualStyleEncoder": ("restyle-psp", True),
-    "ProgressiveBackboneEncoder": ("restyle-e4e", False),
-    "Encoder4Editing": ("restyle-e4e", True),
+    "BackboneEncoder": ("restyle-psp", False, "styles"),
+    "ResNetBackboneEncoder": ("restyle-psp", False, "styles"),
+    "GradualStyleEncoder": ("restyle-psp", True, "styles"),
+    "ResNetGradualStyleEncoder": ("restyle-psp", True, "styles"),
+    "ProgressiveBackboneEncoder": ("restyle-e4e", False, "styles"),
+    "ResNetProgressiveBackboneEncoder": ("restyle-e4e", False, "styles"),
+    "Encoder4Editing": ("restyle-e4e", True, "styles"),  # not one of ReStyle's, read as e4e's on 6 channels
 }
+# HyperInverter's own files (its W-bar encoder, hypernetwork and phase-I W encoder together): inv-hyper reads them
+HYPERINVERTER_TYPES = ("LayerWiseEncoder", "ResNetLayerWiseEncoder")
+HYPERINVERTER_HINT = (
+    "read it with inv_hyper.load(path, G) or create_method('hyperinverter', generator=G, weights=path) (inv-hyper)"
+)
 NAMES = {
     "psp": "pSp",
     "e4e": "e4e",
@@ -70,8 +89,8 @@ def _prefixed(state: Mapping, prefix: str) -> dict:
     return {k[len(prefix) :]: v for k, v in state.items() if isinstance(k, str) and k.startswith(prefix)}
 
 
-def detect_kind(opts: Mapping, path=None) -> tuple[str, bool]:
-    """(kind, pyramid) from a file's options."""
+def detect_kind(opts: Mapping, path=None) -> tuple[str, bool, str]:
+    """(kind, pyramid, head) from a file's options."""
     restyle = "n_iters_per_batch" in opts
     table = RESTYLE_TYPES if restyle else ENCODER_TYPES
     encoder_type = opts.get("encoder_type")
@@ -79,56 +98,84 @@ def detect_kind(opts: Mapping, path=None) -> tuple[str, bool]:
         encoder_type = (
             "BackboneEncoder" if restyle else "Encoder4Editing" if "stylegan_size" in opts else "GradualStyleEncoder"
         )
+    if encoder_type in HYPERINVERTER_TYPES:
+        raise CheckpointError(
+            f"this is a HyperInverter checkpoint (opts.encoder_type {encoder_type!r}: its W-bar encoder and "
+            f"hypernetwork), not a pSp/e4e/ReStyle encoder; {HYPERINVERTER_HINT}",
+            path,
+        )
     if encoder_type not in table:
-        origin = "ReStyle" if restyle else "pSp/e4e"
+        origin = "ReStyle" if restyle else "pSp/e4e/HyperInverter"
         raise CheckpointError(
             f"{origin} encoder_type {encoder_type!r} is not supported (supported: {', '.join(sorted(table))})", path
         )
-    kind, pyramid = table[encoder_type]
+    kind, pyramid, head = table[encoder_type]
     if kind == "psp-w" and any(k in opts for k in E4E_OPTIONS):
         kind = "e4e-w"
-    return kind, pyramid
+    return kind, pyramid, head
 
 
 def _units(state: Mapping) -> int:
     return len({int(m.group(1)) for k in state if (m := re.match(r"body\.(\d+)\.", k))})
 
 
-def encoder_config(kind: str, pyramid: bool, opts: Mapping, state: Mapping, start: bool, path=None):
-    """Our config from the options (sizes, input channels) and the tensors (widths, depth, style width)."""
-    linear = "linear.weight" if kind in W_ONLY else "styles.0.linear.weight"
-    needed = ["input_layer.0.weight", linear]
+def encoder_config(
+    kind: str, pyramid: bool, opts: Mapping, state: Mapping, start: bool, path=None, head: str = "styles"
+) -> StyleEncoderConfig:
+    """Our config from the options (sizes) and the tensors (trunk, input channels, widths, depth, style width)."""
+    resnet = "conv1.weight" in state and "input_layer.0.weight" not in state  # ReStyle's / HyperInverter's ResNet34
+    stem = "conv1.weight" if resnet else "input_layer.0.weight"
+    linear = "linear.weight" if kind in W_ONLY or head == "linear" else "styles.0.linear.weight"
+    needed = [stem, linear] + (["output_layer_2.3.weight"] if head == "linear" else [])
     missing = [k for k in needed if k not in state]
     if missing:
         raise CheckpointError(
             f"the encoder has no {', '.join(missing)} (keys 'encoder.{missing[0]}'): not a pSp-family encoder", path
         )
     units = _units(state)
-    depths = {sum(v): k for k, v in UNITS_PER_STAGE.items()}
-    if units not in depths:
-        raise CheckpointError(f"the encoder trunk has {units} units; IR-SE 50/100/152 have {sorted(depths)}", path)
-    num_layers = depths[units]
-    size = (
-        opts.get("stylegan_size" if kind in ("e4e", "e4e-w") else "output_size")
-        or opts.get("output_size")
-        or DEFAULT_OUTPUT_SIZE
-    )
+    if resnet:
+        if units != sum(RESNET34_UNITS):
+            raise CheckpointError(
+                f"the encoder's ResNet trunk (keys conv1, body) has {units} units; ResNet34 has {sum(RESNET34_UNITS)}",
+                path,
+            )
+        num_layers, counts, mode = 34, RESNET34_UNITS, "resnet"
+    else:
+        depths = {sum(v): k for k, v in UNITS_PER_STAGE.items()}
+        if units not in depths:
+            raise CheckpointError(f"the encoder trunk has {units} units; IR-SE 50/100/152 have {sorted(depths)}", path)
+        num_layers = depths[units]
+        counts, mode = UNITS_PER_STAGE[num_layers], "ir_se" if "body.0.res_layer.5.fc1.weight" in state else "ir"
+    # e4e's trainer writes stylegan_size, pSp's and ReStyle's output_size (whichever the file has)
+    names = ("stylegan_size", "output_size") if kind in ("e4e", "e4e-w") else ("output_size", "stylegan_size")
+    size = next((opts[n] for n in names if opts.get(n) is not None), DEFAULT_OUTPUT_SIZE)
     if not isinstance(size, int) or size < 4 or size & (size - 1):
         raise CheckpointError(f"opts output size {size!r} is not a power of two", path)
     convs = len({k for k in state if re.match(r"styles\.0\.convs\.\d+\.weight$", k)})
-    return StyleEncoderConfig(
-        kind=kind,
-        n_styles=2 * int(math.log2(size)) - 2,
-        in_channels=int(state["input_layer.0.weight"].shape[1]),
-        input_size=16 * 2**convs if convs else 256,  # style 0 reads the stride-16 map down to 1x1
-        style_dim=int(state[linear].shape[0]),
-        widths=widths_of(state, UNITS_PER_STAGE[num_layers]),
-        num_layers=num_layers,
-        mode="ir_se" if "body.0.res_layer.5.fc1.weight" in state else "ir",
-        pyramid=pyramid,
-        start_from_latent_avg=start,
-        n_iters=int(opts.get("n_iters_per_batch", 5)),
-    )
+    try:
+        widths = widths_of(state, counts)
+    except KeyError as exc:
+        key = exc.args[0]
+        raise CheckpointError(
+            f"the encoder trunk has no {key} (key 'encoder.{key}'): a stage's first unit", path
+        ) from None
+    try:
+        return StyleEncoderConfig(
+            kind=kind,
+            n_styles=2 * int(math.log2(size)) - 2,
+            in_channels=int(state[stem].shape[1]),
+            input_size=16 * 2**convs if convs else 256,  # style 0 reads the stride-16 map down to 1x1
+            style_dim=int(state[linear].shape[1 if head == "linear" else 0]),
+            widths=widths,
+            num_layers=num_layers,
+            mode=mode,
+            pyramid=pyramid,
+            start_from_latent_avg=start,
+            n_iters=int(opts.get("n_iters_per_batch", 5)),
+            head=head,
+        )
+    except ValueError as exc:
+        raise CheckpointError(f"{opts.get('encoder_type')!r}: {exc}", path) from None
 
 
 def _strict(module: nn.Module, state: Mapping, what: str, path) -> None:
@@ -161,7 +208,14 @@ def from_dict(obj, path=None, generator=None, kind: str | None = None) -> Encode
     opts = obj.get("opts") or {}
     if not isinstance(opts, Mapping):
         raise CheckpointError(f"opts is a {type(opts).__name__}, not a dict", path)
-    found, pyramid = detect_kind(opts, path)
+    state = obj["state_dict"]
+    if any(isinstance(k, str) and k.startswith("w_bar_encoder.") for k in state):
+        raise CheckpointError(
+            f"this is a HyperInverter checkpoint (keys w_bar_encoder.*, hypernet.*), not a pSp/e4e/ReStyle encoder; "
+            f"{HYPERINVERTER_HINT}",
+            path,
+        )
+    found, pyramid, head = detect_kind(opts, path)
     if kind is not None:
         if kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {kind!r}")
@@ -174,13 +228,12 @@ def from_dict(obj, path=None, generator=None, kind: str | None = None) -> Encode
                 f"method or load(path, kind={found!r})",
                 path,
             )
-    state = obj["state_dict"]
     enc_state = _prefixed(state, "encoder.")
     if not enc_state:
         raise CheckpointError("the state_dict has no 'encoder.*' keys", path)
     latent_avg = obj.get("latent_avg")
     start = bool(opts.get("start_from_latent_avg", latent_avg is not None)) or found.startswith("restyle")
-    config = encoder_config(found, pyramid, opts, enc_state, start, path)
+    config = encoder_config(found, pyramid, opts, enc_state, start, path, head)
 
     meta = any(v.is_meta for v in enc_state.values() if isinstance(v, torch.Tensor))
     with torch.device("meta" if meta else "cpu"):

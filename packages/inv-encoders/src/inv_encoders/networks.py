@@ -14,6 +14,10 @@ One class, :class:`StyleEncoder`, covers the four encoders, because they differ 
   one w ``[N, style_dim]`` plus ``latent_avg[0]`` (HyperInverter's phase I). The two share the network and
   differ in training: ``e4e-w`` is trained with e4e's latent discriminator (HyperInverter's "e4e W-encoder").
 
+The trunk is IR / IR-SE 50/100/152 (``mode='ir'`` / ``'ir_se'``) or the ResNet34 of ReStyle's and HyperInverter's
+``ResNet*`` encoders (``mode='resnet'``, ``num_layers=34``; :mod:`inv_encoders.variants`); ``head='linear'`` is
+pSp's ``BackboneEncoderUsingLastLayerIntoWPlus`` (kind ``psp``: all codes from the last map through one linear).
+
 State-dict keys: ``encoder.*`` are exactly the official checkpoint's ``encoder.*`` keys, ``latent_avg`` is a
 buffer ``[n_styles, style_dim]``.
 """
@@ -30,10 +34,14 @@ from sg2_core import register_network
 from sg2_core.encoders import DEFAULT_WIDTHS, PyramidStyleEncoder, WEncoder
 from sg2_core.nn.config import Serializable
 
+from .variants import ResNetStyleEncoder, ResNetWEncoder, WPlusEncoder
+
 KINDS = ("psp", "e4e", "restyle-psp", "restyle-e4e", "psp-w", "e4e-w")
 PROGRESSIVE = ("e4e", "restyle-e4e")
 W_ONLY = ("psp-w", "e4e-w")  # one w per image, the W-only network
 DISC_SLOPE = 0.2  # e4e's latent discriminator (the style blocks use 0.01)
+MODES = ("ir", "ir_se", "resnet")  # the trunk: IR / IR-SE units, or ResNet34's BasicBlocks
+HEADS = ("styles", "linear")  # map2style blocks (pSp, e4e, ReStyle), or pSp's W+ linear head
 
 
 @dataclass(frozen=True)
@@ -49,10 +57,20 @@ class StyleEncoderConfig(Serializable):
     pyramid: bool = True
     start_from_latent_avg: bool = True
     n_iters: int = 5  # ReStyle's refinement steps at inference
+    head: str = "styles"  # "linear": pSp's BackboneEncoderUsingLastLayerIntoWPlus (kind psp, IR / IR-SE trunk)
 
     def __post_init__(self):
         if self.kind not in KINDS:
             raise ValueError(f"kind must be one of {KINDS}, got {self.kind!r}")
+        if self.mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {self.mode!r}")
+        if self.head not in HEADS:
+            raise ValueError(f"head must be one of {HEADS}, got {self.head!r}")
+        if self.head == "linear" and (self.kind != "psp" or self.mode == "resnet"):
+            raise ValueError(
+                f"head='linear' is pSp's BackboneEncoderUsingLastLayerIntoWPlus: kind 'psp' on an IR / IR-SE "
+                f"trunk, got kind {self.kind!r}, mode {self.mode!r}"
+            )
         if isinstance(self.n_iters, bool) or not isinstance(self.n_iters, int) or self.n_iters < 1:
             raise ValueError(f"n_iters must be a positive int, got {self.n_iters!r}")
         object.__setattr__(self, "widths", tuple(self.widths))
@@ -86,16 +104,26 @@ class StyleEncoder(nn.Module):
         super().__init__()
         config = config if config is not None else StyleEncoderConfig(**kwargs)
         self.config = config
+        resnet = config.mode == "resnet"
         if config.kind in W_ONLY:
-            self.encoder = WEncoder(
+            self.encoder = (ResNetWEncoder if resnet else WEncoder)(
                 config.in_channels,
                 w_dim=config.style_dim,
                 num_layers=config.num_layers,
                 mode=config.mode,
                 widths=config.widths,
             )
+        elif config.head == "linear":
+            self.encoder = WPlusEncoder(
+                config.n_styles,
+                config.in_channels,
+                num_layers=config.num_layers,
+                mode=config.mode,
+                widths=config.widths,
+                style_dim=config.style_dim,
+            )
         else:
-            self.encoder = PyramidStyleEncoder(
+            self.encoder = (ResNetStyleEncoder if resnet else PyramidStyleEncoder)(
                 config.n_styles,
                 config.in_channels,
                 input_size=config.input_size,
@@ -161,9 +189,11 @@ class LatentCodesDiscriminator(nn.Module):
 
 
 def widths_of(state: dict, num_layers_units: Sequence[int]) -> tuple[int, ...]:
-    """Stage depths from a trunk state dict: the first 3x3 conv of each stage's first unit."""
+    """Stage depths from a trunk state dict: the first 3x3 conv of each stage's first unit (IR / IR-SE units'
+    ``res_layer.1``, ResNet BasicBlocks' ``conv1``)."""
     firsts, start = [], 0
     for count in num_layers_units:
         firsts.append(start)
         start += count
-    return tuple(int(state[f"body.{i}.res_layer.1.weight"].shape[0]) for i in firsts)
+    conv = "res_layer.1.weight" if "body.0.res_layer.1.weight" in state else "conv1.weight"
+    return tuple(int(state[f"body.{i}.{conv}"].shape[0]) for i in firsts)
