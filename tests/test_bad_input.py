@@ -399,6 +399,7 @@ def workspace(tmp_path_factory) -> Path:
     return w
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("row", ROWS, ids=lambda r: r.id)
 def test_bad_input(workspace, row):
     import torch
@@ -460,6 +461,7 @@ def test_every_command_has_rows():
     }
 
 
+@pytest.mark.slow
 def test_train_collab_sigint_saves_the_network_and_exits_130(workspace, tmp_path):
     out, run_dir = tmp_path / "collab.safetensors", tmp_path / "run"
     proc = subprocess.Popen(

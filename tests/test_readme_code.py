@@ -106,6 +106,7 @@ def readme_results(readme: Path, tmp_path_factory) -> dict:
     return _results[readme]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("readme, block", CASES, ids=[f"{r.relative_to(ROOT)}:{b['line']}" for r, b in CASES])
 def test_readme_block_runs(readme, block, tmp_path_factory):
     if block["skip"]:

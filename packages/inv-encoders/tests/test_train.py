@@ -43,6 +43,7 @@ def _train(*args):
     return code, err.getvalue()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("method", ["psp", "psp-w", "e4e", "e4e-w", "restyle-e4e"])
 def test_each_method_trains_and_its_file_loads(method, tmp_path):
     extra = ["--n-iters", "2"] if method.startswith("restyle") else []
@@ -95,6 +96,7 @@ def test_bad_input_names_the_problem(tmp_path):
     assert code == 2 and "not a trainable method of inv_encoders" in err
 
 
+@pytest.mark.slow
 def test_psp_edges_trains_on_edge_maps_and_its_file_loads(tmp_path):
     code, err = _train("--method", "psp-edges", "--steps", "2", "--run-dir", str(tmp_path / "run"), *TINY)
     assert code == 0, err
@@ -153,6 +155,7 @@ E4E_POOL = [
 ]
 
 
+@pytest.mark.slow
 def test_e4e_with_history_pools_resumes_exactly(tmp_path):
     code, err = _train(*E4E_POOL, "--steps", "4", "--run-dir", str(tmp_path / "once"), *TINY)
     assert code == 0, err

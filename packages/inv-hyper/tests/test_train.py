@@ -59,6 +59,7 @@ def phase1(tmp_path_factory):
     return run / "final.safetensors"
 
 
+@pytest.mark.slow
 def test_phase_two_trains_the_hypernetwork_with_the_adversarial_loss(phase1, tmp_path):
     before = HyperInverter(demo.load_generator(), weights=phase1).networks.state_dict()
     run = tmp_path / "phase2"
@@ -103,6 +104,7 @@ class MeanWPlus(MeanW):
     name, space = "test-mean-w+", "w+"
 
 
+@pytest.mark.slow
 def test_phase_two_on_a_registered_methods_codes(tmp_path):
     register_method("test-mean-w", replace=True)(MeanW)
     register_method("test-mean-w+", replace=True)(MeanWPlus)
@@ -139,6 +141,7 @@ def test_phase_two_on_a_registered_methods_codes(tmp_path):
         unregister_method("test-mean-w+")
 
 
+@pytest.mark.slow
 def test_bad_input_names_the_problem(phase1, tmp_path):
     code, err = _train("--phase", "2", "--steps", "1", "--run-dir", str(tmp_path / "a"), *TINY)
     assert code == 2 and "--phase 2 needs --phase1 FILE" in err

@@ -27,6 +27,7 @@ def folders(tmp_path_factory):
     return root, u8
 
 
+@pytest.mark.slow
 def test_folders_print_labelled_numbers_equal_to_the_api(folders, capsys):
     root, u8 = folders
     cache = root / "cache"

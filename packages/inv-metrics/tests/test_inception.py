@@ -34,6 +34,7 @@ def test_missing_inception_weights_names_the_file(tmp_path, monkeypatch):
     assert str(tmp_path / "hub" / "checkpoints") in str(err.value)
 
 
+@pytest.mark.slow
 def test_end_to_end_equals_calculate_metrics(data_dir, inception_hash_weights, tmp_path):
     e2e = torch.load(data_dir / "tfid_e2e.pt", weights_only=True)
     net = load_features("inception", weights=inception_hash_weights)

@@ -8,6 +8,7 @@ import pytest
 from inv_optim.bench import main
 
 
+@pytest.mark.slow
 def test_the_bench_runs_and_both_ways_reach_the_same_quality(capsys):
     main(["--n", "2", "--project-steps", "3", "--pti-steps", "2", "--repeats", "1", "--threads", "1"])
     out = capsys.readouterr().out

@@ -67,6 +67,7 @@ def test_agilegan_is_trainable_through_this_package():
     assert spec.trainable and spec.trainer == "inv_vae.training:main"
 
 
+@pytest.mark.slow
 def test_encoder_trains_resumes_exactly_and_loads_into_the_method(tmp_path):
     whole, split = tmp_path / "whole", tmp_path / "split"
     assert main(["encoder", "--steps", "4", "--snap-every", "4", "--run-dir", str(whole), *ENCODER]) == 0
@@ -176,6 +177,7 @@ def test_bad_style_options_are_named(tmp_path, capsys, extra, message):
     assert message in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_encoder_two_gloo_processes_equal_one_process_with_the_whole_batch(tmp_path):
     # as sg2-core's test_fit: torchrun splits every batch; the batch norms see the whole batch's statistics
     # (inv_vae.sync_batchnorm) and each image gets the same reparameterisation noise in both runs
@@ -201,6 +203,7 @@ def test_encoder_two_gloo_processes_equal_one_process_with_the_whole_batch(tmp_p
         torch.testing.assert_close(b[k], a[k], rtol=1e-5, atol=1e-5, msg=k)
 
 
+@pytest.mark.slow
 def test_style_runs_under_torchrun_with_two_gloo_processes(tmp_path):
     # each rank draws its own latents (as StyleGAN2's multi-GPU training does), so the result is not the
     # one-process run's; what must hold is that the run works, averages over both and writes a style generator

@@ -184,6 +184,7 @@ def test_resume_continues_exactly_and_logs_each_step_once(setup):
     assert info["steps"] == 8 and info["lr"] == 1e-3 and info["val_psnr"] > 0
 
 
+@pytest.mark.slow
 def test_a_sigterm_leaves_a_snapshot_that_resumes_exactly(setup):
     steps = 200
     _run_process(setup, setup / "straight", steps, "--snap-every", "1000")
@@ -235,6 +236,7 @@ def test_refusals_name_the_problem(setup):
     assert not (setup / "b").exists() or not any((setup / "b").iterdir())
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_equal_one_process_with_the_whole_batch(setup):
     _run(setup, setup / "one", 6)
     cmd = [

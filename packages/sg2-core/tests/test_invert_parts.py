@@ -137,6 +137,7 @@ def test_each_batch_leaves_its_part_and_the_inversion_is_assembled_from_them(set
     assert record["batch_size"] == 2 and record["options"] == {"seed": 7} and len(record["images"]) == 5
 
 
+@pytest.mark.slow
 def test_a_killed_run_resumes_to_what_an_uninterrupted_run_writes(setup):
     out = setup / "killed"
     killed = _command(setup, out, kill=True)
@@ -151,6 +152,7 @@ def test_a_killed_run_resumes_to_what_an_uninterrupted_run_writes(setup):
     assert _files(out) == _files(setup / "reference")  # latents, offsets, PNGs, grid, manifest: byte for byte
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_write_the_files_one_process_writes(setup):
     out = setup / "two"
     done = _command(setup, out, processes=2)

@@ -182,6 +182,7 @@ def _start_and_wait_for_a_snapshot(out: Path, data, *extra) -> subprocess.Popen:
     return proc
 
 
+@pytest.mark.slow
 def test_a_run_killed_with_sigkill_resumes_to_the_same_weights(straight_run):
     straight, data = straight_run
     killed = straight.parent / "killed"
@@ -205,6 +206,7 @@ def test_a_run_killed_with_sigkill_resumes_to_the_same_weights(straight_run):
     assert (straight / "samples-000000320.png").stat().st_size > 0
 
 
+@pytest.mark.slow
 def test_sigint_writes_a_snapshot_exits_130_and_resumes_to_the_same_weights(straight_run):
     straight, data = straight_run
     stopped = straight.parent / "sigint"
@@ -232,6 +234,7 @@ def test_sigint_writes_a_snapshot_exits_130_and_resumes_to_the_same_weights(stra
     assert logged == sorted(set(logged)) and logged[-1] == 320
 
 
+@pytest.mark.slow
 def test_sigterm_also_stops_with_a_snapshot(tmp_path, npy_data):
     proc = _start_and_wait_for_a_snapshot(tmp_path / "run", npy_data, "--snap-kimg", "0.16", "--workers", "2")
     proc.send_signal(signal.SIGTERM)
@@ -333,6 +336,7 @@ def _torchrun(*args):
     return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", *args]
 
 
+@pytest.mark.slow
 def test_two_gloo_processes_keep_identical_weights(tmp_path):
     script = tmp_path / "ddp.py"
     script.write_text(DDP_SCRIPT)
@@ -343,6 +347,7 @@ def test_two_gloo_processes_keep_identical_weights(tmp_path):
     assert not torch.equal(a["synthesis.b16.conv1.weight"], _trainer().G.state_dict()["synthesis.b16.conv1.weight"])
 
 
+@pytest.mark.slow
 def test_the_command_line_trains_with_two_gloo_processes(tmp_path, npy_data):
     out = tmp_path / "run"
     subprocess.run(_torchrun("-m", "sg2_core.train", *_cli(out, npy_data, kimg="0.048")[3:]), check=True, timeout=300)
