@@ -1,4 +1,4 @@
-"""CPU threads for the commands, chosen from the work and from the cores that are free, not the cores present.
+"""CPU threads for the commands, chosen from the work and from how busy the machine is, not only its cores.
 
 torch's default is one thread per core, as if the machine were ours alone. On a shared machine (CI runners,
 lab servers) an OpenMP thread that spin-waits for a teammate whose core another process holds makes every
