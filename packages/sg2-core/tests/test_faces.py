@@ -89,6 +89,7 @@ def test_align_equals_psp_align_face(name, photo):
     reference = np.asarray(Image.open(DATA / case["aligned"]))
     assert face.image.shape == (3, 256, 256) and face.image.dtype == torch.uint8
     assert np.abs(pixels_of(face).astype(int) - reference).max() == 0
+    # float64 quads in pixels (< 1e4): the two computations differ by float64 rounding (~1e-12); 1e-9 px is far above it
     np.testing.assert_allclose(face.quad.numpy(), case["quad"], rtol=0, atol=1e-9)
 
 
@@ -117,6 +118,7 @@ def test_sizes_and_the_transform(photo):
         s = face.size
         corners = torch.tensor([[-0.5, -0.5, 1], [-0.5, s - 0.5, 1], [s - 0.5, s - 0.5, 1], [s - 0.5, -0.5, 1]])
         mapped = (face.matrix @ corners.to(torch.float64).T).T[:, :2]
+        # float64 quads in pixels (< 1e4): the two computations differ by float64 rounding (~1e-12); 1e-9 px is far above it
         torch.testing.assert_close(mapped, face.quad, rtol=0, atol=1e-9)
     # the 64 px crop is the 512 px one, resampled (measured: mean abs difference 3.2)
     big = torch.nn.functional.interpolate(ffhq.image[None].double(), size=64, mode="area")[0]

@@ -401,6 +401,8 @@ def check_filter(sd: Mapping, keys, config, gain: float, what: str, path=None) -
     from sg2_kernels import setup_filter
 
     expected = setup_filter(list(config.resample_filter)) * gain
+    # the stored filter is float32 products of the normalised taps: a writer that orders them differently is a
+    # few ulps off (rtol 1e-5 ~ 80 ulps); another filter differs by more than 10 %
     bad = [
         k
         for k in keys
