@@ -30,9 +30,9 @@ from sg2_core.checkpoints import CheckpointError, rosinality
 from sg2_core.checkpoints._io import check_input, torch_load
 from sg2_core.checkpoints.base import check_state
 from sg2_core.encoders import UNITS_PER_STAGE
+from sg2_core.encoders.resnet import RESNET34_UNITS
 
 from .networks import KINDS, W_ONLY, LatentCodesDiscriminator, StyleEncoder, StyleEncoderConfig, widths_of
-from .variants import RESNET34_UNITS
 
 # opts.encoder_type -> (kind, pyramid, head) in the files of pSp's, e4e's and HyperInverter's trainers (their
 # set_encoder), and in ReStyle's (options with n_iters_per_batch). The trunk is read from the keys; the ResNet34
