@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from inv_encoders.train import main
-from inv_encoders.training import EncoderObjective, build_encoder, progressive_stage
+from inv_encoders.training import EncoderObjective, build_encoder, encoder_from, progressive_stage
 from sg2_core import create_method, demo, load_networks
 from sg2_core.methods.conditions import apply_condition
 
@@ -69,6 +69,27 @@ def test_each_method_trains_and_its_file_loads(method, tmp_path):
     assert torch.isfinite(method_(images).render()).all()
 
 
+@pytest.mark.parametrize("source_kind", ["psp", "e4e"])
+def test_restyle_started_from_a_trained_encoder_gives_its_codes_first(source_kind):
+    G = demo.load_generator()
+    images = demo.load_test_images()[0][:3]
+    torch.manual_seed(0)
+    source = build_encoder(source_kind, G, (16, 32, 48, 64)).eval()
+    net = encoder_from(f"restyle-{source_kind}", source, G).eval()
+    assert net.config.in_channels == 2 * G.img_channels and net.config.pyramid
+    with torch.no_grad():
+        avg = G.synthesis(net.latent_avg[None], noise_mode="const").expand(3, -1, -1, -1)
+        first, single = net(torch.cat([images, avg], 1)), source(images)
+    # the reconstruction's channels weigh zero: the same sums as the source's, through a wider convolution; each
+    # side within 0.5 eps * max|code| of a float64 run (this CPU, and capped to AVX2 and one thread), so 4 eps
+    # leaves 4x over the two together
+    torch.testing.assert_close(first, single, rtol=0, atol=4 * torch.finfo(torch.float32).eps * single.abs().max())
+    restyle = create_method(f"restyle-{source_kind}", generator=G, weights=net, n_iters=2)(images)
+    assert restyle.extras["reconstructions"].shape[1] == 2 and torch.isfinite(restyle.latents).all()
+    with pytest.raises(ValueError, match="cannot start from a psp one"):
+        encoder_from("restyle-e4e", build_encoder("psp", G, (16, 32, 48, 64)), G)
+
+
 def test_e4e_schedule():
     assert [progressive_stage(s, 10, 5, 8) for s in (0, 9, 10, 14, 15, 40, 1000)] == [0, 0, 1, 1, 2, 7, 7]
 
@@ -92,6 +113,10 @@ def test_bad_input_names_the_problem(tmp_path):
     )
     assert code != 0 and "missing-arcface.pth" in err
     assert not (tmp_path / "b").exists() or not any((tmp_path / "b").iterdir())
+    code, err = _train(
+        "--method", "restyle-psp", "--steps", "1", "--init-from", str(tmp_path / "a" / "final.safetensors"), *TINY
+    )
+    assert code == 2 and "the architecture comes from the --init-from file" in err
     code, err = _train("--method", "nope", "--steps", "1")
     assert code == 2 and "not a trainable method of inv_encoders" in err
 

@@ -16,7 +16,9 @@ the generator's output with the original images. Ranger (RAdam + Lookahead) at l
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import torch.nn.functional as F
@@ -28,7 +30,7 @@ from sg2_core.training import fit
 from sg2_core.training.optim import Ranger
 from sg2_core.training.run import world
 
-from .networks import PROGRESSIVE, LatentCodesDiscriminator, StyleEncoder, StyleEncoderConfig
+from .networks import PROGRESSIVE, W_ONLY, LatentCodesDiscriminator, StyleEncoder, StyleEncoderConfig
 from .pools import LatentPool
 
 METHODS = ("psp", "psp-w", "psp-edges", "e4e", "e4e-w", "restyle-psp", "restyle-e4e")
@@ -72,6 +74,55 @@ def build_encoder(kind: str, generator, widths, input_size=None) -> StyleEncoder
     net = StyleEncoder(config)
     net.set_latent_avg(generator.mapping.w_avg.detach().float().cpu())
     return net
+
+
+def encoder_from(kind: str, source: StyleEncoder, generator) -> StyleEncoder:
+    """A ``kind`` encoder that starts from the trained ``source``: its architecture and every weight (ReStyle
+    trains from a pretrained trunk the same way, the image's channels of the input layer copied). The channels a
+    ReStyle encoder adds for the current reconstruction start at zero, so its first iteration (from
+    ``latent_avg``) gives exactly what ``source`` gives; ReStyle's own code fills them with random numbers."""
+    src = source.config
+    if (kind in PROGRESSIVE) != (src.kind in PROGRESSIVE) or (kind in W_ONLY) != (src.kind in W_ONLY):
+        raise ValueError(
+            f"a {kind} encoder cannot start from a {src.kind} one: their codes combine differently (start "
+            "restyle-psp from psp, restyle-e4e from e4e)"
+        )
+    if (src.n_styles, src.style_dim) != (generator.num_ws, generator.w_dim):
+        raise ValueError(
+            f"the {src.kind} encoder predicts {src.n_styles} codes of width {src.style_dim}, the generator takes "
+            f"{generator.num_ws} of width {generator.w_dim}"
+        )
+    channels = generator.img_channels * (2 if kind.startswith("restyle") else 1)
+    net = StyleEncoder(dataclasses.replace(src, kind=kind, in_channels=channels))
+    state = net.state_dict()
+    for key, value in source.state_dict().items():
+        target = state[key]
+        if value.shape == target.shape:
+            target.copy_(value)
+        elif value.ndim == 4 and value.shape[1] < target.shape[1] and value.shape[2:] == target.shape[2:]:
+            target.zero_()[:, : value.shape[1]].copy_(value)  # the input layer, widened
+        else:
+            raise ValueError(
+                f"{key}: the {src.kind} encoder has shape {list(value.shape)}, expected {list(target.shape)}"
+            )
+    net.load_state_dict(state)
+    return net
+
+
+def read_encoder(path: str, generator) -> StyleEncoder:
+    """A trained encoder: a ``python -m inv_encoders.train`` file or an official pSp / e4e / ReStyle ``.pt``."""
+    from sg2_core import load_networks
+
+    from .checkpoints import load
+
+    if Path(path).suffix == ".safetensors":
+        net = load_networks(path).get("encoder")
+        if not isinstance(net, StyleEncoder):
+            raise ValueError(
+                f"{path}: holds no 'encoder' StyleEncoder (a file written by python -m inv_encoders.train)"
+            )
+        return net
+    return load(path, generator=generator).encoder
 
 
 class EncoderObjective(fit.Objective):
@@ -251,7 +302,7 @@ def train(method: str, argv=None) -> int:
     kind, condition = KINDS.get(method, (method, None))
     p = fit.parser(f"python -m inv_encoders.train --method {method}", __doc__)
     p.add_argument("--lr", type=float, default=1e-4, help="Ranger's learning rate")
-    p.add_argument("--widths", type=int, nargs=4, default=(64, 128, 256, 512), help="IR-SE50 stage widths")
+    p.add_argument("--widths", type=int, nargs=4, help="IR-SE50 stage widths (default: 64 128 256 512)")
     p.add_argument("--input-size", type=int, help="the encoder's input size (default: the generator's)")
     p.add_argument("--w-norm", type=float, default=0.0, help="pSp's latent-norm weight")
     p.add_argument("--delta-norm", type=float, default=2e-4, help="e4e: delta regulariser weight")
@@ -275,12 +326,22 @@ def train(method: str, argv=None) -> int:
         help="e4e: steps per added delta (default: spread over the rest of the run)",
     )
     p.add_argument("--n-iters", type=int, default=5, help="ReStyle: iterations per batch")
+    p.add_argument(
+        "--init-from",
+        metavar="FILE",
+        help="start from this trained encoder (its architecture and weights; e.g. restyle-psp from a psp file)",
+    )
     add_loss_arguments(p)
     args = p.parse_args(argv)
+    if args.init_from and (args.widths or args.input_size):
+        p.error("--widths / --input-size and --init-from: the architecture comes from the --init-from file")
     if args.w_pool_size < 0:
         p.error(f"--w-pool-size must be >= 0 (0: no history pools), got {args.w_pool_size}")
     start = args.steps // 5 if args.progressive_start is None else args.progressive_start
-    options = {"lr": args.lr, "widths": list(args.widths), "input_size": args.input_size, "w_norm": args.w_norm}
+    if not args.init_from:
+        args.widths = args.widths or (64, 128, 256, 512)
+    widths = args.widths and list(args.widths)  # None: the --init-from file's
+    options = {"lr": args.lr, "widths": widths, "input_size": args.input_size, "w_norm": args.w_norm}
     if condition is not None:  # in the output file too: the methods refuse a file trained on other inputs
         options["condition"] = condition
     if kind in PROGRESSIVE:
@@ -295,14 +356,19 @@ def train(method: str, argv=None) -> int:
         )
     if kind.startswith("restyle"):
         options["n_iters"] = args.n_iters
+    if args.init_from:
+        options["init_from"] = Path(args.init_from).name
 
     def build(generator, device):
         loss, loss_options = loss_from_arguments(args, generator, device)
         options["loss"] = loss_options
         every = args.progressive_every or max(1, (args.steps - start) // max(1, generator.num_ws))
         options["progressive_every"] = every
-        with torch.device(device):
-            encoder = build_encoder(kind, generator, args.widths, args.input_size)
+        if args.init_from:
+            encoder = encoder_from(kind, read_encoder(args.init_from, generator), generator).to(device)
+        else:
+            with torch.device(device):
+                encoder = build_encoder(kind, generator, args.widths, args.input_size)
         return EncoderObjective(
             kind,
             generator,
