@@ -223,6 +223,91 @@ ROWS = [
     ),
     Row(
         "sg2_core.invert",
+        ("{w}/grey", "--edit", "interfacegan:3", "--out", "{w}/inv"),
+        "error: --edit 'interfacegan:3': expected interfacegan:FILE:STRENGTH",
+    ),
+    Row(
+        "sg2_core.invert",
+        ("{w}/grey", "--edit", "interfacegan:{w}/smile.npy:3", "--out", "{w}/inv"),
+        "error: --edit 'interfacegan:{w}/smile.npy:3': no boundary file '{w}/smile.npy'",
+    ),
+    Row(
+        "sg2_core.invert",
+        ("{w}/grey", "--edit", "interfacegan:{w}/boundary.npy:x", "--out", "{w}/inv"),
+        "error: --edit 'interfacegan:{w}/boundary.npy:x': STRENGTH must be a number",
+    ),
+    Row(
+        "sg2_core.invert",
+        ("{w}/grey", "--edit", "interfacegan:{w}/user.safetensors:3", "--out", "{w}/inv"),
+        "error: --edit: cannot read directions from {w}/user.safetensors: not a readable safetensors file",
+        keep=("user.safetensors",),
+    ),
+    Row(
+        "sg2_core.invert",
+        ("{w}/grey", "--edit", "interfacegan:{w}/two_directions.npy:3", "--out", "{w}/inv"),
+        "error: --edit: {w}/two_directions.npy holds 2 directions, an InterFaceGAN boundary file holds one; pick "
+        "one with {w}/two_directions.npy:INDEX:STRENGTH",
+    ),
+    Row(
+        "sg2_core.invert",
+        ("{w}/grey", "--edit", "interfacegan:{w}/boundary.npy:3", "--out", "{w}/inv"),
+        "error: --edit: {w}/boundary.npy is a boundary in 8 dimensions, the generator's w_dim is 128",
+    ),
+    # python -m sg2_core.interfacegan
+    Row(
+        "sg2_core.interfacegan",
+        ("fit", "--w", "{w}/w.npy", "--scores", "{w}/scores.npy", "--ratio", "0.9", "--out", "{w}/b.safetensors"),
+        "error: ratio must be in (0, 0.5] (the share of samples taken as each class), got 0.9",
+    ),
+    Row(
+        "sg2_core.interfacegan",
+        ("fit", "--w", "{w}/w.npy", "--scores", "{w}/squares.npy", "--out", "{w}/b.safetensors"),
+        "error: scores must hold one score per latent ([50] or [50, 1]), got [16, 16, 16]",
+    ),
+    Row(
+        "sg2_core.interfacegan",
+        ("fit", "--w", "{w}/missing.npy", "--scores", "{w}/scores.npy", "--out", "{w}/b.safetensors"),
+        "error: --w {w}/missing.npy: no such file",
+    ),
+    Row(
+        "sg2_core.interfacegan",
+        ("fit", "--w", "{w}/w.npy", "--scores", "{w}/scores.npy", "--out", "{w}/user.safetensors"),
+        "error: --out {w}/user.safetensors exists; pass --overwrite to replace it",
+        keep=("user.safetensors",),
+    ),
+    Row(
+        "sg2_core.interfacegan",
+        (
+            "fit",
+            "--w",
+            "{w}/w.npy",
+            "--scores",
+            "{w}/scores.npy",
+            "--condition",
+            "{w}/two_directions.npy",
+            "--out",
+            "{w}/b.safetensors",
+        ),
+        "error: --condition {w}/two_directions.npy holds 2 directions; a boundary file holds one",
+    ),
+    Row(
+        "sg2_core.interfacegan",
+        ("project", "{w}/boundary.npy", "--out", "{w}/b.safetensors"),
+        "error: the following arguments are required: --condition (see --help)",
+    ),
+    Row(
+        "sg2_core.interfacegan",
+        ("project", "{w}/boundary.npy", "--condition", "{w}/boundary.npy", "--out", "{w}/b.safetensors"),
+        "error: --condition: the primal boundary lies in the span of the conditions: nothing is left to move along",
+    ),
+    Row(
+        "sg2_core.interfacegan",
+        ("sample", "--num", "4", "--out", "{w}/inv_done"),
+        "error: --out {w}/inv_done is not an empty folder; pick a new one",
+        keep=("inv_done",),
+    ),
+    Row(
+        "sg2_core.invert",
         ("{w}/grey", "--paste-back", "--out", "{w}/inv"),
         "error: --paste-back needs --align: it pastes the aligned faces back into their photos",
     ),
@@ -383,6 +468,11 @@ def workspace(tmp_path_factory) -> Path:
     (w / "broken.png").write_bytes(b"\x89PNG but not really")
     (w / "inv_done").mkdir()
     (w / "inv_done" / "grid.png").write_bytes(b"a grid the user made earlier")
+    latents = np.random.default_rng(0).standard_normal((50, 8)).astype(np.float32)
+    np.save(w / "w.npy", latents)
+    np.save(w / "scores.npy", latents[:, 0])
+    np.save(w / "boundary.npy", np.eye(8, dtype=np.float32)[:1])  # InterFaceGAN's layout, [1, w_dim]
+    np.save(w / "two_directions.npy", np.eye(128, dtype=np.float32)[:2])
     (w / "other").mkdir()
     (w / "other" / "notes.txt").write_text("not a run")
     torch.set_num_threads(1)

@@ -286,6 +286,40 @@ def test_a_direction_file_edits_like_the_same_vector(tmp_path, capsys, toy):
         )
 
 
+def test_an_interfacegan_edit_moves_along_the_boundarys_unit_normal(tmp_path, capsys, toy):
+    _write_inputs(tmp_path)
+    G = demo.load_generator()
+    boundary = 2 * sefa(G).vectors[2:3]  # InterFaceGAN's own layout, .npy [1, w_dim]; not unit length
+    np.save(tmp_path / "smile.npy", boundary.numpy())
+    np.save(tmp_path / "unit.npy", (boundary.double() / boundary.double().norm()).float().numpy())
+    rc, err = _run(
+        capsys,
+        tmp_path / "pngs",
+        "--method",
+        "test-toy",
+        "--edit",
+        f"interfacegan:{tmp_path / 'smile.npy'}:-2.5",
+        "--edit",
+        f"{tmp_path / 'unit.npy'}:0:-2.5",
+        "--no-progress",
+        "--out",
+        tmp_path / "o",
+    )
+    assert rc == 0, err
+    for name in ("0000_shoe0.png", "0001_shoe1.png"):
+        assert torch.equal(
+            _png_u8(tmp_path / "o" / "edits" / "interfacegan_smile_-2.5" / name),
+            _png_u8(tmp_path / "o" / "edits" / "unit0_-2.5" / name),
+        )
+    edit = parse_edit(f"interfacegan:{tmp_path / 'smile.npy'}:3")
+    assert (edit.source, edit.boundary, edit.strength, edit.label) == (
+        "interfacegan",
+        str(tmp_path / "smile.npy"),
+        3.0,
+        "interfacegan_smile_+3",
+    )
+
+
 def test_parse_options_and_edits():
     assert parse_options(
         [

@@ -28,7 +28,9 @@ batches and write the files one process would; the last to finish writes inversi
 --options k=v: values are JSON literals when they parse (steps=50, lr=0.01, flag=true, pivot="sg2-w"),
 else strings (pivot=sg2-w); dotted keys nest (pivot_options.steps=100).
 --edit sefa:INDEX:STRENGTH, ganspace:INDEX:STRENGTH, or FILE:INDEX:STRENGTH with FILE a .npy or
-.safetensors of directions [k, w_dim] (or one [w_dim]); repeatable.
+.safetensors of directions [k, w_dim] (or one [w_dim]); interfacegan:FILE:STRENGTH moves STRENGTH along the
+unit normal of the one boundary in FILE (python -m sg2_core.interfacegan fits them; InterFaceGAN's own .npy
+boundaries work too); repeatable.
 """
 
 from __future__ import annotations
@@ -113,7 +115,8 @@ def build_parser() -> argparse.ArgumentParser:
         action="append",
         default=[],
         metavar="SPEC",
-        help="sefa:INDEX:STRENGTH, ganspace:INDEX:STRENGTH or FILE:INDEX:STRENGTH (repeatable)",
+        help="sefa:INDEX:STRENGTH, ganspace:INDEX:STRENGTH, FILE:INDEX:STRENGTH or interfacegan:FILE:STRENGTH "
+        "(repeatable)",
     )
     faces = p.add_argument_group("faces (sg2_core.faces; needs dlib: pip install 'sg2-core[faces]')")
     faces.add_argument("--align", action="store_true", help="invert the aligned faces of each photo (FFHQ recipe)")
@@ -177,22 +180,28 @@ def merge_options(base: dict, override: dict) -> dict:
 
 @dataclass(frozen=True)
 class EditSpec:
-    source: str  # 'sefa', 'ganspace' or a file path
+    source: str  # 'sefa', 'ganspace', 'interfacegan' or a directions file's path
     index: int
     strength: float
+    boundary: str | None = None  # interfacegan: the boundary file
 
     @property
     def label(self) -> str:
+        if self.source == "interfacegan":
+            return f"interfacegan_{Path(self.boundary).stem}_{self.strength:+g}"
         source = self.source if self.source in ("sefa", "ganspace") else Path(self.source).stem
         return f"{source}{self.index}_{self.strength:+g}"
 
 
+EDIT_FORMS = "sefa:INDEX:STRENGTH, ganspace:INDEX:STRENGTH, FILE:INDEX:STRENGTH or interfacegan:FILE:STRENGTH"
+
+
 def parse_edit(text: str) -> EditSpec:
+    if text.startswith("interfacegan:"):
+        return _parse_interfacegan_edit(text)
     parts = text.rsplit(":", 2)  # a file path may hold ':' itself
     if len(parts) != 3 or not parts[0]:
-        raise UsageError(
-            f"--edit expects sefa:INDEX:STRENGTH, ganspace:INDEX:STRENGTH or FILE:INDEX:STRENGTH, got {text!r}"
-        )
+        raise UsageError(f"--edit expects {EDIT_FORMS}, got {text!r}")
     source, index, strength = parts
     try:
         index = int(index)
@@ -208,6 +217,21 @@ def parse_edit(text: str) -> EditSpec:
     return EditSpec(source, index, strength)
 
 
+def _parse_interfacegan_edit(text: str) -> EditSpec:
+    boundary, _, strength = text.removeprefix("interfacegan:").rpartition(":")  # the path may hold ':'
+    if not boundary:
+        raise UsageError(f"--edit {text!r}: expected interfacegan:FILE:STRENGTH")
+    try:
+        strength = float(strength)
+    except ValueError:
+        raise UsageError(f"--edit {text!r}: STRENGTH must be a number") from None
+    if not math.isfinite(strength):
+        raise UsageError(f"--edit {text!r}: STRENGTH must be a finite number, got {strength}")
+    if not Path(boundary).is_file():
+        raise UsageError(f"--edit {text!r}: no boundary file {boundary!r}")
+    return EditSpec("interfacegan", 0, strength, boundary)
+
+
 def edit_direction(edit: EditSpec, generator) -> torch.Tensor:
     """The ``[w_dim]`` unit direction an edit moves along."""
     from sg2_core.methods.directions import ganspace, sefa
@@ -216,6 +240,8 @@ def edit_direction(edit: EditSpec, generator) -> torch.Tensor:
         vectors = sefa(generator).vectors
     elif edit.source == "ganspace":
         vectors = ganspace(generator).vectors
+    elif edit.source == "interfacegan":
+        return _boundary_normal(edit.boundary, generator)
     else:
         vectors = _read_directions(edit.source)
     if vectors.ndim == 1:
@@ -233,26 +259,30 @@ def edit_direction(edit: EditSpec, generator) -> torch.Tensor:
 
 
 def _read_directions(path: str) -> torch.Tensor:
-    import numpy as np
+    from sg2_core.methods.directions import load_directions
 
     try:
-        if path.lower().endswith(".safetensors"):
-            from safetensors.torch import load_file
-
-            tensors = load_file(path)
-            key = next((k for k in ("directions", "vectors", "direction") if k in tensors), None)
-            if key is None and len(tensors) != 1:
-                raise ValueError(f"it holds {sorted(tensors)}, none named 'directions' or 'vectors'")
-            vectors = tensors[key] if key else next(iter(tensors.values()))
-        elif path.lower().endswith(".npy"):
-            vectors = torch.from_numpy(np.load(path, allow_pickle=False))
-        else:
-            raise ValueError("direction files are .npy or .safetensors")
+        return load_directions(path).vectors
     except (OSError, ValueError, RuntimeError) as error:
         raise UsageError(f"--edit: cannot read directions from {path}: {error}") from None
-    if not vectors.is_floating_point():
-        raise UsageError(f"--edit: {path} holds {vectors.dtype} values, expected float directions")
-    return vectors
+
+
+def _boundary_normal(path: str, generator) -> torch.Tensor:
+    """The unit normal of the one boundary in ``path`` (InterFaceGAN's edit is ``w + strength * normal``)."""
+    vectors = _read_directions(path)
+    if len(vectors) != 1:
+        raise UsageError(
+            f"--edit: {path} holds {len(vectors)} directions, an InterFaceGAN boundary file holds one; "
+            f"pick one with {path}:INDEX:STRENGTH"
+        )
+    if vectors.shape[1] != generator.w_dim:
+        raise UsageError(
+            f"--edit: {path} is a boundary in {vectors.shape[1]} dimensions, the generator's w_dim is {generator.w_dim}"
+        )
+    normal = vectors[0].to(torch.float64)
+    if not torch.isfinite(normal).all() or normal.norm() == 0:
+        raise UsageError(f"--edit: the boundary in {path} is zero or contains NaN or inf")
+    return (normal / normal.norm()).to(torch.float32)
 
 
 # --- what the run reads and writes ----------------------------------------------------------------------------

@@ -1,4 +1,6 @@
-"""Editing directions in W found from the generator alone, and moving latents along them.
+"""Editing directions in W, moving latents along them, and the one file format that holds them.
+
+Found from the generator alone:
 
 - SeFa (Shen & Zhou, "Closed-Form Factorization of Latent Semantics in GANs", CVPR 2021): the
   directions that change the styles of the chosen layers the most are the top eigenvectors of
@@ -7,13 +9,18 @@
 - GANSpace (Härkönen et al., NeurIPS 2020): principal components of sampled w.
 
 Both give unit vectors in W, strongest first, with a deterministic sign (the largest entry of each
-vector is positive).
+vector is positive). Supervised InterFaceGAN boundaries (``sg2_core.methods.interfacegan``) are
+``Directions`` too, and every kind is saved and read back by :func:`save_directions` /
+:func:`load_directions` (what ``python -m sg2_core.invert --edit FILE:INDEX:STRENGTH`` reads).
 """
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import torch
 
@@ -25,12 +32,15 @@ class Directions:
     """Unit directions in W, strongest first.
 
     Attributes:
-        vectors: ``[k, w_dim]`` orthonormal rows.
-        values: ``[k]`` eigenvalues of ``A^T A`` (SeFa) or variances of w along each vector (GANSpace).
-        total: the sum of ``values`` over all ``w_dim`` components, so ``ratio`` is a share of the whole.
-        method: ``'sefa'`` or ``'ganspace'``.
-        layers: the layers SeFa factorised (empty for GANSpace, which looks at w itself).
+        vectors: ``[k, w_dim]`` unit rows (orthonormal for SeFa and GANSpace).
+        values: ``[k]`` eigenvalues of ``A^T A`` (SeFa), variances of w along each vector (GANSpace), or
+            the linear SVM's accuracy on held-out samples (InterFaceGAN; NaN when none were held out).
+        total: the sum of ``values`` over all ``w_dim`` components, so ``ratio`` is a share of the whole
+            (1.0 for InterFaceGAN, NaN for a file that only holds vectors).
+        method: ``'sefa'``, ``'ganspace'``, ``'interfacegan'``, or ``''`` for a file that only holds vectors.
+        layers: the layers SeFa factorised (empty for the others).
         mean: the mean sampled w (GANSpace), else ``None``.
+        names: one label per direction where they have one (InterFaceGAN: the attribute), else empty.
     """
 
     vectors: torch.Tensor
@@ -39,6 +49,7 @@ class Directions:
     method: str
     layers: tuple[str, ...] = ()
     mean: torch.Tensor | None = None
+    names: tuple[str, ...] = ()
 
     def __len__(self) -> int:
         return self.vectors.shape[0]
@@ -201,3 +212,78 @@ def apply_direction(
         return ws + step
     mask = _w_mask(layers, ws.shape[1]).to(ws).reshape(1, -1, 1)
     return ws + mask * step
+
+
+# --- the directions file ----------------------------------------------------------------------------------------
+
+
+def save_directions(directions: Directions, path) -> Path:
+    """Write ``directions`` to a ``.safetensors`` file: tensors ``directions`` ``[k, w_dim]``, ``values``
+    ``[k]`` (and ``mean``), and the method, total, layers and names as metadata. Returns the path."""
+    path = Path(path)
+    if path.suffix.lower() != ".safetensors":
+        raise ValueError(f"directions are saved as .safetensors, got {path}")
+    from safetensors.torch import save_file
+
+    tensors = {
+        "directions": directions.vectors.detach().to("cpu", torch.float32).contiguous(),
+        "values": directions.values.detach().to("cpu", torch.float32).contiguous(),
+    }
+    if directions.mean is not None:
+        tensors["mean"] = directions.mean.detach().to("cpu", torch.float32).contiguous()
+    metadata = {
+        "method": directions.method,
+        "total": repr(float(directions.total)),
+        "layers": json.dumps(list(directions.layers)),
+        "names": json.dumps(list(directions.names)),
+    }
+    save_file(tensors, str(path), metadata=metadata)
+    return path
+
+
+def load_directions(path) -> Directions:
+    """Directions from a file :func:`save_directions` wrote, or from any ``.npy`` / ``.safetensors`` holding
+    only vectors ``[k, w_dim]`` or one ``[w_dim]`` (InterFaceGAN's own boundaries are ``.npy`` ``[1, 512]``;
+    a safetensors file's tensor is ``directions``, ``vectors``, ``direction`` or its only one).
+    Raises ValueError naming what is wrong with the file."""
+    import numpy as np
+
+    path = str(path)
+    metadata = {}
+    extra = {}
+    if path.lower().endswith(".safetensors"):
+        from safetensors import SafetensorError, safe_open
+
+        try:
+            with safe_open(path, framework="pt") as f:
+                metadata = f.metadata() or {}
+                tensors = {key: f.get_tensor(key) for key in f.keys()}
+        except SafetensorError as error:
+            raise ValueError(f"not a readable safetensors file ({error})") from None
+        key = next((k for k in ("directions", "vectors", "direction") if k in tensors), None)
+        if key is None and len(tensors) != 1:
+            raise ValueError(f"it holds {sorted(tensors)}, none named 'directions' or 'vectors'")
+        vectors = tensors[key] if key else next(iter(tensors.values()))
+        extra = {k: tensors[k] for k in ("values", "mean") if k in tensors}
+    elif path.lower().endswith(".npy"):
+        vectors = torch.from_numpy(np.load(path, allow_pickle=False))
+    else:
+        raise ValueError("direction files are .npy or .safetensors")
+    if not vectors.is_floating_point():
+        raise ValueError(f"it holds {vectors.dtype} values, expected float directions")
+    vectors = vectors[None] if vectors.ndim == 1 else vectors
+    if vectors.ndim != 2:
+        raise ValueError(f"it holds directions of shape {list(vectors.shape)}, expected [k, w_dim] or [w_dim]")
+    k = len(vectors)
+    values = extra.get("values", torch.full((k,), math.nan))
+    if values.shape != (k,):
+        raise ValueError(f"its values have shape {list(values.shape)}, expected [{k}] (one per direction)")
+    return Directions(
+        vectors=vectors,
+        values=values,
+        total=float(metadata.get("total", "nan")),
+        method=metadata.get("method", ""),
+        layers=tuple(json.loads(metadata.get("layers", "[]"))),
+        mean=extra.get("mean"),
+        names=tuple(json.loads(metadata.get("names", "[]"))),
+    )
