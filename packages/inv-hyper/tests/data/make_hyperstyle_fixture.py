@@ -341,8 +341,11 @@ def run(net, opts, x256, codes, dtype):
     net.latent_avg = net.latent_avg.to(dtype)
     run_opts = Namespace(**vars(opts), resize_outputs=False)
     with torch.no_grad():
-        first = net.hypernet(torch.cat([x256, net.face_pool(net.decoder([codes.to(dtype)], input_is_latent=True,
-                                                                         randomize_noise=False)[0])], 1).to(dtype))
+        first = net.hypernet(
+            torch.cat(
+                [x256, net.face_pool(net.decoder([codes.to(dtype)], input_is_latent=True, randomize_noise=False)[0])], 1
+            ).to(dtype)
+        )
         images, latent, deltas, used_codes = utils.run_inversion(x256.to(dtype), net, run_opts)
     keep = lambda ds: {i: d for i, d in enumerate(ds) if d is not None}  # noqa: E731
     # run_inversion face-pools every iteration's render, the last one too: 128 -> 256 repeats each pixel 2x2
@@ -393,8 +396,11 @@ def main(root: Path) -> None:
     torch.save(io, HERE / "hyperstyle_io.pt")
     sizes = {i: round(d.abs().mean().item(), 3) for i, d in out64["deltas"].items()}
     print("mean |delta| per layer:", sizes, "\nfloat32 error:", error)
-    print("target vs W start vs final MSE:", ((x - net.decoder([codes], input_is_latent=True, randomize_noise=False)[0])
-          ** 2).mean().item(), ((x - out64["images"].float()) ** 2).mean().item())
+    print(
+        "target vs W start vs final MSE:",
+        ((x - net.decoder([codes], input_is_latent=True, randomize_noise=False)[0]) ** 2).mean().item(),
+        ((x - out64["images"].float()) ** 2).mean().item(),
+    )
 
 
 if __name__ == "__main__":

@@ -8,7 +8,8 @@ Units: an offset is **added to the stored weight parameter** (``synthesis.b8.con
 layout ``[out, in, k, k]``) before anything the layer does at run time: before modulation, demodulation
 and ToRGB's weight gain ``1 / sqrt(in)``. That is where NVIDIA's and HyperInverter's code add their
 deltas. Code that adds deltas to rosinality's *scaled* weight (``scale * weight`` with
-``scale = 1 / sqrt(in * k * k)``) converts them once with :func:`from_scaled_units`.
+``scale = 1 / sqrt(in * k * k)``) converts them once with :func:`from_scaled_units`; code whose changes
+multiply the weight (HyperStyle's ``weight * (1 + delta)``) with :func:`from_relative_units`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import math
 
 import torch
 
-__all__ = ["check_offsets", "from_scaled_units", "layer_key", "to_scaled_units"]
+__all__ = ["check_offsets", "from_relative_units", "from_scaled_units", "layer_key", "to_scaled_units"]
 
 
 def layer_key(name: str) -> str:
@@ -92,3 +93,15 @@ def from_scaled_units(synthesis, offsets) -> dict[str, torch.Tensor]:
 def to_scaled_units(synthesis, offsets) -> dict[str, torch.Tensor]:
     """The inverse of :func:`from_scaled_units` (our ``[N, out, in, k, k]`` layout kept)."""
     return {name: offset * _scale(synthesis, name) for name, offset in check_offsets(synthesis, offsets).items()}
+
+
+def from_relative_units(synthesis, deltas) -> dict[str, torch.Tensor]:
+    """Relative weight changes (HyperStyle's generator uses ``scale * (weight * (1 + delta) * style)``) as offsets in
+    our units: ``weight * delta``. Exact for every layer: the run-time scale and the style multiply the offset as
+    they multiply the weight. ``deltas``: ``{layer: [N, *weight shape]}``, checked as offsets are (rosinality's
+    extra leading weight dimension ``[N, 1, out, in, k, k]`` is accepted and dropped)."""
+    squeezed = {k: d[:, 0] if d.ndim == 6 and d.shape[1] == 1 else d for k, d in deltas.items()}
+    return {
+        name: delta * synthesis.layer(name).weight.to(delta.dtype)
+        for name, delta in check_offsets(synthesis, squeezed).items()
+    }
