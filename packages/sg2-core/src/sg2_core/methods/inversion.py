@@ -1,9 +1,11 @@
-"""The result every inversion method returns: latent codes, their space and optional weight offsets.
+"""The result every inversion method returns: latent codes, their space, optional weight offsets and feature
+conditions.
 
 An ``Inversion`` is a batch: it renders itself, is edited along a W direction, interpolated with
 another inversion of the same generator, sliced and concatenated. A method that tunes the
 generator per image (PTI, HyperInverter) reports per-sample weight offsets instead of a copy of the
-generator; an inversion without offsets behaves like one whose offsets are all zero.
+generator; an inversion without offsets behaves like one whose offsets are all zero. A method that changes the
+generator's features (HFGI) reports per-sample feature conditions; a missing one equals zero scale and shift.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from sg2_core.methods import inversion_file
 from sg2_core.methods.directions import apply_direction
 from sg2_core.methods.inversion_file import FILE_FORMAT, FILE_VERSION  # noqa: F401 - their home before 0.7
 from sg2_core.methods.latents import _per_sample, broadcast_w, lerp
+from sg2_core.nn.feature_conditions import FeatureCondition, blend_conditions, cat_conditions, check_conditions
 from sg2_core.nn.generator import Generator
 from sg2_core.nn.offsets import check_offsets
 
@@ -41,6 +44,8 @@ class Inversion:
             ``None`` (units: see ``sg2_core.nn.offsets``).
         extras: anything else the method reports (losses, timings, ...). Tensors whose first
             dimension is ``N`` follow the batch when slicing and concatenating; the rest is carried as is.
+        feature_conditions: ``{layer name: FeatureCondition(scale, shift)}`` applied to those layers' outputs
+            (``[N, C, R, R]`` each; see ``sg2_core.nn.feature_conditions``), or ``None``. Edits keep them.
     """
 
     latents: torch.Tensor
@@ -48,6 +53,7 @@ class Inversion:
     generator: Generator
     weight_offsets: dict[str, torch.Tensor] | None = None
     extras: dict = field(default_factory=dict)
+    feature_conditions: dict[str, FeatureCondition] | None = None
 
     def __post_init__(self):
         if self.space not in SPACES:
@@ -67,6 +73,10 @@ class Inversion:
             self.weight_offsets = check_offsets(self.generator.synthesis, self.weight_offsets, len(self))
         else:
             self.weight_offsets = None
+        if self.feature_conditions:
+            self.feature_conditions = check_conditions(self.generator.synthesis, self.feature_conditions, len(self))
+        else:
+            self.feature_conditions = None
 
     def __len__(self) -> int:
         return self.latents.shape[0]
@@ -75,7 +85,8 @@ class Inversion:
         offsets = list(self.weight_offsets or {})
         return (
             f"Inversion(n={len(self)}, space={self.space!r}, latents={list(self.latents.shape)}, "
-            f"weight_offsets={offsets}, extras={list(self.extras)})"
+            f"weight_offsets={offsets}, feature_conditions={list(self.feature_conditions or {})}, "
+            f"extras={list(self.extras)})"
         )
 
     @property
@@ -93,14 +104,20 @@ class Inversion:
     def render(
         self, generator: Generator | None = None, noise_mode: str = "const", **synthesis_kwargs: Any
     ) -> torch.Tensor:
-        """Images ``[N, C, R, R]`` in about [-1, 1], with the weight offsets applied.
+        """Images ``[N, C, R, R]`` in about [-1, 1], with the weight offsets and feature conditions applied.
 
         ``generator``: render with another generator of the same architecture (a fine-tuned or stylised
         copy, as AgileGAN does); the W+ codes are this inversion's (z+ mapped by its own generator), only
         the synthesis network changes. The offsets are added to that generator's weights.
         """
         synthesis = self.generator.synthesis if generator is None else self._same_architecture(generator).synthesis
-        return synthesis(self.ws, noise_mode=noise_mode, weight_offsets=self.weight_offsets, **synthesis_kwargs)
+        return synthesis(
+            self.ws,
+            noise_mode=noise_mode,
+            weight_offsets=self.weight_offsets,
+            feature_conditions=self.feature_conditions,
+            **synthesis_kwargs,
+        )
 
     def _same_architecture(self, generator: Generator) -> Generator:
         if not hasattr(generator, "synthesis") or not hasattr(generator, "config"):
@@ -114,18 +131,20 @@ class Inversion:
             )
         return generator
 
-    def _derive(self, latents, space, weight_offsets, extras) -> Inversion:
-        return Inversion(latents, space, self.generator, weight_offsets, extras)
+    def _derive(self, latents, space, weight_offsets, extras, feature_conditions) -> Inversion:
+        return Inversion(latents, space, self.generator, weight_offsets, extras, feature_conditions)
 
     def edit(
         self, direction: torch.Tensor, strength: float | torch.Tensor, layers: int | slice | Sequence[int] | None = None
     ) -> Inversion:
-        """A W+ inversion moved by ``strength * direction`` (on W+ entries ``layers``; offsets kept)."""
+        """A W+ inversion moved by ``strength * direction`` (on W+ entries ``layers``; offsets and feature
+        conditions kept)."""
         ws = apply_direction(self.ws, direction, strength, layers)
-        return self._derive(ws, "w+", self.weight_offsets, dict(self.extras))
+        return self._derive(ws, "w+", self.weight_offsets, dict(self.extras), self.feature_conditions)
 
     def interpolate(self, other: Inversion, t: float | torch.Tensor) -> Inversion:
-        """W+ lerp towards ``other`` (``self`` at ``t=0``); offsets blend too, a missing one counting as zero."""
+        """W+ lerp towards ``other`` (``self`` at ``t=0``); offsets and feature conditions blend too, a missing one
+        counting as zero."""
         if not isinstance(other, Inversion):
             raise ValueError(f"other must be an Inversion, got {type(other).__name__}")
         if other.generator is not self.generator:
@@ -133,36 +152,50 @@ class Inversion:
         if len(other) != len(self):
             raise ValueError(f"other must hold {len(self)} samples like self, got {len(other)}")
         offsets = _blend_offsets(self.weight_offsets or {}, other.weight_offsets or {}, t, len(self))
-        return self._derive(lerp(self.ws, other.ws, t), "w+", offsets, {})
+        weight = _per_sample("t", t, len(self), 4, self.latents)
+        conditions = blend_conditions(self.feature_conditions, other.feature_conditions, weight, len(self))
+        return self._derive(lerp(self.ws, other.ws, t), "w+", offsets, {}, conditions)
 
     def save(self, path: str | os.PathLike, *, overwrite: bool = False) -> Path:
-        """Write the latents, space, weight offsets and extras to one safetensors file, atomically, with the
+        """Write the latents, space, weight offsets, feature conditions and extras to one safetensors file, atomically, with the
         generator's config and a hash of its weights (so :meth:`load` refuses a mismatched generator).
 
         Tensor extras are stored as tensors, other JSON-like extras as JSON; an extra that is neither is
         left out with a warning. ``overwrite=False`` refuses an existing file.
         """
         return inversion_file.write(
-            path, self.latents, self.space, self.generator, self.weight_offsets, self.extras, overwrite=overwrite
+            path,
+            self.latents,
+            self.space,
+            self.generator,
+            self.weight_offsets,
+            self.extras,
+            overwrite=overwrite,
+            conditions=self.feature_conditions,
         )
 
     @classmethod
     def load(cls, path: str | os.PathLike, generator: Generator, *, check_weights: bool = True) -> Inversion:
         """Read a file written by :meth:`save`, for ``generator`` (which must have the recorded config and,
         with ``check_weights``, the recorded weights); tensors land on the generator's device."""
-        path, latents, space, offsets, extras = inversion_file.read(path, generator, check_weights=check_weights)
+        path, latents, space, offsets, extras, conditions = inversion_file.read(
+            path, generator, check_weights=check_weights
+        )
         try:
-            return cls(latents, space, generator, offsets, extras)
+            return cls(latents, space, generator, offsets, extras, conditions)
         except (KeyError, ValueError) as exc:
             raise CheckpointError(f"the inversion file does not fit the generator: {one_line(exc)}", path) from exc
 
     def _map(self, fn) -> Inversion:
         offsets = None if self.weight_offsets is None else {k: fn(v) for k, v in self.weight_offsets.items()}
         extras = {k: fn(v) if isinstance(v, torch.Tensor) else v for k, v in self.extras.items()}
-        return self._derive(fn(self.latents), self.space, offsets, extras)
+        return self._derive(fn(self.latents), self.space, offsets, extras, self._map_conditions(fn))
+
+    def _map_conditions(self, fn) -> dict[str, FeatureCondition] | None:
+        return None if self.feature_conditions is None else {k: c.map(fn) for k, c in self.feature_conditions.items()}
 
     def to(self, device) -> Inversion:
-        """Moves the latents, offsets and tensor extras (not the shared generator)."""
+        """Moves the latents, offsets, feature conditions and tensor extras (not the shared generator)."""
         return self._map(lambda t: t.to(device))
 
     def detach(self) -> Inversion:
@@ -177,11 +210,12 @@ class Inversion:
             index = slice(index % n, index % n + 1)
         offsets = None if self.weight_offsets is None else {k: v[index] for k, v in self.weight_offsets.items()}
         extras = {k: v[index] if _is_per_sample(v, n) else v for k, v in self.extras.items()}
-        return self._derive(self.latents[index], self.space, offsets, extras)
+        return self._derive(self.latents[index], self.space, offsets, extras, self._map_conditions(lambda t: t[index]))
 
     @staticmethod
     def cat(inversions) -> Inversion:
-        """Concatenate along the batch. Mixed spaces become W+; offsets of layers some lack count as zero."""
+        """Concatenate along the batch. Mixed spaces become W+; offsets and feature conditions of layers some lack
+        count as zero."""
         inversions = list(inversions)
         if not inversions:
             raise ValueError("inversions must hold at least one Inversion")
@@ -198,7 +232,8 @@ class Inversion:
                 extras[key] = torch.cat(parts)
             else:
                 extras[key] = value
-        return Inversion(latents, space, first.generator, _cat_offsets(inversions), extras)
+        conditions = cat_conditions([(inv.feature_conditions, len(inv)) for inv in inversions])
+        return Inversion(latents, space, first.generator, _cat_offsets(inversions), extras, conditions)
 
 
 def _blend_offsets(mine: dict, theirs: dict, t, n: int) -> dict | None:

@@ -1,6 +1,7 @@
 """The file of ``Inversion.save`` / ``Inversion.load``: one safetensors file, never a pickle.
 
-Tensors: ``latents``, ``offset.<layer>`` and the tensor extras (``extra.<n>``, as in the native network
+Tensors: ``latents``, ``offset.<layer>``, ``condition.<layer>.scale`` / ``condition.<layer>.shift`` (feature
+conditions) and the tensor extras (``extra.<n>``, as in the native network
 format). Metadata: ``format`` / ``format_version``, ``space``, the generator's config (JSON) and a
 hash of its weights (``sg2_core.methods.weights.generator_hash``), ``extra`` (JSON with tensor references).
 """
@@ -17,10 +18,12 @@ from sg2_core.checkpoints._io import atomic_write, check_input, one_line
 from sg2_core.checkpoints.errors import CheckpointError
 from sg2_core.checkpoints.native import _decode, _encode_extra, _safetensors, read_tagged
 from sg2_core.methods.weights import generator_hash
+from sg2_core.nn.feature_conditions import PARTS, FeatureCondition
 
 FILE_FORMAT = "sg2-toolkit-inversion"
 FILE_VERSION = "1"
 _OFFSET_PREFIX = "offset."
+_CONDITION_PREFIX = "condition."
 
 
 def __getattr__(name: str):
@@ -35,14 +38,20 @@ def __getattr__(name: str):
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def write(path, latents, space: str, generator, offsets, extras: dict, *, overwrite: bool = False) -> Path:
-    """Write one inversion's parts (``offsets`` may be None), atomically; refuses an existing file."""
+def write(
+    path, latents, space: str, generator, offsets, extras: dict, *, overwrite: bool = False, conditions=None
+) -> Path:
+    """Write one inversion's parts (``offsets`` and ``conditions`` may be None), atomically; refuses an existing
+    file."""
     path = Path(path)
     if path.exists() and not overwrite:
         raise FileExistsError(f"{path} exists; pass overwrite=True to replace it")
     tensors = {"latents": latents.detach().cpu().contiguous()}
     for name, offset in (offsets or {}).items():
         tensors[_OFFSET_PREFIX + name] = offset.detach().cpu().contiguous()
+    for name, condition in (conditions or {}).items():
+        for part, t in condition.parts():
+            tensors[f"{_CONDITION_PREFIX}{name}.{part}"] = t.detach().cpu().contiguous()
     encoded, extra_tensors = _encode_extra(extras)
     tensors.update(extra_tensors)
     metadata = {
@@ -57,8 +66,10 @@ def write(path, latents, space: str, generator, offsets, extras: dict, *, overwr
     return atomic_write(path, lambda f: f.write(data))
 
 
-def read(path, generator, *, check_weights: bool = True) -> tuple[Path, torch.Tensor, str, dict | None, dict]:
-    """``(path, latents, space, offsets or None, extras)`` of a file for ``generator``, on its device; refuses a
+def read(
+    path, generator, *, check_weights: bool = True
+) -> tuple[Path, torch.Tensor, str, dict | None, dict, dict | None]:
+    """``(path, latents, space, offsets or None, extras, feature conditions or None)`` of a file for ``generator``, on its device; refuses a
     file made for another config, or (``check_weights``) other weights."""
     path = check_input(path)
     metadata, tensors = read_tagged(path, FILE_FORMAT, FILE_VERSION, "an inversion file")
@@ -82,4 +93,20 @@ def read(path, generator, *, check_weights: bool = True) -> tuple[Path, torch.Te
         raise CheckpointError(f"the 'extra' metadata is invalid: {one_line(exc)}", path) from exc
     offsets = {k[len(_OFFSET_PREFIX) :]: v.to(device) for k, v in tensors.items() if k.startswith(_OFFSET_PREFIX)}
     extras = {k: v.to(device) if isinstance(v, torch.Tensor) else v for k, v in extras.items()}
-    return path, tensors["latents"].to(device), metadata["space"], offsets or None, extras
+    conditions = _read_conditions(tensors, device, path)
+    return path, tensors["latents"].to(device), metadata["space"], offsets or None, extras, conditions
+
+
+def _read_conditions(tensors: dict, device, path) -> dict[str, FeatureCondition] | None:
+    """``condition.<layer>.<part>`` tensors as ``{layer: FeatureCondition}``."""
+    parts: dict[str, dict] = {}
+    for key, t in tensors.items():
+        if not key.startswith(_CONDITION_PREFIX):
+            continue
+        name, _, part = key[len(_CONDITION_PREFIX) :].rpartition(".")
+        if part not in PARTS or not name:
+            raise CheckpointError(
+                f"unknown feature-condition tensor {key!r} (expected condition.<layer>.{PARTS})", path
+            )
+        parts.setdefault(name, {})[part] = t.to(device)
+    return {name: FeatureCondition(**p) for name, p in parts.items()} or None

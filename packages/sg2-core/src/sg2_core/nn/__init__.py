@@ -1,7 +1,9 @@
-"""The networks: StyleGAN2's generator and discriminator, their layers and configs, per-sample weight offsets."""
+"""The networks: StyleGAN2's generator and discriminator, their layers and configs, per-sample weight offsets and
+feature conditions."""
 
 from sg2_core.nn.config import DISCRIMINATOR_PRESETS, GENERATOR_PRESETS, DiscriminatorConfig, GeneratorConfig
 from sg2_core.nn.discriminator import Discriminator
+from sg2_core.nn.feature_conditions import FeatureCondition
 from sg2_core.nn.generator import Generator, MappingNetwork, SynthesisNetwork, mix_styles, truncate
 from sg2_core.nn.layers import use_impl
 
@@ -9,6 +11,7 @@ __all__ = [
     "DISCRIMINATOR_PRESETS",
     "Discriminator",
     "DiscriminatorConfig",
+    "FeatureCondition",
     "GENERATOR_PRESETS",
     "Generator",
     "GeneratorConfig",

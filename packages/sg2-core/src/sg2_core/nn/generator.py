@@ -14,6 +14,7 @@ from torch import nn
 
 from sg2_core.nn.config import GeneratorConfig
 from sg2_core.nn.cpu_inference import WeightCache
+from sg2_core.nn.feature_conditions import check_conditions
 from sg2_core.nn.layers import FullyConnectedLayer, bias_lrelu, modulated_conv2d
 from sg2_core.nn.offsets import check_offsets, layer_key
 from sg2_kernels import bias_act, setup_filter, upsample2d
@@ -184,19 +185,24 @@ class SynthesisBlock(nn.Module):
     def conv_names(self) -> list[str]:
         return ["conv1"] if hasattr(self, "const") else ["conv0", "conv1"]
 
-    def forward(self, x, img, ws, noise_mode, noises, weights):
-        """``ws``: ``[N, len(conv_names) + 1, w_dim]``; ``noises``/``weights``: per-layer overrides or None."""
+    def forward(self, x, img, ws, noise_mode, noises, weights, conditions=None):
+        """``ws``: ``[N, len(conv_names) + 1, w_dim]``; ``noises``/``weights``/``conditions``: per-layer overrides
+        (``conditions``: :class:`~sg2_core.nn.feature_conditions.FeatureCondition` on a conv's output)."""
+        conditions = conditions or {}
         if hasattr(self, "const"):
             x = self.const.unsqueeze(0).repeat(ws.shape[0], 1, 1, 1)
         for i, name in enumerate(self.conv_names):
             x = getattr(self, name)(x, ws[:, i], noise_mode, noise=noises.get(name), weight=weights.get(name))
+            if name in conditions:
+                x = conditions[name].apply(x)
         y = self.torgb(x, ws[:, -1], weight=weights.get("torgb"))
         img = y if img is None else upsample2d(img, self.resample_filter).add_(y)
         return x, img
 
 
 class SynthesisNetwork(nn.Module):
-    """W+ -> image. Accepts explicit noise maps and per-sample weight offsets, both keyed by layer name."""
+    """W+ -> image. Accepts explicit noise maps, per-sample weight offsets and feature conditions, keyed by layer
+    name."""
 
     def __init__(self, config: GeneratorConfig):
         super().__init__()
@@ -231,6 +237,11 @@ class SynthesisNetwork(nn.Module):
     def weight_layer_names(self) -> list[str]:
         """Every layer whose weight accepts a per-sample offset: the convolutions and the toRGBs."""
         return [f"b{b.resolution}.{name}" for b in self.blocks() for name in [*b.conv_names, "torgb"]]
+
+    @property
+    def condition_layer_names(self) -> list[str]:
+        """Every layer whose output accepts a feature condition: the convolutions, in generator order."""
+        return [f"b{b.resolution}.{name}" for b in self.blocks() for name in b.conv_names]
 
     def layer(self, name: str) -> nn.Module:
         block, layer = name.split(".")
@@ -267,7 +278,9 @@ class SynthesisNetwork(nn.Module):
             result[name] = t
         return result
 
-    def forward(self, ws, noise_mode="random", noise=None, weight_offsets=None, return_features=False):
+    def forward(
+        self, ws, noise_mode="random", noise=None, weight_offsets=None, return_features=False, feature_conditions=None
+    ):
         """Render ``ws [N, num_ws, w_dim]``.
 
         Args:
@@ -276,12 +289,15 @@ class SynthesisNetwork(nn.Module):
                 they replace ``noise_mode`` for the layers they name.
             weight_offsets: ``{layer name: [N, *weight shape]}`` added to that layer's weight, per sample.
             return_features: also return ``{block name: features}``.
+            feature_conditions: ``{layer name: FeatureCondition}``: that conv's output ``F`` becomes
+                ``F * (1 + scale) + shift`` per sample (``sg2_core.nn.feature_conditions``).
         """
         _check_shape("ws", ws, [None, self.num_ws, self.w_dim])
         if noise_mode not in NOISE_MODES:
             raise ValueError(f"noise_mode must be one of {NOISE_MODES}, got {noise_mode!r}")
         n = ws.shape[0]
         noises, weights = self._per_layer_noise(noise, n), self._per_layer_weights(weight_offsets, n)
+        conditions = check_conditions(self, feature_conditions, n) if feature_conditions else {}
         ws = ws.to(torch.float32)
         x = img = None
         features = {}
@@ -296,6 +312,7 @@ class SynthesisNetwork(nn.Module):
                 noise_mode,
                 {k.removeprefix(prefix): v for k, v in noises.items() if k.startswith(prefix)},
                 {k.removeprefix(prefix): v for k, v in weights.items() if k.startswith(prefix)},
+                {k.removeprefix(prefix): v for k, v in conditions.items() if k.startswith(prefix)},
             )
             w_index += num_conv
             if return_features:

@@ -189,7 +189,8 @@ def _check_result(name, result, method, generator, images, n) -> None:
     if result.space != method.space:
         raise _fail(name, f"returned space {result.space!r} but declares {method.space!r}")
     dtype = next(generator.parameters()).dtype
-    tensors = [result.latents, *(result.weight_offsets or {}).values()]
+    conditions = [t for c in (result.feature_conditions or {}).values() for _, t in c.parts()]
+    tensors = [result.latents, *(result.weight_offsets or {}).values(), *conditions]
     for t in tensors:
         if t.device != images.device:
             raise _fail(name, f"returned tensors on {t.device}, the images are on {images.device}")
