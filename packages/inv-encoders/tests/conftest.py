@@ -56,6 +56,29 @@ def formula_state(shapes: dict) -> dict:
     return state
 
 
+def hfgi_formula_state(shapes: dict) -> dict:
+    """:func:`formula_state` for HFGI's networks (``data/make_hfgi_reference.py``): the tensors that rosinality's
+    layers store unscaled and scale at run time (the generator's weights, noise maps and constant, the consultation
+    heads' EqualConv2d weights) get unit-scale values ``t * sqrt(2)``, so the modulated layers and the conditions
+    they make are of order one. The generator's blur and upsampling kernels (``*.kernel``) are left out: they are the
+    networks' own constants, not weights."""
+    state = {k: v for k, v in formula_state(shapes).items() if not k.endswith(".kernel")}
+    for name, shape in shapes.items():
+        if name not in state:
+            continue
+        generator = name.startswith("decoder.") and len(shape) >= 2 and not name.endswith("bias")
+        head = name.startswith("residue.condition_") and name.endswith("weight")
+        if generator or head:
+            state[name] = state[name] * math.sqrt(math.prod(shape[1:]))
+    return state
+
+
+@pytest.fixture(scope="session")
+def hfgi_formula():
+    """:func:`hfgi_formula_state`, for the same reason as :func:`formula`."""
+    return hfgi_formula_state
+
+
 @pytest.fixture(scope="session")
 def formula():
     """:func:`formula_state` (the test modules cannot import conftest: pytest runs in importlib mode)."""

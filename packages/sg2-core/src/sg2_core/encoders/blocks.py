@@ -1,4 +1,4 @@
-"""The pieces the pSp-family encoders put on top of the trunk: EqualLinear, the map2style block and the
+"""The pieces the pSp-family encoders put on top of the trunk: EqualLinear, EqualConv2d, the map2style block and the
 pyramid's upsample-and-add.
 
 ``GradualStyleBlock`` is pSp's map2style (also e4e's, ReStyle's and AgileGAN's ``SubBlock``): log2(spatial)
@@ -50,6 +50,33 @@ class EqualLinear(FullyConnectedLayer):
         if x.ndim == 2:
             return super().forward(x)
         return super().forward(x.reshape(-1, x.shape[-1])).reshape(*x.shape[:-1], self.out_features)
+
+
+class EqualConv2d(nn.Module):
+    """rosinality's ``EqualConv2d``: a convolution whose weight is stored unscaled (N(0, 1) at init) and multiplied
+    by ``1 / sqrt(in * k * k)`` at run time (keys ``weight``, ``bias``), as HFGI's consultation heads use."""
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int, stride=1, padding=0, bias=True):
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(out_channels, in_channels, kernel_size, kernel_size))
+        self.bias = nn.Parameter(torch.zeros(out_channels)) if bias else None
+        self.scale = 1 / math.sqrt(in_channels * kernel_size**2)
+        self.stride, self.padding = stride, padding
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        bias = None if self.bias is None else self.bias.to(x.dtype)
+        return F.conv2d(x, self.weight.to(x.dtype) * self.scale, bias, self.stride, self.padding)
+
+
+class ScaledLeakyReLU(nn.Module):
+    """rosinality's ``ScaledLeakyReLU``: LeakyReLU times sqrt(2) (no parameters)."""
+
+    def __init__(self, negative_slope: float = 0.2):
+        super().__init__()
+        self.negative_slope = negative_slope
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.leaky_relu(x, self.negative_slope) * math.sqrt(2)
 
 
 class GradualStyleBlock(nn.Module):

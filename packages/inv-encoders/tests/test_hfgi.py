@@ -1,0 +1,113 @@
+"""HFGI's ADA and consultation encoder, and the generator fused with their conditions, equal the official code run
+small on the CPU (data/hfgi_reference.pt, made by data/make_hfgi_reference.py), in float32 and float64."""
+
+from pathlib import Path
+
+import pytest
+import torch
+
+from inv_encoders.hfgi import HFGIConfig, HFGINetwork, config_for, default_condition_layer
+from sg2_core.checkpoints.rosinality import generator_from_rosinality
+
+DATA = Path(__file__).resolve().parent / "data"
+EPS32, EPS64 = torch.finfo(torch.float32).eps, torch.finfo(torch.float64).eps
+# Bounds in eps * max|expected|, against the reference's float64 run. Measured here: ADA + consultation in float64
+# 6.2 (aligned) / 10.5 (scale) / 10.3 (shift) eps64 (summation order, folded BatchNorms): 1000 eps64 leaves 95x.
+# float32: aligned 5.4, scale 7.4, shift 6.9 eps32 (the reference's own float32 run: 5.5, 7.1, 7.3); the generator
+# renders images0 at 10.0 and images at 10.9 eps32 (the reference: 3.7, 4.3); 64 eps32 leaves 5.8x over the largest
+TOL64 = 1000
+TOL32 = 64
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return torch.load(DATA / "hfgi_reference.pt", weights_only=True)
+
+
+@pytest.fixture(scope="module")
+def state(reference, hfgi_formula):
+    return hfgi_formula(reference["shapes"])
+
+
+def _prefixed(state, prefix):
+    return {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+
+
+def _network(state, dtype) -> HFGINetwork:
+    config = HFGIConfig(condition_channels=32, condition_size=64)
+    net = HFGINetwork(config)
+    net.load_state_dict({k: v for k, v in state.items() if k.startswith(("residue.", "grid_align."))}, strict=True)
+    return net.to(dtype).eval()
+
+
+def _generator(state):
+    return generator_from_rosinality(_prefixed(state, "decoder.")).eval()
+
+
+def _assert_near(ours, expected, eps_multiple, eps=EPS32):
+    expected = expected.to(torch.float64)
+    atol = eps_multiple * eps * expected.abs().max().item()
+    err = (ours.to(torch.float64) - expected).abs().max().item()
+    assert err <= atol, f"max |diff| {err:.3g} > {atol:.3g}"
+
+
+def test_official_layout_at_full_size(reference):
+    with torch.device("meta"):
+        net = HFGINetwork(HFGIConfig())
+    assert {k: list(v.shape) for k, v in net.state_dict().items()} == reference["layouts"]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_ada_and_consultation_equal_the_reference(dtype, reference, state, inputs):
+    tag = "f32" if dtype == torch.float32 else "f64"
+    net = _network(state, dtype)
+    with torch.no_grad():
+        aligned = net.align(inputs["x256"].to(dtype), reference["images0_f64"].to(dtype))
+        scale, shift = net.residue(aligned)
+    multiple, eps = (TOL32, EPS32) if dtype == torch.float32 else (TOL64, EPS64)
+    _assert_near(aligned[:, :, ::4, ::4], reference["aligned_f64"], multiple, eps)
+    _assert_near(scale[:, :, ::4, ::4], reference["scale_f64"], multiple, eps)
+    _assert_near(shift[:, :, ::4, ::4], reference["shift_f64"], multiple, eps)
+    assert aligned.dtype == dtype and reference[f"scale_{tag}"].dtype == dtype
+
+
+def test_the_pipeline_equals_the_reference(reference, state, inputs):
+    """scripts/inference.py's steps: render, align, condition, render again (the generator renders in float32)."""
+    G = _generator(state)
+    net = _network(state, torch.float32)
+    net.check_generator(G.synthesis)
+    codes = reference["codes"]
+    with torch.no_grad():
+        images0 = G.synthesis(codes, noise_mode="const")
+        conditions = net(inputs["x256"], images0)
+        images = G.synthesis(codes, noise_mode="const", feature_conditions=conditions)
+    _assert_near(images0, reference["images0_f64"], TOL32)
+    cond = conditions["b64.conv0"]
+    _assert_near(cond.scale[:, :, ::4, ::4], reference["scale_f64"], TOL32)
+    _assert_near(images, reference["images_f64"], TOL32)
+    assert (images - images0).abs().max() > 1e3 * TOL32 * EPS32  # the conditions matter at this tolerance
+
+
+def test_condition_layer_follows_the_generator():
+    from sg2_core.nn.config import GeneratorConfig
+    from sg2_core.nn.generator import SynthesisNetwork
+
+    small = SynthesisNetwork(GeneratorConfig(z_dim=32, w_dim=32, resolution=32, channel_base=512, channel_max=32))
+    assert default_condition_layer(small) == "b16.conv0"
+    config = config_for(small, 32)
+    assert (config.condition_layer, config.condition_channels, config.condition_size) == ("b16.conv0", 32, 16)
+    HFGINetwork(config).check_generator(small)
+    with pytest.raises(ValueError, match="the generator's layer has 32 channels at 16 px"):
+        HFGINetwork(HFGIConfig(img_channels=1, input_size=32, condition_layer="b16.conv0")).check_generator(small)
+    with pytest.raises(ValueError, match="which the generator lacks"):
+        HFGINetwork(HFGIConfig(img_channels=1, input_size=32)).check_generator(small)
+
+
+def test_bad_config_and_input_are_named():
+    with pytest.raises(ValueError, match="divisible by 8"):
+        HFGIConfig(input_size=36)
+    with pytest.raises(ValueError, match="aligner_widths must be 4 positive ints"):
+        HFGIConfig(aligner_widths=(16, 32))
+    net = HFGINetwork(HFGIConfig(img_channels=1, input_size=16, condition_channels=8, condition_size=8))
+    with pytest.raises(ValueError, match=r"HFGI takes images \[N, 1, 16, 16\]"):
+        net(torch.zeros(1, 3, 16, 16), torch.zeros(1, 1, 32, 32))
