@@ -217,3 +217,29 @@ def test_untrained_networks_for_the_demo_generator_share_one_shape():
     assert nets.config.tuned == tuple(n for n in G.synthesis.weight_layer_names if not n.endswith("torgb"))
     # one copy of the shared hypernetwork in the state dict (the official files' per-block copies are aliases)
     assert not any(".hypernet." in k for k in nets.state_dict())
+
+
+TINY_TRAIN = [
+    "--widths", "8", "16", "24", "32", "--code-dim", "16", "--shared-inner", "8", "--inner", "8",
+    "--encoder-size", "64", "--iterations", "2", "--batch-size", "4", "--num-images", "16", "--val-images", "4",
+    "--threads", "1", "--no-progress", "--log-every", "1", "--snap-every", "2", "--lr", "1e-3",
+]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_training_on_the_demo_writes_networks_the_method_starts_from_its_w_method(tmp_path):
+    """``python -m inv_hyper.train --method hyperstyle --phase1 e4e-w``: two steps, a loss per iteration, and the file
+    builds the method, which starts from the method it was trained on."""
+    from inv_hyper.train import main
+
+    run = tmp_path / "run"
+    code = main(["--method", "hyperstyle", "--phase1", "e4e-w", "--steps", "2", "--run-dir", str(run), *TINY_TRAIN])
+    assert code == 0
+    logged = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert any("loss_2" in row for row in logged)
+    G = demo.load_generator()
+    method = create_method("hyperstyle", generator=G, weights=run / "final.safetensors", iterations=2)
+    assert method.phase1.name == "e4e-w" and method.networks.w_encoder is None
+    inv = method(demo.load_test_images()[0][:2])
+    assert set(inv.weight_offsets) == set(method.networks.config.tuned)
+    assert main(["--method", "hyperstyle", "--phase1", "psp", "--steps", "2", "--run-dir", str(tmp_path / "x")]) == 2

@@ -43,7 +43,7 @@ class HyperStyle(Method):
     """HyperStyle: a W code, then hypernetwork-predicted relative weight changes, refined over iterations."""
 
     name, space, needs = "hyperstyle", "w+", ("generator", "own-weights")
-    trainable, trainer = False, None
+    trainable, trainer = True, "inv_hyper.hyperstyle_training:main"
     input_resolution = None  # the generator's; the hypernetwork resizes to its own size (256 px officially)
     # Untrained networks in reduced widths, reading 64 px, so a call takes a fraction of a second.
     test_options = {
