@@ -111,3 +111,93 @@ def test_bad_config_and_input_are_named():
     net = HFGINetwork(HFGIConfig(img_channels=1, input_size=16, condition_channels=8, condition_size=8))
     with pytest.raises(ValueError, match=r"HFGI takes images \[N, 1, 16, 16\]"):
         net(torch.zeros(1, 3, 16, 16), torch.zeros(1, 1, 32, 32))
+
+
+# --- the official checkpoint layout and the method ---------------------------------------------------------------
+
+
+def _official_file(tmp_path, reference, state, psp_data, drop=(), add=None, hfgi_parts=True):
+    """A file in HFGI's checkpoint layout at the fixtures' small widths: e4e (the pSp/e4e fixture's encoder),
+    the reference's generator and HFGI networks, ``latent_avg`` and the trainer's default options."""
+    full = {f"encoder.{k}": v for k, v in psp_data["state_dict"].items()}
+    full.update({k: v for k, v in state.items() if hfgi_parts or k.startswith("decoder.")})
+    full.update(add or {})
+    for key in drop:
+        del full[key]
+    opts = dict(reference["trainer_opts"], stylegan_size=64, start_from_latent_avg=True)
+    path = tmp_path / "ckpt.pt"
+    torch.save({"state_dict": full, "opts": opts, "latent_avg": torch.zeros(10, 32)}, path)
+    return path
+
+
+def test_the_official_layout_loads_and_equals_the_reference(tmp_path, reference, state, psp_data, inputs):
+    from inv_encoders.hfgi_checkpoints import load_hfgi
+
+    ckpt = load_hfgi(_official_file(tmp_path, reference, state, psp_data))
+    assert ckpt.hfgi.config == HFGIConfig(condition_channels=32)  # widths read from the shapes, 256 px from e4e
+    assert ckpt.encoder.config.kind == "e4e" and ckpt.opts["encoder_type"] == "Encoder4Editing"
+    with torch.no_grad():
+        images0 = ckpt.generator.synthesis(reference["codes"], noise_mode="const")
+        conditions = ckpt.hfgi(inputs["x256"], images0)
+        images = ckpt.generator.synthesis(reference["codes"], noise_mode="const", feature_conditions=conditions)
+    _assert_near(images, reference["images_f64"], TOL32)
+
+
+def test_the_full_size_layout_loads_strictly_on_meta(reference, layouts):
+    from inv_encoders.hfgi_checkpoints import hfgi_from_dict
+
+    def meta(shapes, prefix=""):
+        dtype = {True: torch.int64, False: torch.float32}
+        return {
+            prefix + k: torch.empty(s, device="meta", dtype=dtype[k.endswith("num_batches_tracked")])
+            for k, s in shapes.items()
+        }
+
+    state = {**meta(layouts["e4e_Encoder4Editing"]["keys"], "encoder."), **meta(reference["layouts"])}
+    obj = {"state_dict": state, "opts": reference["trainer_opts"], "latent_avg": torch.empty(18, 512, device="meta")}
+    ckpt = hfgi_from_dict(obj)
+    assert ckpt.hfgi.config == HFGIConfig()  # the official widths, 512 channels at b64.conv0, 256 px
+    assert ckpt.generator is None and ckpt.encoder.config.n_styles == 18
+
+
+def test_bad_official_files_are_named(tmp_path, reference, state, psp_data):
+    from inv_encoders.hfgi_checkpoints import load_hfgi
+    from sg2_core.checkpoints import CheckpointError, CheckpointKeyError
+
+    path = _official_file(
+        tmp_path,
+        reference,
+        state,
+        psp_data,
+        drop=["residue.condition_shift3.2.bias"],
+        add={"grid_align.extra.weight": torch.zeros(1)},
+    )
+    with pytest.raises(CheckpointKeyError, match=r"residue\.condition_shift3\.2\.bias[\s\S]*grid_align\.extra\.weight"):
+        load_hfgi(path)
+    e4e_only = _official_file(tmp_path, reference, state, psp_data, hfgi_parts=False)
+    with pytest.raises(CheckpointError, match="an e4e checkpoint, not HFGI's"):
+        load_hfgi(e4e_only)
+
+
+def test_the_method_reads_the_official_file(tmp_path, reference, state, psp_data, inputs):
+    from sg2_core import create_method
+
+    path = _official_file(tmp_path, reference, state, psp_data)
+    from inv_encoders.hfgi_checkpoints import load_hfgi
+
+    ckpt = load_hfgi(path)
+    method = create_method("hfgi", generator=ckpt.generator, weights=path)
+    result = method(inputs["x256"])
+    assert list(result.feature_conditions) == ["b64.conv0"] and result.extras["aligned"].shape == (1, 3, 256, 256)
+    with torch.no_grad():
+        codes = ckpt.encoder(inputs["x256"])
+        expected = ckpt.hfgi(inputs["x256"], ckpt.generator.synthesis(codes, noise_mode="const"))["b64.conv0"]
+    assert torch.equal(result.latents, codes)  # the same e4e on the same input
+    assert torch.equal(result.feature_conditions["b64.conv0"].shift, expected.shift)  # the same kernels on the same data
+    # the official edit re-aligns to the edited render; at strength 0 it is the inversion itself
+    same = method.realigned_edit(inputs["x256"], result, torch.randn(32), 0.0)
+    assert torch.equal(same.feature_conditions["b64.conv0"].scale, expected.scale)
+    moved = method.realigned_edit(
+        inputs["x256"], result, torch.randn(32, generator=torch.Generator().manual_seed(1)), 3
+    )
+    assert (moved.feature_conditions["b64.conv0"].scale - expected.scale).abs().max() > 1e-4

@@ -179,18 +179,24 @@ class HFGINetwork(nn.Module):
         size = self.config.input_size
         return _resize(rendered.clamp(-1.0, 1.0), (size, size))
 
-    def align(self, images: torch.Tensor, rendered: torch.Tensor) -> torch.Tensor:
-        """ADA's aligned distortion map of ``images`` (at ``input_size``) against ``rendered`` (any size)."""
+    def align(self, images: torch.Tensor, rendered: torch.Tensor, target: torch.Tensor | None = None) -> torch.Tensor:
+        """ADA's aligned distortion map: ``images`` (at ``input_size``) minus ``rendered`` (any size), aligned to the
+        render ``target`` (default ``rendered``; the official edits pass the edited render)."""
         cfg = self.config
         expected = (cfg.img_channels, cfg.input_size, cfg.input_size)
         if images.ndim != 4 or tuple(images.shape[1:]) != expected:
             raise ValueError(f"HFGI takes images [N, {', '.join(map(str, expected))}], got {list(images.shape)}")
         low = self.low_resolution(rendered).to(images.dtype)
-        return self.grid_align(torch.cat([images - low, low], 1))
+        low_target = low if target is None else self.low_resolution(target).to(images.dtype)
+        return self.grid_align(torch.cat([images - low, low_target], 1))
+
+    def conditions_of(self, aligned: torch.Tensor) -> dict[str, FeatureCondition]:
+        """The consultation encoder's scale and shift for an aligned map, keyed by the conditioned layer."""
+        scale, shift = self.residue(aligned)
+        return {self.config.condition_layer: FeatureCondition(scale, shift)}
 
     def forward(self, images: torch.Tensor, rendered: torch.Tensor) -> dict[str, FeatureCondition]:
-        scale, shift = self.residue(self.align(images, rendered))
-        return {self.config.condition_layer: FeatureCondition(scale, shift)}
+        return self.conditions_of(self.align(images, rendered))
 
 
 def default_condition_layer(synthesis) -> str:
