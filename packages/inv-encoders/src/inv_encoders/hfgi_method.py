@@ -51,7 +51,7 @@ class HFGI(E4E):
 
     name = "hfgi"
     demo_weights = ("inv_encoders", "hfgi_fmnist32.safetensors")
-    trainable, trainer = False, None  # the trainer comes with python -m inv_encoders.train --method hfgi
+    trainer = "inv_encoders.hfgi_training:train_hfgi"
 
     def _network(self, weights, allow_untrained, widths, input_size, weights_seed) -> StyleEncoder:
         pair = resolve_weights(
