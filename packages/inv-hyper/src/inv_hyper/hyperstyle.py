@@ -189,6 +189,7 @@ class HyperStyleHypernet(ResNetTrunk):
         size = config.encoder_size
         if not isinstance(size, int) or size < 32 or size & (size - 1):
             raise ValueError(f"encoder_size must be a power of two >= 32 (the trunk's map is size/16), got {size!r}")
+        self.encoder_size = size
         spatial, channels = size // 16, config.widths[-1]
         shapes = dict(config.layers)
         self.layer_names = list(shapes)

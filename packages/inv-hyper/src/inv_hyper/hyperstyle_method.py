@@ -23,7 +23,7 @@ from sg2_core.nn.offsets import from_relative_units
 from .hyperstyle import HyperStyleConfig, HyperStyleNetworks
 from .hyperstyle_checkpoints import read_hyperstyle
 
-__all__ = ["HyperStyle", "add_offsets", "pool"]
+__all__ = ["HyperStyle", "add_offsets", "iterate", "pool"]
 
 
 def pool(images: torch.Tensor, size: int) -> torch.Tensor:
@@ -37,6 +37,26 @@ def add_offsets(a: dict | None, b: dict | None) -> dict | None:
     """Layer-wise sum; a layer only one side has counts as zero on the other."""
     a, b = a or {}, b or {}
     return {n: a[n] + b[n] if n in a and n in b else a.get(n, b.get(n)) for n in {**a, **b}} or None
+
+
+def iterate(generator, hypernet, images, ws, offsets, iterations: int, final_render: bool = True):
+    """HyperStyle's loop, for inference and training alike: yields ``(render, summed relative deltas)`` after each
+    iteration. Each one reads the target and the current render at the hypernetwork's size and adds its changes to
+    the sum so far, detached (the reference trains each iteration on its own); ``final_render=False`` skips the
+    last render (None)."""
+    size = hypernet.encoder_size
+    target = pool(images, size).to(ws.dtype)
+    with torch.no_grad():
+        render = generator.synthesis(ws, weight_offsets=offsets, noise_mode="const")
+    deltas = None
+    for i in range(iterations):
+        step = hypernet(torch.cat([target, pool(render.detach(), size)], dim=1))
+        deltas = add_offsets({k: v.detach() for k, v in (deltas or {}).items()}, step)
+        render = None
+        if final_render or i < iterations - 1:  # the next iteration reads it
+            total = add_offsets(offsets, from_relative_units(generator.synthesis, deltas))
+            render = generator.synthesis(ws, weight_offsets=total, noise_mode="const")
+        yield render, deltas
 
 
 class HyperStyle(Method):
@@ -149,22 +169,17 @@ class HyperStyle(Method):
         return w[:, None].expand(-1, G.num_ws, -1).contiguous(), None
 
     @torch.no_grad()
-    def refine(self, images, ws, offsets=None, iterations=None, keep_steps: bool = False):
-        """The iterations from ``ws`` (and ``offsets``, the start's own): ``(renders, relative deltas summed)``; with
-        ``keep_steps``, lists of the renders and of the summed deltas after every iteration."""
-        G, hypernet = self.generator, self.networks.hypernet
-        target = pool(images, self.encoder_size).to(ws.dtype)
-        render = G.synthesis(ws, weight_offsets=offsets, noise_mode="const")
-        deltas, steps = None, []
-        for i in range(iterations or self.iterations):
-            step = hypernet(torch.cat([target, pool(render, self.encoder_size)], dim=1))
-            deltas = add_offsets(deltas, step)
-            total = add_offsets(offsets, from_relative_units(G.synthesis, deltas))
-            render = G.synthesis(ws, weight_offsets=total, noise_mode="const")
-            self.report(StepInfo(i, iterations or self.iterations, stage="refine"))
-            if keep_steps:
-                steps.append((render, deltas))
-        return steps if keep_steps else (render, deltas)
+    def refine(self, images, ws, offsets=None, *, keep_steps: bool = False, final_render: bool = True):
+        """The iterations from ``ws`` (and ``offsets``, the start's own): ``(render, relative deltas summed)`` after
+        the last (``render`` None without ``final_render``: the inversion renders itself); with ``keep_steps``, the
+        list of both after every iteration."""
+        steps = []
+        for i, step in enumerate(
+            iterate(self.generator, self.networks.hypernet, images, ws, offsets, self.iterations, final_render)
+        ):
+            self.report(StepInfo(i, self.iterations, stage="refine"))
+            steps.append(step)
+        return steps if keep_steps else steps[-1]
 
     def invert(self, images: torch.Tensor, init: Inversion | None) -> Inversion:
         G = self.generator
@@ -173,6 +188,6 @@ class HyperStyle(Method):
                 ws, offsets = init.ws.detach(), init.weight_offsets
             else:
                 ws, offsets = self.start(images)
-            _, deltas = self.refine(images, ws, offsets)
+            _, deltas = self.refine(images, ws, offsets, final_render=False)
             total = add_offsets(offsets, from_relative_units(G.synthesis, deltas))
         return Inversion(ws, "w+", G, weight_offsets={n: t.detach() for n, t in total.items()}, extras={"phase1": ws})

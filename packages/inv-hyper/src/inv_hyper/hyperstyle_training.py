@@ -17,11 +17,10 @@ import sys
 import torch
 
 from sg2_core import create_method, list_methods
-from sg2_core.nn.offsets import from_relative_units
 from sg2_core.training import fit
 
 from .hyperstyle import HyperStyleConfig, HyperStyleNetworks
-from .hyperstyle_method import add_offsets, pool
+from .hyperstyle_method import iterate, pool
 
 
 class HyperStyleObjective(fit.Objective):
@@ -45,21 +44,10 @@ class HyperStyleObjective(fit.Objective):
             result = self.phase1(pool(images, size))
         return result.ws.detach(), result.weight_offsets
 
-    def renders(self, images: torch.Tensor):
+    def renders(self, images: torch.Tensor) -> list[torch.Tensor]:
         """The render after every iteration (each one's changes on the detached sum of the earlier ones)."""
-        G, size = self.generator, self.net.config.encoder_size
         ws, offsets = self.start(images)
-        target = pool(images, size)
-        with torch.no_grad():
-            render = G.synthesis(ws, weight_offsets=offsets, noise_mode="const")
-        deltas, out = None, []
-        for _ in range(self.iterations):
-            step = self.net.hypernet(torch.cat([target, pool(render.detach(), size)], dim=1))
-            deltas = add_offsets({k: v.detach() for k, v in (deltas or {}).items()}, step)
-            total = add_offsets(offsets, from_relative_units(G.synthesis, deltas))
-            render = G.synthesis(ws, weight_offsets=total, noise_mode="const")
-            out.append(render)
-        return out
+        return [r for r, _ in iterate(self.generator, self.net.hypernet, images, ws, offsets, self.iterations)]
 
     def step(self, images, step):
         total, parts = 0.0, {}
