@@ -64,7 +64,6 @@ from sg2_core.images import (
     to_uint8,
 )
 from sg2_core.invert_faces import Face
-from sg2_core.methods.seeds import per_image_seeds
 from sg2_core.training.run import world
 
 DEFAULT_METHODS = ("sg2-w+", "sg2-w")  # preferred when --method is not given, if installed
@@ -479,15 +478,23 @@ class Plan:
 
     def build(self, batch: range, callback=None):
         """The method for ``batch``; image ``i`` of the run uses seed ``seed + i``, whatever its batch."""
-        from sg2_core.methods.registry import accepts_option, create_method
+        return build_method(self.name, self.generator, self.options, self.seed, batch.start, callback)
 
-        seeds = {} if self.seed is None else {"seed": per_image_seeds(self.seed + batch.start, len(batch))}
-        callback = {"callback": callback} if callback is not None and accepts_option(self.name, "callback") else {}
-        try:
-            return create_method(self.name, generator=self.generator, **self.options, **callback, **seeds)
-        except (TypeError, ValueError) as error:  # unknown options, bad option values
-            message = str(error)
-            raise UsageError(message if repr(self.name) in message else f"method {self.name!r}: {message}") from None
+
+def build_method(name: str, generator, options: dict, seed: int | None, start: int, callback=None):
+    """Method ``name`` for a batch whose first image is image ``start`` of the run (seed ``seed + start``: the
+    method gives image ``i`` of its batch ``seed + start + i``); bad options and missing weights are a
+    ``UsageError``."""
+    from sg2_core.methods.registry import accepts_option, create_method
+
+    seeds = {} if seed is None else {"seed": seed + start}
+    callback = {"callback": callback} if callback is not None and accepts_option(name, "callback") else {}
+    try:
+        return create_method(name, generator=generator, **options, **callback, **seeds)
+    except (TypeError, ValueError) as error:  # unknown options, bad option values, weights not given
+        message = str(error)
+        named = repr(name) in message or message.startswith(f"{name}: ")
+        raise UsageError(message if named else f"method {name!r}: {message}") from None
 
 
 def plan_run(args) -> Plan:
@@ -532,8 +539,12 @@ def plan_run(args) -> Plan:
             raise UsageError(str(error)) from None
     device = resolve_device(args.device, local_rank=int(os.environ.get("LOCAL_RANK", "0")))
     generator, g_note = load_generator(args.generator, device)
-    channels = spec.input_channels or generator.img_channels
-    resolution = spec.input_resolution or generator.img_resolution
+    # Built before any image is read: bad options and missing weights fail first, and the built method says
+    # what it takes (an encoder built with input_size=256 on a 1024 px generator takes 256 px images).
+    progress = Progress(0, disable=args.no_progress or world()[0] > 0)
+    method = build_method(name, generator, options, seed, 0, progress)
+    channels = getattr(method, "input_channels", None) or spec.input_channels or generator.img_channels
+    resolution = getattr(method, "input_resolution", None) or spec.input_resolution or generator.img_resolution
     if args.channels is not None and args.channels != channels:
         raise UsageError(
             f"--{'grey' if args.channels == 1 else 'rgb'} converts to {args.channels} channel(s) but "
@@ -611,10 +622,10 @@ def plan_run(args) -> Plan:
     )
     mine = invert_parts.my_batches(len(batches))
     plan.todo = [k for k in mine if not (resuming and invert_parts.is_done(out, k, plan.batch_files(k)))]
-    total = sum(len(batches[k]) for k in plan.todo)
-    plan.progress = Progress(total, disable=args.no_progress or world()[0] > 0)
-    # built now, so that bad options fail before any output is made
-    plan.method = plan.build(batches[plan.todo[0] if plan.todo else 0], plan.progress)
+    progress.total = sum(len(batches[k]) for k in plan.todo)
+    plan.progress = progress
+    first = batches[plan.todo[0]].start if plan.todo else 0
+    plan.method = method if seed is None or first == 0 else plan.build(batches[plan.todo[0]], progress)
     return plan
 
 

@@ -19,6 +19,10 @@ without building anything::
     test_options      cheap options for the conformance check (``sg2_core.testing.check_method``, run by the root
                       test over every installed method on the demo generator): small networks, few steps,
                       ``allow_untrained=True`` where it needs weights; ``{}`` when its defaults are cheap
+    full_size_options  options that run it on a full-size generator (FFHQ config F, 1024 px) at its official
+                      network sizes with random weights (``allow_untrained=True``; encoders at their 256 px input)
+                      and the fewest optimisation steps that run every stage: for the full-scale test and
+                      ``python -m sg2_core.bench_methods``; None: not declared
     test_batch_tolerance  how far (max absolute render difference) a batch may lie from its images one at a
                       time under ``test_options`` (optimisers: Adam turns float rounding into lr-sized steps)
 
@@ -103,6 +107,7 @@ class Method:
     needs: tuple[str, ...] = ("generator",)
     demo_weights: tuple[str, str] | None = None
     test_options: dict | None = None  # None: not declared (check_method requires a declaration)
+    full_size_options: dict | None = None  # None: not declared (the full-scale test requires a declaration)
     test_batch_tolerance: float = 1e-4
 
     def __init__(
@@ -188,11 +193,10 @@ def check_declaration(cls) -> list[str]:
         isinstance(demo_weights, tuple) and len(demo_weights) == 2 and all(isinstance(p, str) for p in demo_weights)
     ):
         problems.append(f"demo_weights must be None or (package, file name), got {demo_weights!r}")
-    test_options = getattr(cls, "test_options", None)
-    if test_options is not None and not (
-        isinstance(test_options, dict) and all(isinstance(k, str) for k in test_options)
-    ):
-        problems.append(f"test_options must be a dict of option names (or None: not declared), got {test_options!r}")
+    for attr in ("test_options", "full_size_options"):
+        options = getattr(cls, attr, None)
+        if options is not None and not (isinstance(options, dict) and all(isinstance(k, str) for k in options)):
+            problems.append(f"{attr} must be a dict of option names (or None: not declared), got {options!r}")
     tolerance = getattr(cls, "test_batch_tolerance", 1e-4)
     if isinstance(tolerance, bool) or not isinstance(tolerance, (int, float)) or not tolerance >= 0:
         problems.append(f"test_batch_tolerance must be a number >= 0, got {tolerance!r}")

@@ -104,6 +104,7 @@ class MethodSpec:
     target: str
     test_options: dict | None = None
     test_batch_tolerance: float = 1e-4
+    full_size_options: dict | None = None
 
 
 def register_method(name: str, *, replace: bool = False):
@@ -262,6 +263,7 @@ def method_spec(name: str) -> MethodSpec:
         target=info.target,
         test_options=None if cls.test_options is None else dict(cls.test_options),
         test_batch_tolerance=cls.test_batch_tolerance,
+        full_size_options=None if cls.full_size_options is None else dict(cls.full_size_options),
     )
 
 
