@@ -103,7 +103,7 @@ def test_pivot_from_a_registered_method(generator, targets, mse_distance):
     finally:
         unregister_method("test-inv-optim-mean-pivot")
     with pytest.raises(ValueError, match="PTI pivot 'no-such-method'.*unknown method"):
-        PTI(generator, pivot="no-such-method")
+        PTI(generator, pivot="no-such-method", distance=mse_distance)
 
 
 def test_bad_input_gets_clear_errors(generator, targets, mse_distance, pivot):

@@ -48,3 +48,40 @@ def test_progress_bar_callback(capsys):
     assert bar.stage == "tune"
     bar.close()
     assert bar.bar is None
+
+
+@pytest.mark.parametrize(
+    ("name", "options", "option", "file"),
+    [
+        ("sg2-w", {}, "distance='lpips-vgg'", "vgg16-397923af.pth"),
+        ("sg2-w+", {}, "distance='lpips-vgg'", "vgg16-397923af.pth"),
+        ("pti", {}, "distance='lpips-alex'", "alexnet-owt-7be5be79.pth"),
+        ("collab+refine", {"allow_untrained": True}, "distance='lpips-vgg'", "vgg16-397923af.pth"),
+    ],
+)
+def test_a_missing_lpips_file_is_refused_at_build_naming_option_file_and_source(
+    generator, tmp_path, monkeypatch, name, options, option, file
+):
+    from sg2_core.methods.weights import MissingWeightsError
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))  # an empty hub: no torchvision file anywhere
+    with pytest.raises(MissingWeightsError) as error:
+        create_method(name, generator=generator, **options)
+    message = str(error.value)
+    assert "\n" not in message and message.startswith(f"{name}: {option} needs")
+    assert f"https://download.pytorch.org/models/{file}" in message and str(tmp_path / "hub") in message
+
+
+def test_pti_names_its_pivot_option_when_only_the_pivot_file_is_missing(generator, tmp_path, monkeypatch):
+    from inv_metrics.lpips_distance import save_random_trunk
+    from sg2_core.methods.weights import MissingWeightsError
+
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    save_random_trunk("alex", tmp_path / "hub" / "checkpoints")  # the tuning distance's file only
+    with pytest.raises(MissingWeightsError, match=r"^pti: pivot_options\.distance='lpips-vgg' needs .*vgg16"):
+        create_method("pti", generator=generator)
+
+
+def test_collab_without_refinement_needs_no_distance_file(generator, tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    assert create_method("collab", generator=generator, allow_untrained=True).refine_steps == 0

@@ -196,6 +196,7 @@ class Collab(Method):
     default_refine_steps = 0
     demo_weights = ("inv_optim", DEMO_WEIGHTS)
     test_options = {}  # the network shipped for the demo generator: one forward pass
+    full_size_options = {"allow_untrained": True}
 
     def __init__(
         self,
@@ -232,6 +233,8 @@ class Collab(Method):
         self.network = network.to(self.device).eval().requires_grad_(False)
         self.refine_steps, self.lr, self.mse = refine_steps, lr, mse
         self.distance = Distance(distance or default_distance(generator))
+        if refine_steps:  # the distance is used only when refining
+            self.distance.check_weights(self.name)
         self.iterator_name = iterator
         self.iterator = self._build_iterator(iterator, dict(iterator_options or {}))
 
@@ -289,6 +292,7 @@ class CollabRefine(Collab):
     name = "collab+refine"
     default_refine_steps = REFINE_STEPS
     test_options = {"refine_steps": 3}
+    full_size_options = {"allow_untrained": True, "refine_steps": 1}
 
 
 __all__ = [

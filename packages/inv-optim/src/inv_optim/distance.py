@@ -2,7 +2,9 @@
 
 A distance takes two image batches ``[N, C, H, W]`` in [-1, 1] and returns one differentiable value per
 image, ``[N]``. Names are resolved lazily (``inv_metrics.load_distance``), at the first call, so
-building a method costs nothing and a missing weight file is reported when it is needed.
+building a method costs little; :meth:`Distance.check_weights` makes sure at build time that the weight file
+a named distance will need is there, so a missing file is one line before any work, not a traceback from
+deep inside the first step.
 """
 
 from __future__ import annotations
@@ -42,6 +44,32 @@ class Distance:
     @property
     def name(self) -> str:
         return self.spec if isinstance(self.spec, str) else getattr(self.spec, "name", type(self.spec).__name__)
+
+    def check_weights(self, method: str, option: str = "distance") -> None:
+        """Raises ``sg2_core.methods.weights.MissingWeightsError`` (a ValueError) naming ``method``'s ``option``,
+        the file and where it comes from, when this is a named LPIPS distance whose trunk file is missing."""
+        if not (isinstance(self.spec, str) and self.spec.startswith("lpips-")):
+            return
+        try:
+            from inv_metrics.errors import MissingWeightsError as NotFound
+            from inv_metrics.lpips_distance import TRUNK_FILES, trunk_path
+        except ImportError:  # reported with its fix at the first call (resolve)
+            return
+        net = self.spec.removeprefix("lpips-")
+        if net not in TRUNK_FILES:
+            return  # an unknown name: load_distance lists the known ones
+        try:
+            trunk_path(net)
+        except NotFound as error:
+            from sg2_core.methods.weights import MissingWeightsError
+
+            file = TRUNK_FILES[net]
+            raise MissingWeightsError(
+                f"{method}: {option}={self.spec!r} needs torchvision's ImageNet {net} weights {file}, not found in "
+                f"{', '.join(error.searched)}: put the file there (it is "
+                f"https://download.pytorch.org/models/{file}, which torchvision saves there; $TORCH_HOME moves "
+                f"the folder), or pass {option}= another distance"
+            ) from None
 
     def resolve(self, device=None):
         if self._fn is None:

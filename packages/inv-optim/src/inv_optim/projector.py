@@ -237,6 +237,7 @@ class _Projector(Method):
     demo_options = {"steps": 200}
     # Adam turns the rounding differences of batched GEMMs into lr-sized steps: W+ 2.2e-4 after 3 steps.
     test_options = {"steps": 3, "w_avg_samples": 64}
+    full_size_options = {"steps": 1}  # one step runs every part of a step; the rest repeats it
     test_batch_tolerance = 1e-3
     _SCHEDULE = ("initial_noise_factor", "noise_ramp", "lr_rampup", "lr_rampdown", "betas")
 
@@ -294,6 +295,7 @@ class _Projector(Method):
             **schedule,
         )
         self.distance = Distance(distance or default_distance(generator))
+        self.distance.check_weights(self.name)
         self.w_avg_samples = w_avg_samples
         self._w_stats = w_stats  # (mean w, spread): computed at the first call unless given
 

@@ -18,6 +18,7 @@ import torch
 
 from sg2_core import Inversion, Method, StepInfo, create_method
 from sg2_core.methods.seeds import per_image_seeds
+from sg2_core.methods.weights import MissingWeightsError
 from sg2_core.nn.offsets import layer_key
 
 from ._common import FrozenRows, sample_generators
@@ -63,6 +64,7 @@ class PTI(Method):
     # What `python -m inv_metrics.report` uses on its embedded default (32 demo images on a CPU in minutes).
     demo_options = {"pivot_options": {"steps": 200}, "steps": 50}  # the pivot equals the sg2-w row
     test_options = {"steps": 3, "lr": 3e-3, "pivot_options": {"steps": 2, "w_avg_samples": 64}}
+    full_size_options = {"steps": 1, "pivot_options": {"steps": 1}}  # one pivot step, one tuning step
     test_batch_tolerance = 1e-2  # Adam turns batched rounding into lr-sized steps (see test_pti)
 
     def __init__(
@@ -107,6 +109,7 @@ class PTI(Method):
             else None
         )
         self.distance = Distance(distance or default_distance(generator, "pti"))
+        self.distance.check_weights(self.name)
         self.pivot_method = self._build_pivot(pivot, dict(pivot_options or {}), distance, noise_regularize)
         self.pivot_name = pivot if isinstance(pivot, str) else getattr(pivot, "name", type(pivot).__name__)
         self.space = self.pivot_method.space
@@ -126,7 +129,10 @@ class PTI(Method):
                 options.setdefault("noise_regularize", noise_regularize)
             if self.callback is not None:
                 options.setdefault("callback", lambda info: self.callback(replace(info, stage="pivot")))
-            return ProjectorW(self.generator, **options)
+            try:
+                return ProjectorW(self.generator, **options)
+            except MissingWeightsError as error:  # the pivot's distance: name the option that sets it
+                raise MissingWeightsError(f"{self.name}: pivot_options.{str(error).removeprefix('sg2-w: ')}") from None
         try:
             return create_method(pivot, generator=self.generator, **options)
         except ValueError as error:
