@@ -71,6 +71,7 @@ class EncoderMethod(Method):
     needs = ("generator", "own-weights")
     trainable = True
     test_options = {"allow_untrained": True, "widths": (16, 32, 48, 64)}  # a small random network
+    full_size_options = {"allow_untrained": True, "input_size": 256}  # IR-SE50 at pSp's 256 px input
     # batch against one image at a time on the demo generator: each render is within 61 eps * max|image| (1.09) of a
     # float64 run (this CPU; AVX2- and SSE-capped kernels), so < 1.5e-5 apart; 4e-5 leaves 2.7x
     test_batch_tolerance = 4e-5
@@ -253,6 +254,7 @@ class ReStylePSP(EncoderMethod):
 
     name, kind = "restyle-psp", "restyle-psp"
     test_options = {**EncoderMethod.test_options, "n_iters": 2}
+    full_size_options = {**EncoderMethod.full_size_options, "n_iters": 2}  # the second iteration feeds back the first
     demo_weights = ("inv_encoders", demo_weights_file("restyle-psp"))
     trainer = "inv_encoders.training:train_restyle_psp"
 

@@ -66,6 +66,7 @@ class HyperInverter(Method):
         "extractor_dim": 16,
         "encoder_size": 64,
     }
+    full_size_options = {"allow_untrained": True}  # the defaults are the official sizes (encoders at 256 px)
     demo_weights = ("inv_hyper", DEMO_WEIGHTS)
 
     @classmethod

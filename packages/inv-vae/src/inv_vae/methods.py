@@ -80,6 +80,7 @@ class AgileGAN(Method):
     needs = ("generator", "own-weights")
     trainable, trainer = True, "inv_vae.training:main"  # python -m inv_vae.train encoder|style
     test_options = {"allow_untrained": True, "widths": (16, 32, 48, 64)}  # a small random encoder
+    full_size_options = {"allow_untrained": True, "input_size": 256}  # AgileGAN encodes at 256 px
     demo_weights = ("inv_vae", DEMO_WEIGHTS)
 
     def __init__(
