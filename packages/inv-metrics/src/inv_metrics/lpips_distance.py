@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import warnings
+from pathlib import Path
 
 import torch
 from torch import nn
@@ -68,3 +69,23 @@ class LPIPS(nn.Module):
     def forward(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         check_pair(x, y)
         return self.model(to_rgb(x), to_rgb(y)).flatten()
+
+
+def save_random_trunk(net: str, folder, seed: int = 0):
+    """Writes a random ``net`` trunk as ``folder/TRUNK_FILES[net]`` (torchvision's layout) and returns its path.
+
+    For tests and benchmarks that must run LPIPS where the ImageNet file is absent: it costs the same time and
+    memory as the real trunk, but its distances mean nothing. Point ``$TORCH_HOME`` at the folder above
+    ``hub/checkpoints`` (or pass the path as ``weights=``) to use it."""
+    if net not in TRUNK_FILES:
+        raise ValueError(f"unknown LPIPS network {net!r}; choose from {sorted(TRUNK_FILES)}")
+    import lpips
+
+    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+        torch.manual_seed(seed)
+        warnings.simplefilter("ignore", UserWarning)
+        model = lpips.LPIPS(net=net, version="0.1", pretrained=False, pnet_rand=True, verbose=False)
+    path = Path(folder) / TRUNK_FILES[net]
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save({_trunk_key(key): t for key, t in model.net.state_dict().items()}, path)
+    return path
