@@ -194,7 +194,7 @@ def _count_fast_paths(mp):
 def test_each_choice_takes_the_paths_it_says(impl, grad, nnpack, inference):
     """ "ref" never takes a fast path; "auto" only where no gradient is recorded; "fast" wherever it can.
     (NNPACK runs 3x3 convolutions on maps of 32 px and more; with gradients those are in D and in G's batched
-    convolutions, and on the inference path in its per-image loop at 256 px.)"""
+    convolutions, and without them in D.)"""
     from sg2_core import use_impl
     from sg2_kernels.resample import nnpack_suits
 
@@ -259,12 +259,13 @@ def test_nnpack_in_the_gradient_path_is_close_to_the_exact_path(g32, d32, io32):
 
 
 def test_inference_path_is_close_to_the_exact_path():
-    """Without gradients the default ("auto") takes sg2_core.nn.cpu_inference: Winograd for 16-128 px convolutions
-    and upsampling ones from 32-128 px inputs (styles and demodulation in the tile transforms, cached weight
-    transforms), one image at a time elsewhere, bias + lrelu in place. Against the exact path it measured
-    1.7e-6 of the output's range here (1.1e-6 on the 32 px fixture, 1.8e-6 for the 256 px config F); the
-    tolerance, 1e-5, is the fixtures' tolerance for images. Also after the weights change (an optimiser step:
-    the cached transforms must follow)."""
+    """Without gradients the default ("auto") takes sg2_core.nn.cpu_inference: Winograd for 16-256 px convolutions
+    and upsampling ones from 32-128 px inputs (styles and demodulation in the tile transforms), one image at a
+    time elsewhere, bias + lrelu in place. Against the exact path it measured 1.7e-6 of the output's range here
+    (1.1e-6 on the 32 px fixture, 1.8e-6 for the 256 px config F); the tolerance, 1e-5, is the fixtures'
+    tolerance for images. Also after the weights change (an optimiser step: kept transforms must follow), with
+    the transforms kept or not, and with scratch buffers too small for a batch's upsampled map (one image at a
+    time then)."""
     from sg2_core import use_impl
     from sg2_core.nn import cpu_inference
     from sg2_kernels._backend import unavailable_reason
@@ -273,25 +274,30 @@ def test_inference_path_is_close_to_the_exact_path():
     taken = []
     original = cpu_inference.winograd.conv3x3
     counting = lambda x, u, up=1, *a, **k: taken.append((x.shape[2], up)) or original(x, u, up, *a, **k)  # noqa: E731
+    one_image_full = 4 * G.synthesis.b256.conv1.weight.shape[0] * 257**2  # b256.conv0's map before its blur
     with pytest.MonkeyPatch.context() as mp, torch.no_grad():
         mp.setattr(cpu_inference.winograd, "conv3x3", counting)
-        for step in range(2):
-            with use_impl("ref"):
-                expected = G.synthesis(ws, noise_mode="const")
-            assert not taken
-            fast = G.synthesis(ws, noise_mode="const")
-            single = G.synthesis(ws[:1], noise_mode="const")
-            if unavailable_reason("cpp") is None:
-                assert sorted(set(taken)) == [(16, 1), (32, 1), (32, 2), (64, 1), (64, 2), (128, 1), (128, 2)]
-            taken.clear()
-            tolerance = 1e-5 * float(expected.abs().max())
-            torch.testing.assert_close(fast, expected, rtol=0, atol=tolerance)
-            torch.testing.assert_close(single, fast[:1], rtol=0, atol=tolerance)
-            for p in G.synthesis.parameters():
-                p.add_(0.1 * torch.randn_like(p))
+        for keep, scratch_bytes in [(False, cpu_inference.SCRATCH_BYTES), (True, one_image_full), (False, 1024)]:
+            mp.setattr(cpu_inference, "KEEP_WINOGRAD_TRANSFORMS", keep)
+            mp.setattr(cpu_inference, "SCRATCH_BYTES", scratch_bytes)
+            for step in range(2):
+                with use_impl("ref"):
+                    expected = G.synthesis(ws, noise_mode="const")
+                assert not taken
+                fast = G.synthesis(ws, noise_mode="const")
+                single = G.synthesis(ws[:1], noise_mode="const")
+                if unavailable_reason("cpp") is None:
+                    expected_sizes = [(16, 1), (32, 1), (32, 2), (64, 1), (64, 2), (128, 1), (128, 2), (256, 1)]
+                    assert sorted(set(taken)) == expected_sizes
+                taken.clear()
+                tolerance = 1e-5 * float(expected.abs().max())
+                torch.testing.assert_close(fast, expected, rtol=0, atol=tolerance)
+                torch.testing.assert_close(single, fast[:1], rtol=0, atol=tolerance)
+                for p in G.synthesis.parameters():
+                    p.add_(0.1 * torch.randn_like(p))
 
 
-def test_weight_cache_is_per_layer_bounded_and_freed_with_the_generator():
+def test_weight_cache_is_per_layer_bounded_and_freed_with_the_generator(monkeypatch):
     import gc
     import weakref
 
@@ -299,6 +305,11 @@ def test_weight_cache_is_per_layer_bounded_and_freed_with_the_generator():
 
     G, ws = _small_256px_generator()
     G2 = copy.deepcopy(G)
+    b64 = G.synthesis.b64.conv1  # Winograd: 64 points per 9 taps
+    with torch.no_grad():
+        G.synthesis(ws, noise_mode="const")
+    assert b64.weight_cache.nbytes() == 4 * 32 * 32  # by default only the demodulation sums are kept
+    monkeypatch.setattr(cpu_inference, "KEEP_WINOGRAD_TRANSFORMS", True)
     layers = [
         m for m in G.synthesis.modules() if isinstance(getattr(m, "weight_cache", None), cpu_inference.WeightCache)
     ]
@@ -310,7 +321,6 @@ def test_weight_cache_is_per_layer_bounded_and_freed_with_the_generator():
             for p in G.synthesis.parameters():
                 p.add_(0.01)
     assert all(1 <= len(layer.weight_cache) <= 2 for layer in layers)
-    b64 = G.synthesis.b64.conv1  # Winograd: 64 points per 9 taps, and the demodulation sums
     assert b64.weight_cache.nbytes() == 4 * (64 * 32 * 32 + 32 * 32)
     assert "weight_cache" not in str(G.state_dict().keys())
     assert all(len(m.weight_cache) == 0 for m in copy.deepcopy(G).synthesis.modules() if hasattr(m, "weight_cache"))
