@@ -1,5 +1,5 @@
-"""The report's image grid: a row of inputs, then per method a row of reconstructions and a row of edits,
-each labelled on its left; an image-to-image method's condition maps come before its outputs, and a
+"""The report's image grid: a row of inputs, then per method a row of reconstructions and a row per edit
+(SeFa's, then the grid-only edits such as the demo's InterFaceGAN boundary), each labelled on its left; an image-to-image method's condition maps come before its outputs, and a
 method's showcase rows (``Method.showcase``, e.g. stylised renderings) after them."""
 
 from __future__ import annotations
@@ -27,6 +27,8 @@ def grid_rows(inputs: torch.Tensor, results, count: int) -> list[tuple[str, torc
             add(f"{r.name}: input ({r.condition})", r.inputs)
         add(f"{r.name}: {'output' if r.condition is not None else 'reconstruction'}", r.reconstructions)
         add(f"{r.name}: edit", r.edits)
+        for label, images in r.grid_edits.items():
+            add(f"{r.name}: {label}", images)
         for label, images in r.showcase.items():
             add(label if label.startswith(r.name) else f"{r.name}: {label}", images)
     return rows

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import torch
 
+from ..fmnist_boundaries import report_edits
 from . import tradeoff
 from .grid import grid_rows, save_grid
 from .inputs import as_source
@@ -117,6 +118,13 @@ def run_report(
     )
     direction = sefa(generator).vectors[0].to(device)
     notes["edit"] = f"{EDIT_DIRECTION}, strength {edit_strength}, applied to every W+ entry"
+    grid_edits = {label: (d.to(device), s) for label, (d, s) in report_edits(generator).items()}
+    if grid_edits:
+        notes["InterFaceGAN edit"] = (
+            f"the grid's {', '.join(grid_edits)} rows: the edit along the demo's InterFaceGAN boundary (a linear SVM in "
+            "W between the Fashion-MNIST classifier's top and bottom 2% of 20000 samples by class-logit difference; "
+            "inv_metrics.fmnist_boundaries), shown on the grid's images only"
+        )
 
     edit_metrics = [m for m in metrics if not m.per_image and m.key.startswith("fid")][:1]  # the domain's FID
     if edit_metrics:
@@ -154,6 +162,7 @@ def run_report(
                     on_step=_step_reporter(bar) if progress else None,
                     on_edits=edited.add if edited is not None else None,
                     iteration_metrics=[m for m in metrics if m.key in tradeoff.PANEL_KEYS],
+                    grid_edits=grid_edits,
                 )
             values, metric_errors = accumulator.result() if result.error is None else ({}, {})
             if edited is not None and result.error is None:
@@ -196,14 +205,20 @@ def run_report(
         "notes": notes,
         "problems": problems,
         "num_images": n,
-        "edit": {"direction": EDIT_DIRECTION, "strength": edit_strength},
+        "edit": {
+            "direction": EDIT_DIRECTION,
+            "strength": edit_strength,
+            "grid_edits": [{"label": label, "strength": s} for label, (_, s) in grid_edits.items()],
+        },
         "grid": {
             "file": "grid.png",
             "rows": [label for label, _ in shown],
             "images_per_row": len(shown[0][1]),
             "label_width": label_width,
             "caption": f"first {len(shown[0][1])} images: inputs, then per method its reconstructions and "
-            f"the edit ({EDIT_DIRECTION}, strength {edit_strength}); an image-to-image method's "
+            f"the edit ({EDIT_DIRECTION}, strength {edit_strength})"
+            + (f", then the InterFaceGAN edit ({', '.join(grid_edits)})" if grid_edits else "")
+            + "; an image-to-image method's "
             "condition maps (made from the inputs) before its outputs, and a method's extra "
             "renderings (e.g. stylised) after them",
         },

@@ -26,6 +26,7 @@ class MethodResult:
     options: dict
     reconstructions: torch.Tensor | None = None  # the first ``keep`` reconstructions [k, C, R, R]
     edits: torch.Tensor | None = None  # the first ``keep`` images edited
+    grid_edits: dict = field(default_factory=dict)  # {label: the first ``keep`` images} of each of ``grid_edits``
     condition: str | None = None  # an image-to-image method's input condition
     inputs: torch.Tensor | None = None  # the first ``keep`` condition maps it was given
     showcase: dict = field(default_factory=dict)  # {label: the first ``keep`` images} from Method.showcase
@@ -76,6 +77,7 @@ def run_method(
     on_step=None,
     on_edits=None,
     iteration_metrics=None,
+    grid_edits=None,
 ) -> MethodResult:
     """Build ``name`` with ``options`` and run it on ``images`` (a tensor or an ``ImageSource``) batch by batch.
 
@@ -84,7 +86,8 @@ def run_method(
     ``on_batch(inputs, reconstructions)`` receives every batch after its timed span; ``on_step(batch,
     batches, info)`` every ``sg2_core.StepInfo`` of methods that take ``callback=``; ``progress`` (a tqdm bar
     or None) is advanced by the number of images of each batch; ``on_edits(inputs, edited)`` receives every
-    batch's edit along ``direction`` (untimed). ``details`` gets :class:`LatentStats`' figures (with
+    batch's edit along ``direction`` (untimed). ``grid_edits`` (``{label: (direction, strength)}``) are more
+    edits, made of the first ``edit_count`` images only (the grid's, untimed). ``details`` gets :class:`LatentStats`' figures (with
     ``iteration_metrics`` after each iteration of an iterative method, and the split times of its iterations:
     the device is synchronised at every step a method reports). The condition maps of an image-to-image
     method are made before the timed span (a user hands them in).
@@ -119,6 +122,7 @@ def run_method(
         kept, edits, inputs, seconds, stats = [], [], [], [], LatentStats(iteration_metrics)
         showcase = getattr(method, "showcase", None)
         shown: dict[str, list] = {}
+        grid_edited: dict[str, list] = {}
         for i, batch in enumerate(source.batches(batch_size)):
             stage, current["batch"] = f"batch {i}", i
             method_input = given(batch)
@@ -148,6 +152,10 @@ def run_method(
                     inputs.append(method_input[: edit_count - held])
                 if edited is not None:
                     edits.append(edited[: edit_count - held])
+                with torch.no_grad():
+                    for label, (grid_direction, strength) in (grid_edits or {}).items():
+                        moved = inversion[: edit_count - held].edit(grid_direction, strength).render().detach()
+                        grid_edited.setdefault(label, []).append(moved)
                 if showcase is not None:
                     stage = f"batch {i}'s showcase"
                     with torch.no_grad():
@@ -173,4 +181,5 @@ def run_method(
     result.edits = torch.cat(edits) if edits else None
     result.inputs = torch.cat(inputs) if result.condition is not None else None
     result.showcase = {label: torch.cat(images) for label, images in shown.items()}
+    result.grid_edits = {label: torch.cat(images) for label, images in grid_edited.items()}
     return result
