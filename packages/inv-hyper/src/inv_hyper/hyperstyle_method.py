@@ -16,12 +16,13 @@ import warnings
 import torch
 import torch.nn.functional as F
 
-from sg2_core import Inversion, Method, StepInfo, create_method, list_methods, method_spec
+from sg2_core import Inversion, Method, StepInfo
 from sg2_core.methods.weights import resolve_weights
 from sg2_core.nn.offsets import from_relative_units
 
 from .hyperstyle import HyperStyleConfig, HyperStyleNetworks
 from .hyperstyle_checkpoints import read_hyperstyle
+from .methods import w_space_start
 
 __all__ = ["HyperStyle", "add_offsets", "iterate", "pool"]
 
@@ -135,7 +136,9 @@ class HyperStyle(Method):
         trained_on = self.networks.config.phase1 or None
         if phase1 is None:
             phase1 = trained_on
-        self.phase1 = self._phase1(phase1, phase1_options)
+        if phase1 is None and self.networks.w_encoder is None:
+            raise ValueError(f"{self.name}: these networks have no W encoder; name a W-space method: phase1=NAME")
+        self.phase1 = w_space_start(self.generator, phase1, phase1_options, "HyperStyle starts from")
         if phase1 != trained_on and not untrained:
             warnings.warn(
                 f"{self.name}: its hypernetwork was trained to refine the codes of "
@@ -143,21 +146,6 @@ class HyperStyle(Method):
                 "so its weight changes fit them worse",
                 stacklevel=2,
             )
-
-    def _phase1(self, phase1, options):
-        if phase1 is None:
-            if options:
-                raise ValueError("phase1_options needs phase1=NAME")
-            if self.networks.w_encoder is None:
-                raise ValueError(f"{self.name}: these networks have no W encoder; name a W-space method: phase1=NAME")
-            return None
-        spec = method_spec(phase1)
-        if spec.space != "w":
-            raise ValueError(
-                f"phase1={phase1!r} is a {spec.space!r}-space method; HyperStyle starts from a W-space method "
-                f"(space 'w'): one of {list_methods(space='w')}"
-            )
-        return create_method(phase1, generator=self.generator, **(options or {}))
 
     @torch.no_grad()
     def start(self, images: torch.Tensor) -> tuple[torch.Tensor, dict | None]:

@@ -51,6 +51,22 @@ def _add_offsets(a: dict | None, b: dict | None) -> dict | None:
     } or None
 
 
+def w_space_start(generator, phase1: str | None, options: dict | None, role: str):
+    """The registered W-space method named ``phase1`` that a hypernetwork refines (None: the networks' own W
+    encoder); ``role`` begins the refusal of another space's method."""
+    if phase1 is None:
+        if options:
+            raise ValueError("phase1_options needs phase1=NAME")
+        return None
+    spec = method_spec(phase1)
+    if spec.space != "w":
+        raise ValueError(
+            f"phase1={phase1!r} is a {spec.space!r}-space method; {role} a W-space method (space 'w'): one of "
+            f"{list_methods(space='w')}"
+        )
+    return create_method(phase1, generator=generator, **(options or {}))
+
+
 class HyperInverter(Method):
     """HyperInverter: a W-space phase I, then hypernetwork-predicted per-image generator weight offsets."""
 
@@ -143,7 +159,7 @@ class HyperInverter(Method):
         trained_on = self.networks.config.phase1 or None
         if phase1 is None:
             phase1 = trained_on  # networks trained on a method's codes have no W encoder: that method is phase I
-        self.phase1 = self._phase1(phase1, phase1_options)
+        self.phase1 = w_space_start(self.generator, phase1, phase1_options, "HyperInverter's phase I must be")
         if phase1 != trained_on and not untrained:
             warnings.warn(
                 f"{self.name}: its phase II was trained to refine the codes of "
@@ -152,19 +168,6 @@ class HyperInverter(Method):
                 f"inv_hyper.train --method hyperinverter --phase 2 --phase1 {phase1}",
                 stacklevel=2,
             )
-
-    def _phase1(self, phase1, options):
-        if phase1 is None:
-            if options:
-                raise ValueError("phase1_options needs phase1=NAME")
-            return None
-        spec = method_spec(phase1)
-        if spec.space != "w":
-            raise ValueError(
-                f"phase1={phase1!r} is a {spec.space!r}-space method; HyperInverter's phase I must be a "
-                f"W-space method (space 'w'): one of {list_methods(space='w')}"
-            )
-        return create_method(phase1, generator=self.generator, **(options or {}))
 
     @torch.no_grad()
     def phase1_ws(self, images: torch.Tensor) -> tuple[torch.Tensor, dict | None]:
