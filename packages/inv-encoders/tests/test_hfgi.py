@@ -193,7 +193,8 @@ def test_the_method_reads_the_official_file(tmp_path, reference, state, psp_data
         codes = ckpt.encoder(inputs["x256"])
         expected = ckpt.hfgi(inputs["x256"], ckpt.generator.synthesis(codes, noise_mode="const"))["b64.conv0"]
     assert torch.equal(result.latents, codes)  # the same e4e on the same input
-    assert torch.equal(result.feature_conditions["b64.conv0"].shift, expected.shift)  # the same kernels on the same data
+    # the same kernels on the same data
+    assert torch.equal(result.feature_conditions["b64.conv0"].shift, expected.shift)
     # the official edit re-aligns to the edited render; at strength 0 it is the inversion itself
     same = method.realigned_edit(inputs["x256"], result, torch.randn(32), 0.0)
     assert torch.equal(same.feature_conditions["b64.conv0"].scale, expected.scale)
