@@ -80,7 +80,7 @@ class HyperStyle(Method):
     # the defaults are the official sizes (364 M parameters with the W encoder, 256 px input); one iteration runs every
     # stage (43 s per 1024 px image on the shared 2-core CPU, 2 threads; each further one adds a 1024 px render)
     full_size_options = {"allow_untrained": True, "iterations": 1}
-    demo_weights = None
+    demo_weights = ("inv_hyper", "hyperstyle_fmnist32.safetensors")
 
     def __init__(
         self,
