@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import torch
 
-from sg2_core.nn.offsets import _all_finite, layer_key
+from sg2_core.nn.offsets import _all_finite, check_batch_shape, layer_entries
 
 __all__ = ["FeatureCondition", "blend_conditions", "cat_conditions", "check_conditions"]
 
@@ -60,12 +60,6 @@ class FeatureCondition:
         return FeatureCondition(*(None if t is None else fn(t) for t in (self.scale, self.shift)))
 
 
-def conditioned_shape(synthesis, name: str, n: int) -> list[int]:
-    """``[n, C, R, R]``: the output of layer ``name`` (a key of ``synthesis.condition_layer_names``)."""
-    layer = synthesis.layer(name)
-    return [n, layer.weight.shape[0], layer.resolution, layer.resolution]
-
-
 def check_conditions(synthesis, conditions, n: int | None = None) -> dict[str, FeatureCondition]:
     """``conditions`` keyed by :func:`~sg2_core.nn.offsets.layer_key`, after checking every name, type and shape
     against ``synthesis``. ``n``: the batch size they must have (``None``: that of the first one).
@@ -76,30 +70,22 @@ def check_conditions(synthesis, conditions, n: int | None = None) -> dict[str, F
         raise ValueError(
             f"feature_conditions must be a dict {{layer name: FeatureCondition}}, got {type(conditions).__name__}"
         )
-    known = synthesis.condition_layer_names
     checked = {}
-    for raw_name, condition in conditions.items():
-        name = layer_key(raw_name)
-        if name not in known:
-            raise ValueError(f"feature_conditions: unknown layer {raw_name!r}; layers with features: {known}")
-        if name in checked:
-            raise ValueError(f"feature_conditions: layer {name!r} is given twice (as {raw_name!r} too)")
+    for raw_name, name, condition in layer_entries(
+        conditions, synthesis.condition_layer_names, "feature_conditions", "layers with features"
+    ):
         if not isinstance(condition, FeatureCondition):
             raise ValueError(
                 f"feature_conditions[{raw_name!r}] must be a FeatureCondition(scale, shift), "
                 f"got {type(condition).__name__}"
             )
+        layer = synthesis.layer(name)
+        output_shape = [layer.weight.shape[0], layer.resolution, layer.resolution]
         for part, t in condition.parts():
-            if n is None:
-                n = t.shape[0] if t.ndim else 0
-            expected = conditioned_shape(synthesis, name, n)
-            if list(t.shape) != expected:
-                raise ValueError(
-                    f"feature_conditions[{raw_name!r}].{part} must have shape {expected} ([N, channels, res, res] "
-                    f"of the layer's output), got {list(t.shape)}"
-                )
+            what = f"feature_conditions[{raw_name!r}].{part}"
+            n = check_batch_shape(t, n, output_shape, what, "[N, channels, res, res] of the layer's output")
             if not t.is_floating_point() or not _all_finite(t):
-                raise ValueError(f"feature_conditions[{raw_name!r}].{part} must be finite floats")
+                raise ValueError(f"{what} must be finite floats")
         checked[name] = condition
     return checked
 

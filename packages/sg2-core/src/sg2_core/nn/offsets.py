@@ -35,28 +35,44 @@ def check_offsets(synthesis, offsets, n: int | None = None) -> dict[str, torch.T
     ``n`` is the batch size the offsets must have (``None``: whatever the first one has, the same for all).
     Raises ValueError naming the unknown layer or the wrong shape and the expected one.
     """
-    known = synthesis.weight_layer_names
     checked = {}
-    for raw_name, offset in offsets.items():
-        name = layer_key(raw_name)
-        if name not in known:
-            raise ValueError(f"weight_offsets: unknown layer {raw_name!r}; layers with weights: {known}")
-        if name in checked:
-            raise ValueError(f"weight_offsets: layer {name!r} is given twice (as {raw_name!r} too)")
+    for raw_name, name, offset in layer_entries(
+        offsets, synthesis.weight_layer_names, "weight_offsets", "layers with weights"
+    ):
         if not isinstance(offset, torch.Tensor):
             raise ValueError(f"weight_offsets[{raw_name!r}] must be a tensor, got {type(offset).__name__}")
-        if n is None:
-            n = offset.shape[0] if offset.ndim else 0
-        expected = [n, *synthesis.layer(name).weight.shape]
-        if list(offset.shape) != expected:
-            raise ValueError(
-                f"weight_offsets[{raw_name!r}] must have shape {expected} ([N, *weight shape]), "
-                f"got {list(offset.shape)}"
-            )
+        n = check_batch_shape(
+            offset, n, synthesis.layer(name).weight.shape, f"weight_offsets[{raw_name!r}]", "[N, *weight shape]"
+        )
         if offset.is_floating_point() and not _all_finite(offset):
             raise ValueError(f"weight_offsets[{raw_name!r}] contains NaN or inf")
         checked[name] = offset
     return checked
+
+
+def layer_entries(values: dict, known: list[str], what: str, known_as: str):
+    """``(raw name, layer key, value)`` for each entry of a ``{layer name: value}`` dict such as ``what``, refusing a
+    name not in ``known`` (the error lists them as ``known_as``) and a layer given twice under two spellings."""
+    seen = set()
+    for raw_name, value in values.items():
+        name = layer_key(raw_name)
+        if name not in known:
+            raise ValueError(f"{what}: unknown layer {raw_name!r}; {known_as}: {known}")
+        if name in seen:
+            raise ValueError(f"{what}: layer {name!r} is given twice (as {raw_name!r} too)")
+        seen.add(name)
+        yield raw_name, name, value
+
+
+def check_batch_shape(t: torch.Tensor, n: int | None, sample_shape, what: str, layout: str) -> int:
+    """The batch size ``n`` (``None``: ``t``'s first dimension) after checking that ``t`` is ``[n, *sample_shape]``;
+    the error names ``what`` and describes the expected ``layout``."""
+    if n is None:
+        n = t.shape[0] if t.ndim else 0
+    expected = [n, *sample_shape]
+    if list(t.shape) != expected:
+        raise ValueError(f"{what} must have shape {expected} ({layout}), got {list(t.shape)}")
+    return n
 
 
 def _all_finite(t: torch.Tensor) -> bool:
