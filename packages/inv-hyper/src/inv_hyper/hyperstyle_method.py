@@ -22,7 +22,7 @@ from sg2_core.nn.offsets import from_relative_units
 
 from .hyperstyle import HyperStyleConfig, HyperStyleNetworks
 from .hyperstyle_checkpoints import read_hyperstyle
-from .methods import w_space_start
+from .methods import w_space_start, w_start_codes
 
 __all__ = ["HyperStyle", "add_offsets", "iterate", "pool"]
 
@@ -150,13 +150,7 @@ class HyperStyle(Method):
     @torch.no_grad()
     def start(self, images: torch.Tensor) -> tuple[torch.Tensor, dict | None]:
         """The W start without an init: W+ codes ``[N, num_ws, w_dim]`` (one w repeated) and the method's offsets."""
-        G = self.generator
-        if self.phase1 is not None:
-            size = getattr(self.phase1, "input_resolution", None) or G.img_resolution
-            result = self.phase1(pool(images, size))
-            return result.ws.detach(), result.weight_offsets
-        w = self.networks.w_encoder(pool(images, self.encoder_size)) + G.mapping.w_avg
-        return w[:, None].expand(-1, G.num_ws, -1).contiguous(), None
+        return w_start_codes(self.generator, self.phase1, self.networks.w_encoder, self.encoder_size, images, pool)
 
     @torch.no_grad()
     def refine(self, images, ws, offsets=None, *, keep_steps: bool = False, final_render: bool = True):

@@ -67,6 +67,20 @@ def w_space_start(generator, phase1: str | None, options: dict | None, role: str
     return create_method(phase1, generator=generator, **(options or {}))
 
 
+@torch.no_grad()
+def w_start_codes(generator, phase1, w_encoder, encoder_size: int, images: torch.Tensor, resize_to):
+    """The W start without an init, HyperInverter's phase I and HyperStyle's alike: W+ codes ``[N, num_ws, w_dim]``
+    and the offsets of ``phase1`` (a method from :func:`w_space_start`), or without one ``w_encoder`` at
+    ``encoder_size`` plus ``w_avg`` (one w repeated, no offsets). ``resize_to(images, size)`` brings the images to
+    the input size: each family resizes as its reference does (bilinear here, HyperStyle's adaptive pooling)."""
+    if phase1 is not None:
+        size = getattr(phase1, "input_resolution", None) or generator.img_resolution
+        result = phase1(resize_to(images, size))
+        return result.ws.detach(), result.weight_offsets
+    w = w_encoder(resize_to(images, encoder_size)) + generator.mapping.w_avg
+    return w[:, None].expand(-1, generator.num_ws, -1).contiguous(), None
+
+
 class HyperInverter(Method):
     """HyperInverter: a W-space phase I, then hypernetwork-predicted per-image generator weight offsets."""
 
@@ -172,13 +186,7 @@ class HyperInverter(Method):
     @torch.no_grad()
     def phase1_ws(self, images: torch.Tensor) -> tuple[torch.Tensor, dict | None]:
         """Phase I without an init: W+ codes ``[N, num_ws, w_dim]`` (one w repeated) and the method's offsets."""
-        G = self.generator
-        if self.phase1 is not None:
-            size = getattr(self.phase1, "input_resolution", None) or G.img_resolution
-            result = self.phase1(resize(images, size))
-            return result.ws.detach(), result.weight_offsets
-        w = self.networks.w_encoder(resize(images, self.encoder_size)) + G.mapping.w_avg
-        return w[:, None].expand(-1, G.num_ws, -1).contiguous(), None
+        return w_start_codes(self.generator, self.phase1, self.networks.w_encoder, self.encoder_size, images, resize)
 
     @torch.no_grad()
     def predict_offsets(self, images: torch.Tensor, w_images: torch.Tensor) -> dict[str, torch.Tensor]:
