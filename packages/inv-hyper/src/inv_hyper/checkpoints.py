@@ -131,12 +131,7 @@ def networks_from_state(state: dict, opts: dict | None, generator, *, where: str
             f"{where}: opts.target_shape_name={opts['target_shape_name']!r}; only "
             "'conv_without_bias' (the released models) is supported"
         )
-    size = opts.get("output_size")
-    if size is not None and int(size) != generator.img_resolution:
-        raise CheckpointError(
-            f"{where}: it was trained for a {size} px generator (opts.output_size), the given "
-            f"generator is {generator.img_resolution} px"
-        )
+    check_output_size(opts, generator, where)
     _check_hypernet_shapes(state, generator, where)
 
     num_layers, widths = _trunk(state, "w_bar_encoder.", where)
@@ -164,18 +159,22 @@ def networks_from_state(state: dict, opts: dict | None, generator, *, where: str
         networks = HyperNetworks.for_generator(
             generator, config, with_discriminator=any(k.startswith("discriminator.") for k in state)
         )
-    _load_strict(networks, state, where)
+    load_strict(networks, state, where, "it does not fit HyperInverter for this generator")
     return networks
 
 
-def _load_strict(networks: HyperNetworks, state: dict, where: str) -> None:
-    own = networks.state_dict()
-    missing = sorted(set(own) - set(state))
-    unexpected = sorted(set(state) - set(own))
+def load_strict(module: nn.Module, state: dict, where: str, what: str, aliases: dict | None = None) -> None:
+    """Load ``state`` into ``module`` strictly, else one CheckpointError ``"{where}: {what}: ..."`` naming every
+    missing, unexpected and mis-shaped key. ``aliases``: extra file keys that must equal the key they name
+    (HyperStyle's per-block copies of its shared hypernetwork)."""
+    own = module.state_dict()
+    aliases = aliases or {}
+    missing = sorted((set(own) | set(aliases)) - set(state))
+    unexpected = sorted(set(state) - set(own) - set(aliases))
     shapes = [
-        f"{k}: file {list(state[k].shape)}, expected {list(own[k].shape)}"
-        for k in sorted(set(own) & set(state))
-        if tuple(state[k].shape) != tuple(own[k].shape)
+        f"{k}: file {list(state[k].shape)}, expected {list(own[aliases.get(k, k)].shape)}"
+        for k in sorted(set(state) & (set(own) | set(aliases)))
+        if tuple(state[k].shape) != tuple(own[aliases.get(k, k)].shape)
     ]
     if missing or unexpected or shapes:
         parts = [
@@ -183,12 +182,28 @@ def _load_strict(networks: HyperNetworks, state: dict, where: str) -> None:
             f"unexpected keys {unexpected}" if unexpected else "",
             f"mis-shaped {shapes}" if shapes else "",
         ]
+        raise CheckpointError(f"{where}: {what}: " + "; ".join(p for p in parts if p))
+    differ = [  # (meta tensors hold no values to compare)
+        k for k, target in aliases.items() if not state[k].is_meta and not torch.equal(state[k], state[target])
+    ]
+    if differ:
         raise CheckpointError(
-            f"{where} does not fit HyperInverter for this generator: " + "; ".join(p for p in parts if p)
+            f"{where}: {what}: the copies {differ} differ from the keys they copy {[aliases[k] for k in differ]}"
         )
-    # Official files store float32 (fixtures float16): convert to the network's dtype, keep integer buffers.
-    cast = {k: v.to(own[k].dtype) for k, v in state.items()}
-    networks.load_state_dict(cast, strict=True, assign=own[next(iter(own))].is_meta)
+    # official files store float32 (fixtures float16): the network's dtype, integer buffers kept
+    module.load_state_dict(
+        {k: state[k].to(v.dtype) for k, v in own.items()}, strict=True, assign=next(iter(own.values())).is_meta
+    )
+
+
+def check_output_size(opts: dict, generator, where: str) -> None:
+    """An official file's ``opts.output_size``, where it has one, must be the generator's resolution."""
+    size = opts.get("output_size")
+    if size is not None and int(size) != generator.img_resolution:
+        raise CheckpointError(
+            f"{where}: it was trained for a {size} px generator (opts.output_size), the given "
+            f"generator is {generator.img_resolution} px"
+        )
 
 
 def read_networks(path, generator) -> HyperNetworks:

@@ -20,7 +20,7 @@ import torch
 from sg2_core.checkpoints import CheckpointError
 from sg2_core.encoders import RESNET34_UNITS
 
-from .checkpoints import _trunk
+from .checkpoints import _trunk, check_output_size, load_strict
 from .hypernetwork import target_shapes
 from .hyperstyle import HyperStyleConfig, HyperStyleNetworks
 
@@ -57,12 +57,7 @@ def _config(hyper: dict, opts: dict, generator, where: str) -> HyperStyleConfig:
             f"{where}: opts.encoder_type={encoder_type!r}; only {ENCODER_TYPE!r} (the released faces, cars and "
             "wild models) is supported"
         )
-    size = opts.get("output_size")
-    if size is not None and int(size) != generator.img_resolution:
-        raise CheckpointError(
-            f"{where}: it was trained for a {size} px generator (opts.output_size), the given generator is "
-            f"{generator.img_resolution} px"
-        )
+    check_output_size(opts, generator, where)
     if "conv1.weight" not in hyper or not any(k.startswith("refinement_blocks.") for k in hyper):
         raise CheckpointError(f"{where}: no hypernetwork ('hypernet.conv1', 'hypernet.refinement_blocks') in it")
     input_nc = int(hyper["conv1.weight"].shape[1])
@@ -113,36 +108,6 @@ def _config(hyper: dict, opts: dict, generator, where: str) -> HyperStyleConfig:
     return HyperStyleConfig(**{**config.__dict__, "shared": tuple(shared)})
 
 
-def _load_strict(module, state: dict, where: str, what: str, aliases: dict | None = None) -> None:
-    """Load ``state`` into ``module``, naming every missing, unexpected and mis-shaped key (with ``aliases``:
-    extra file keys that must equal the key they name)."""
-    own = module.state_dict()
-    aliases = aliases or {}
-    missing = sorted((set(own) | set(aliases)) - set(state))
-    unexpected = sorted(set(state) - set(own) - set(aliases))
-    shapes = [
-        f"{k}: file {list(state[k].shape)}, expected {list(own[aliases.get(k, k)].shape)}"
-        for k in sorted(set(state) & (set(own) | set(aliases)))
-        if tuple(state[k].shape) != tuple(own[aliases.get(k, k)].shape)
-    ]
-    if missing or unexpected or shapes:
-        parts = [
-            f"missing keys {missing}" if missing else "",
-            f"unexpected keys {unexpected}" if unexpected else "",
-            f"mis-shaped {shapes}" if shapes else "",
-        ]
-        raise CheckpointError(f"{where}: {what} does not fit: " + "; ".join(p for p in parts if p))
-    differ = [  # (meta tensors hold no values to compare)
-        k for k, target in aliases.items() if not state[k].is_meta and not torch.equal(state[k], state[target])
-    ]
-    if differ:
-        raise CheckpointError(f"{where}: {what}: the shared hypernetwork's copies {differ} differ from the shared one")
-    # official files store float32 (fixtures float16): the network's dtype, integer buffers kept
-    module.load_state_dict(
-        {k: state[k].to(v.dtype) for k, v in own.items()}, strict=True, assign=next(iter(own.values())).is_meta
-    )
-
-
 def networks_from_state(
     state: dict,
     opts: dict | None,
@@ -183,9 +148,10 @@ def networks_from_state(
     device = next(iter(hyper.values())).device
     with torch.device(device):
         networks = HyperStyleNetworks(config)
-    _load_strict(networks.hypernet, hyper, where, "its hypernetwork ('hypernet.')", networks.hypernet.shared_aliases())
+    aliases = networks.hypernet.shared_aliases()
+    load_strict(networks.hypernet, hyper, where, "its hypernetwork ('hypernet.') does not fit", aliases)
     if w_state is not None:
-        _load_strict(networks.w_encoder, w_state, where, "its W encoder ('encoder.')")
+        load_strict(networks.w_encoder, w_state, where, "its W encoder ('encoder.') does not fit")
     return networks
 
 
