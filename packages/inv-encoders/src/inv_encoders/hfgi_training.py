@@ -20,10 +20,10 @@ import torch.nn.functional as F
 
 from sg2_core.training import fit
 from sg2_core.training.optim import Ranger
-from sg2_core.training.run import world
 
 from .hfgi import HFGINetwork, config_for
 from .networks import StyleEncoder
+from .training import method_parser, parse_with_loss, run_trainer
 
 DISTORTION_SCALE, AUG_RATE, RES_LAMBDA = 0.15, 0.9, 0.1
 
@@ -134,10 +134,7 @@ def read_e4e(path, generator) -> StyleEncoder:
 
 
 def train_hfgi(argv=None) -> int:
-    from inv_metrics.losses import add_loss_arguments, loss_from_arguments
-
-    p = fit.parser("python -m inv_encoders.train --method hfgi", __doc__)
-    p.add_argument("--lr", type=float, default=1e-4, help="Ranger's learning rate")
+    p = method_parser("hfgi", __doc__)
     p.add_argument("--e4e", metavar="FILE", help="the frozen e4e (default: the e4e method's weights for the generator)")
     p.add_argument("--condition-layer", help="the conditioned layer (default: b64.conv0, or half the output size)")
     p.add_argument("--aligner-widths", type=int, nargs=4, help="ADA's widths (default: 16 32 48 64)")
@@ -145,8 +142,7 @@ def train_hfgi(argv=None) -> int:
     p.add_argument("--distortion-scale", type=float, default=DISTORTION_SCALE, help="the random perspective's reach")
     p.add_argument("--aug-rate", type=float, default=AUG_RATE, help="the probability of a warp per batch")
     p.add_argument("--res-lambda", type=float, default=RES_LAMBDA, help="weight of |ADA out - distortion|")
-    add_loss_arguments(p)
-    args = p.parse_args(argv)
+    args = parse_with_loss(p, argv)
     if not 0 <= args.aug_rate <= 1 or not 0 <= args.distortion_scale <= 1:
         p.error(f"--aug-rate and --distortion-scale must be in [0, 1], got {args.aug_rate}, {args.distortion_scale}")
     widths = {
@@ -154,17 +150,11 @@ def train_hfgi(argv=None) -> int:
         for k, v in (("aligner_widths", args.aligner_widths), ("consultation_widths", args.consultation_widths))
         if v
     }
-    options = {
-        "lr": args.lr,
-        "distortion_scale": args.distortion_scale,
-        "aug_rate": args.aug_rate,
-        "res_lambda": args.res_lambda,
-        **{k: list(v) for k, v in widths.items()},
-    }
+    # HFGIObjective's keywords, saved as given
+    settings = {k: getattr(args, k) for k in ("lr", "distortion_scale", "aug_rate", "res_lambda")}
+    options = {**settings, **{k: list(v) for k, v in widths.items()}}
 
-    def build(generator, device):
-        loss, loss_options = loss_from_arguments(args, generator, device)
-        options["loss"] = loss_options
+    def build(generator, device, loss, seed):
         encoder = read_e4e(args.e4e, generator).to(device)
         config = config_for(
             generator.synthesis, encoder.config.input_size, condition_layer=args.condition_layer, **widths
@@ -172,16 +162,6 @@ def train_hfgi(argv=None) -> int:
         options["condition_layer"] = config.condition_layer
         with torch.device(device):
             hfgi = HFGINetwork(config)
-        return HFGIObjective(
-            generator,
-            encoder,
-            hfgi,
-            loss,
-            lr=args.lr,
-            distortion_scale=args.distortion_scale,
-            aug_rate=args.aug_rate,
-            res_lambda=args.res_lambda,
-            seed=args.seed + 1000 * world()[0],  # one warp stream per rank
-        )
+        return HFGIObjective(generator, encoder, hfgi, loss, **settings, seed=seed)
 
-    return fit.run(args, build, options, name="hfgi")
+    return run_trainer(args, build, options, name="hfgi")

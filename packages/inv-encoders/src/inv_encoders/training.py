@@ -16,6 +16,7 @@ the generator's output with the original images. Ranger (RAdam + Lookahead) at l
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
@@ -296,12 +297,38 @@ def trainer(method: str):
     return main
 
 
-def train(method: str, argv=None) -> int:
-    from inv_metrics.losses import add_loss_arguments, loss_from_arguments
-
-    kind, condition = KINDS.get(method, (method, None))
-    p = fit.parser(f"python -m inv_encoders.train --method {method}", __doc__)
+def method_parser(method: str, doc: str) -> argparse.ArgumentParser:
+    """``fit``'s parser for ``python -m inv_encoders.train --method method`` with Ranger's ``--lr``, which every
+    encoder trainer takes; the trainer adds its own options, then :func:`parse_with_loss` the image loss's."""
+    p = fit.parser(f"python -m inv_encoders.train --method {method}", doc)
     p.add_argument("--lr", type=float, default=1e-4, help="Ranger's learning rate")
+    return p
+
+
+def parse_with_loss(p: argparse.ArgumentParser, argv) -> argparse.Namespace:
+    """``argv`` parsed by ``p`` with the image loss's options (``inv_metrics.losses``) added after the trainer's."""
+    from inv_metrics.losses import add_loss_arguments
+
+    add_loss_arguments(p)
+    return p.parse_args(argv)
+
+
+def run_trainer(args, build, options: dict, *, name: str) -> int:
+    """:func:`sg2_core.training.fit.run` of ``build(generator, device, loss, seed) -> Objective``: ``loss`` is the
+    image loss ``args`` name (its settings saved as ``options["loss"]``), ``seed`` this rank's seed for the
+    objective's own random streams (one stream per rank)."""
+    from inv_metrics.losses import loss_from_arguments
+
+    def build_with_loss(generator, device):
+        loss, options["loss"] = loss_from_arguments(args, generator, device)
+        return build(generator, device, loss, args.seed + 1000 * world()[0])
+
+    return fit.run(args, build_with_loss, options, name=name)
+
+
+def train(method: str, argv=None) -> int:
+    kind, condition = KINDS.get(method, (method, None))
+    p = method_parser(method, __doc__)
     p.add_argument("--widths", type=int, nargs=4, help="IR-SE50 stage widths (default: 64 128 256 512)")
     p.add_argument("--input-size", type=int, help="the encoder's input size (default: the generator's)")
     p.add_argument("--w-norm", type=float, default=0.0, help="pSp's latent-norm weight")
@@ -331,8 +358,7 @@ def train(method: str, argv=None) -> int:
         metavar="FILE",
         help="start from this trained encoder (its architecture and weights; e.g. restyle-psp from a psp file)",
     )
-    add_loss_arguments(p)
-    args = p.parse_args(argv)
+    args = parse_with_loss(p, argv)
     if args.init_from and (args.widths or args.input_size):
         p.error("--widths / --input-size and --init-from: the architecture comes from the --init-from file")
     if args.w_pool_size < 0:
@@ -359,9 +385,7 @@ def train(method: str, argv=None) -> int:
     if args.init_from:
         options["init_from"] = Path(args.init_from).name
 
-    def build(generator, device):
-        loss, loss_options = loss_from_arguments(args, generator, device)
-        options["loss"] = loss_options
+    def build(generator, device, loss, seed):
         every = args.progressive_every or max(1, (args.steps - start) // max(1, generator.num_ws))
         options["progressive_every"] = every
         if args.init_from:
@@ -386,10 +410,10 @@ def train(method: str, argv=None) -> int:
             n_iters=args.n_iters,
             condition=condition,
             w_pool_size=args.w_pool_size,
-            pool_seed=args.seed + 1000 * world()[0],
+            pool_seed=seed,
         )
 
-    return fit.run(args, build, options, name=method)
+    return run_trainer(args, build, options, name=method)
 
 
 train_psp, train_psp_w, train_e4e = trainer("psp"), trainer("psp-w"), trainer("e4e")
