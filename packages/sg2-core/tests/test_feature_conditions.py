@@ -56,12 +56,14 @@ def test_equals_the_reference_fusion(generator, exact_path):
     ws = generator.mapping(torch.randn(3, G32.z_dim, generator=torch.Generator().manual_seed(2)))
     cond = _condition(generator, 3)
     ours = generator.synthesis(ws, noise_mode="const", feature_conditions={LAYER: cond})
-    g64 = copy.deepcopy(generator).double()
-    expected = _plain_forward(g64.synthesis, ws.double(), LAYER, cond.map(torch.Tensor.double))
-    # (the synthesis network renders in float32; the plain loop runs the layers in float64)
+    g64, cond64 = copy.deepcopy(generator).double(), cond.map(torch.Tensor.double)
+    expected = _plain_forward(g64.synthesis, ws.double(), LAYER, cond64)
     # float32 against the float64 reference: measured 4.7 eps32 * max|image| here; 32 eps leaves 6.8x
     atol = 32 * torch.finfo(torch.float32).eps * expected.abs().max().item()
     assert torch.allclose(ours.double(), expected, rtol=0, atol=atol)
+    # a float64 network renders in float64, running the plain loop's layers in its order: measured bit-identical
+    ours64 = g64.synthesis(ws.double(), noise_mode="const", feature_conditions={LAYER: cond64})
+    assert ours64.dtype == torch.float64 and torch.equal(ours64, expected)
     plain = generator.synthesis(ws, noise_mode="const")
     assert (ours - plain).abs().max() > 0.05  # the condition changes the image
 

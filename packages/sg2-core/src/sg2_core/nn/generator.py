@@ -65,7 +65,8 @@ class MappingNetwork(nn.Module):
 
     def forward(self, z, truncation_psi=1.0, truncation_cutoff=None, update_w_avg=False):
         _check_shape("z", z, [None, self.z_dim])
-        x = normalize_2nd_moment(z.to(torch.float32))
+        # NVIDIA casts to float32; the network's own dtype keeps float64 reference runs in float64.
+        x = normalize_2nd_moment(z.to(self.fc0.weight.dtype))
         for i in range(self.num_layers):
             x = getattr(self, f"fc{i}")(x)
         if update_w_avg:
@@ -298,7 +299,8 @@ class SynthesisNetwork(nn.Module):
         n = ws.shape[0]
         noises, weights = self._per_layer_noise(noise, n), self._per_layer_weights(weight_offsets, n)
         conditions = check_conditions(self, feature_conditions, n) if feature_conditions else {}
-        ws = ws.to(torch.float32)
+        # NVIDIA casts to float32; the network's own dtype keeps float64 reference runs in float64.
+        ws = ws.to(self.blocks()[0].const.dtype)
         x = img = None
         features = {}
         w_index = 0
