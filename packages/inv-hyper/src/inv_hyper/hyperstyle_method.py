@@ -22,7 +22,7 @@ from sg2_core.nn.offsets import from_relative_units
 
 from .hyperstyle import HyperStyleConfig, HyperStyleNetworks
 from .hyperstyle_checkpoints import read_hyperstyle
-from .methods import w_space_start, w_start_codes
+from .methods import add_offsets, w_space_start, w_start_codes
 
 __all__ = ["HyperStyle", "add_offsets", "iterate", "pool"]
 
@@ -32,12 +32,6 @@ def pool(images: torch.Tensor, size: int) -> torch.Tensor:
     if images.shape[-2:] == (size, size):
         return images
     return F.adaptive_avg_pool2d(images, (size, size))
-
-
-def add_offsets(a: dict | None, b: dict | None) -> dict | None:
-    """Layer-wise sum; a layer only one side has counts as zero on the other."""
-    a, b = a or {}, b or {}
-    return {n: a[n] + b[n] if n in a and n in b else a.get(n, b.get(n)) for n in {**a, **b}} or None
 
 
 def iterate(generator, hypernet, images, ws, offsets, iterations: int, final_render: bool = True):

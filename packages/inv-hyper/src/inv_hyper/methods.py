@@ -43,8 +43,9 @@ def resize(images: torch.Tensor, size: int) -> torch.Tensor:
     return F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
 
 
-def _add_offsets(a: dict | None, b: dict | None) -> dict | None:
-    """Layer-wise sum; a layer only one side has counts as zero on the other."""
+def add_offsets(a: dict | None, b: dict | None) -> dict | None:
+    """Two ``{layer: offset}`` dicts summed layer-wise (HyperInverter's and HyperStyle's alike); a layer only one
+    side has counts as zero on the other, and nothing on either side gives None."""
     a, b = a or {}, b or {}
     return {
         name: a[name] + b[name] if name in a and name in b else a.get(name, b.get(name)) for name in {**a, **b}
@@ -208,7 +209,7 @@ class HyperInverter(Method):
             w_images = G.synthesis(ws, weight_offsets=offsets, noise_mode="const")
             deltas = self.predict_offsets(images, w_images)
             self.report(StepInfo(1, 2, stage="phase2"))
-        total = {name: t.detach() for name, t in _add_offsets(deltas, offsets).items()}
+        total = {name: t.detach() for name, t in add_offsets(deltas, offsets).items()}
         return Inversion(ws, "w+", G, weight_offsets=total, extras={"phase1": ws})
 
 
