@@ -212,28 +212,30 @@ def read_networks(path, generator) -> HyperNetworks:
     return _read(Path(path), generator).networks
 
 
-def _read(path: Path, generator) -> HyperCheckpoint:
+def read_torch_checkpoint(path: Path, what: str) -> dict:
+    """An official ``*.pt`` file (HyperInverter's, HyperStyle's and its W encoder's) as ``{"state_dict", "opts"}``,
+    read on the CPU with ``torch.load(weights_only=True)``: no code from the file runs. ``what`` names the file
+    in the errors."""
     if not path.is_file():
-        raise FileNotFoundError(f"HyperInverter checkpoint {str(path)!r} does not exist")
-    if path.suffix == ".safetensors":
-        return _read_native(path, generator)
+        raise FileNotFoundError(f"{what} {str(path)!r} does not exist")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # pickled code, a truncated file, not a torch file
-        raise CheckpointError(
-            f"{path}: not a readable HyperInverter checkpoint ({type(error).__name__}: "
-            f"{str(error).splitlines()[0] if str(error) else ''})"
-        ) from None
+        first = str(error).splitlines()[0] if str(error) else ""
+        raise CheckpointError(f"{path}: not a readable {what} ({type(error).__name__}: {first})") from None
     if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
-        raise CheckpointError(
-            f"{path}: an official HyperInverter checkpoint is a dict with 'state_dict' and "
-            f"'opts', got {sorted(ckpt) if isinstance(ckpt, dict) else type(ckpt).__name__}"
-        )
-    opts = ckpt.get("opts") or {}
-    if not isinstance(opts, dict):  # argparse Namespaces cannot come through weights_only; dicts can
-        opts = {}
-    networks = networks_from_state(ckpt["state_dict"], opts, generator, where=str(path))
-    return HyperCheckpoint(networks, generator, dict(opts), "hyperinverter", path)
+        got = sorted(ckpt) if isinstance(ckpt, dict) else type(ckpt).__name__
+        raise CheckpointError(f"{path}: an official {what} is a dict with 'state_dict' and 'opts', got {got}")
+    opts = ckpt.get("opts")  # argparse Namespaces cannot come through weights_only; dicts can
+    return {"state_dict": ckpt["state_dict"], "opts": opts if isinstance(opts, dict) else {}}
+
+
+def _read(path: Path, generator) -> HyperCheckpoint:
+    if path.suffix == ".safetensors" and path.is_file():  # a missing file of either kind: the reader's error
+        return _read_native(path, generator)
+    ckpt = read_torch_checkpoint(path, "HyperInverter checkpoint")
+    networks = networks_from_state(ckpt["state_dict"], ckpt["opts"], generator, where=str(path))
+    return HyperCheckpoint(networks, generator, dict(ckpt["opts"]), "hyperinverter", path)
 
 
 def _read_native(path: Path, generator) -> HyperCheckpoint:

@@ -20,28 +20,13 @@ import torch
 from sg2_core.checkpoints import CheckpointError
 from sg2_core.encoders import RESNET34_UNITS
 
-from .checkpoints import _trunk, check_output_size, load_strict
+from .checkpoints import _trunk, check_output_size, load_strict, read_torch_checkpoint
 from .hypernetwork import target_shapes
 from .hyperstyle import HyperStyleConfig, HyperStyleNetworks
 
 __all__ = ["networks_from_state", "read_hyperstyle"]
 
 ENCODER_TYPE = "SharedWeightsHyperNetResNet"
-
-
-def _torch_file(path: Path, what: str) -> dict:
-    if not path.is_file():
-        raise FileNotFoundError(f"{what} {str(path)!r} does not exist")
-    try:
-        ckpt = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # pickled code, a truncated file, not a torch file
-        first = str(error).splitlines()[0] if str(error) else ""
-        raise CheckpointError(f"{path}: not a readable {what} ({type(error).__name__}: {first})") from None
-    if not isinstance(ckpt, dict) or not isinstance(ckpt.get("state_dict"), dict):
-        got = sorted(ckpt) if isinstance(ckpt, dict) else type(ckpt).__name__
-        raise CheckpointError(f"{path}: an official {what} is a dict with 'state_dict' and 'opts', got {got}")
-    opts = ckpt.get("opts")
-    return {"state_dict": ckpt["state_dict"], "opts": opts if isinstance(opts, dict) else {}}
 
 
 def _part(state: dict, prefix: str) -> dict:
@@ -163,10 +148,10 @@ def read_hyperstyle(path, generator, *, w_encoder=None, phase1: str = "") -> Hyp
         if w_encoder is not None:
             raise ValueError("w_encoder= goes with an official HyperStyle file; our .safetensors files hold their own")
         return _read_native(path, generator)
-    ckpt = _torch_file(path, "HyperStyle checkpoint")
+    ckpt = read_torch_checkpoint(path, "HyperStyle checkpoint")
     w_state = None
     if w_encoder is not None:
-        w_file = _torch_file(Path(w_encoder), "W encoder checkpoint")
+        w_file = read_torch_checkpoint(Path(w_encoder), "W encoder checkpoint")
         kind = w_file["opts"].get("encoder_type", "WEncoder")
         if kind != "WEncoder":
             raise CheckpointError(f"{w_encoder}: opts.encoder_type={kind!r}; HyperStyle's W encoder is 'WEncoder'")
