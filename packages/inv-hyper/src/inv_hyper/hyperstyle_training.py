@@ -21,6 +21,7 @@ from sg2_core.training import fit
 
 from .hyperstyle import HyperStyleConfig, HyperStyleNetworks
 from .hyperstyle_method import iterate, pool
+from .methods import w_start_codes
 
 
 class HyperStyleObjective(fit.Objective):
@@ -39,10 +40,9 @@ class HyperStyleObjective(fit.Objective):
         self.optimizers = {"hypernet": torch.optim.Adam(networks.hypernet.parameters(), lr=lr)}
 
     def start(self, images: torch.Tensor) -> tuple[torch.Tensor, dict | None]:
-        size = getattr(self.phase1, "input_resolution", None) or self.generator.img_resolution
-        with torch.no_grad():
-            result = self.phase1(pool(images, size))
-        return result.ws.detach(), result.weight_offsets
+        """The frozen W start's codes and offsets, as ``HyperStyle`` computes them."""
+        encoder = self.net.w_encoder
+        return w_start_codes(self.generator, self.phase1, encoder, self.net.config.encoder_size, images, pool)
 
     def renders(self, images: torch.Tensor) -> list[torch.Tensor]:
         """The render after every iteration (each one's changes on the detached sum of the earlier ones)."""

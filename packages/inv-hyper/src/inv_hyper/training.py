@@ -25,7 +25,7 @@ from sg2_core.training import fit
 from sg2_core.training.losses import d_logistic_loss, g_nonsaturating_loss, r1_penalty
 
 from .checkpoints import read_networks
-from .methods import resize
+from .methods import resize, w_start_codes
 from .networks import HyperConfig, HyperNetworks
 
 
@@ -87,10 +87,9 @@ class PhaseTwo(PhaseOne):
             self.optimizers["D"] = torch.optim.Adam(self.D.parameters(), lr=d_lr, betas=(0.0, 0.99))
 
     def ws(self, images: torch.Tensor) -> torch.Tensor:
-        if self.phase1 is None:
-            return super().ws(images)
-        size = getattr(self.phase1, "input_resolution", None) or self.generator.img_resolution
-        return self.phase1(resize(images, size)).ws.detach()
+        """The frozen phase I's codes, as ``HyperInverter`` computes them (a method's weight offsets left out)."""
+        encoder = self.net.w_encoder
+        return w_start_codes(self.generator, self.phase1, encoder, self.net.config.encoder_size, images, resize)[0]
 
     def refine(self, images: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
