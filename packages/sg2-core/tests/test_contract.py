@@ -301,6 +301,11 @@ def test_offsets_keys_check_and_units(generator):
     fan_in = weight[0].numel()
     assert torch.allclose(ours, delta[:, 0] * fan_in**0.5)
     assert torch.allclose(to_scaled_units(synthesis, {"b8.conv0": ours})["b8.conv0"], delta[:, 0])
+    # one layer under two spellings is refused, not resolved by order (the later one would be dropped silently)
+    with pytest.raises(ValueError, match=r"layer 'b8.conv0' is given twice \(as 'synthesis.b8.conv0.weight' too\)"):
+        from_scaled_units(synthesis, {"b8.conv0": delta, "synthesis.b8.conv0.weight": delta * 2})
+    with pytest.raises(ValueError, match=r"unknown layer 'b8.conv9'"):
+        from_scaled_units(synthesis, {"b8.conv9": delta})
     ws = generator.mapping.w_avg.expand(2, generator.num_ws, -1)
     scale = 1 / fan_in**0.5
     with torch.no_grad():

@@ -94,12 +94,9 @@ def from_scaled_units(synthesis, offsets) -> dict[str, torch.Tensor]:
     converted to ours (added to the stored weight): ``delta / scale``. rosinality's extra leading weight
     dimension (``[N, 1, out, in, k, k]``) is accepted and dropped."""
     converted = {}
-    for raw_name, offset in offsets.items():
-        name = layer_key(raw_name)
-        if name not in synthesis.weight_layer_names:
-            raise ValueError(
-                f"weight_offsets: unknown layer {raw_name!r}; layers with weights: {synthesis.weight_layer_names}"
-            )
+    for _, name, offset in layer_entries(
+        offsets, synthesis.weight_layer_names, "weight_offsets", "layers with weights"
+    ):
         if offset.ndim == 6 and offset.shape[1] == 1:
             offset = offset[:, 0]
         converted[name] = offset / _scale(synthesis, name)
