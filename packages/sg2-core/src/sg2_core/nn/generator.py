@@ -349,11 +349,13 @@ class Generator(nn.Module):
 
     @torch.no_grad()
     def mean_w(self, n: int = 10000, seed: int = 0, batch_size: int = 4096) -> torch.Tensor:
-        """Mean of the mapping output over ``n`` draws of z (the usual "mean latent")."""
+        """Mean of the mapping output over ``n`` draws of z (the usual "mean latent"), in ``w_avg``'s dtype and on its
+        device (a float64 network gets a float64 mean). z is drawn in float32 whatever the dtype, so a float32 and a
+        float64 copy of one network average the same draws."""
         gen = torch.Generator().manual_seed(seed)
-        device = self.mapping.w_avg.device
+        device, dtype = self.mapping.w_avg.device, self.mapping.w_avg.dtype
         total = torch.zeros(self.w_dim, dtype=torch.float64, device=device)
         for start in range(0, n, batch_size):
             z = torch.randn(min(batch_size, n - start), self.z_dim, generator=gen).to(device)
             total += self.mapping(z)[:, 0].sum(dim=0, dtype=torch.float64)
-        return (total / n).to(torch.float32)
+        return (total / n).to(dtype)
