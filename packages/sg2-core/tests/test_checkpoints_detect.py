@@ -49,6 +49,19 @@ def test_legacy_torch_files_and_nvidia_state_dicts(tmp_path, ros):
         assert torch.equal(ckpt.D.state_dict()[key], value), key
 
 
+def test_nvidia_state_dict_with_another_filter_is_refused(tmp_path):
+    g_state = torch.load(DATA / "g32_nvidia_state.pt", weights_only=True)
+    g_state["synthesis.b8.conv0.resample_filter"] = g_state["synthesis.b8.conv0.resample_filter"] / 4
+    path = tmp_path / "g.pt"
+    torch.save(g_state, path)
+    with pytest.raises(
+        CheckpointError,
+        match=r"generator: the resampling filter buffers \['synthesis.b8.conv0.resample_filter'\] differ from 1 x the "
+        r"normalised resample_filter=\[1, 3, 3, 1\]; pass a config with the matching resample_filter",
+    ):
+        load_checkpoint(path)
+
+
 @pytest.mark.parametrize(
     "content, message",
     [

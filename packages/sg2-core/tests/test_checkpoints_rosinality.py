@@ -183,7 +183,11 @@ def test_inconsistent_channel_table_is_refused(ros):
 
 def test_wrong_blur_kernel_is_refused(ros):
     bad = dict(ros["g_ema"], **{"convs.0.conv.blur.kernel": ros["g_ema"]["convs.0.conv.blur.kernel"] / 4})
-    with pytest.raises(CheckpointError, match="blur kernels .*resample_filter"):
+    with pytest.raises(
+        CheckpointError,
+        match=r"generator: the blur kernels \['convs.0.conv.blur.kernel'\] differ from 4 x the normalised "
+        r"resample_filter=\[1, 3, 3, 1\]; pass a config with the matching resample_filter",
+    ):
         rosinality.generator_from_rosinality(bad)
 
 

@@ -396,8 +396,11 @@ def count(sd: Mapping, pattern: str, start: int = 0) -> int:
     return n
 
 
-def check_filter(sd: Mapping, keys, config, gain: float, what: str, path=None) -> None:
-    """The stored FIR buffers must equal the config's filter (``gain`` times the normalised outer product)."""
+def check_filter(
+    sd: Mapping, keys, config, gain: float, what: str, path=None, buffers: str = "resampling filter buffers"
+) -> None:
+    """The stored FIR buffers among ``keys`` (called ``buffers`` in the error: rosinality's are "blur kernels") must
+    equal the config's filter: ``gain`` times the normalised outer product of ``config.resample_filter``."""
     from sg2_kernels import setup_filter
 
     expected = setup_filter(list(config.resample_filter)) * gain
@@ -411,8 +414,9 @@ def check_filter(sd: Mapping, keys, config, gain: float, what: str, path=None) -
     ]
     if bad:
         raise CheckpointError(
-            f"{what}: the resampling filter buffers {bad[:3]}{' ...' if len(bad) > 3 else ''} differ from "
-            f"resample_filter={list(config.resample_filter)} (times {gain:g}); pass the matching config explicitly",
+            f"{what}: the {buffers} {bad[:3]}{' ...' if len(bad) > 3 else ''} differ from {gain:g} x the "
+            f"normalised resample_filter={list(config.resample_filter)}; pass a config with the matching "
+            "resample_filter explicitly",
             path,
         )
 

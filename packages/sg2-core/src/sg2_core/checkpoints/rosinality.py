@@ -32,6 +32,7 @@ from sg2_core.checkpoints.base import (
     Reader,
     build_checkpoint,
     build_network,
+    check_filter,
     check_state,
     count,
     dim,
@@ -552,24 +553,5 @@ def _renamed(sd: Mapping, key_map, config, kernel_keys, kernel_gain, what, path,
         expected[key] = kernel_shape
     hint = f"(architecture inferred or given: {config})"
     check_state(expected, sd, f"{what} (rosinality names)", path, optional=[*kernel_keys, *optional], hint=hint)
-    _check_kernels(sd, kernel_keys, config, kernel_gain, what, path)
+    check_filter(sd, kernel_keys, config, kernel_gain, what, path, buffers="blur kernels")
     return {ours: sd[theirs].reshape(shapes[ours]) for ours, theirs, _ in key_map if theirs in sd}
-
-
-def _check_kernels(sd, keys, config, gain, what, path):
-    expected = _kernel(config, gain)
-    # as base.check_filter: a few float32 ulps of another product order pass, another kernel does not
-    bad = [
-        k
-        for k in keys
-        if isinstance(sd.get(k), torch.Tensor)
-        and sd[k].shape == expected.shape
-        and not torch.allclose(sd[k].float(), expected, rtol=1e-5, atol=1e-7)
-    ]
-    if bad:
-        raise CheckpointError(
-            f"{what}: the blur kernels {bad[:3]}{' ...' if len(bad) > 3 else ''} do not equal "
-            f"{gain:g} x the normalised resample_filter={list(config.resample_filter)}; pass the "
-            "matching resample_filter in the config",
-            path,
-        )
