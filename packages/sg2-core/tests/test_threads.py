@@ -35,10 +35,6 @@ def test_a_shared_machine_gets_sleeping_threads(busy):
     assert "shared machine" in choice.line() and "sleep" in choice.line()
 
 
-def test_small_work_takes_one_thread():
-    assert threads.choose(small=True, busy=0.0).threads == 1
-
-
 def test_an_explicit_number_and_the_environment_win(monkeypatch):
     assert threads.choose(3, busy=3.5).threads == 3
     assert threads.choose("auto", busy=0.0).threads == 4

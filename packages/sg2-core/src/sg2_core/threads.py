@@ -4,7 +4,7 @@ torch's default is one thread per core, as if the machine were ours alone. On a 
 lab servers) an OpenMP thread that spin-waits for a teammate whose core another process holds makes every
 parallel region wait for the scheduler: a run gets several times slower. So a command that starts on a busy
 machine (cores busy with other processes, sampled from /proc/stat) lets its idle OpenMP threads sleep
-(``OMP_WAIT_POLICY=PASSIVE``); small work takes one thread. ``python -m sg2_core.bench_threads`` measures it.
+(``OMP_WAIT_POLICY=PASSIVE``). ``python -m sg2_core.bench_threads`` measures it.
 
 Only commands call :func:`configure`, once, at their start: library calls never change the caller's threads.
 ``--threads N`` (or ``--threads auto``) and the usual environment variables (``OMP_NUM_THREADS``,
@@ -88,9 +88,9 @@ def busy_cores(seconds: float = _SAMPLE_SECONDS) -> float | None:
     return 0.0 if spent <= 0 else len(cpus) * (end[0] - start[0]) / spent
 
 
-def choose(requested: int | str | None = None, *, small: bool = False, busy: float | None = None) -> ThreadChoice:
+def choose(requested: int | str | None = None, *, busy: float | None = None) -> ThreadChoice:
     """The threads and wait policy for a command's work. ``requested``: ``--threads`` (a number or "auto");
-    ``small``: work too small to share among threads; ``busy``: cores measured busy (measured here if None)."""
+    ``busy``: cores measured busy (measured here if None)."""
     cores = usable_cores()
     wait_policy = os.environ.get("OMP_WAIT_POLICY", "").strip().lower()
     if requested not in (None, "auto"):
@@ -103,8 +103,6 @@ def choose(requested: int | str | None = None, *, small: bool = False, busy: flo
     busy = busy_cores() if busy is None else busy
     shared = busy is not None and busy >= SHARED_BUSY_CORES
     passive = wait_policy == "passive" if wait_policy else shared
-    if small:
-        return ThreadChoice(1, passive, cores, busy, "small work")
     # On a shared machine every core's thread, sleeping while it waits, measured faster than one thread per
     # free core: the scheduler shares the CPU per thread, and a sleeping thread wastes none of its share.
     return ThreadChoice(cores, passive, cores, busy, "shared machine" if shared else "quiet machine")
@@ -119,7 +117,7 @@ def _command_process() -> bool:
     return spec is not None and spec.name.split(".")[0] in TOOLKIT
 
 
-def configure(requested: int | str | None = None, *, small: bool = False, quiet: bool = False) -> ThreadChoice:
+def configure(requested: int | str | None = None, *, quiet: bool = False) -> ThreadChoice:
     """Choose (see :func:`choose`), apply and print the one line (on stdout, with the command's other notes;
     stderr is for errors).
 
@@ -127,7 +125,7 @@ def configure(requested: int | str | None = None, *, small: bool = False, quiet:
     a command started from its own command line (``python -m ...``, torchrun) starts itself again with
     ``OMP_WAIT_POLICY=PASSIVE``, once; a command's ``main()`` called from Python never does.
     """
-    choice = choose(requested, small=small)
+    choice = choose(requested)
     if _command_process() and choice.passive and "OMP_WAIT_POLICY" not in os.environ and _REEXEC_MARK not in os.environ:
         env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", _REEXEC_MARK: "1"}
         sys.stderr.flush()
