@@ -1,5 +1,6 @@
 """python -m inv_hyper.train --phase 1|2 on the demo: a few steps each, the adversarial phase, the result
-loads into HyperInverter, and bad input."""
+loads into HyperInverter, phase II trains on HyperInverter's render (a phase I's offsets included), and bad
+input."""
 
 import contextlib
 import io
@@ -8,7 +9,9 @@ import pytest
 import torch
 
 from inv_hyper import HyperInverter
+from inv_hyper.networks import HyperConfig, HyperNetworks
 from inv_hyper.train import main
+from inv_hyper.training import PhaseTwo
 from sg2_core import Generator, GeneratorConfig, Inversion, Method, demo, save_networks
 from sg2_core.methods.registry import register_method, unregister_method
 
@@ -102,6 +105,51 @@ class MeanW(Method):
 
 class MeanWPlus(MeanW):
     name, space = "test-mean-w+", "w+"
+
+
+class OffsetW(MeanW):
+    """A W-space phase I that also returns weight offsets, as PTI does: a coarse conv's and the last toRGB's
+    weights scaled by an amount that follows the image mean."""
+
+    name = "test-offset-w"
+
+    def invert(self, images, init):
+        synthesis = self.generator.synthesis
+        scale = 0.5 + images.mean(dim=(1, 2, 3))
+        offsets = {
+            name: (scale.view(-1, 1, 1, 1, 1) * synthesis.layer(name).weight).detach()
+            for name in ("b8.conv0", "b32.torgb")
+        }
+        return Inversion(super().invert(images, init).latents, "w", self.generator, weight_offsets=offsets)
+
+
+def test_phase_two_trains_on_the_render_hyperinverter_gives(generator, images):
+    # A training step, then the same networks in eval mode (in training mode batch norm uses each batch's statistics).
+    torch.manual_seed(0)
+    config = HyperConfig(
+        widths=(16, 32, 48, 64), feature_dim=16, hidden_dim=4, extractor_dim=8, encoder_size=64, phase1="test-offset-w"
+    )
+    networks = HyperNetworks.for_generator(generator, config)
+    objective = PhaseTwo(generator, networks, lambda r, x: (((r - x) ** 2).mean(), {}), 1e-3, phase1=OffsetW(generator))
+    objective.step(images, 0)
+    register_method("test-offset-w", replace=True)(OffsetW)
+    try:
+        method = HyperInverter(generator, weights=networks)
+    finally:
+        unregister_method("test-offset-w")
+    # phase II as it trained before: the same codes (MeanW's), the phase-I offsets left out
+    dropped = PhaseTwo(generator, networks, None, 1e-3, phase1=MeanW(generator))
+    networks.eval()
+    with torch.no_grad():
+        trained = objective.refine(images)
+        inferred = method(images).render()
+        without_offsets = dropped.refine(images)
+    # the W-bar encoder reads both stacks in one batch at inference and in two in training: other kernels. Each
+    # render is within 7.7 eps * max|image| of a float64 run (4.7 on this CPU, 7.7 AVX2-capped with one thread;
+    # the float64 runs agree to 0.0004), so they differ by < 15.4; 32x leaves 2x
+    bound = 32 * torch.finfo(torch.float32).eps * inferred.abs().max().item()
+    torch.testing.assert_close(trained, inferred, rtol=0, atol=bound)
+    assert (without_offsets - inferred).abs().max() > 100 * bound
 
 
 @pytest.mark.slow

@@ -77,9 +77,19 @@ def w_start_codes(generator, phase1, w_encoder, encoder_size: int, images: torch
     if phase1 is not None:
         size = getattr(phase1, "input_resolution", None) or generator.img_resolution
         result = phase1(resize_to(images, size))
-        return result.ws.detach(), result.weight_offsets
+        offsets = result.weight_offsets and {name: t.detach() for name, t in result.weight_offsets.items()}
+        return result.ws.detach(), offsets or None
     w = w_encoder(resize_to(images, encoder_size)) + generator.mapping.w_avg
     return w[:, None].expand(-1, generator.num_ws, -1).contiguous(), None
+
+
+def phase2_offsets(generator, ws: torch.Tensor, offsets: dict | None, predict_deltas) -> dict:
+    """Phase II on the phase-I start (``ws`` and that method's ``offsets``), for inference and training alike: the
+    phase-I image renders with the start's own offsets, ``predict_deltas(w_images)`` gives the hypernetwork's, and
+    the result is both summed, which renders as ``G.synthesis(ws, weight_offsets=result)``."""
+    with torch.no_grad():
+        w_images = generator.synthesis(ws, weight_offsets=offsets, noise_mode="const")
+    return add_offsets(predict_deltas(w_images), offsets)
 
 
 class HyperInverter(Method):
@@ -206,10 +216,9 @@ class HyperInverter(Method):
             else:
                 ws, offsets = self.phase1_ws(images)
             self.report(StepInfo(0, 2, stage="phase1"))
-            w_images = G.synthesis(ws, weight_offsets=offsets, noise_mode="const")
-            deltas = self.predict_offsets(images, w_images)
+            total = phase2_offsets(G, ws, offsets, lambda w_images: self.predict_offsets(images, w_images))
             self.report(StepInfo(1, 2, stage="phase2"))
-        total = {name: t.detach() for name, t in add_offsets(deltas, offsets).items()}
+        total = {name: t.detach() for name, t in total.items()}
         return Inversion(ws, "w+", G, weight_offsets=total, extras={"phase1": ws})
 
 

@@ -5,7 +5,8 @@ that encoder frozen (``--phase1 FILE``: a phase-1 result) and trains the W-bar e
 ``--phase1 METHOD`` (a registered W-space method, e.g. ``e4e-w``, with its default weights) trains them on that
 method's codes instead, with networks of the size options and no W encoder of their own (the file records the
 method, which ``HyperInverter`` then uses as its phase I):
-the refined image is ``G.synthesis(w, weight_offsets=hypernet(...))``. After ``--adv-start`` steps phase 2
+the refined image is ``HyperInverter``'s, ``G.synthesis(ws, weight_offsets=hypernet(...) + the phase-I method's
+offsets)`` (``methods.phase2_offsets``). After ``--adv-start`` steps phase 2
 adds the non-saturating adversarial loss (weight ``--adv``) against the generator's discriminator, which is
 fine-tuned alongside (logistic loss, R1 with gamma ``--r1-gamma`` every ``--r1-every`` steps). The defaults are
 the paper's: L2 1.0, LPIPS 0.8, ID 0.1 with a face network, adversarial 0.005, R1 gamma 10 every 16 steps,
@@ -25,7 +26,7 @@ from sg2_core.training import fit
 from sg2_core.training.losses import d_logistic_loss, g_nonsaturating_loss, r1_penalty
 
 from .checkpoints import read_networks
-from .methods import resize, w_start_codes
+from .methods import phase2_offsets, resize, w_start_codes
 from .networks import HyperConfig, HyperNetworks
 
 
@@ -53,7 +54,7 @@ class PhaseOne(fit.Objective):
         return self.generator.synthesis(self.ws(images), noise_mode="const")
 
 
-class PhaseTwo(PhaseOne):
+class PhaseTwo(fit.Objective):
     """The W-bar encoder and the hypernetwork on a frozen phase I (the networks' W encoder, or ``phase1``: a
     W-space method); adversarial after a warm-up."""
 
@@ -86,19 +87,24 @@ class PhaseTwo(PhaseOne):
             self.networks["D"] = self.D
             self.optimizers["D"] = torch.optim.Adam(self.D.parameters(), lr=d_lr, betas=(0.0, 0.99))
 
-    def ws(self, images: torch.Tensor) -> torch.Tensor:
-        """The frozen phase I's codes, as ``HyperInverter`` computes them (a method's weight offsets left out)."""
+    def start(self, images: torch.Tensor) -> tuple[torch.Tensor, dict | None]:
+        """The frozen phase I's codes and weight offsets (a method's; None for the own W encoder), as
+        ``HyperInverter`` computes them."""
         encoder = self.net.w_encoder
-        return w_start_codes(self.generator, self.phase1, encoder, self.net.config.encoder_size, images, resize)[0]
+        return w_start_codes(self.generator, self.phase1, encoder, self.net.config.encoder_size, images, resize)
 
     def refine(self, images: torch.Tensor) -> torch.Tensor:
-        with torch.no_grad():
-            ws = self.ws(images)
-            w_images = self.generator.synthesis(ws, noise_mode="const")
+        """The render ``HyperInverter`` gives with these networks. The W-bar encoder reads the two stacks in two
+        passes, so that in training mode each one's batch norm uses its own statistics."""
         size = self.net.config.encoder_size
         encoder = self.net.w_bar_encoder
-        deltas = self.net.hypernet(encoder(resize(w_images, size)), encoder(resize(images, size)))
-        return self.generator.synthesis(ws, weight_offsets=deltas, noise_mode="const")
+
+        def predict_deltas(w_images):
+            return self.net.hypernet(encoder(resize(w_images, size)), encoder(resize(images, size)))
+
+        ws, offsets = self.start(images)
+        total = phase2_offsets(self.generator, ws, offsets, predict_deltas)
+        return self.generator.synthesis(ws, weight_offsets=total, noise_mode="const")
 
     def final(self):
         return {"networks": self.net}
