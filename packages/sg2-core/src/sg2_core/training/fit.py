@@ -24,7 +24,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import signal
 import sys
 import time
@@ -38,12 +37,12 @@ from torch import nn
 from sg2_core import threads
 from sg2_core.checkpoints.errors import CheckpointWarning
 from sg2_core.checkpoints.native import load_networks, save_networks
-from sg2_core.devices import resolve_device
 from sg2_core.images import save_grid, to_float, to_uint8
 from sg2_core.moved import renamed
 from sg2_core.training.run import (
     StopOnSignal,
     latest_snapshot,
+    launch,
     optimizer_state_in,
     optimizer_state_out,
     snapshot_name,
@@ -331,28 +330,12 @@ def run(args, build, options: dict, *, name: str) -> int:
     """Train ``build(generator, device) -> Objective`` as ``args`` (from :func:`parser`) say; ``options``
     (JSON values) are the family's training options, kept in every snapshot and compared on resume.
     Returns the process's exit code; one-line errors go to stderr."""
-    threads.configure(args.threads)
+    return launch(args, lambda device: _run(args, build, options, name, device))
+
+
+def _run(args, build, options, name, device) -> int:
     rank, size = world()
-    started = False
-    if size == 1 and int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        device = resolve_device(args.device, local_rank=int(os.environ.get("LOCAL_RANK", "0")))
-        if device.type == "cuda":
-            torch.cuda.set_device(device)
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        (rank, size), started = world(), True
-    try:
-        return _run(args, build, options, name, rank, size)
-    except (ValueError, FileNotFoundError) as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    finally:
-        if started:
-            dist.destroy_process_group()
-
-
-def _run(args, build, options, name, rank, size) -> int:
     snapshot = check_args(args)
-    device = resolve_device(args.device, local_rank=int(os.environ.get("LOCAL_RANK", "0")))
     torch.manual_seed(args.seed)
     generator, g_source = load_generator(args.generator, device)
     shape = (generator.img_channels, generator.img_resolution)

@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import signal
 import sys
 import time
@@ -43,7 +42,6 @@ from sg2_core.checkpoints import native
 from sg2_core.datasets import make_loader, open_dataset
 from sg2_core.demo import DISCRIMINATOR_CONFIG as DEMO_D
 from sg2_core.demo import GENERATOR_CONFIG as DEMO_G
-from sg2_core.devices import resolve_device
 from sg2_core.images import save_grid, to_float
 from sg2_core.nn.config import DiscriminatorConfig, GeneratorConfig
 from sg2_core.training import run
@@ -416,18 +414,10 @@ def _parse(argv):
 
 def main(argv=None) -> int:
     args = _parse(argv)
-    threads.configure(args.threads)
-    world = int(os.environ.get("WORLD_SIZE", "1"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
-    try:
-        device = resolve_device(args.device, local_rank=local_rank)
-    except ValueError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
-    if world > 1:
-        if device.type == "cuda":
-            torch.cuda.set_device(device)
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return run.launch(args, lambda device: _train_command(args, device))
+
+
+def _train_command(args, device) -> int:
     overrides = {
         k: v
         for k, v in {
@@ -459,16 +449,10 @@ def main(argv=None) -> int:
             progress=not args.no_progress,
             **overrides,
         )
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
     except TrainingInterrupted as exc:
         # 128 + signal number, as a shell reports a process stopped by that signal: `train && next` stops.
         print(f"stopped by {exc}", file=sys.stderr)
         return 128 + exc.signum
-    finally:
-        if dist.is_initialized():
-            dist.destroy_process_group()
     return 0
 
 

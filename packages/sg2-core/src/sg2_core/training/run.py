@@ -1,4 +1,5 @@
-"""What every training run here shares: the process world, signals, snapshot files, logs, optimiser state.
+"""What every training run here shares: start-up and tear-down, the process world, signals, snapshot files,
+logs, optimiser state.
 
 Both loops use it: the GAN trainer (:mod:`sg2_core.training.gan`) and the method-training loop
 (:mod:`sg2_core.training.fit`, which the families' trainers build on).
@@ -10,11 +11,45 @@ import json
 import os
 import re
 import signal
+import sys
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
+
+from sg2_core import threads
+from sg2_core.devices import resolve_device
+
+
+def launch(args, train: Callable[[torch.device], int]) -> int:
+    """Run a training command's body ``train(device) -> exit code`` as every trainer here starts and ends.
+
+    Threads follow ``args.threads``; the device is ``args.device`` (default ``cuda:LOCAL_RANK`` or the CPU).
+    Under torchrun (``WORLD_SIZE`` > 1) the process joins the group (nccl on CUDA, gloo otherwise) unless it
+    already has, and leaves it at the end only if it joined here. Bad input (``ValueError``,
+    ``FileNotFoundError``) becomes one line on stderr and exit code 2.
+    """
+    threads.configure(args.threads)
+    try:
+        device = resolve_device(args.device, local_rank=int(os.environ.get("LOCAL_RANK", "0")))
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    joined = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized()
+    if joined:
+        if device.type == "cuda":
+            torch.cuda.set_device(device)
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    try:
+        return train(device)
+    except (ValueError, FileNotFoundError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    finally:
+        if joined:
+            dist.destroy_process_group()
 
 
 def world() -> tuple[int, int]:
