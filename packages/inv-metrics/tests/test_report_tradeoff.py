@@ -4,6 +4,7 @@ iterative method's error and time after each iteration."""
 import io
 import itertools
 import json
+import math
 import subprocess
 import sys
 import time
@@ -99,6 +100,30 @@ def test_every_point_labelled_once_without_overlaps(figure):
             assert not a.overlaps(b)
         frame = ax.get_window_extent(renderer)
         assert all(frame.contains(b.x0, b.y0) and frame.contains(b.x1, b.y1) for b in boxes)
+
+
+def distance(box, xy):
+    return math.hypot(max(box.x0 - xy[0], 0, xy[0] - box.x1), max(box.y0 - xy[1], 0, xy[1] - box.y1))
+
+
+def test_labels_of_close_points_are_nearer_their_own_point_or_have_a_leader_line():
+    # the report's ReStyle rows: two points a few pixels apart, among others that set the axes' scale
+    close = [
+        row("fast", 0.002, 0.13, 1.0),
+        row("restyle-e4e", 0.0108, 0.0706, 0.645),
+        row("restyle-psp", 0.0111, 0.0656, 0.654),
+        row("slow", 0.8, 0.03, 0.2),
+    ]
+    figure = tradeoff_figure({**REPORT, "rows": close})
+    renderer = figure.canvas.get_renderer()
+    for ax in figure.axes:
+        points = {name: ax.transData.transform(line.get_xydata()[0]) for name, line in by_gid(ax, "point:").items()}
+        for t in ax.texts:
+            t.update_positions(renderer)
+            box = Text.get_window_extent(t, renderer)
+            own = distance(box, points[t.get_text()])
+            nearest_other = min(distance(box, xy) for name, xy in points.items() if name != t.get_text())
+            assert own < nearest_other or t.arrow_patch is not None, (ax.get_title(), t.get_text())
 
 
 def test_png_and_the_cases_without_a_chart():

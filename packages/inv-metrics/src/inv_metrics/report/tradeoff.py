@@ -34,6 +34,9 @@ _PLACES = [
 _PLACES += [(3 * dx, 3 * dy, ha, va) for dx, dy, ha, va in _PLACES] + [
     (5 * dx, 5 * dy, ha, va) for dx, dy, ha, va in _PLACES
 ]
+# A label beside its point (no leader line) must be this many times nearer its own point than any other
+# method's point; otherwise a reader attributes it to the other method.
+_OWN_NEARER = 1.5
 
 
 def _finite(value) -> bool:
@@ -147,15 +150,25 @@ def _obstacles(ax, renderer) -> list:
     return boxes
 
 
+def _distance(box, xy) -> float:
+    """Display distance from a point to a box (0 inside it)."""
+    x, y = xy
+    return math.hypot(max(box.x0 - x, 0, x - box.x1), max(box.y0 - y, 0, y - box.y1))
+
+
 def _place_labels(ax, labelled, renderer) -> None:
     """Each label at the first place around its point that covers nothing (:func:`_obstacles`, the labels
-    placed before), else at the place that covers least; a label away from its point gets a leader line."""
+    placed before), else at the place that covers least; a label away from its point gets a leader line. A
+    place beside the point that is not clearly nearer its own point than another method's (``_OWN_NEARER``)
+    is skipped; a leader-line place that is costs as much as covering a whole label."""
     from matplotlib.text import Text
 
     frame, taken = ax.get_window_extent(renderer), _obstacles(ax, renderer)
-    for row, value, color in labelled:
-        best = None
+    points = [ax.transData.transform((row["seconds_per_image"], value)) for row, value, _ in labelled]
+    for i, (row, value, color) in enumerate(labelled):
+        others, best = points[:i] + points[i + 1 :], None
         for dx, dy, ha, va in _PLACES:
+            with_leader = abs(dx) + abs(dy) > 10
             leader = {"arrowstyle": "-", "color": color, "lw": 0.6, "shrinkA": 0, "shrinkB": 3}
             text = ax.annotate(
                 row["method"],
@@ -166,12 +179,18 @@ def _place_labels(ax, labelled, renderer) -> None:
                 va=va,
                 fontsize=8,
                 color="0.1",
-                arrowprops=leader if abs(dx) + abs(dy) > 10 else None,
+                arrowprops=leader if with_leader else None,
             )
             text.update_positions(renderer)
             box = Text.get_window_extent(text, renderer)  # the text alone, not its leader line
+            own = _OWN_NEARER * _distance(box, points[i])
+            misleading = any(_distance(box, p) < own for p in others)
+            if misleading and not with_leader:
+                text.remove()
+                continue
             outside = box.width * box.height - _area(box, frame)
-            cost = sum(_area(box, other) for other in taken) + 10 * outside
+            # a leader line names the point, but leaders that cross (labels swapped) still mislead
+            cost = sum(_area(box, other) for other in taken) + 10 * outside + misleading * box.width * box.height
             if best is not None and cost >= best[0]:
                 text.remove()
                 continue
