@@ -16,18 +16,18 @@ Detection needs dlib and its landmark model; without them the tests skip, except
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import pytest
 import torch
 from PIL import Image
 
-from sg2_core import Checkpoint, Generator, Inversion, faces, list_methods, load_checkpoint, save_checkpoint
+from sg2_core import Checkpoint, Generator, Inversion, list_methods, save_checkpoint
 from sg2_core.images import read_image, to_uint8
 from sg2_core.invert import main
 from sg2_core.methods.registry import method_spec
 from sg2_core.nn.config import GENERATOR_PRESETS
+from sg2_core.testing.requirements import require_face_detection
 
 pytestmark = pytest.mark.slow
 
@@ -40,15 +40,9 @@ PHOTO = "0000_astronaut.png"
 @pytest.fixture(scope="module")
 def workspace(tmp_path_factory) -> dict:
     """The photo, the config-F checkpoint, its generator, and a $TORCH_HOME with random LPIPS trunks."""
-    try:
-        import dlib  # noqa: F401
-        import skimage.data
+    require_face_detection()
+    import skimage.data
 
-        faces.landmarks_model_path()
-    except (ImportError, faces.LandmarkModelError) as error:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"--align needs dlib, its landmark model and scikit-image: {error}")
-        pytest.skip(f"--align needs dlib, its landmark model and scikit-image: {error}")
     from inv_metrics.lpips_distance import TRUNK_FILES, save_random_trunk
 
     root = tmp_path_factory.mktemp("full-scale")
@@ -69,7 +63,7 @@ def workspace(tmp_path_factory) -> dict:
         "photo": root / "astronaut.png",
         "photo_size": photo.shape[:2],
         "checkpoint": root / "ffhq1024-f.safetensors",
-        "generator": load_checkpoint(root / "ffhq1024-f.safetensors").generator.eval().requires_grad_(False),
+        "generator": G,  # the native checkpoint holds exactly its weights
         "torch_home": torch_home,
     }
 

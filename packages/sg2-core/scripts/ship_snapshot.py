@@ -14,18 +14,18 @@ import torch
 from safetensors import safe_open
 
 from sg2_core import create_method, demo, load_networks, save_networks
-from sg2_core.images import to_float, to_uint8
+from sg2_core.images import to_float
 from sg2_core.training.fit import load_dataset_images
 
 HELD_OUT_FROM = 5000  # the first images of the test set stay untouched, the set is the same for every run
 
 
 def held_out_images(count: int = 512) -> torch.Tensor:
-    """``count`` Fashion-MNIST test images in [-1, 1] from the 5000th on, leaving out every demo test image."""
-    images = load_dataset_images("fmnist-test", None, 32, 1)[HELD_OUT_FROM:]
-    demo_images = to_uint8(demo.load_test_images()[0])
-    is_demo = (images[:, None] == demo_images[None]).flatten(2).all(2).any(1)  # exact, pixel for pixel
-    return to_float(images[~is_demo][:count])
+    """``count`` Fashion-MNIST test images in [-1, 1] from the 5000th on, leaving out the demo's test images."""
+    demo_indices = set(demo.fmnist_test_indices())
+    images = load_dataset_images("fmnist-test", None, 32, 1)
+    keep = [i for i in range(HELD_OUT_FROM, len(images)) if i not in demo_indices][:count]
+    return to_float(images[keep])
 
 
 def mse(method, images: torch.Tensor, batch: int = 128) -> float:

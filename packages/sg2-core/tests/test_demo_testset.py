@@ -1,11 +1,8 @@
-import json
-from importlib.resources import as_file, files
-
 import pytest
 import torch
 
 from sg2_core.datasets import FASHION_MNIST_DIR, open_dataset
-from sg2_core.demo import TEST_IMAGES, load_test_images
+from sg2_core.demo import load_test_images, fmnist_test_indices
 from sg2_core.images import to_uint8
 
 
@@ -24,11 +21,8 @@ def test_load_test_images():
     reason="Debian package dataset-fashion-mnist not installed",
 )
 def test_test_images_are_the_recorded_test_split_images():
-    from safetensors import safe_open
-
-    with as_file(files("sg2_core").joinpath("assets", TEST_IMAGES)) as path, safe_open(str(path), "pt") as f:
-        info = json.loads(f.metadata()["info"])
-    indices = torch.tensor(info["indices"])
+    indices = torch.tensor(fmnist_test_indices())
+    assert len(indices) == 256 and indices.unique().numel() == 256
     test = open_dataset("fmnist-test", pad_to=32)
     images, labels = load_test_images()
     assert torch.equal(to_uint8(images), torch.stack([test[int(i)][0] for i in indices]))

@@ -8,7 +8,6 @@ they fail like any other missing requirement. Alignment from given landmarks and
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,17 +18,11 @@ import torch
 from PIL import Image
 
 from sg2_core import faces
+from sg2_core.testing.requirements import unavailable
 
 DATA = Path(__file__).parent / "data" / "faces"
 FIXTURE = json.loads((DATA / "astronaut_face.json").read_text())
 LANDMARKS = np.array(FIXTURE["landmarks"], np.float64)
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def missing(reason: str):
-    if IN_CI:
-        pytest.fail(f"{reason} (CI=true: sg2_core.faces' requirements must be installed)")
-    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
@@ -37,7 +30,7 @@ def photo() -> np.ndarray:
     try:
         import skimage.data
     except ImportError:
-        missing("scikit-image is not installed (sg2-core's test extra)")
+        unavailable("scikit-image is not installed (sg2-core's test extra)")
     return skimage.data.astronaut()
 
 
@@ -46,11 +39,11 @@ def detector_ready():
     try:
         import dlib  # noqa: F401
     except ImportError:
-        missing("dlib is not installed: pip install 'sg2-core[faces]'")
+        unavailable("dlib is not installed: pip install 'sg2-core[faces]'")
     try:
         faces.landmarks_model_path()
     except faces.LandmarkModelError as error:
-        missing(str(error))
+        unavailable(str(error))
 
 
 def case_inputs(case: dict, photo: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -295,3 +288,12 @@ def test_paste_back_refuses_bad_input(photo):
         faces.paste_back(photo, face.image[None, :1], [face])
     with pytest.raises(ValueError, match=r"feather must be in \[0, 0.5\]"):
         faces.paste_back(photo, face.image[None], [face], feather=0.7)
+
+
+def test_a_missing_requirement_skips_here_and_fails_under_ci(monkeypatch):
+    monkeypatch.delenv("CI", raising=False)
+    with pytest.raises(pytest.skip.Exception, match="^no dlib$"):
+        unavailable("no dlib")
+    monkeypatch.setenv("CI", "true")
+    with pytest.raises(pytest.fail.Exception, match=r"^no dlib \(CI=true: the requirement must be installed\)$"):
+        unavailable("no dlib")

@@ -9,7 +9,6 @@ landmark model; without them the tests skip, except under CI=true, where they fa
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +20,7 @@ from sg2_core import Inversion, Method, demo, faces, register_method
 from sg2_core.images import convert_channels, fit_image, read_image, to_uint8
 from sg2_core.invert import main
 from sg2_core.methods.registry import unregister_method
+from sg2_core.testing.requirements import require_face_detection
 
 RES = 32
 LANDMARKS = np.array(
@@ -41,15 +41,9 @@ class FaceToy(Method):
 @pytest.fixture(scope="module")
 def run(tmp_path_factory):
     """``(out, photos)``: one run over astronaut.png (one face) and pair.png (two), batches of 2, one edit."""
-    try:
-        import dlib  # noqa: F401
-        import skimage.data
+    require_face_detection()
+    import skimage.data
 
-        faces.landmarks_model_path()
-    except (ImportError, faces.LandmarkModelError) as error:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"--align needs dlib, its landmark model and scikit-image: {error}")
-        pytest.skip(f"--align needs dlib, its landmark model and scikit-image: {error}")
     root = tmp_path_factory.mktemp("align")
     astronaut = skimage.data.astronaut()
     photos = {"astronaut.png": astronaut, "pair.png": np.concatenate([astronaut, astronaut[:, ::-1]], axis=1)}

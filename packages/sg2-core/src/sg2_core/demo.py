@@ -7,6 +7,7 @@ download. ``tools/train_demo.py`` (in the repository) retrains the networks from
 
 from __future__ import annotations
 
+import json
 from importlib.resources import as_file, files
 
 import torch
@@ -63,3 +64,12 @@ def load_test_images(device=None) -> tuple[torch.Tensor, torch.Tensor]:
         data = load_file(str(path))
     images = to_float(data["images"]).to(device)
     return images, data["labels"].to(device)
+
+
+def fmnist_test_indices() -> list[int]:
+    """Where the 256 test images come from: their indices in the Fashion-MNIST test split (``fmnist-test``),
+    recorded in the file by ``scripts/make_demo_testset.py``."""
+    from safetensors import safe_open
+
+    with as_file(_data_file(TEST_IMAGES)) as path, safe_open(str(path), "pt") as f:
+        return json.loads(f.metadata()["info"])["indices"]

@@ -32,17 +32,14 @@ def launch(args, train: Callable[[torch.device], int]) -> int:
     ``FileNotFoundError``) becomes one line on stderr and exit code 2.
     """
     threads.configure(args.threads)
+    joined = False
     try:
         device = resolve_device(args.device, local_rank=int(os.environ.get("LOCAL_RANK", "0")))
-    except ValueError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    joined = int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized()
-    if joined:
-        if device.type == "cuda":
-            torch.cuda.set_device(device)
-        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-    try:
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1 and not dist.is_initialized():
+            if device.type == "cuda":
+                torch.cuda.set_device(device)
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+            joined = True
         return train(device)
     except (ValueError, FileNotFoundError) as error:
         print(f"error: {error}", file=sys.stderr)
