@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from sg2_core.datasets import FASHION_MNIST_DIR, open_dataset
-from sg2_core.demo import load_test_images, fmnist_test_indices
+from sg2_core.demo import fmnist_test_indices, load_test_images
 from sg2_core.images import to_uint8
 
 
